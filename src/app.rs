@@ -1,0 +1,144 @@
+//! Startup, wiring and graceful shutdown.
+//!
+//! [`App::build`] connects to the database, migrates it, runs first-run
+//! setup and builds the mail transport. [`App::run`] serves HTTP and/or runs
+//! the workers until the shutdown signal; then the server stops accepting,
+//! finishes in-flight requests, and workers release what they had claimed.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::mail::{Composer, Transport};
+use crate::services::{Context, ServiceError, setup};
+use crate::store::{Store, StoreError};
+use crate::web::{self, AppState};
+use crate::workers::outbox::OutboxWorker;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("setup: {0}")]
+    Setup(#[from] ServiceError),
+    #[error("mail: {0}")]
+    Mail(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+pub struct App {
+    pub ctx: Context,
+    pub transport: Transport,
+}
+
+/// What [`App::run`] should run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Web server and workers in one process (the default).
+    All,
+    /// Web server only (`serve --no-workers`).
+    Web,
+    /// Workers only (`worker`).
+    Workers,
+}
+
+impl App {
+    pub async fn build(config: Config, clock: Clock) -> Result<Self, AppError> {
+        let store = Store::connect(&config.database_url).await?;
+        store.migrate().await?;
+        let secret_key = setup::bootstrap(&store, &clock, &config).await?;
+        let transport = Transport::from_config(config.smtp_url.as_ref(), &config.outbox_dir, config.send_concurrency as usize)
+            .map_err(AppError::Mail)?;
+        let composer = Composer {
+            from: config.from.clone(),
+            host: config.mail_host(),
+            group_name: config.group_name.clone(),
+            contact_address: config.contact_address.clone(),
+        };
+        let ctx = Context {
+            store,
+            clock,
+            config: Arc::new(config),
+            composer,
+            secret_key: Arc::new(secret_key),
+            outbox_wakeup: Arc::new(Notify::new()),
+        };
+        Ok(Self { ctx, transport })
+    }
+
+    pub fn outbox_worker(&self) -> OutboxWorker {
+        OutboxWorker::new(self.ctx.clone(), self.transport.clone())
+    }
+
+    pub fn router(&self) -> axum::Router {
+        web::router(AppState::new(self.ctx.clone()))
+    }
+
+    /// Binds the configured address.
+    pub async fn bind(&self) -> Result<TcpListener, AppError> {
+        let addr = self.ctx.config.bind;
+        TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })
+    }
+
+    /// Runs until `shutdown` turns true. `listener` is needed unless `role`
+    /// is [`Role::Workers`].
+    pub async fn run(self, listener: Option<TcpListener>, role: Role, shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        if role != Role::Web {
+            tasks.spawn(self.outbox_worker().run(shutdown.clone()));
+        }
+        let server = match (role, listener) {
+            (Role::Workers, _) | (_, None) => None,
+            (_, Some(listener)) => {
+                let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+                let mut stop = shutdown.clone();
+                Some(axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                }))
+            }
+        };
+        let served = match server {
+            Some(server) => server.await.map_err(AppError::Serve),
+            None => {
+                let mut stop = shutdown.clone();
+                let _ = stop.wait_for(|s| *s).await;
+                Ok(())
+            }
+        };
+        // Workers see the same signal; wait for them to release their work.
+        while tasks.join_next().await.is_some() {}
+        self.ctx.store.close().await;
+        served
+    }
+}
+
+/// A receiver that turns true on SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
+        }
+        tracing::info!("shutting down: finishing in-flight work");
+        let _ = tx.send(true);
+    });
+    rx
+}

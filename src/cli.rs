@@ -1,0 +1,157 @@
+//! The command line (DESIGN §4 "CLI"). Each command is a few lines that
+//! call into the library.
+
+use crate::app::{App, Role, shutdown_on_signals};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::services::accounts;
+use crate::store::Store;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::BufRead;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "tidings", version, about = "Mailing lists and supporter updates for campaign groups")]
+pub struct Cli {
+    /// Configuration file (environment variables override it).
+    #[arg(long, global = true, default_value = "tidings.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server (and, unless --no-workers, the workers).
+    Serve {
+        /// Serve HTTP only; run `tidings worker` elsewhere.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run the workers only.
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Organiser accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Check the configuration, the database and the mail relay.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an organiser. Prints a generated password unless one is piped
+    /// in with --password-stdin.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum, default_value_t = RoleArg::Admin)]
+        role: RoleArg,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Editor,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; prints it alone on the last line of stdout.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Runs one command; the error is what `main` prints before exiting 1.
+pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::load(&cli.config)?;
+    let clock = Clock::system();
+    match cli.command {
+        Command::Serve { no_workers } => {
+            let app = App::build(config, clock).await?;
+            let listener = app.bind().await?;
+            let role = if no_workers { Role::Web } else { Role::All };
+            tracing::info!(address = %app.ctx.config.bind, base_url = %app.ctx.config.base_url, workers = !no_workers, "Tidings is listening");
+            print_first_run_hints(&app).await;
+            app.run(Some(listener), role, shutdown_on_signals()).await?;
+        }
+        Command::Worker => {
+            let app = App::build(config, clock).await?;
+            tracing::info!("Tidings workers running");
+            app.run(None, Role::Workers, shutdown_on_signals()).await?;
+        }
+        Command::Migrate => {
+            let store = Store::connect(&config.database_url).await?;
+            store.migrate().await?;
+            println!("database is up to date");
+        }
+        Command::User { command: UserCommand::Add { email, role, password_stdin } } => {
+            let store = migrated(&config).await?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                accounts::generate_password()?
+            };
+            let role = match role {
+                RoleArg::Admin => accounts::Role::Admin,
+                RoleArg::Editor => accounts::Role::Editor,
+            };
+            accounts::add_user(&store, &clock, &email, &password, role).await?;
+            println!("added {} ({})", email.trim(), role.as_str());
+            if !password_stdin {
+                println!("password: {password}");
+            }
+        }
+        Command::Token { command: TokenCommand::Create { name } } => {
+            let store = migrated(&config).await?;
+            let token = accounts::create_token(&store, &clock, &name).await?;
+            println!("API token \"{}\" created. It is shown once; store it safely.", name.trim());
+            println!("{token}");
+        }
+        Command::Check => check(config).await?,
+    }
+    Ok(())
+}
+
+async fn migrated(config: &Config) -> Result<Store, Box<dyn std::error::Error>> {
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn print_first_run_hints(app: &App) {
+    if let Ok(true) = crate::services::setup::notice_is_default(&app.ctx.store, &app.ctx.clock).await {
+        tracing::warn!(
+            "the privacy notice is still the shipped default: publish your own with POST /api/v1/privacy-notices \
+             (see README, \"Consent wording\")"
+        );
+    }
+    println!("Tidings is running: open {} to subscribe.", app.ctx.config.link("/"));
+}
+
+async fn check(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    println!("configuration: ok");
+    let store = Store::connect(&config.database_url).await?;
+    store.ping().await?;
+    println!("database: ok ({:?})", store.backend());
+    let transport = crate::mail::Transport::from_config(config.smtp_url.as_ref(), &config.outbox_dir, 1)?;
+    let how = transport.check().await?;
+    println!("mail: ok ({how})");
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! Configuration: `tidings.toml` (optional) overlaid by `TIDINGS_*`
+//! environment variables, which win. Keys and defaults are part of the public
+//! contract (DESIGN §4); new keys may be added, none renamed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not valid TOML: {source}")]
+    Toml { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The fully parsed configuration. Every field is a value the program can
+/// use directly.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    pub bind: SocketAddr,
+    /// Base of every link in mail and pages, without a trailing slash.
+    pub base_url: url::Url,
+    /// `None` writes mail into `outbox_dir` as `.eml` files.
+    pub smtp_url: Option<url::Url>,
+    pub outbox_dir: PathBuf,
+    /// `Name <address>` used as From on every message.
+    pub from: lettre::message::Mailbox,
+    /// Overrides the key stored in the database (hex or any string ≥ 32 bytes).
+    pub secret_key: Option<String>,
+    /// Bulk messages per second; 0 = unlimited.
+    pub send_rate: u32,
+    pub send_concurrency: u32,
+    /// Subscribe requests per minute from one client address; 0 = no limit.
+    pub subscribe_limit_per_ip: u32,
+    /// Header carrying the real client address behind a reverse proxy.
+    pub trusted_proxy_header: Option<String>,
+    /// Shown in pages and mail ("Save Our Hospital").
+    pub group_name: String,
+    /// Postal or contact address for mail footers (PECR expects one).
+    pub contact_address: String,
+    /// How long a confirmation link works.
+    pub confirm_token_ttl: Duration,
+    /// At most one confirmation mail per address and list in this window.
+    pub confirm_resend_interval: Duration,
+    /// Largest request body accepted on public routes.
+    pub max_body_bytes: usize,
+}
+
+/// Names of every key, in the order the README documents them.
+pub const KEYS: &[&str] = &[
+    "TIDINGS_DATABASE_URL",
+    "TIDINGS_BIND",
+    "TIDINGS_BASE_URL",
+    "TIDINGS_SMTP_URL",
+    "TIDINGS_OUTBOX_DIR",
+    "TIDINGS_FROM",
+    "TIDINGS_SECRET_KEY",
+    "TIDINGS_SEND_RATE",
+    "TIDINGS_SEND_CONCURRENCY",
+    "TIDINGS_SUBSCRIBE_LIMIT_PER_IP",
+    "TIDINGS_TRUSTED_PROXY_HEADER",
+    "TIDINGS_GROUP_NAME",
+    "TIDINGS_CONTACT_ADDRESS",
+    "TIDINGS_CONFIRM_TOKEN_TTL_HOURS",
+    "TIDINGS_CONFIRM_RESEND_HOURS",
+    "TIDINGS_MAX_BODY_BYTES",
+];
+
+impl Config {
+    /// Reads `tidings.toml` from `path` if it exists, then the environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut values = read_toml(path)?;
+        for key in KEYS {
+            if let Ok(v) = std::env::var(key) {
+                values.insert((*key).to_owned(), v);
+            }
+        }
+        Self::from_map(&values)
+    }
+
+    /// Builds a configuration from `KEY -> value` pairs (missing keys take
+    /// their defaults). Tests use this directly.
+    pub fn from_map(values: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| values.get(key).map(|s| s.trim()).filter(|s| !s.is_empty());
+
+        let base_url = parse_url("TIDINGS_BASE_URL", get("TIDINGS_BASE_URL").unwrap_or("http://localhost:8080"))?;
+        let smtp_url = get("TIDINGS_SMTP_URL").map(|s| parse_url("TIDINGS_SMTP_URL", s)).transpose()?;
+        if let Some(u) = &smtp_url {
+            if !matches!(u.scheme(), "smtp" | "smtps") || u.host_str().is_none() {
+                return Err(invalid("TIDINGS_SMTP_URL", "use smtp://host:port or smtps://host:port"));
+            }
+        }
+        let from_raw = get("TIDINGS_FROM").unwrap_or("Tidings <noreply@localhost>");
+        let from: lettre::message::Mailbox = from_raw
+            .parse()
+            .map_err(|_| invalid("TIDINGS_FROM", "expected `Name <address@domain>`"))?;
+        let group_name = get("TIDINGS_GROUP_NAME")
+            .map(str::to_owned)
+            .or_else(|| from.name.clone())
+            .unwrap_or_else(|| "Tidings".to_owned());
+        if group_name.chars().any(char::is_control) {
+            return Err(invalid("TIDINGS_GROUP_NAME", "must be one line"));
+        }
+
+        Ok(Self {
+            database_url: get("TIDINGS_DATABASE_URL").unwrap_or("sqlite://tidings.db").to_owned(),
+            bind: get("TIDINGS_BIND")
+                .unwrap_or("127.0.0.1:8080")
+                .parse()
+                .map_err(|_| invalid("TIDINGS_BIND", "expected host:port, e.g. 127.0.0.1:8080"))?,
+            base_url,
+            smtp_url,
+            outbox_dir: PathBuf::from(get("TIDINGS_OUTBOX_DIR").unwrap_or("./outbox")),
+            from,
+            secret_key: get("TIDINGS_SECRET_KEY").map(str::to_owned),
+            send_rate: parse_num(get, "TIDINGS_SEND_RATE", 0)?,
+            send_concurrency: parse_num(get, "TIDINGS_SEND_CONCURRENCY", 4)?.max(1),
+            subscribe_limit_per_ip: parse_num(get, "TIDINGS_SUBSCRIBE_LIMIT_PER_IP", 10)?,
+            trusted_proxy_header: get("TIDINGS_TRUSTED_PROXY_HEADER").map(str::to_owned),
+            group_name,
+            contact_address: get("TIDINGS_CONTACT_ADDRESS").unwrap_or_default().to_owned(),
+            confirm_token_ttl: hours(parse_num(get, "TIDINGS_CONFIRM_TOKEN_TTL_HOURS", 72)?),
+            confirm_resend_interval: hours(parse_num(get, "TIDINGS_CONFIRM_RESEND_HOURS", 24)?),
+            max_body_bytes: parse_num(get, "TIDINGS_MAX_BODY_BYTES", 64 * 1024)?,
+        })
+    }
+
+    /// A link under the base URL, e.g. `link("confirm/abc")`.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url.as_str().trim_end_matches('/'), path.trim_start_matches('/'))
+    }
+
+    /// The host part used in Message-IDs and List-Ids.
+    pub fn mail_host(&self) -> String {
+        self.base_url.host_str().unwrap_or("localhost").to_owned()
+    }
+}
+
+fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(source) => return Err(ConfigError::Read { path: path.to_owned(), source }),
+    };
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| ConfigError::Toml { path: path.to_owned(), source: Box::new(e) })?;
+    // The file may use the environment names or their short lower-case form
+    // (`bind = "…"` for TIDINGS_BIND).
+    Ok(table
+        .into_iter()
+        .map(|(k, v)| {
+            let key = if k.starts_with("TIDINGS_") { k } else { format!("TIDINGS_{}", k.to_uppercase()) };
+            let value = match v {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (key, value)
+        })
+        .collect())
+}
+
+fn invalid(key: &'static str, message: &str) -> ConfigError {
+    ConfigError::Invalid { key, message: message.to_owned() }
+}
+
+fn parse_url(key: &'static str, raw: &str) -> Result<url::Url, ConfigError> {
+    url::Url::parse(raw).map_err(|e| invalid(key, &e.to_string()))
+}
+
+fn parse_num<'a, T: std::str::FromStr>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    key: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    get(key).map_or(Ok(default), |s| s.parse().map_err(|_| invalid(key, "expected a whole number")))
+}
+
+fn hours(h: u64) -> Duration {
+    Duration::from_secs(h * 3600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::from_map(&BTreeMap::new()).unwrap();
+        assert_eq!(c.database_url, "sqlite://tidings.db");
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.link("/confirm/x"), "http://localhost:8080/confirm/x");
+        assert!(c.smtp_url.is_none());
+        assert_eq!(c.outbox_dir, PathBuf::from("./outbox"));
+        assert_eq!(c.from.to_string(), "Tidings <noreply@localhost>");
+        assert_eq!(c.subscribe_limit_per_ip, 10);
+        assert_eq!(c.send_rate, 0);
+        assert_eq!(c.confirm_token_ttl, Duration::from_secs(72 * 3600));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = Config::from_map(&map(&[("TIDINGS_BIND", "nonsense")])).unwrap_err();
+        assert!(err.to_string().starts_with("TIDINGS_BIND"));
+        let err = Config::from_map(&map(&[("TIDINGS_SMTP_URL", "http://x")])).unwrap_err();
+        assert!(err.to_string().starts_with("TIDINGS_SMTP_URL"));
+        assert!(Config::from_map(&map(&[("TIDINGS_SEND_RATE", "-3")])).is_err());
+    }
+
+    #[test]
+    fn toml_file_is_read_and_environment_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tidings.toml");
+        std::fs::write(&path, "bind = \"127.0.0.1:9999\"\nsend_rate = 5\n").unwrap();
+        let from_file = read_toml(&path).unwrap();
+        assert_eq!(from_file["TIDINGS_BIND"], "127.0.0.1:9999");
+        assert_eq!(from_file["TIDINGS_SEND_RATE"], "5");
+        let mut merged = from_file;
+        merged.insert("TIDINGS_BIND".into(), "127.0.0.1:7777".into());
+        assert_eq!(Config::from_map(&merged).unwrap().bind.port(), 7777);
+    }
+}

@@ -1,0 +1,25 @@
+//! Pure domain types. Every value that arrives from outside (a form, JSON, a
+//! CSV row, a URL) is parsed into one of these exactly once, at the edge, so
+//! the rest of the code never has to ask "is this valid?" again.
+//!
+//! Nothing in here performs I/O.
+
+mod email;
+mod list;
+mod name;
+mod status;
+mod text;
+mod token;
+
+pub use email::EmailAddress;
+pub use list::{ListName, ListSlug};
+pub use name::SubscriberName;
+pub use status::{Actor, ConsentKind, SubscriptionStatus, WithdrawalMethod};
+pub use text::{HeaderSafeText, sha256_hex};
+pub use token::{ConfirmToken, SignedToken, TokenPurpose};
+
+/// Why a piece of input was refused. The message is safe to show the person
+/// who typed it: it never echoes the input back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub &'static str);

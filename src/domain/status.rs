@@ -1,0 +1,107 @@
+//! The vocabularies of the consent ledger and of subscriptions.
+
+use super::ParseError;
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, ParseError> {
+                match raw {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(ParseError(concat!("unknown ", stringify!($name)))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Where one supporter stands with one list.
+    SubscriptionStatus {
+        Pending => "pending",
+        Confirmed => "confirmed",
+        Unsubscribed => "unsubscribed",
+        Bounced => "bounced",
+        Complained => "complained",
+    }
+);
+
+string_enum!(
+    /// What a consent-ledger entry records.
+    ConsentKind {
+        Requested => "requested",
+        Confirmed => "confirmed",
+        Withdrawn => "withdrawn",
+        Imported => "imported",
+        Erased => "erased",
+        Resubscribed => "resubscribed",
+        Bounced => "bounced",
+        Complained => "complained",
+    }
+);
+
+string_enum!(
+    /// How a supporter withdrew: kept in the ledger as evidence.
+    WithdrawalMethod {
+        OneClick => "one-click",
+        Page => "page",
+        Preferences => "preferences",
+        Organiser => "organiser",
+    }
+);
+
+/// Who caused a ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The supporter, acting through a public page or a mail link.
+    Supporter,
+    /// An organiser's API token (its id).
+    ApiToken(uuid::Uuid),
+    /// An organiser account (its id).
+    Organiser(uuid::Uuid),
+    /// Tidings itself (e.g. a bounce handler).
+    System,
+}
+
+impl Actor {
+    pub fn to_db(&self) -> String {
+        match self {
+            Actor::Supporter => "supporter".to_owned(),
+            Actor::ApiToken(id) => format!("api-token:{id}"),
+            Actor::Organiser(id) => format!("organiser:{id}"),
+            Actor::System => "system".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_variant() {
+        for s in SubscriptionStatus::ALL {
+            assert_eq!(SubscriptionStatus::parse(s.as_str()).unwrap(), *s);
+        }
+        for k in ConsentKind::ALL {
+            assert_eq!(ConsentKind::parse(k.as_str()).unwrap(), *k);
+        }
+        assert!(ConsentKind::parse("nonsense").is_err());
+    }
+}

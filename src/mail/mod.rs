@@ -1,0 +1,22 @@
+//! Mail: composing messages ([`compose`]) and handing them to a
+//! [`transport::Transport`] (pooled SMTP, or `.eml` files in a folder).
+//!
+//! Nothing here touches the database: the outbox worker reads queued
+//! messages from the store and calls [`transport::Transport::send`].
+
+pub mod compose;
+pub mod smtp;
+pub mod transport;
+
+pub use compose::{Composed, Composer};
+pub use transport::{SendError, Transport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("could not render the {0} template: {1}")]
+    Template(&'static str, askama::Error),
+    #[error("could not build the message: {0}")]
+    Build(#[from] lettre::error::Error),
+    #[error("invalid address: {0}")]
+    Address(#[from] lettre::address::AddressError),
+}

@@ -1,0 +1,170 @@
+//! The consent ledger as the data controller sees it, and publishing new
+//! privacy-notice and consent-statement versions.
+
+use super::{Context, FieldError, Result, ServiceError, lists};
+use crate::domain::sha256_hex;
+use crate::store::{ConsentEventRow, ConsentStatementRow, PrivacyNoticeRow};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatementRef {
+    pub version: Option<i64>,
+    pub text: Option<String>,
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NoticeRef {
+    pub version: Option<i64>,
+    pub url: Option<String>,
+    pub sha256: Option<String>,
+}
+
+/// One ledger entry, in the DESIGN §4 shape.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConsentEventView {
+    pub id: Uuid,
+    pub kind: String,
+    pub list: String,
+    pub occurred_at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub source: Option<String>,
+    pub statement: StatementRef,
+    pub privacy_notice: NoticeRef,
+    pub actor: String,
+    /// How a withdrawal happened, or the basis of an import.
+    pub detail: Option<String>,
+}
+
+impl From<ConsentEventRow> for ConsentEventView {
+    fn from(e: ConsentEventRow) -> Self {
+        Self {
+            id: e.id,
+            kind: e.kind,
+            list: e.list_slug,
+            occurred_at: e.occurred_at,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            source: e.source,
+            statement: StatementRef { version: e.statement_version, text: e.statement_text, sha256: e.statement_sha256 },
+            privacy_notice: NoticeRef { version: e.notice_version, url: e.notice_url, sha256: e.notice_sha256 },
+            actor: e.actor,
+            detail: e.detail,
+        }
+    }
+}
+
+pub async fn ledger(ctx: &Context, subscriber_id: Uuid) -> Result<Vec<ConsentEventView>> {
+    let mut tx = ctx.store.read().await?;
+    tx.subscriber_by_id(subscriber_id).await?.ok_or(ServiceError::NotFound("subscriber"))?;
+    Ok(tx.consent_events(subscriber_id).await?.into_iter().map(ConsentEventView::from).collect())
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NoticeView {
+    pub version: i64,
+    pub url: Option<String>,
+    pub text: String,
+    pub sha256: String,
+    pub effective_from: DateTime<Utc>,
+}
+
+impl From<PrivacyNoticeRow> for NoticeView {
+    fn from(n: PrivacyNoticeRow) -> Self {
+        Self { version: n.version, url: n.url, text: n.body, sha256: n.sha256, effective_from: n.effective_from }
+    }
+}
+
+pub async fn current_notice(ctx: &Context) -> Result<NoticeView> {
+    let mut tx = ctx.store.read().await?;
+    Ok(tx.current_privacy_notice(ctx.clock.now()).await?.ok_or(ServiceError::NotFound("privacy notice"))?.into())
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct NoticeInput {
+    pub text: Option<String>,
+    pub url: Option<String>,
+    pub effective_from: Option<DateTime<Utc>>,
+}
+
+const MAX_TEXT: usize = 100_000;
+
+fn required_text(raw: Option<&str>, max: usize) -> Result<String> {
+    match raw.map(str::trim) {
+        Some(t) if !t.is_empty() && t.len() <= max => Ok(t.to_owned()),
+        _ => Err(ServiceError::Invalid(vec![FieldError::new("text", "the text is required (and at most 100,000 bytes)")])),
+    }
+}
+
+/// Publishes a new notice version; earlier versions stay, unchanged.
+pub async fn publish_notice(ctx: &Context, input: &NoticeInput) -> Result<NoticeView> {
+    let text = required_text(input.text.as_deref(), MAX_TEXT)?;
+    let url = input.url.as_deref().map(str::trim).filter(|u| !u.is_empty());
+    if let Some(u) = url {
+        if url::Url::parse(u).is_err() || u.chars().any(char::is_control) {
+            return Err(ServiceError::Invalid(vec![FieldError::new("url", "the URL is not valid")]));
+        }
+    }
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let url = url.map(str::to_owned).unwrap_or_else(|| ctx.config.link("/privacy"));
+    let notice = tx.publish_privacy_notice(Some(&url), &text, &sha256_hex(&text), input.effective_from.unwrap_or(now), now).await?;
+    tx.commit().await?;
+    Ok(notice.into())
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatementView {
+    pub id: Uuid,
+    pub list: String,
+    pub version: i64,
+    pub text: String,
+    pub sha256: String,
+    pub privacy_notice_version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+fn statement_view(s: ConsentStatementRow, list: String) -> StatementView {
+    StatementView {
+        id: s.id,
+        list,
+        version: s.version,
+        text: s.body,
+        sha256: s.sha256,
+        privacy_notice_version: s.notice_version,
+        created_at: s.created_at,
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct StatementInput {
+    pub list: Option<String>,
+    pub text: Option<String>,
+}
+
+/// Publishes a list's next consent-statement version, tied to the notice in
+/// force now.
+pub async fn publish_statement(ctx: &Context, input: &StatementInput) -> Result<StatementView> {
+    let text = required_text(input.text.as_deref(), 10_000)?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let list = lists::find(&mut tx, input.list.as_deref().unwrap_or("")).await?;
+    let notice = tx.current_privacy_notice(now).await?.ok_or(ServiceError::NotFound("privacy notice"))?;
+    let statement = tx.publish_statement(list.id, &text, &sha256_hex(&text), notice.version, now).await?;
+    tx.commit().await?;
+    Ok(statement_view(statement, list.slug))
+}
+
+/// The statement in force for each list.
+pub async fn current_statements(ctx: &Context) -> Result<Vec<StatementView>> {
+    let mut tx = ctx.store.read().await?;
+    let mut out = Vec::new();
+    for list in tx.lists().await? {
+        if let Some(s) = tx.current_statement(list.id).await? {
+            out.push(statement_view(s, list.slug));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,99 @@
+//! The flows Tidings offers, independent of HTTP: subscribe, confirm,
+//! unsubscribe, preferences, and the organiser's list/subscriber/consent
+//! operations. Each flow runs in one database transaction; mail it causes is
+//! written to the outbox in that same transaction (never sent inline).
+//!
+//! Layout: [`Context`] (what every flow needs), [`ServiceError`], and one
+//! module per area.
+
+pub mod accounts;
+pub mod consent;
+pub mod lists;
+pub mod setup;
+pub mod subscribers;
+pub mod supporter;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::ParseError;
+use crate::mail::{Composer, MailError};
+use crate::store::{Store, StoreError};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Everything a flow needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Store,
+    pub clock: Clock,
+    pub config: Arc<Config>,
+    pub composer: Composer,
+    /// Key for signed links (unsubscribe, preferences).
+    pub secret_key: Arc<Vec<u8>>,
+    /// Wakes the outbox worker when mail is queued.
+    pub outbox_wakeup: Arc<Notify>,
+}
+
+/// One field's problem, safe to show to the person who filled the form.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+
+    pub fn from_parse(field: &'static str, e: ParseError) -> Self {
+        Self::new(field, e.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("the request has invalid fields")]
+    Invalid(Vec<FieldError>),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A link that was valid once but is used up or expired.
+    #[error("that link has expired or has already been used")]
+    Gone,
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error("the system random number generator failed: {0}")]
+    Random(#[from] getrandom::Error),
+    #[error("password hashing failed: {0}")]
+    PasswordHash(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ServiceError::Conflict(format!("{what} already exists")),
+            other => ServiceError::Store(other),
+        }
+    }
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// Facts about the HTTP request behind a consent event.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Who asked, for the ledger's `actor`.
+pub use crate::domain::Actor;
+
+/// Fails with one 422-style error if any field was refused.
+pub(crate) fn ensure_valid(errors: Vec<FieldError>) -> Result<()> {
+    if errors.is_empty() { Ok(()) } else { Err(ServiceError::Invalid(errors)) }
+}

@@ -1,0 +1,146 @@
+//! Organiser operations on subscribers: find by address, fetch, and add
+//! with a recorded basis (`confirmed`) or by sending a confirmation
+//! (`pending`, the default).
+
+use super::supporter::{self, Origin, Transition};
+use super::{Actor, Context, FieldError, RequestMeta, Result, ServiceError, ensure_valid};
+use crate::domain::{ConsentKind, EmailAddress, ListSlug, SubscriberName, SubscriptionStatus};
+use crate::store::{SubscriberRow, Tx};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SubscriptionView {
+    pub list: String,
+    pub status: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A subscriber in the DESIGN §4 shape.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SubscriberView {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub attributes: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub subscriptions: Vec<SubscriptionView>,
+}
+
+async fn view(tx: &mut Tx, s: SubscriberRow) -> Result<SubscriberView> {
+    let subscriptions = tx
+        .subscriptions(s.id)
+        .await?
+        .into_iter()
+        .map(|sub| SubscriptionView { list: sub.list_slug, status: sub.status, updated_at: sub.updated_at })
+        .collect();
+    Ok(SubscriberView {
+        id: s.id,
+        email: s.email,
+        name: s.name,
+        attributes: serde_json::from_str(&s.attributes).unwrap_or_else(|_| serde_json::json!({})),
+        created_at: s.created_at,
+        subscriptions,
+    })
+}
+
+pub async fn find_by_email(ctx: &Context, raw: &str) -> Result<SubscriberView> {
+    let email = EmailAddress::parse(raw).map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("email", e)]))?;
+    let mut tx = ctx.store.read().await?;
+    let row = tx.subscriber_by_email(email.normalised()).await?.ok_or(ServiceError::NotFound("subscriber"))?;
+    view(&mut tx, row).await
+}
+
+pub async fn get(ctx: &Context, id: Uuid) -> Result<SubscriberView> {
+    let mut tx = ctx.store.read().await?;
+    let row = tx.subscriber_by_id(id).await?.ok_or(ServiceError::NotFound("subscriber"))?;
+    view(&mut tx, row).await
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct AddSubscriberInput {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub lists: Vec<String>,
+    pub basis: Option<String>,
+    pub status: Option<String>,
+}
+
+/// Adds (or extends) a subscriber. Returns the subscriber and whether it
+/// was created.
+pub async fn add(ctx: &Context, input: &AddSubscriberInput, actor: Actor, meta: &RequestMeta) -> Result<(SubscriberView, bool)> {
+    let mut errors = Vec::new();
+    let email = EmailAddress::parse(input.email.as_deref().unwrap_or(""))
+        .map_err(|e| errors.push(FieldError::from_parse("email", e)))
+        .ok();
+    let name = SubscriberName::parse_optional(input.name.as_deref().unwrap_or(""))
+        .map_err(|e| errors.push(FieldError::from_parse("name", e)))
+        .ok()
+        .flatten();
+    let status = match input.status.as_deref().unwrap_or("pending") {
+        "pending" => Some(SubscriptionStatus::Pending),
+        "confirmed" => Some(SubscriptionStatus::Confirmed),
+        _ => {
+            errors.push(FieldError::new("status", "status is \"pending\" or \"confirmed\""));
+            None
+        }
+    };
+    let basis = input.basis.as_deref().map(str::trim).filter(|b| !b.is_empty());
+    if status == Some(SubscriptionStatus::Confirmed) && basis.is_none() {
+        errors.push(FieldError::new("basis", "adding a confirmed subscriber needs the basis on which you may mail them"));
+    }
+    if basis.is_some_and(|b| b.len() > 2000 || b.chars().any(char::is_control)) {
+        errors.push(FieldError::new("basis", "the basis is one line of at most 2000 characters"));
+    }
+    if input.lists.is_empty() {
+        errors.push(FieldError::new("lists", "name at least one list"));
+    }
+    let slugs: Vec<ListSlug> = input
+        .lists
+        .iter()
+        .filter_map(|l| ListSlug::parse(l).map_err(|e| errors.push(FieldError::from_parse("lists", e))).ok())
+        .collect();
+    ensure_valid(errors)?;
+    let (Some(email), Some(status)) = (email, status) else { unreachable!("errors were checked") };
+
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let mut lists = Vec::with_capacity(slugs.len());
+    for slug in &slugs {
+        lists.push(tx.list_by_slug(slug.as_str()).await?.ok_or_else(|| {
+            ServiceError::Invalid(vec![FieldError::new("lists", format!("there is no list {slug}"))])
+        })?);
+    }
+    if tx.is_suppressed(&email.suppression_hash()).await? {
+        return Err(ServiceError::Invalid(vec![FieldError::new(
+            "email",
+            "this address is on the suppression list (erased, complained or hard-bounced) and cannot be added",
+        )]));
+    }
+    let created = tx.subscriber_by_email(email.normalised()).await?.is_none();
+    let subscriber = supporter::find_or_create_subscriber(&mut tx, &email, name.as_ref(), now).await?;
+    if let (false, Some(n)) = (created, &name) {
+        tx.set_subscriber_name(subscriber.id, n.as_str(), now).await?;
+    }
+    let notice_version = supporter::current_notice_version(&mut tx, now).await?;
+    let origin = Origin { meta, source: None, actor };
+    match status {
+        SubscriptionStatus::Confirmed => {
+            let current = tx.subscriptions(subscriber.id).await?;
+            for list in &lists {
+                let already = current.iter().any(|s| s.list_id == list.id && s.status == "confirmed");
+                if !already {
+                    let t = Transition { to: SubscriptionStatus::Confirmed, kind: ConsentKind::Imported, detail: basis };
+                    supporter::change_status(&mut tx, subscriber.id, list.id, t, &origin, notice_version, now).await?;
+                }
+            }
+        }
+        _ => supporter::request_confirmation(ctx, &mut tx, &subscriber, &email, &lists, &origin, notice_version, now).await?,
+    }
+    let row = tx.subscriber_by_id(subscriber.id).await?.ok_or(ServiceError::NotFound("subscriber"))?;
+    let out = view(&mut tx, row).await?;
+    tx.commit().await?;
+    ctx.outbox_wakeup.notify_one();
+    Ok((out, created))
+}

@@ -1,0 +1,540 @@
+//! What a supporter does: subscribe (double opt-in), confirm, unsubscribe,
+//! and manage preferences.
+//!
+//! The subscribe answer must not reveal whether an address is known, so
+//! [`subscribe`] returns `()` whatever it did, and every path through it runs
+//! one short write transaction.
+
+use super::{Context, FieldError, RequestMeta, Result, ServiceError, ensure_valid};
+use crate::domain::{
+    Actor, ConfirmToken, ConsentKind, EmailAddress, ListSlug, SignedToken, SubscriberName, SubscriptionStatus,
+    TokenPurpose, WithdrawalMethod,
+};
+use crate::store::{ListRow, NewConsentEvent, SubscriberRow, SubscriptionRow, Tx};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Which lists the person ticked a consent box for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsentGiven {
+    /// A plain "yes" (`consent=true` / `on`): every requested list.
+    All,
+    /// One box per list: the slugs whose boxes were ticked.
+    Lists(Vec<String>),
+}
+
+/// The subscribe form or JSON body, before parsing.
+#[derive(Debug, Clone, Default)]
+pub struct SubscribeInput {
+    pub email: String,
+    pub name: String,
+    pub lists: Vec<String>,
+    pub consent: Option<ConsentGiven>,
+    pub source: Option<String>,
+    /// A field hidden from people; bots fill it in.
+    pub honeypot: String,
+}
+
+/// A subscribe request that has passed every check that needs no database.
+#[derive(Debug, Clone)]
+pub struct SubscribeRequest {
+    pub email: EmailAddress,
+    pub name: Option<SubscriberName>,
+    /// Requested lists that the person consented to, de-duplicated.
+    pub lists: Vec<ListSlug>,
+    pub source: Option<String>,
+    pub is_bot: bool,
+}
+
+const MAX_LISTS: usize = 50;
+const MAX_SOURCE: usize = 2048;
+
+impl SubscribeRequest {
+    pub fn parse(input: &SubscribeInput) -> Result<Self> {
+        let mut errors = Vec::new();
+        let email = EmailAddress::parse(&input.email).map_err(|e| errors.push(FieldError::from_parse("email", e))).ok();
+        let name = SubscriberName::parse_optional(&input.name)
+            .map_err(|e| errors.push(FieldError::from_parse("name", e)))
+            .ok()
+            .flatten();
+        let mut lists: Vec<ListSlug> = Vec::new();
+        if input.lists.is_empty() {
+            errors.push(FieldError::new("lists", "choose at least one list"));
+        } else if input.lists.len() > MAX_LISTS {
+            errors.push(FieldError::new("lists", "too many lists"));
+        }
+        for raw in input.lists.iter().take(MAX_LISTS) {
+            match ListSlug::parse(raw) {
+                Ok(slug) if !lists.contains(&slug) => lists.push(slug),
+                Ok(_) => {}
+                Err(_) => errors.push(FieldError::new("lists", "unknown list")),
+            }
+        }
+        // No box, no subscription: keep only lists with consent.
+        lists.retain(|slug| match &input.consent {
+            Some(ConsentGiven::All) => true,
+            Some(ConsentGiven::Lists(given)) => given.iter().any(|g| g == slug.as_str()),
+            None => false,
+        });
+        if lists.is_empty() && !input.lists.is_empty() {
+            errors.push(FieldError::new("consent", "tick the box to agree to receive these emails"));
+        }
+        let source = match input.source.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) if s.len() <= MAX_SOURCE && !s.chars().any(char::is_control) => Some(s.to_owned()),
+            Some(_) => {
+                errors.push(FieldError::new("source", "the source must be one line of at most 2048 characters"));
+                None
+            }
+        };
+        ensure_valid(errors)?;
+        let Some(email) = email else { unreachable!("errors were checked") };
+        Ok(Self { email, name, lists, source, is_bot: !input.honeypot.trim().is_empty() })
+    }
+}
+
+/// Takes a subscribe request. Returns `Ok(())` in every case the supporter
+/// may not learn about (known, pending, confirmed, suppressed, honeypot);
+/// errors only for input problems that do not depend on who the address is
+/// (an unknown list).
+#[tracing::instrument(skip_all, fields(lists = req.lists.len()))]
+pub async fn subscribe(ctx: &Context, req: &SubscribeRequest, meta: &RequestMeta) -> Result<()> {
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let lists = resolve_public_lists(&mut tx, &req.lists).await?;
+    if req.is_bot {
+        return Ok(());
+    }
+    let hash = req.email.suppression_hash();
+    if tx.is_suppressed(&hash).await? {
+        tx.note_suppressed_attempt(&hash, now).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    let notice_version = current_notice_version(&mut tx, now).await?;
+    // An existing subscriber's name is never changed from an
+    // unauthenticated form: anyone can type anyone's address.
+    let subscriber = find_or_create_subscriber(&mut tx, &req.email, req.name.as_ref(), now).await?;
+    let origin = Origin { meta, source: req.source.as_deref(), actor: Actor::Supporter };
+    request_confirmation(ctx, &mut tx, &subscriber, &req.email, &lists, &origin, notice_version, now).await?;
+    tx.commit().await?;
+    ctx.outbox_wakeup.notify_one();
+    Ok(())
+}
+
+/// Where a request came from, for the ledger.
+pub(crate) struct Origin<'a> {
+    pub meta: &'a RequestMeta,
+    pub source: Option<&'a str>,
+    pub actor: Actor,
+}
+
+/// Moves each list (unless confirmed or complained) to `pending` with a
+/// `requested` ledger entry, and queues one confirmation mail for the lists
+/// not mailed within the resend interval. Runs inside the caller's
+/// transaction.
+#[expect(clippy::too_many_arguments, reason = "the caller's transaction plus the facts of one request")]
+pub(crate) async fn request_confirmation(
+    ctx: &Context,
+    tx: &mut Tx,
+    subscriber: &SubscriberRow,
+    email: &EmailAddress,
+    lists: &[ListRow],
+    origin: &Origin<'_>,
+    notice_version: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let existing = subscriptions_by_list(tx, subscriber.id).await?;
+    let resend_after = now - ctx.config.confirm_resend_interval;
+    let mut to_mail: Vec<&ListRow> = Vec::new();
+    for list in lists {
+        let current = existing.get(&list.id);
+        let status = current.and_then(|s| SubscriptionStatus::parse(&s.status).ok());
+        // Already confirmed: nothing to do. Complained: never again.
+        if matches!(status, Some(SubscriptionStatus::Confirmed | SubscriptionStatus::Complained)) {
+            continue;
+        }
+        let statement = tx.current_statement(list.id).await?.ok_or(ServiceError::NotFound("consent statement"))?;
+        tx.set_subscription_status(subscriber.id, list.id, SubscriptionStatus::Pending.as_str(), now).await?;
+        tx.append_consent_event(&NewConsentEvent {
+            subscriber_id: subscriber.id,
+            list_id: list.id,
+            kind: ConsentKind::Requested.as_str(),
+            statement_id: Some(statement.id),
+            notice_version: Some(notice_version),
+            occurred_at: now,
+            ip: origin.meta.ip.clone(),
+            user_agent: origin.meta.user_agent.clone(),
+            source: origin.source.map(str::to_owned),
+            actor: origin.actor.to_db(),
+            detail: None,
+        })
+        .await?;
+        let recently_mailed = current.and_then(|s| s.last_confirmation_sent_at).is_some_and(|at| at > resend_after);
+        if !recently_mailed {
+            to_mail.push(list);
+        }
+    }
+    if to_mail.is_empty() {
+        return Ok(());
+    }
+    let token = ConfirmToken::generate()?;
+    let list_ids: Vec<Uuid> = to_mail.iter().map(|l| l.id).collect();
+    let expires_at = now + ctx.config.confirm_token_ttl;
+    tx.insert_confirmation_token(&token.hash(), subscriber.id, &list_ids, now, expires_at).await?;
+    let names: Vec<String> = to_mail.iter().map(|l| l.name.clone()).collect();
+    let mail = ctx.composer.confirmation(
+        email,
+        &subscriber.name,
+        &names,
+        &ctx.config.link(&format!("/confirm/{}", token.as_str())),
+        ctx.config.confirm_token_ttl.as_secs() / 3600,
+    )?;
+    tx.enqueue_mail(
+        &crate::store::NewOutboxMessage {
+            kind: "confirmation",
+            recipient: mail.recipient,
+            message_id: mail.message_id,
+            message: mail.bytes,
+        },
+        now,
+    )
+    .await?;
+    for id in list_ids {
+        tx.mark_confirmation_sent(subscriber.id, id, now).await?;
+    }
+    Ok(())
+}
+
+/// Public lists for the given slugs; any unknown or private slug is an
+/// input error (the same for both, so private lists stay unseen).
+async fn resolve_public_lists(tx: &mut Tx, slugs: &[ListSlug]) -> Result<Vec<ListRow>> {
+    let mut lists = Vec::with_capacity(slugs.len());
+    for slug in slugs {
+        match tx.list_by_slug(slug.as_str()).await? {
+            Some(list) if list.public => lists.push(list),
+            _ => return Err(ServiceError::Invalid(vec![FieldError::new("lists", "unknown list")])),
+        }
+    }
+    Ok(lists)
+}
+
+/// The subscriber with this address, created (with `name`) if new.
+pub(crate) async fn find_or_create_subscriber(
+    tx: &mut Tx,
+    email: &EmailAddress,
+    name: Option<&SubscriberName>,
+    now: DateTime<Utc>,
+) -> Result<SubscriberRow> {
+    if let Some(existing) = tx.subscriber_by_email(email.normalised()).await? {
+        return Ok(existing);
+    }
+    let row = SubscriberRow {
+        id: Uuid::now_v7(),
+        email: email.as_str().to_owned(),
+        email_norm: email.normalised().to_owned(),
+        name: name.map(|n| n.as_str().to_owned()).unwrap_or_default(),
+        attributes: "{}".to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    tx.insert_subscriber(&row).await?;
+    Ok(row)
+}
+
+pub(crate) async fn current_notice_version(tx: &mut Tx, now: DateTime<Utc>) -> Result<i64> {
+    Ok(tx.current_privacy_notice(now).await?.ok_or(ServiceError::NotFound("privacy notice"))?.version)
+}
+
+async fn subscriptions_by_list(tx: &mut Tx, subscriber: Uuid) -> Result<HashMap<Uuid, SubscriptionRow>> {
+    Ok(tx.subscriptions(subscriber).await?.into_iter().map(|s| (s.list_id, s)).collect())
+}
+
+/// What a confirmation link would confirm (for the GET page).
+#[derive(Debug, Clone)]
+pub struct PendingConfirmation {
+    pub list_names: Vec<String>,
+}
+
+/// Looks at a confirmation token without using it: GET must change nothing,
+/// because mail scanners fetch links.
+pub async fn peek_confirmation(ctx: &Context, raw_token: &str) -> Result<PendingConfirmation> {
+    let token = ConfirmToken::parse(raw_token).map_err(|_| ServiceError::Gone)?;
+    let mut tx = ctx.store.read().await?;
+    let (_, list_ids) = tx.live_confirmation_token(&token.hash(), ctx.clock.now()).await?.ok_or(ServiceError::Gone)?;
+    Ok(PendingConfirmation { list_names: list_names(&mut tx, &list_ids).await? })
+}
+
+async fn list_names(tx: &mut Tx, ids: &[Uuid]) -> Result<Vec<String>> {
+    let mut names = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(list) = tx.list_by_id(*id).await? {
+            names.push(list.name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The outcome of a confirmation, for the thank-you page.
+#[derive(Debug, Clone)]
+pub struct Confirmed {
+    pub list_names: Vec<String>,
+    /// A preferences token for the page's "manage your subscription" link.
+    pub preferences_token: String,
+}
+
+/// Uses a confirmation token: pending subscriptions it covers become
+/// confirmed, each with a ledger entry carrying this request's IP, user
+/// agent and time.
+pub async fn confirm(ctx: &Context, raw_token: &str, meta: &RequestMeta) -> Result<Confirmed> {
+    let token = ConfirmToken::parse(raw_token).map_err(|_| ServiceError::Gone)?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let (subscriber_id, list_ids) = tx.use_confirmation_token(&token.hash(), now).await?.ok_or(ServiceError::Gone)?;
+    let notice_version = current_notice_version(&mut tx, now).await?;
+    let existing = subscriptions_by_list(&mut tx, subscriber_id).await?;
+    for list_id in &list_ids {
+        let Some(sub) = existing.get(list_id) else { continue };
+        if sub.status != SubscriptionStatus::Pending.as_str() {
+            continue;
+        }
+        // Someone who was subscribed before and comes back "resubscribes".
+        let kind = if sub.confirmed_at.is_some() { ConsentKind::Resubscribed } else { ConsentKind::Confirmed };
+        let t = Transition { to: SubscriptionStatus::Confirmed, kind, detail: None };
+        change_status(&mut tx, subscriber_id, *list_id, t, &supporter(meta), notice_version, now).await?;
+    }
+    let list_names = list_names(&mut tx, &list_ids).await?;
+    tx.commit().await?;
+    Ok(Confirmed {
+        list_names,
+        preferences_token: SignedToken::preferences(subscriber_id).encode(&ctx.secret_key),
+    })
+}
+
+fn supporter(meta: &RequestMeta) -> Origin<'_> {
+    Origin { meta, source: None, actor: Actor::Supporter }
+}
+
+/// A change of one subscription's status and the ledger entry recording it.
+pub(crate) struct Transition<'a> {
+    pub to: SubscriptionStatus,
+    pub kind: ConsentKind,
+    /// How a withdrawal happened, or the basis of an import.
+    pub detail: Option<&'a str>,
+}
+
+/// Moves one subscription and appends the matching ledger entry.
+pub(crate) async fn change_status(
+    tx: &mut Tx,
+    subscriber_id: Uuid,
+    list_id: Uuid,
+    t: Transition<'_>,
+    origin: &Origin<'_>,
+    notice_version: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let statement = tx.current_statement(list_id).await?;
+    tx.set_subscription_status(subscriber_id, list_id, t.to.as_str(), now).await?;
+    tx.append_consent_event(&NewConsentEvent {
+        subscriber_id,
+        list_id,
+        kind: t.kind.as_str(),
+        statement_id: statement.map(|s| s.id),
+        notice_version: Some(notice_version),
+        occurred_at: now,
+        ip: origin.meta.ip.clone(),
+        user_agent: origin.meta.user_agent.clone(),
+        source: origin.source.map(str::to_owned),
+        actor: origin.actor.to_db(),
+        detail: t.detail.map(str::to_owned),
+    })
+    .await?;
+    Ok(())
+}
+
+/// What an unsubscribe link points at.
+#[derive(Debug, Clone)]
+pub struct UnsubscribeTarget {
+    pub list_name: String,
+    pub preferences_token: String,
+    /// Whether the subscription is still active (pending or confirmed).
+    pub active: bool,
+}
+
+fn verify(ctx: &Context, raw: &str, purpose: TokenPurpose) -> Result<SignedToken> {
+    SignedToken::verify(raw, &ctx.secret_key, purpose).map_err(|_| ServiceError::NotFound("link"))
+}
+
+/// For the GET page: which list, and is there anything to do.
+pub async fn unsubscribe_target(ctx: &Context, raw_token: &str) -> Result<UnsubscribeTarget> {
+    let token = verify(ctx, raw_token, TokenPurpose::Unsubscribe)?;
+    let mut tx = ctx.store.read().await?;
+    let list = tx.list_by_id(token.list).await?.ok_or(ServiceError::Gone)?;
+    let active = subscriptions_by_list(&mut tx, token.subscriber)
+        .await?
+        .get(&token.list)
+        .is_some_and(|s| is_active(&s.status));
+    Ok(UnsubscribeTarget {
+        list_name: list.name,
+        preferences_token: SignedToken::preferences(token.subscriber).encode(&ctx.secret_key),
+        active,
+    })
+}
+
+fn is_active(status: &str) -> bool {
+    status == SubscriptionStatus::Confirmed.as_str() || status == SubscriptionStatus::Pending.as_str()
+}
+
+/// Unsubscribes at once. Idempotent: a second click changes nothing and
+/// writes no second ledger entry. An erased subscriber's old link succeeds
+/// quietly (there is nothing left to unsubscribe).
+pub async fn unsubscribe(
+    ctx: &Context,
+    raw_token: &str,
+    method: WithdrawalMethod,
+    meta: &RequestMeta,
+) -> Result<UnsubscribeTarget> {
+    let token = verify(ctx, raw_token, TokenPurpose::Unsubscribe)?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let list = tx.list_by_id(token.list).await?.ok_or(ServiceError::Gone)?;
+    let existing = subscriptions_by_list(&mut tx, token.subscriber).await?;
+    if existing.get(&token.list).is_some_and(|s| is_active(&s.status)) {
+        let notice_version = current_notice_version(&mut tx, now).await?;
+        let t = Transition { to: SubscriptionStatus::Unsubscribed, kind: ConsentKind::Withdrawn, detail: Some(method.as_str()) };
+        change_status(&mut tx, token.subscriber, token.list, t, &supporter(meta), notice_version, now).await?;
+    }
+    tx.commit().await?;
+    Ok(UnsubscribeTarget {
+        list_name: list.name,
+        preferences_token: SignedToken::preferences(token.subscriber).encode(&ctx.secret_key),
+        active: false,
+    })
+}
+
+/// One row of the preferences page.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PreferenceRow {
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub subscribed: bool,
+    /// The consent wording shown beside the box.
+    pub statement: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preferences {
+    pub email: String,
+    pub name: String,
+    pub lists: Vec<PreferenceRow>,
+}
+
+/// Public lists plus any list the person is on, with their state.
+pub async fn preferences(ctx: &Context, raw_token: &str) -> Result<Preferences> {
+    let token = verify(ctx, raw_token, TokenPurpose::Preferences)?;
+    let mut tx = ctx.store.read().await?;
+    load_preferences(&mut tx, token.subscriber).await
+}
+
+async fn load_preferences(tx: &mut Tx, subscriber_id: Uuid) -> Result<Preferences> {
+    let subscriber = tx.subscriber_by_id(subscriber_id).await?.ok_or(ServiceError::Gone)?;
+    let subs = subscriptions_by_list(tx, subscriber_id).await?;
+    let mut rows = Vec::new();
+    for list in tx.lists().await? {
+        let sub = subs.get(&list.id);
+        if !list.public && sub.is_none() {
+            continue;
+        }
+        let statement = tx.current_statement(list.id).await?.map(|s| s.body).unwrap_or_default();
+        rows.push(PreferenceRow {
+            subscribed: sub.is_some_and(|s| is_active(&s.status)),
+            slug: list.slug,
+            name: list.name,
+            description: list.description,
+            statement,
+        });
+    }
+    Ok(Preferences { email: subscriber.email, name: subscriber.name, lists: rows })
+}
+
+/// A submitted preferences form.
+#[derive(Debug, Clone, Default)]
+pub struct PreferencesInput {
+    pub name: String,
+    /// Slugs ticked.
+    pub lists: Vec<String>,
+    /// "Unsubscribe from everything" was pressed.
+    pub unsubscribe_all: bool,
+}
+
+/// Applies the form: new ticks subscribe at once (the link in their mail
+/// proves the address), removed ticks withdraw; both go to the ledger.
+pub async fn update_preferences(
+    ctx: &Context,
+    raw_token: &str,
+    input: &PreferencesInput,
+    meta: &RequestMeta,
+) -> Result<Preferences> {
+    let token = verify(ctx, raw_token, TokenPurpose::Preferences)?;
+    let name = SubscriberName::parse_optional(&input.name).map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("name", e)]))?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let subscriber = tx.subscriber_by_id(token.subscriber).await?.ok_or(ServiceError::Gone)?;
+    let new_name = name.as_ref().map(|n| n.as_str()).unwrap_or("");
+    if new_name != subscriber.name {
+        tx.set_subscriber_name(subscriber.id, new_name, now).await?;
+    }
+    let notice_version = current_notice_version(&mut tx, now).await?;
+    let subs = subscriptions_by_list(&mut tx, subscriber.id).await?;
+    let method = Some(WithdrawalMethod::Preferences.as_str());
+    for list in tx.lists().await? {
+        let sub = subs.get(&list.id);
+        let status = sub.and_then(|s| SubscriptionStatus::parse(&s.status).ok());
+        let wanted = !input.unsubscribe_all && input.lists.iter().any(|s| s == &list.slug);
+        let active = matches!(status, Some(SubscriptionStatus::Confirmed | SubscriptionStatus::Pending));
+        if wanted && !active && (list.public || sub.is_some()) && status != Some(SubscriptionStatus::Complained) {
+            let kind = if sub.is_some_and(|s| s.confirmed_at.is_some()) { ConsentKind::Resubscribed } else { ConsentKind::Confirmed };
+            let t = Transition { to: SubscriptionStatus::Confirmed, kind, detail: method };
+            change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
+        } else if !wanted && active {
+            let t = Transition { to: SubscriptionStatus::Unsubscribed, kind: ConsentKind::Withdrawn, detail: method };
+            change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
+        }
+    }
+    let prefs = load_preferences(&mut tx, subscriber.id).await?;
+    tx.commit().await?;
+    Ok(prefs)
+}
+
+/// A public list as the subscribe form shows it, with its consent wording.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PublicList {
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub statement: String,
+    pub statement_version: i64,
+}
+
+/// Public lists (optionally just one) with the consent statement in force.
+pub async fn public_lists(ctx: &Context, only: Option<&str>) -> Result<Vec<PublicList>> {
+    let mut tx = ctx.store.read().await?;
+    let mut out = Vec::new();
+    for list in tx.lists().await? {
+        if !list.public || only.is_some_and(|slug| slug != list.slug) {
+            continue;
+        }
+        let Some(statement) = tx.current_statement(list.id).await? else { continue };
+        out.push(PublicList {
+            slug: list.slug,
+            name: list.name,
+            description: list.description,
+            statement: statement.body,
+            statement_version: statement.version,
+        });
+    }
+    Ok(out)
+}

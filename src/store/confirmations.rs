@@ -1,0 +1,76 @@
+//! Confirmation tokens (stored as SHA-256 hashes) and the lists each confirms.
+
+use super::{Result, Tx, on_backend};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+impl Tx {
+    pub async fn insert_confirmation_token(
+        &mut self,
+        token_hash: &str,
+        subscriber_id: Uuid,
+        list_ids: &[Uuid],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(subscriber_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *c)
+        .await?.rows_affected());
+        for list_id in list_ids {
+            on_backend!(self, c => sqlx::query("INSERT INTO confirmation_token_lists (token_hash, list_id) VALUES ($1, $2)")
+                .bind(token_hash)
+                .bind(list_id)
+                .execute(c)
+                .await?.rows_affected());
+        }
+        Ok(())
+    }
+
+    /// The subscriber and lists of a token that is unused and unexpired at
+    /// `now`, without using it (the GET page shows what will be confirmed).
+    pub async fn live_confirmation_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<(Uuid, Vec<Uuid>)>> {
+        let subscriber: Option<Uuid> = on_backend!(self, c => sqlx::query_scalar(
+            "SELECT subscriber_id FROM confirmation_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(c)
+        .await?);
+        match subscriber {
+            Some(s) => Ok(Some((s, self.confirmation_token_lists(token_hash).await?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Marks a live token used, atomically: of two concurrent clicks only one
+    /// gets `Some`.
+    pub async fn use_confirmation_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<(Uuid, Vec<Uuid>)>> {
+        let subscriber: Option<Uuid> = on_backend!(self, c => sqlx::query_scalar(
+            "UPDATE confirmation_tokens SET used_at = $2
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2
+             RETURNING subscriber_id",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(c)
+        .await?);
+        match subscriber {
+            Some(s) => Ok(Some((s, self.confirmation_token_lists(token_hash).await?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn confirmation_token_lists(&mut self, token_hash: &str) -> Result<Vec<Uuid>> {
+        let lists = on_backend!(self, c => sqlx::query_scalar("SELECT list_id FROM confirmation_token_lists WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_all(c)
+            .await?);
+        Ok(lists)
+    }
+}

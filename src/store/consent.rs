@@ -1,0 +1,186 @@
+//! Consent evidence: privacy notices, per-list consent statements (both
+//! versioned and immutable once published) and the append-only ledger.
+
+use super::{Result, Tx, on_backend};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PrivacyNoticeRow {
+    pub version: i64,
+    pub url: Option<String>,
+    pub body: String,
+    pub sha256: String,
+    pub effective_from: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConsentStatementRow {
+    pub id: Uuid,
+    pub list_id: Uuid,
+    pub version: i64,
+    pub body: String,
+    pub sha256: String,
+    pub notice_version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A ledger entry about to be appended.
+#[derive(Debug, Clone)]
+pub struct NewConsentEvent {
+    pub subscriber_id: Uuid,
+    pub list_id: Uuid,
+    pub kind: &'static str,
+    pub statement_id: Option<Uuid>,
+    pub notice_version: Option<i64>,
+    pub occurred_at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub source: Option<String>,
+    pub actor: String,
+    /// How a withdrawal happened, or the basis of an import.
+    pub detail: Option<String>,
+}
+
+/// A ledger entry with the texts it points at, as the data controller needs
+/// to show it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConsentEventRow {
+    pub id: Uuid,
+    pub subscriber_id: Uuid,
+    pub kind: String,
+    pub list_slug: String,
+    pub occurred_at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub source: Option<String>,
+    pub actor: String,
+    pub detail: Option<String>,
+    pub statement_version: Option<i64>,
+    pub statement_text: Option<String>,
+    pub statement_sha256: Option<String>,
+    pub notice_version: Option<i64>,
+    pub notice_url: Option<String>,
+    pub notice_sha256: Option<String>,
+}
+
+impl Tx {
+    /// The notice in force at `at`: the newest whose `effective_from` has passed.
+    pub async fn current_privacy_notice(&mut self, at: DateTime<Utc>) -> Result<Option<PrivacyNoticeRow>> {
+        let row = on_backend!(self, c => sqlx::query_as(
+            "SELECT version, url, body, sha256, effective_from, created_at FROM privacy_notices
+             WHERE effective_from <= $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(at)
+        .fetch_optional(c)
+        .await?);
+        Ok(row)
+    }
+
+    /// Publishes a new notice version (the next number) and returns it.
+    pub async fn publish_privacy_notice(
+        &mut self,
+        url: Option<&str>,
+        body: &str,
+        sha256: &str,
+        effective_from: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<PrivacyNoticeRow> {
+        let row = on_backend!(self, c => sqlx::query_as(
+            "INSERT INTO privacy_notices (version, url, body, sha256, effective_from, created_at)
+             VALUES ((SELECT COALESCE(MAX(version), 0) + 1 FROM privacy_notices), $1, $2, $3, $4, $5)
+             RETURNING version, url, body, sha256, effective_from, created_at",
+        )
+        .bind(url)
+        .bind(body)
+        .bind(sha256)
+        .bind(effective_from)
+        .bind(now)
+        .fetch_one(c)
+        .await?);
+        Ok(row)
+    }
+
+    /// The newest statement for a list.
+    pub async fn current_statement(&mut self, list_id: Uuid) -> Result<Option<ConsentStatementRow>> {
+        let row = on_backend!(self, c => sqlx::query_as(
+            "SELECT id, list_id, version, body, sha256, notice_version, created_at FROM consent_statements
+             WHERE list_id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(list_id)
+        .fetch_optional(c)
+        .await?);
+        Ok(row)
+    }
+
+    /// Publishes the next statement version for a list, tied to a notice.
+    pub async fn publish_statement(
+        &mut self,
+        list_id: Uuid,
+        body: &str,
+        sha256: &str,
+        notice_version: i64,
+        now: DateTime<Utc>,
+    ) -> Result<ConsentStatementRow> {
+        let row = on_backend!(self, c => sqlx::query_as(
+            "INSERT INTO consent_statements (id, list_id, version, body, sha256, notice_version, created_at)
+             VALUES ($1, $2, (SELECT COALESCE(MAX(version), 0) + 1 FROM consent_statements WHERE list_id = $2), $3, $4, $5, $6)
+             RETURNING id, list_id, version, body, sha256, notice_version, created_at",
+        )
+        .bind(Uuid::now_v7())
+        .bind(list_id)
+        .bind(body)
+        .bind(sha256)
+        .bind(notice_version)
+        .bind(now)
+        .fetch_one(c)
+        .await?);
+        Ok(row)
+    }
+
+    /// Appends to the ledger. There is deliberately no way to change an entry.
+    pub async fn append_consent_event(&mut self, e: &NewConsentEvent) -> Result<Uuid> {
+        let id = Uuid::now_v7();
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
+                 occurred_at, ip, user_agent, source, actor, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(id)
+        .bind(e.subscriber_id)
+        .bind(e.list_id)
+        .bind(e.kind)
+        .bind(e.statement_id)
+        .bind(e.notice_version)
+        .bind(e.occurred_at)
+        .bind(&e.ip)
+        .bind(&e.user_agent)
+        .bind(&e.source)
+        .bind(&e.actor)
+        .bind(&e.detail)
+        .execute(c)
+        .await?.rows_affected());
+        Ok(id)
+    }
+
+    /// One subscriber's whole ledger, oldest first.
+    pub async fn consent_events(&mut self, subscriber_id: Uuid) -> Result<Vec<ConsentEventRow>> {
+        let rows = on_backend!(self, c => sqlx::query_as(
+            "SELECT e.id, e.subscriber_id, e.kind, l.slug AS list_slug, e.occurred_at, e.ip, e.user_agent,
+                    e.source, e.actor, e.detail,
+                    s.version AS statement_version, s.body AS statement_text, s.sha256 AS statement_sha256,
+                    n.version AS notice_version, n.url AS notice_url, n.sha256 AS notice_sha256
+             FROM consent_events e
+             JOIN lists l ON l.id = e.list_id
+             LEFT JOIN consent_statements s ON s.id = e.statement_id
+             LEFT JOIN privacy_notices n ON n.version = e.notice_version
+             WHERE e.subscriber_id = $1
+             ORDER BY e.occurred_at, e.id",
+        )
+        .bind(subscriber_id)
+        .fetch_all(c)
+        .await?);
+        Ok(rows)
+    }
+}

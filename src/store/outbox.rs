@@ -1,0 +1,162 @@
+//! The transactional-mail outbox: messages written in the same transaction
+//! as the change that caused them, then claimed by workers under a lease.
+//!
+//! A worker that dies leaves its lease to expire; another claims the row
+//! again. So a message can be sent twice only if the process died between
+//! the SMTP server accepting it and the outcome being recorded.
+
+use super::{Result, Tx, on_backend};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct NewOutboxMessage {
+    pub kind: &'static str,
+    pub recipient: String,
+    pub message_id: String,
+    /// The complete RFC 5322 message.
+    pub message: Vec<u8>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub recipient: String,
+    pub message_id: String,
+    pub message: Option<Vec<u8>>,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+impl Tx {
+    pub async fn enqueue_mail(&mut self, m: &NewOutboxMessage, now: DateTime<Utc>) -> Result<Uuid> {
+        let id = Uuid::now_v7();
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO outbox (id, kind, recipient, message_id, message, status, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+        )
+        .bind(id)
+        .bind(m.kind)
+        .bind(&m.recipient)
+        .bind(&m.message_id)
+        .bind(&m.message)
+        .bind(now)
+        .execute(c)
+        .await?.rows_affected());
+        Ok(id)
+    }
+
+    /// Claims up to `limit` due messages until `lease_until`, counting the
+    /// attempt now so a message that crashes its worker still runs out of
+    /// attempts.
+    pub async fn claim_outbox(&mut self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>> {
+        let rows = match self {
+            Tx::Sqlite(t) => {
+                // SQLite has one writer (we hold it: BEGIN IMMEDIATE), so no
+                // row locks are needed.
+                sqlx::query_as(
+                    "UPDATE outbox SET lease_until = $2, attempts = attempts + 1
+                     WHERE id IN (SELECT id FROM outbox
+                                  WHERE status = 'pending' AND next_attempt_at <= $1
+                                    AND (lease_until IS NULL OR lease_until <= $1)
+                                  ORDER BY next_attempt_at LIMIT $3)
+                     RETURNING id, kind, recipient, message_id, message, status, attempts, last_error",
+                )
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(&mut **t)
+                .await?
+            }
+            Tx::Postgres(t) => {
+                sqlx::query_as(
+                    "UPDATE outbox SET lease_until = $2, attempts = attempts + 1
+                     WHERE id IN (SELECT id FROM outbox
+                                  WHERE status = 'pending' AND next_attempt_at <= $1
+                                    AND (lease_until IS NULL OR lease_until <= $1)
+                                  ORDER BY next_attempt_at LIMIT $3
+                                  FOR UPDATE SKIP LOCKED)
+                     RETURNING id, kind, recipient, message_id, message, status, attempts, last_error",
+                )
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(&mut **t)
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Sent: the body is dropped (it may hold a confirmation token).
+    pub async fn outbox_sent(&mut self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $2, message = NULL, lease_until = NULL, last_error = NULL
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await?.rows_affected());
+        Ok(())
+    }
+
+    /// A temporary failure: try again at `retry_at`.
+    pub async fn outbox_retry(&mut self, id: Uuid, retry_at: DateTime<Utc>, error: &str) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(retry_at)
+        .bind(error)
+        .execute(c)
+        .await?.rows_affected());
+        Ok(())
+    }
+
+    /// A permanent failure; the body is dropped.
+    pub async fn outbox_failed(&mut self, id: Uuid, error: &str) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = $2, message = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error)
+        .execute(c)
+        .await?.rows_affected());
+        Ok(())
+    }
+
+    /// Gives a claimed message back untouched (shutdown, or an SMTP outage
+    /// noticed before it was tried): the attempt does not count.
+    pub async fn outbox_release(&mut self, id: Uuid) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE outbox SET lease_until = NULL, attempts = attempts - 1 WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .execute(c)
+        .await?.rows_affected());
+        Ok(())
+    }
+
+    /// Messages by status (`pending`, `sent`, `failed`) for health and tests.
+    pub async fn outbox_count(&mut self, status: &str) -> Result<i64> {
+        let n = on_backend!(self, c => sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = $1")
+            .bind(status)
+            .fetch_one(c)
+            .await?);
+        Ok(n)
+    }
+
+    /// The soonest moment a pending message becomes due, if any.
+    pub async fn outbox_next_due(&mut self) -> Result<Option<DateTime<Utc>>> {
+        let at = on_backend!(self, c => sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END)
+             FROM outbox WHERE status = 'pending'",
+        )
+        .fetch_one(c)
+        .await?);
+        Ok(at)
+    }
+}

@@ -1,0 +1,149 @@
+//! Subscribers and their per-list subscriptions.
+
+use super::{Result, Tx, conflict_on_unique, on_backend};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SubscriberRow {
+    pub id: Uuid,
+    pub email: String,
+    pub email_norm: String,
+    pub name: String,
+    /// A JSON object of extra attributes (imports put columns here).
+    pub attributes: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One subscription, with the list it belongs to.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SubscriptionRow {
+    pub subscriber_id: Uuid,
+    pub list_id: Uuid,
+    pub list_slug: String,
+    pub list_name: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub last_confirmation_sent_at: Option<DateTime<Utc>>,
+}
+
+impl Tx {
+    pub async fn insert_subscriber(&mut self, s: &SubscriberRow) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO subscribers (id, email, email_norm, name, attributes, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(s.id)
+        .bind(&s.email)
+        .bind(&s.email_norm)
+        .bind(&s.name)
+        .bind(&s.attributes)
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .execute(c)
+        .await
+        .map_err(conflict_on_unique("a subscriber with that address"))?.rows_affected());
+        Ok(())
+    }
+
+    pub async fn subscriber_by_email(&mut self, email_norm: &str) -> Result<Option<SubscriberRow>> {
+        let row = on_backend!(self, c => sqlx::query_as(
+            "SELECT id, email, email_norm, name, attributes, created_at, updated_at
+             FROM subscribers WHERE email_norm = $1",
+        )
+        .bind(email_norm)
+        .fetch_optional(c)
+        .await?);
+        Ok(row)
+    }
+
+    pub async fn subscriber_by_id(&mut self, id: Uuid) -> Result<Option<SubscriberRow>> {
+        let row = on_backend!(self, c => sqlx::query_as(
+            "SELECT id, email, email_norm, name, attributes, created_at, updated_at
+             FROM subscribers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await?);
+        Ok(row)
+    }
+
+    pub async fn set_subscriber_name(&mut self, id: Uuid, name: &str, now: DateTime<Utc>) -> Result<()> {
+        on_backend!(self, c => sqlx::query("UPDATE subscribers SET name = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(name)
+            .bind(now)
+            .execute(c)
+            .await?.rows_affected());
+        Ok(())
+    }
+
+    /// Every subscription of one subscriber (to lists not deleted), by list name.
+    pub async fn subscriptions(&mut self, subscriber_id: Uuid) -> Result<Vec<SubscriptionRow>> {
+        let rows = on_backend!(self, c => sqlx::query_as(
+            "SELECT s.subscriber_id, s.list_id, l.slug AS list_slug, l.name AS list_name, s.status,
+                    s.created_at, s.updated_at, s.confirmed_at, s.last_confirmation_sent_at
+             FROM subscriptions s JOIN lists l ON l.id = s.list_id
+             WHERE s.subscriber_id = $1 AND l.deleted_at IS NULL
+             ORDER BY l.name, l.slug",
+        )
+        .bind(subscriber_id)
+        .fetch_all(c)
+        .await?);
+        Ok(rows)
+    }
+
+    /// Creates the subscription or moves it to `status`. `confirmed_at` is
+    /// set when the new status is `confirmed`.
+    pub async fn set_subscription_status(
+        &mut self,
+        subscriber_id: Uuid,
+        list_id: Uuid,
+        status: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let confirmed_at = (status == "confirmed").then_some(now);
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at)
+             VALUES ($1, $2, $3, $4, $4, $5)
+             ON CONFLICT (subscriber_id, list_id) DO UPDATE
+             SET status = excluded.status, updated_at = excluded.updated_at,
+                 confirmed_at = COALESCE(excluded.confirmed_at, subscriptions.confirmed_at)",
+        )
+        .bind(subscriber_id)
+        .bind(list_id)
+        .bind(status)
+        .bind(now)
+        .bind(confirmed_at)
+        .execute(c)
+        .await?.rows_affected());
+        Ok(())
+    }
+
+    /// Records that a confirmation mail for this list went into the outbox.
+    pub async fn mark_confirmation_sent(&mut self, subscriber_id: Uuid, list_id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE subscriptions SET last_confirmation_sent_at = $3 WHERE subscriber_id = $1 AND list_id = $2",
+        )
+        .bind(subscriber_id)
+        .bind(list_id)
+        .bind(now)
+        .execute(c)
+        .await?.rows_affected());
+        Ok(())
+    }
+
+    /// Confirmed subscriber count per list id.
+    pub async fn confirmed_count(&mut self, list_id: Uuid) -> Result<i64> {
+        let n = on_backend!(self, c => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM subscriptions WHERE list_id = $1 AND status = 'confirmed'",
+        )
+        .bind(list_id)
+        .fetch_one(c)
+        .await?);
+        Ok(n)
+    }
+}

@@ -1,0 +1,39 @@
+//! Addresses that must never be mailed again, kept only as SHA-256 hashes.
+
+use super::{Result, Tx, on_backend};
+use chrono::{DateTime, Utc};
+
+impl Tx {
+    pub async fn is_suppressed(&mut self, email_hash: &str) -> Result<bool> {
+        let found: Option<i64> = on_backend!(self, c => sqlx::query_scalar("SELECT 1 FROM suppressions WHERE email_hash = $1")
+            .bind(email_hash)
+            .fetch_optional(c)
+            .await?);
+        Ok(found.is_some())
+    }
+
+    pub async fn suppress(&mut self, email_hash: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (email_hash) DO NOTHING",
+        )
+        .bind(email_hash)
+        .bind(reason)
+        .bind(now)
+        .execute(c)
+        .await?.rows_affected());
+        Ok(())
+    }
+
+    /// Notes a refused attempt to subscribe a suppressed address. Besides
+    /// being useful to an operator, it gives this path a write like every
+    /// other subscribe path, so its timing does not stand out.
+    pub async fn note_suppressed_attempt(&mut self, email_hash: &str, now: DateTime<Utc>) -> Result<()> {
+        on_backend!(self, c => sqlx::query("UPDATE suppressions SET last_attempt_at = $2 WHERE email_hash = $1")
+            .bind(email_hash)
+            .bind(now)
+            .execute(c)
+            .await?.rows_affected());
+        Ok(())
+    }
+}

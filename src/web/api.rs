@@ -1,0 +1,167 @@
+//! The organiser JSON API under `/api/v1` (DESIGN §4). Every route needs
+//! `Authorization: Bearer TOKEN`; errors are always JSON.
+
+use super::input::Client;
+use super::{AppState, WebError};
+use crate::domain::Actor;
+use crate::services::lists::ListInput;
+use crate::services::subscribers::AddSubscriberInput;
+use crate::services::{ServiceError, accounts, consent, lists, subscribers};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use uuid::Uuid;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/lists", get(all_lists).post(create_list))
+        .route("/lists/{id}", get(get_list).patch(update_list).put(update_list).delete(delete_list))
+        .route("/subscribers", get(find_subscriber).post(add_subscriber))
+        .route("/subscribers/{id}", get(get_subscriber))
+        .route("/subscribers/{id}/consent", get(consent_ledger))
+        .route("/privacy-notices", get(current_notice).post(publish_notice))
+        .route("/consent-statements", get(current_statements).post(publish_statement))
+        .fallback(not_found)
+        // Authentication wraps every route above, and the fallback too, so
+        // an anonymous caller learns nothing about which routes exist.
+        .layer(axum::middleware::from_fn_with_state(state, require_token))
+}
+
+type Result<T, E = WebError> = std::result::Result<T, E>;
+
+fn service(e: ServiceError) -> WebError {
+    WebError::from_service(e, true)
+}
+
+/// The organiser behind the request, set by [`require_token`].
+#[derive(Debug, Clone)]
+struct Caller(Actor);
+
+async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let token = match bearer {
+        Some(b) => accounts::authenticate_token(&state.ctx, b).await,
+        None => Ok(None),
+    };
+    match token {
+        Ok(Some(row)) => {
+            req.extensions_mut().insert(Caller(Actor::ApiToken(row.id)));
+            next.run(req).await
+        }
+        Ok(None) => {
+            let mut res = WebError::new(StatusCode::UNAUTHORIZED, "unauthorized", "A valid API token is required (Authorization: Bearer TOKEN).")
+                .into_response();
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            res
+        }
+        Err(e) => service(e).into_response(),
+    }
+}
+
+async fn not_found() -> WebError {
+    WebError::new(StatusCode::NOT_FOUND, "not_found", "No such API route.")
+}
+
+/// `Json<T>` whose rejections are our JSON errors.
+struct ApiJson<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::JsonDataError(e)) => Err(WebError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.body_text())),
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                Err(WebError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Send Content-Type: application/json."))
+            }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(WebError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "The request is too large."))
+            }
+            Err(_) => Err(WebError::new(StatusCode::BAD_REQUEST, "bad_request", "The request body is not valid JSON.")),
+        }
+    }
+}
+
+async fn all_lists(State(s): State<AppState>) -> Result<Response> {
+    Ok(Json(lists::all(&s.ctx).await.map_err(service)?).into_response())
+}
+
+async fn create_list(State(s): State<AppState>, ApiJson(input): ApiJson<ListInput>) -> Result<Response> {
+    let list = lists::create(&s.ctx, &input).await.map_err(service)?;
+    Ok((StatusCode::CREATED, Json(list)).into_response())
+}
+
+async fn get_list(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(lists::get(&s.ctx, &id).await.map_err(service)?).into_response())
+}
+
+async fn update_list(State(s): State<AppState>, Path(id): Path<String>, ApiJson(input): ApiJson<ListInput>) -> Result<Response> {
+    Ok(Json(lists::update(&s.ctx, &id, &input).await.map_err(service)?).into_response())
+}
+
+async fn delete_list(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    lists::delete(&s.ctx, &id).await.map_err(service)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct SubscriberQuery {
+    email: Option<String>,
+}
+
+/// `?email=E` finds one subscriber by address (404 if none).
+async fn find_subscriber(State(s): State<AppState>, Query(q): Query<SubscriberQuery>) -> Result<Response> {
+    match q.email {
+        Some(email) => Ok(Json(subscribers::find_by_email(&s.ctx, &email).await.map_err(service)?).into_response()),
+        None => Err(WebError::new(StatusCode::BAD_REQUEST, "bad_request", "Pass ?email=ADDRESS to find a subscriber.")),
+    }
+}
+
+async fn add_subscriber(
+    State(s): State<AppState>,
+    Extension(Caller(actor)): Extension<Caller>,
+    client: Client,
+    ApiJson(input): ApiJson<AddSubscriberInput>,
+) -> Result<Response> {
+    let (view, created) = subscribers::add(&s.ctx, &input, actor, &client.meta()).await.map_err(service)?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(view)).into_response())
+}
+
+fn parse_id(raw: &str) -> Result<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| WebError::new(StatusCode::NOT_FOUND, "not_found", "No such subscriber."))
+}
+
+async fn get_subscriber(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(subscribers::get(&s.ctx, parse_id(&id)?).await.map_err(service)?).into_response())
+}
+
+async fn consent_ledger(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(consent::ledger(&s.ctx, parse_id(&id)?).await.map_err(service)?).into_response())
+}
+
+async fn current_notice(State(s): State<AppState>) -> Result<Response> {
+    Ok(Json(consent::current_notice(&s.ctx).await.map_err(service)?).into_response())
+}
+
+async fn publish_notice(State(s): State<AppState>, ApiJson(input): ApiJson<consent::NoticeInput>) -> Result<Response> {
+    Ok((StatusCode::CREATED, Json(consent::publish_notice(&s.ctx, &input).await.map_err(service)?)).into_response())
+}
+
+async fn current_statements(State(s): State<AppState>) -> Result<Response> {
+    Ok(Json(consent::current_statements(&s.ctx).await.map_err(service)?).into_response())
+}
+
+async fn publish_statement(State(s): State<AppState>, ApiJson(input): ApiJson<consent::StatementInput>) -> Result<Response> {
+    Ok((StatusCode::CREATED, Json(consent::publish_statement(&s.ctx, &input).await.map_err(service)?)).into_response())
+}

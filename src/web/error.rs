@@ -1,0 +1,80 @@
+//! One error type for every handler, rendered as JSON
+//! (`{"error": {"code", "message", "fields"?}}`) or as an HTML page,
+//! whichever the client asked for. Internal errors are logged with their
+//! cause and shown to the client only as "something went wrong".
+
+use super::pages::ErrorPage;
+use crate::services::{FieldError, ServiceError};
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub struct WebError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub fields: Vec<FieldError>,
+    pub json: bool,
+}
+
+impl WebError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), fields: Vec::new(), json: true }
+    }
+
+    /// Render as HTML instead of JSON.
+    pub fn html(mut self) -> Self {
+        self.json = false;
+        self
+    }
+
+    pub fn as_json(mut self, json: bool) -> Self {
+        self.json = json;
+        self
+    }
+
+    pub fn from_service(e: ServiceError, json: bool) -> Self {
+        let err = match e {
+            ServiceError::Invalid(fields) => Self {
+                fields,
+                ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Some fields need correcting.")
+            },
+            ServiceError::NotFound(what) => Self::new(StatusCode::NOT_FOUND, "not_found", format!("No such {what}.")),
+            ServiceError::Gone => Self::new(StatusCode::GONE, "gone", "That link has expired or has already been used."),
+            ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            other => {
+                tracing::error!(error = %other, source = ?std::error::Error::source(&other), "request failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side. Please try again.")
+            }
+        };
+        err.as_json(json)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<std::collections::BTreeMap<&'a str, &'a str>>,
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        if self.json {
+            let fields = (!self.fields.is_empty())
+                .then(|| self.fields.iter().map(|f| (f.field, f.message.as_str())).collect());
+            let body = Body { error: Inner { code: self.code, message: &self.message, fields } };
+            (self.status, Json(body)).into_response()
+        } else {
+            let page = ErrorPage { status: self.status.as_u16(), message: self.message, fields: self.fields };
+            (self.status, page).into_response()
+        }
+    }
+}

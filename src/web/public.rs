@@ -1,0 +1,323 @@
+//! Supporter routes (DESIGN §4): HTML by default, JSON when the request
+//! sends or asks for JSON. GET never changes state: mail scanners prefetch
+//! links, so every state change is a POST.
+
+use super::input::{Client, Submitted};
+use super::pages::*;
+use super::{AppState, WebError};
+use crate::domain::WithdrawalMethod;
+use crate::services::supporter::{self, ConsentGiven, PreferencesInput, SubscribeInput, SubscribeRequest};
+use crate::services::{ServiceError, consent};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/subscribe", get(subscribe_form).post(subscribe))
+        .route("/confirm/{token}", get(confirm_page).post(confirm))
+        .route("/unsubscribe/{token}", get(unsubscribe_page).post(unsubscribe))
+        .route("/preferences/{token}", get(preferences_page).post(update_preferences))
+        .route("/privacy", get(privacy))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/assets/style.css", get(stylesheet))
+}
+
+type Result<T, E = WebError> = std::result::Result<T, E>;
+
+fn group(state: &AppState) -> String {
+    state.ctx.config.group_name.clone()
+}
+
+async fn index(State(state): State<AppState>, client: Client) -> Result<Response> {
+    subscribe_form_for(&state, &client, None).await
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    list: Option<String>,
+}
+
+async fn subscribe_form(State(state): State<AppState>, client: Client, Query(q): Query<ListQuery>) -> Result<Response> {
+    subscribe_form_for(&state, &client, q.list.as_deref()).await
+}
+
+async fn subscribe_form_for(state: &AppState, client: &Client, only: Option<&str>) -> Result<Response> {
+    let lists = supporter::public_lists(&state.ctx, only).await.map_err(|e| WebError::from_service(e, client.json))?;
+    if only.is_some() && lists.is_empty() {
+        return Err(WebError::new(StatusCode::NOT_FOUND, "not_found", "There is no such list.").as_json(client.json));
+    }
+    if client.json {
+        return Ok(Json(json!({ "lists": lists, "privacy_notice": state.ctx.config.link("/privacy") })).into_response());
+    }
+    let heading = match lists.as_slice() {
+        [one] => format!("Get {} by email", one.name),
+        _ => format!("Get updates from {}", state.ctx.config.group_name),
+    };
+    let page = SubscribePage {
+        group: group(state),
+        heading,
+        lists,
+        email: String::new(),
+        name: String::new(),
+        source: client.referer.clone().unwrap_or_default(),
+        ticked: Vec::new(),
+        errors: Vec::new(),
+    };
+    Ok(page.into_response())
+}
+
+/// Turns a form or JSON body into the service's input.
+fn subscribe_input(body: &Submitted) -> SubscribeInput {
+    match body {
+        Submitted::Form(_) => {
+            let consent_values = body.all("consent");
+            let consent = match consent_values.as_slice() {
+                [] => None,
+                [one] if matches!(one.as_str(), "true" | "on" | "yes" | "1") => Some(ConsentGiven::All),
+                many => Some(ConsentGiven::Lists(many.to_vec())),
+            };
+            SubscribeInput {
+                email: body.first("email").unwrap_or_default(),
+                name: body.first("name").unwrap_or_default(),
+                lists: body.all("lists"),
+                consent,
+                source: body.first("source"),
+                honeypot: body.first("website").unwrap_or_default(),
+            }
+        }
+        Submitted::Json(v) => {
+            let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+            let strings = |x: &serde_json::Value| -> Vec<String> {
+                match x {
+                    serde_json::Value::String(s) => vec![s.clone()],
+                    serde_json::Value::Array(a) => a.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+                    _ => Vec::new(),
+                }
+            };
+            let consent = match v.get("consent") {
+                Some(serde_json::Value::Bool(true)) => Some(ConsentGiven::All),
+                Some(serde_json::Value::String(s)) if matches!(s.as_str(), "true" | "on" | "yes" | "1") => Some(ConsentGiven::All),
+                Some(x @ serde_json::Value::Array(_)) => Some(ConsentGiven::Lists(strings(x))),
+                _ => None,
+            };
+            SubscribeInput {
+                email: text("email"),
+                name: text("name"),
+                lists: v.get("lists").map(strings).unwrap_or_default(),
+                consent,
+                source: v.get("source").and_then(|x| x.as_str()).map(str::to_owned),
+                honeypot: text("website"),
+            }
+        }
+    }
+}
+
+async fn subscribe(State(state): State<AppState>, client: Client, body: Submitted) -> Result<Response> {
+    if let Some(ip) = client.ip {
+        if let Err(retry) = state.subscribe_limiter.check(ip) {
+            let mut res = WebError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests. Please wait a minute and try again.")
+                .as_json(client.json)
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&retry.as_secs().max(1).to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return Ok(res);
+        }
+    }
+    let mut input = subscribe_input(&body);
+    if input.source.as_deref().is_none_or(str::is_empty) {
+        input.source = client.referer.clone();
+    }
+    let outcome = match SubscribeRequest::parse(&input) {
+        Ok(req) => supporter::subscribe(&state.ctx, &req, &client.meta()).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        // The same answer whoever the address belongs to.
+        Ok(()) if client.json => Ok((StatusCode::ACCEPTED, Json(json!({ "status": "pending" }))).into_response()),
+        Ok(()) => Ok(CheckInboxPage { group: group(&state) }.into_response()),
+        Err(ServiceError::Invalid(errors)) if !client.json => {
+            let lists = supporter::public_lists(&state.ctx, None).await.map_err(|e| WebError::from_service(e, false))?;
+            let page = SubscribePage {
+                group: group(&state),
+                heading: format!("Get updates from {}", state.ctx.config.group_name),
+                lists,
+                email: input.email,
+                name: input.name,
+                source: input.source.unwrap_or_default(),
+                ticked: body.all("consent"),
+                errors,
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(WebError::from_service(e, client.json)),
+    }
+}
+
+fn gone(state: &AppState, client: &Client) -> Response {
+    if client.json {
+        WebError::from_service(ServiceError::Gone, true).into_response()
+    } else {
+        (StatusCode::GONE, LinkGonePage { group: group(state) }).into_response()
+    }
+}
+
+async fn confirm_page(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
+    match supporter::peek_confirmation(&state.ctx, &token).await {
+        Ok(p) if client.json => Ok(Json(json!({ "status": "pending", "lists": p.list_names })).into_response()),
+        Ok(p) => Ok(ConfirmPage { group: group(&state), token, list_names: p.list_names }.into_response()),
+        Err(ServiceError::Gone) => Ok(gone(&state, &client)),
+        Err(e) => Err(WebError::from_service(e, client.json)),
+    }
+}
+
+async fn confirm(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
+    match supporter::confirm(&state.ctx, &token, &client.meta()).await {
+        Ok(c) if client.json => Ok(Json(json!({ "status": "confirmed", "lists": c.list_names })).into_response()),
+        Ok(c) => Ok(ConfirmedPage {
+            group: group(&state),
+            list_names: c.list_names,
+            preferences_url: state.ctx.config.link(&format!("/preferences/{}", c.preferences_token)),
+        }
+        .into_response()),
+        Err(ServiceError::Gone) => Ok(gone(&state, &client)),
+        Err(e) => Err(WebError::from_service(e, client.json)),
+    }
+}
+
+fn invalid_link(client: &Client) -> WebError {
+    WebError::new(StatusCode::NOT_FOUND, "invalid_link", "That link is not valid. Please use the link from your most recent email.")
+        .as_json(client.json)
+}
+
+fn link_error(e: ServiceError, client: &Client) -> WebError {
+    match e {
+        ServiceError::NotFound("link") => invalid_link(client),
+        // The subscriber or list no longer exists (erased/deleted).
+        ServiceError::Gone => WebError::new(StatusCode::GONE, "gone", "There is nothing left to change: this subscription no longer exists.")
+            .as_json(client.json),
+        other => WebError::from_service(other, client.json),
+    }
+}
+
+async fn unsubscribe_page(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
+    let t = supporter::unsubscribe_target(&state.ctx, &token).await.map_err(|e| link_error(e, &client))?;
+    if client.json {
+        return Ok(Json(json!({ "list": t.list_name, "subscribed": t.active })).into_response());
+    }
+    Ok(UnsubscribePage {
+        group: group(&state),
+        token,
+        list_name: t.list_name,
+        active: t.active,
+        done: false,
+        preferences_url: state.ctx.config.link(&format!("/preferences/{}", t.preferences_token)),
+    }
+    .into_response())
+}
+
+/// RFC 8058 one-click: mail clients POST `List-Unsubscribe=One-Click` with
+/// no cookie and follow no redirect, so we act at once and answer 200.
+async fn unsubscribe(State(state): State<AppState>, client: Client, Path(token): Path<String>, body: Submitted) -> Result<Response> {
+    let one_click = body.first("List-Unsubscribe").is_some_and(|v| v == "One-Click");
+    let method = if one_click { WithdrawalMethod::OneClick } else { WithdrawalMethod::Page };
+    let t = supporter::unsubscribe(&state.ctx, &token, method, &client.meta()).await.map_err(|e| link_error(e, &client))?;
+    if client.json {
+        return Ok(Json(json!({ "status": "unsubscribed", "list": t.list_name })).into_response());
+    }
+    Ok(UnsubscribePage {
+        group: group(&state),
+        token,
+        list_name: t.list_name,
+        active: false,
+        done: true,
+        preferences_url: state.ctx.config.link(&format!("/preferences/{}", t.preferences_token)),
+    }
+    .into_response())
+}
+
+async fn preferences_page(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
+    let p = supporter::preferences(&state.ctx, &token).await.map_err(|e| link_error(e, &client))?;
+    if client.json {
+        return Ok(Json(p).into_response());
+    }
+    Ok(PreferencesPage { group: group(&state), token, email: p.email, name: p.name, lists: p.lists, saved: false, errors: Vec::new() }
+        .into_response())
+}
+
+async fn update_preferences(
+    State(state): State<AppState>,
+    client: Client,
+    Path(token): Path<String>,
+    body: Submitted,
+) -> Result<Response> {
+    let input = match &body {
+        Submitted::Form(_) => PreferencesInput {
+            name: body.first("name").unwrap_or_default(),
+            lists: body.all("lists"),
+            unsubscribe_all: body.first("action").is_some_and(|a| a == "unsubscribe-all"),
+        },
+        Submitted::Json(v) => PreferencesInput {
+            name: v.get("name").and_then(|x| x.as_str()).unwrap_or("").to_owned(),
+            lists: v
+                .get("lists")
+                .and_then(|x| x.as_array())
+                .map(|a| a.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            unsubscribe_all: v.get("unsubscribe_all").and_then(|x| x.as_bool()).unwrap_or(false),
+        },
+    };
+    match supporter::update_preferences(&state.ctx, &token, &input, &client.meta()).await {
+        Ok(p) if client.json => Ok(Json(p).into_response()),
+        Ok(p) => Ok(PreferencesPage { group: group(&state), token, email: p.email, name: p.name, lists: p.lists, saved: true, errors: Vec::new() }
+            .into_response()),
+        Err(ServiceError::Invalid(errors)) if !client.json => {
+            let p = supporter::preferences(&state.ctx, &token).await.map_err(|e| link_error(e, &client))?;
+            let page = PreferencesPage { group: group(&state), token, email: p.email, name: input.name, lists: p.lists, saved: false, errors };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(link_error(e, &client)),
+    }
+}
+
+async fn privacy(State(state): State<AppState>, client: Client) -> Result<Response> {
+    let n = consent::current_notice(&state.ctx).await.map_err(|e| WebError::from_service(e, client.json))?;
+    if client.json {
+        return Ok(Json(n).into_response());
+    }
+    Ok(PrivacyPage {
+        group: group(&state),
+        version: n.version,
+        effective_from: n.effective_from.format("%-d %B %Y").to_string(),
+        paragraphs: n.text.split("\n\n").map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
+    }
+    .into_response())
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.ctx.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../templates/style.css"),
+    )
+        .into_response()
+}

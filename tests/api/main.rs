@@ -1,0 +1,12 @@
+//! Integration tests: one binary (one link step), modules by area. Each
+//! test runs against SQLite and against PostgreSQL (`both_backends!`).
+
+mod support;
+
+mod api;
+mod bad_input;
+mod journey;
+mod links;
+mod outbox;
+mod process;
+mod store;

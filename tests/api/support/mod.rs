@@ -1,0 +1,2 @@
+pub mod smtp;
+pub mod app;
