@@ -52,8 +52,9 @@ impl App {
         let store = Store::connect(&config.database_url).await?;
         store.migrate().await?;
         let secret_key = setup::bootstrap(&store, &clock, &config).await?;
-        let transport = Transport::from_config(config.smtp_url.as_ref(), &config.outbox_dir, config.send_concurrency as usize)
-            .map_err(AppError::Mail)?;
+        let transport =
+            Transport::from_config(config.smtp_url.as_ref(), &config.outbox_dir, config.send_concurrency as usize)
+                .map_err(AppError::Mail)?;
         let composer = Composer {
             from: config.from.clone(),
             host: config.mail_host(),
@@ -87,7 +88,12 @@ impl App {
 
     /// Runs until `shutdown` turns true. `listener` is needed unless `role`
     /// is [`Role::Workers`].
-    pub async fn run(self, listener: Option<TcpListener>, role: Role, shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
+    pub async fn run(
+        self,
+        listener: Option<TcpListener>,
+        role: Role,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), AppError> {
         let mut tasks = tokio::task::JoinSet::new();
         if role != Role::Web {
             tasks.spawn(self.outbox_worker().run(shutdown.clone()));

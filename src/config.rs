@@ -91,15 +91,14 @@ impl Config {
 
         let base_url = parse_url("TIDINGS_BASE_URL", get("TIDINGS_BASE_URL").unwrap_or("http://localhost:8080"))?;
         let smtp_url = get("TIDINGS_SMTP_URL").map(|s| parse_url("TIDINGS_SMTP_URL", s)).transpose()?;
-        if let Some(u) = &smtp_url {
-            if !matches!(u.scheme(), "smtp" | "smtps") || u.host_str().is_none() {
-                return Err(invalid("TIDINGS_SMTP_URL", "use smtp://host:port or smtps://host:port"));
-            }
+        if let Some(u) = &smtp_url
+            && (!matches!(u.scheme(), "smtp" | "smtps") || u.host_str().is_none())
+        {
+            return Err(invalid("TIDINGS_SMTP_URL", "use smtp://host:port or smtps://host:port"));
         }
         let from_raw = get("TIDINGS_FROM").unwrap_or("Tidings <noreply@localhost>");
-        let from: lettre::message::Mailbox = from_raw
-            .parse()
-            .map_err(|_| invalid("TIDINGS_FROM", "expected `Name <address@domain>`"))?;
+        let from: lettre::message::Mailbox =
+            from_raw.parse().map_err(|_| invalid("TIDINGS_FROM", "expected `Name <address@domain>`"))?;
         let group_name = get("TIDINGS_GROUP_NAME")
             .map(str::to_owned)
             .or_else(|| from.name.clone())

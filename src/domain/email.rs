@@ -32,9 +32,11 @@ impl EmailAddress {
         if local.is_empty() || local.len() > 64 || domain.is_empty() {
             return Err(invalid);
         }
-        let local_ok = local
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c) || (!c.is_ascii() && !c.is_control() && !c.is_whitespace()));
+        let local_ok = local.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || LOCAL_SPECIALS.contains(c)
+                || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
+        });
         if !local_ok || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return Err(invalid);
         }

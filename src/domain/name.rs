@@ -16,12 +16,10 @@ impl SubscriberName {
         if raw.trim().is_empty() {
             return Ok(None);
         }
-        HeaderSafeText::parse(raw, Self::MAX_CHARS)
-            .map(|t| Some(Self(t)))
-            .map_err(|e| match e.0 {
-                "is too long" => ParseError("that name is too long (200 characters at most)"),
-                _ => ParseError("a name must be one line without control characters"),
-            })
+        HeaderSafeText::parse(raw, Self::MAX_CHARS).map(|t| Some(Self(t))).map_err(|e| match e.0 {
+            "is too long" => ParseError("that name is too long (200 characters at most)"),
+            _ => ParseError("a name must be one line without control characters"),
+        })
     }
 
     pub fn as_str(&self) -> &str {

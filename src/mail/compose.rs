@@ -90,7 +90,14 @@ impl Composer {
         self.transactional(to, name, &subject, text, html)
     }
 
-    fn transactional(&self, to: &EmailAddress, name: &str, subject: &str, text: String, html: String) -> Result<Composed, MailError> {
+    fn transactional(
+        &self,
+        to: &EmailAddress,
+        name: &str,
+        subject: &str,
+        text: String,
+        html: String,
+    ) -> Result<Composed, MailError> {
         let message_id = self.new_message_id();
         let to_mailbox = Mailbox::new((!name.is_empty()).then(|| name.to_owned()), to.as_str().parse()?);
         let message = Message::builder()

@@ -70,7 +70,9 @@ impl SmtpSettings {
                     "none" => TlsMode::None,
                     "opportunistic" => TlsMode::Opportunistic,
                     "starttls" | "required" => TlsMode::Required,
-                    other => return Err(format!("TIDINGS_SMTP_URL: unknown tls={other} (none, opportunistic, starttls)")),
+                    other => {
+                        return Err(format!("TIDINGS_SMTP_URL: unknown tls={other} (none, opportunistic, starttls)"));
+                    }
                 };
             }
         }
@@ -155,7 +157,12 @@ impl SmtpPool {
         outcome
     }
 
-    async fn send_on(&self, conn: &mut AsyncSmtpConnection, envelope: &Envelope, message: &[u8]) -> Result<String, SendError> {
+    async fn send_on(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<String, SendError> {
         match tokio::time::timeout(self.settings.timeout, conn.send(envelope, message)).await {
             Ok(Ok(response)) => Ok(format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" "))),
             Ok(Err(e)) => Err(classify(&e)),
@@ -289,7 +296,8 @@ mod tests {
 
     #[test]
     fn url_forms_from_the_design() {
-        let s = SmtpSettings::from_url(&"smtp://user:p%40ss@mail.example.org:587?tls=starttls".parse().unwrap()).unwrap();
+        let s =
+            SmtpSettings::from_url(&"smtp://user:p%40ss@mail.example.org:587?tls=starttls".parse().unwrap()).unwrap();
         assert_eq!((s.host.as_str(), s.port, s.tls), ("mail.example.org", 587, TlsMode::Required));
         assert_eq!(s.credentials, Some(("user".into(), "p@ss".into())));
         assert!(!format!("{s:?}").contains("p@ss"), "the password never reaches a log");
@@ -312,7 +320,8 @@ mod tests {
     async fn an_unreachable_relay_is_unavailable_not_a_message_failure() {
         // Bind then drop, so the port is (almost certainly) closed.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let pool = SmtpPool::new(SmtpSettings::from_url(&format!("smtp://127.0.0.1:{port}").parse().unwrap()).unwrap(), 1);
+        let pool =
+            SmtpPool::new(SmtpSettings::from_url(&format!("smtp://127.0.0.1:{port}").parse().unwrap()).unwrap(), 1);
         let err = pool.send("a@example.org", "b@example.org", b"Subject: x\r\n\r\nhi\r\n").await.unwrap_err();
         assert!(matches!(err, SendError::Unavailable(_)), "{err:?}");
     }

@@ -28,7 +28,11 @@ pub enum Transport {
 
 impl Transport {
     /// SMTP when a URL is configured, else the outbox folder.
-    pub fn from_config(smtp_url: Option<&url::Url>, outbox_dir: &std::path::Path, pool_size: usize) -> Result<Self, String> {
+    pub fn from_config(
+        smtp_url: Option<&url::Url>,
+        outbox_dir: &std::path::Path,
+        pool_size: usize,
+    ) -> Result<Self, String> {
         match smtp_url {
             Some(url) => Ok(Transport::Smtp(SmtpPool::new(SmtpSettings::from_url(url)?, pool_size))),
             None => Ok(Transport::Folder(outbox_dir.to_owned())),

@@ -24,8 +24,15 @@ impl Role {
 }
 
 /// Creates an organiser account with an argon2id password hash.
-pub async fn add_user(store: &Store, clock: &crate::clock::Clock, email: &str, password: &str, role: Role) -> Result<Uuid> {
-    let email = EmailAddress::parse(email).map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("email", e)]))?;
+pub async fn add_user(
+    store: &Store,
+    clock: &crate::clock::Clock,
+    email: &str,
+    password: &str,
+    role: Role,
+) -> Result<Uuid> {
+    let email =
+        EmailAddress::parse(email).map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("email", e)]))?;
     if password.chars().count() < 12 {
         return Err(ServiceError::Invalid(vec![FieldError::new("password", "use at least 12 characters")]));
     }
@@ -52,7 +59,10 @@ pub fn generate_password() -> Result<String> {
 pub async fn create_token(store: &Store, clock: &crate::clock::Clock, name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err(ServiceError::Invalid(vec![FieldError::new("name", "a token name is one line of 1–100 characters")]));
+        return Err(ServiceError::Invalid(vec![FieldError::new(
+            "name",
+            "a token name is one line of 1–100 characters",
+        )]));
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;

@@ -48,7 +48,11 @@ impl From<ConsentEventRow> for ConsentEventView {
             ip: e.ip,
             user_agent: e.user_agent,
             source: e.source,
-            statement: StatementRef { version: e.statement_version, text: e.statement_text, sha256: e.statement_sha256 },
+            statement: StatementRef {
+                version: e.statement_version,
+                text: e.statement_text,
+                sha256: e.statement_sha256,
+            },
             privacy_notice: NoticeRef { version: e.notice_version, url: e.notice_url, sha256: e.notice_sha256 },
             actor: e.actor,
             detail: e.detail,
@@ -94,7 +98,10 @@ const MAX_TEXT: usize = 100_000;
 fn required_text(raw: Option<&str>, max: usize) -> Result<String> {
     match raw.map(str::trim) {
         Some(t) if !t.is_empty() && t.len() <= max => Ok(t.to_owned()),
-        _ => Err(ServiceError::Invalid(vec![FieldError::new("text", "the text is required (and at most 100,000 bytes)")])),
+        _ => Err(ServiceError::Invalid(vec![FieldError::new(
+            "text",
+            "the text is required (and at most 100,000 bytes)",
+        )])),
     }
 }
 
@@ -102,15 +109,17 @@ fn required_text(raw: Option<&str>, max: usize) -> Result<String> {
 pub async fn publish_notice(ctx: &Context, input: &NoticeInput) -> Result<NoticeView> {
     let text = required_text(input.text.as_deref(), MAX_TEXT)?;
     let url = input.url.as_deref().map(str::trim).filter(|u| !u.is_empty());
-    if let Some(u) = url {
-        if url::Url::parse(u).is_err() || u.chars().any(char::is_control) {
-            return Err(ServiceError::Invalid(vec![FieldError::new("url", "the URL is not valid")]));
-        }
+    if let Some(u) = url
+        && (url::Url::parse(u).is_err() || u.chars().any(char::is_control))
+    {
+        return Err(ServiceError::Invalid(vec![FieldError::new("url", "the URL is not valid")]));
     }
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
     let url = url.map(str::to_owned).unwrap_or_else(|| ctx.config.link("/privacy"));
-    let notice = tx.publish_privacy_notice(Some(&url), &text, &sha256_hex(&text), input.effective_from.unwrap_or(now), now).await?;
+    let notice = tx
+        .publish_privacy_notice(Some(&url), &text, &sha256_hex(&text), input.effective_from.unwrap_or(now), now)
+        .await?;
     tx.commit().await?;
     Ok(notice.into())
 }

@@ -104,10 +104,7 @@ pub(crate) async fn create_in(tx: &mut Tx, config: &Config, new: &NewList, now: 
         updated_at: now,
     };
     tx.insert_list(&row).await?;
-    let notice = tx
-        .current_privacy_notice(now)
-        .await?
-        .ok_or(ServiceError::NotFound("privacy notice"))?;
+    let notice = tx.current_privacy_notice(now).await?.ok_or(ServiceError::NotFound("privacy notice"))?;
     let text = setup::default_statement(&config.group_name, &row.name);
     tx.publish_statement(row.id, &text, &sha256_hex(&text), notice.version, now).await?;
     Ok(row)

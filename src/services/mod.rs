@@ -53,7 +53,7 @@ impl FieldError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error("the request has invalid fields")]
+    #[error("{}", describe(.0))]
     Invalid(Vec<FieldError>),
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -92,6 +92,10 @@ pub struct RequestMeta {
 
 /// Who asked, for the ledger's `actor`.
 pub use crate::domain::Actor;
+
+fn describe(errors: &[FieldError]) -> String {
+    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+}
 
 /// Fails with one 422-style error if any field was refused.
 pub(crate) fn ensure_valid(errors: Vec<FieldError>) -> Result<()> {

@@ -45,7 +45,8 @@ async fn view(tx: &mut Tx, s: SubscriberRow) -> Result<SubscriberView> {
 }
 
 pub async fn find_by_email(ctx: &Context, raw: &str) -> Result<SubscriberView> {
-    let email = EmailAddress::parse(raw).map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("email", e)]))?;
+    let email =
+        EmailAddress::parse(raw).map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("email", e)]))?;
     let mut tx = ctx.store.read().await?;
     let row = tx.subscriber_by_email(email.normalised()).await?.ok_or(ServiceError::NotFound("subscriber"))?;
     view(&mut tx, row).await
@@ -69,7 +70,12 @@ pub struct AddSubscriberInput {
 
 /// Adds (or extends) a subscriber. Returns the subscriber and whether it
 /// was created.
-pub async fn add(ctx: &Context, input: &AddSubscriberInput, actor: Actor, meta: &RequestMeta) -> Result<(SubscriberView, bool)> {
+pub async fn add(
+    ctx: &Context,
+    input: &AddSubscriberInput,
+    actor: Actor,
+    meta: &RequestMeta,
+) -> Result<(SubscriberView, bool)> {
     let mut errors = Vec::new();
     let email = EmailAddress::parse(input.email.as_deref().unwrap_or(""))
         .map_err(|e| errors.push(FieldError::from_parse("email", e)))
@@ -88,7 +94,8 @@ pub async fn add(ctx: &Context, input: &AddSubscriberInput, actor: Actor, meta: 
     };
     let basis = input.basis.as_deref().map(str::trim).filter(|b| !b.is_empty());
     if status == Some(SubscriptionStatus::Confirmed) && basis.is_none() {
-        errors.push(FieldError::new("basis", "adding a confirmed subscriber needs the basis on which you may mail them"));
+        errors
+            .push(FieldError::new("basis", "adding a confirmed subscriber needs the basis on which you may mail them"));
     }
     if basis.is_some_and(|b| b.len() > 2000 || b.chars().any(char::is_control)) {
         errors.push(FieldError::new("basis", "the basis is one line of at most 2000 characters"));
@@ -131,12 +138,16 @@ pub async fn add(ctx: &Context, input: &AddSubscriberInput, actor: Actor, meta: 
             for list in &lists {
                 let already = current.iter().any(|s| s.list_id == list.id && s.status == "confirmed");
                 if !already {
-                    let t = Transition { to: SubscriptionStatus::Confirmed, kind: ConsentKind::Imported, detail: basis };
+                    let t =
+                        Transition { to: SubscriptionStatus::Confirmed, kind: ConsentKind::Imported, detail: basis };
                     supporter::change_status(&mut tx, subscriber.id, list.id, t, &origin, notice_version, now).await?;
                 }
             }
         }
-        _ => supporter::request_confirmation(ctx, &mut tx, &subscriber, &email, &lists, &origin, notice_version, now).await?,
+        _ => {
+            supporter::request_confirmation(ctx, &mut tx, &subscriber, &email, &lists, &origin, notice_version, now)
+                .await?
+        }
     }
     let row = tx.subscriber_by_id(subscriber.id).await?.ok_or(ServiceError::NotFound("subscriber"))?;
     let out = view(&mut tx, row).await?;

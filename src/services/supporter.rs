@@ -307,10 +307,7 @@ pub async fn confirm(ctx: &Context, raw_token: &str, meta: &RequestMeta) -> Resu
     }
     let list_names = list_names(&mut tx, &list_ids).await?;
     tx.commit().await?;
-    Ok(Confirmed {
-        list_names,
-        preferences_token: SignedToken::preferences(subscriber_id).encode(&ctx.secret_key),
-    })
+    Ok(Confirmed { list_names, preferences_token: SignedToken::preferences(subscriber_id).encode(&ctx.secret_key) })
 }
 
 fn supporter(meta: &RequestMeta) -> Origin<'_> {
@@ -372,10 +369,8 @@ pub async fn unsubscribe_target(ctx: &Context, raw_token: &str) -> Result<Unsubs
     let token = verify(ctx, raw_token, TokenPurpose::Unsubscribe)?;
     let mut tx = ctx.store.read().await?;
     let list = tx.list_by_id(token.list).await?.ok_or(ServiceError::Gone)?;
-    let active = subscriptions_by_list(&mut tx, token.subscriber)
-        .await?
-        .get(&token.list)
-        .is_some_and(|s| is_active(&s.status));
+    let active =
+        subscriptions_by_list(&mut tx, token.subscriber).await?.get(&token.list).is_some_and(|s| is_active(&s.status));
     Ok(UnsubscribeTarget {
         list_name: list.name,
         preferences_token: SignedToken::preferences(token.subscriber).encode(&ctx.secret_key),
@@ -403,7 +398,11 @@ pub async fn unsubscribe(
     let existing = subscriptions_by_list(&mut tx, token.subscriber).await?;
     if existing.get(&token.list).is_some_and(|s| is_active(&s.status)) {
         let notice_version = current_notice_version(&mut tx, now).await?;
-        let t = Transition { to: SubscriptionStatus::Unsubscribed, kind: ConsentKind::Withdrawn, detail: Some(method.as_str()) };
+        let t = Transition {
+            to: SubscriptionStatus::Unsubscribed,
+            kind: ConsentKind::Withdrawn,
+            detail: Some(method.as_str()),
+        };
         change_status(&mut tx, token.subscriber, token.list, t, &supporter(meta), notice_version, now).await?;
     }
     tx.commit().await?;
@@ -479,7 +478,8 @@ pub async fn update_preferences(
     meta: &RequestMeta,
 ) -> Result<Preferences> {
     let token = verify(ctx, raw_token, TokenPurpose::Preferences)?;
-    let name = SubscriberName::parse_optional(&input.name).map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("name", e)]))?;
+    let name = SubscriberName::parse_optional(&input.name)
+        .map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("name", e)]))?;
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
     let subscriber = tx.subscriber_by_id(token.subscriber).await?.ok_or(ServiceError::Gone)?;
@@ -496,7 +496,11 @@ pub async fn update_preferences(
         let wanted = !input.unsubscribe_all && input.lists.iter().any(|s| s == &list.slug);
         let active = matches!(status, Some(SubscriptionStatus::Confirmed | SubscriptionStatus::Pending));
         if wanted && !active && (list.public || sub.is_some()) && status != Some(SubscriptionStatus::Complained) {
-            let kind = if sub.is_some_and(|s| s.confirmed_at.is_some()) { ConsentKind::Resubscribed } else { ConsentKind::Confirmed };
+            let kind = if sub.is_some_and(|s| s.confirmed_at.is_some()) {
+                ConsentKind::Resubscribed
+            } else {
+                ConsentKind::Confirmed
+            };
             let t = Transition { to: SubscriptionStatus::Confirmed, kind, detail: method };
             change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
         } else if !wanted && active {

@@ -34,7 +34,11 @@ impl Tx {
 
     /// The subscriber and lists of a token that is unused and unexpired at
     /// `now`, without using it (the GET page shows what will be confirmed).
-    pub async fn live_confirmation_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<(Uuid, Vec<Uuid>)>> {
+    pub async fn live_confirmation_token(
+        &mut self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Uuid, Vec<Uuid>)>> {
         let subscriber: Option<Uuid> = on_backend!(self, c => sqlx::query_scalar(
             "SELECT subscriber_id FROM confirmation_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
         )
@@ -50,7 +54,11 @@ impl Tx {
 
     /// Marks a live token used, atomically: of two concurrent clicks only one
     /// gets `Some`.
-    pub async fn use_confirmation_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<(Uuid, Vec<Uuid>)>> {
+    pub async fn use_confirmation_token(
+        &mut self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Uuid, Vec<Uuid>)>> {
         let subscriber: Option<Uuid> = on_backend!(self, c => sqlx::query_scalar(
             "UPDATE confirmation_tokens SET used_at = $2
              WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2

@@ -79,7 +79,12 @@ impl Tx {
     }
 
     /// Applies `changes`; returns the updated list, or `None` if it is gone.
-    pub async fn update_list(&mut self, id: Uuid, changes: &ListChanges, now: DateTime<Utc>) -> Result<Option<ListRow>> {
+    pub async fn update_list(
+        &mut self,
+        id: Uuid,
+        changes: &ListChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ListRow>> {
         on_backend!(self, c => sqlx::query(
             "UPDATE lists SET name = COALESCE($2, name), description = COALESCE($3, description),
                  public = COALESCE($4, public), archive = COALESCE($5, archive), updated_at = $6

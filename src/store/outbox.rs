@@ -51,7 +51,12 @@ impl Tx {
     /// Claims up to `limit` due messages until `lease_until`, counting the
     /// attempt now so a message that crashes its worker still runs out of
     /// attempts.
-    pub async fn claim_outbox(&mut self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>> {
+    pub async fn claim_outbox(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
         let rows = match self {
             Tx::Sqlite(t) => {
                 // SQLite has one writer (we hold it: BEGIN IMMEDIATE), so no

@@ -124,7 +124,12 @@ impl Tx {
     }
 
     /// Records that a confirmation mail for this list went into the outbox.
-    pub async fn mark_confirmation_sent(&mut self, subscriber_id: Uuid, list_id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    pub async fn mark_confirmation_sent(
+        &mut self,
+        subscriber_id: Uuid,
+        list_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         on_backend!(self, c => sqlx::query(
             "UPDATE subscriptions SET last_confirmation_sent_at = $3 WHERE subscriber_id = $1 AND list_id = $2",
         )

@@ -5,11 +5,13 @@ use chrono::{DateTime, Utc};
 
 impl Tx {
     pub async fn is_suppressed(&mut self, email_hash: &str) -> Result<bool> {
-        let found: Option<i64> = on_backend!(self, c => sqlx::query_scalar("SELECT 1 FROM suppressions WHERE email_hash = $1")
+        // COUNT(*) is BIGINT on both backends (a bare `SELECT 1` is INT4 on
+        // PostgreSQL but INTEGER on SQLite).
+        let found: i64 = on_backend!(self, c => sqlx::query_scalar("SELECT COUNT(*) FROM suppressions WHERE email_hash = $1")
             .bind(email_hash)
-            .fetch_optional(c)
+            .fetch_one(c)
             .await?);
-        Ok(found.is_some())
+        Ok(found > 0)
     }
 
     pub async fn suppress(&mut self, email_hash: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {

@@ -58,8 +58,12 @@ async fn require_token(State(state): State<AppState>, mut req: Request, next: Ne
             next.run(req).await
         }
         Ok(None) => {
-            let mut res = WebError::new(StatusCode::UNAUTHORIZED, "unauthorized", "A valid API token is required (Authorization: Bearer TOKEN).")
-                .into_response();
+            let mut res = WebError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "A valid API token is required (Authorization: Bearer TOKEN).",
+            )
+            .into_response();
             res.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             res
         }
@@ -80,10 +84,14 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(WebError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.body_text())),
-            Err(JsonRejection::MissingJsonContentType(_)) => {
-                Err(WebError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Send Content-Type: application/json."))
+            Err(JsonRejection::JsonDataError(e)) => {
+                Err(WebError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.body_text()))
             }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(WebError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send Content-Type: application/json.",
+            )),
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(WebError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "The request is too large."))
             }
@@ -105,7 +113,11 @@ async fn get_list(State(s): State<AppState>, Path(id): Path<String>) -> Result<R
     Ok(Json(lists::get(&s.ctx, &id).await.map_err(service)?).into_response())
 }
 
-async fn update_list(State(s): State<AppState>, Path(id): Path<String>, ApiJson(input): ApiJson<ListInput>) -> Result<Response> {
+async fn update_list(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ListInput>,
+) -> Result<Response> {
     Ok(Json(lists::update(&s.ctx, &id, &input).await.map_err(service)?).into_response())
 }
 
@@ -162,6 +174,9 @@ async fn current_statements(State(s): State<AppState>) -> Result<Response> {
     Ok(Json(consent::current_statements(&s.ctx).await.map_err(service)?).into_response())
 }
 
-async fn publish_statement(State(s): State<AppState>, ApiJson(input): ApiJson<consent::StatementInput>) -> Result<Response> {
+async fn publish_statement(
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<consent::StatementInput>,
+) -> Result<Response> {
     Ok((StatusCode::CREATED, Json(consent::publish_statement(&s.ctx, &input).await.map_err(service)?)).into_response())
 }

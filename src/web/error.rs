@@ -41,11 +41,17 @@ impl WebError {
                 ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Some fields need correcting.")
             },
             ServiceError::NotFound(what) => Self::new(StatusCode::NOT_FOUND, "not_found", format!("No such {what}.")),
-            ServiceError::Gone => Self::new(StatusCode::GONE, "gone", "That link has expired or has already been used."),
+            ServiceError::Gone => {
+                Self::new(StatusCode::GONE, "gone", "That link has expired or has already been used.")
+            }
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             other => {
                 tracing::error!(error = %other, source = ?std::error::Error::source(&other), "request failed");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side. Please try again.")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Something went wrong on our side. Please try again.",
+                )
             }
         };
         err.as_json(json)
@@ -68,8 +74,8 @@ struct Inner<'a> {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         if self.json {
-            let fields = (!self.fields.is_empty())
-                .then(|| self.fields.iter().map(|f| (f.field, f.message.as_str())).collect());
+            let fields =
+                (!self.fields.is_empty()).then(|| self.fields.iter().map(|f| (f.field, f.message.as_str())).collect());
             let body = Body { error: Inner { code: self.code, message: &self.message, fields } };
             (self.status, Json(body)).into_response()
         } else {

@@ -38,11 +38,7 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
     if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_json) {
         return true;
     }
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .is_some_and(is_json)
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).is_some_and(is_json)
 }
 
 impl FromRequestParts<AppState> for Client {
@@ -52,9 +48,10 @@ impl FromRequestParts<AppState> for Client {
         let socket_ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
         // Behind a reverse proxy the socket is the proxy; only a header the
         // operator named is believed, and only its last (proxy-added) entry.
-        let proxied_ip = state.ctx.config.trusted_proxy_header.as_deref().and_then(|name| {
-            parts.headers.get(name)?.to_str().ok()?.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
-        });
+        let proxied_ip =
+            state.ctx.config.trusted_proxy_header.as_deref().and_then(|name| {
+                parts.headers.get(name)?.to_str().ok()?.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
+            });
         Ok(Client {
             ip: proxied_ip.or(socket_ip),
             user_agent: header_text(&parts.headers, header::USER_AGENT, 512),
@@ -99,7 +96,8 @@ impl FromRequest<AppState> for Submitted {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let json = wants_json(req.headers());
-        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let content_type =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let too_large = |e: &axum::extract::rejection::BytesRejection| e.status() == StatusCode::PAYLOAD_TOO_LARGE;
         if content_type.starts_with("multipart/form-data") {
             let mut multipart = Multipart::from_request(req, state)
@@ -111,14 +109,22 @@ impl FromRequest<AppState> for Submitted {
                     Ok(Some(field)) => {
                         let name = field.name().unwrap_or("").to_owned();
                         let value = field.text().await.map_err(|e| {
-                            let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { e.status() } else { StatusCode::BAD_REQUEST };
+                            let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                                e.status()
+                            } else {
+                                StatusCode::BAD_REQUEST
+                            };
                             bad_body(status, "The form could not be read.", json)
                         })?;
                         pairs.push((name, value));
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { e.status() } else { StatusCode::BAD_REQUEST };
+                        let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                            e.status()
+                        } else {
+                            StatusCode::BAD_REQUEST
+                        };
                         return Err(bad_body(status, "The form could not be read.", json));
                     }
                 }

@@ -102,7 +102,9 @@ fn subscribe_input(body: &Submitted) -> SubscribeInput {
             };
             let consent = match v.get("consent") {
                 Some(serde_json::Value::Bool(true)) => Some(ConsentGiven::All),
-                Some(serde_json::Value::String(s)) if matches!(s.as_str(), "true" | "on" | "yes" | "1") => Some(ConsentGiven::All),
+                Some(serde_json::Value::String(s)) if matches!(s.as_str(), "true" | "on" | "yes" | "1") => {
+                    Some(ConsentGiven::All)
+                }
                 Some(x @ serde_json::Value::Array(_)) => Some(ConsentGiven::Lists(strings(x))),
                 _ => None,
             };
@@ -119,16 +121,20 @@ fn subscribe_input(body: &Submitted) -> SubscribeInput {
 }
 
 async fn subscribe(State(state): State<AppState>, client: Client, body: Submitted) -> Result<Response> {
-    if let Some(ip) = client.ip {
-        if let Err(retry) = state.subscribe_limiter.check(ip) {
-            let mut res = WebError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests. Please wait a minute and try again.")
-                .as_json(client.json)
-                .into_response();
-            if let Ok(v) = HeaderValue::from_str(&retry.as_secs().max(1).to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return Ok(res);
+    if let Some(ip) = client.ip
+        && let Err(retry) = state.subscribe_limiter.check(ip)
+    {
+        let mut res = WebError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests. Please wait a minute and try again.",
+        )
+        .as_json(client.json)
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&retry.as_secs().max(1).to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        return Ok(res);
     }
     let mut input = subscribe_input(&body);
     if input.source.as_deref().is_none_or(str::is_empty) {
@@ -143,7 +149,8 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
         Ok(()) if client.json => Ok((StatusCode::ACCEPTED, Json(json!({ "status": "pending" }))).into_response()),
         Ok(()) => Ok(CheckInboxPage { group: group(&state) }.into_response()),
         Err(ServiceError::Invalid(errors)) if !client.json => {
-            let lists = supporter::public_lists(&state.ctx, None).await.map_err(|e| WebError::from_service(e, false))?;
+            let lists =
+                supporter::public_lists(&state.ctx, None).await.map_err(|e| WebError::from_service(e, false))?;
             let page = SubscribePage {
                 group: group(&state),
                 heading: format!("Get updates from {}", state.ctx.config.group_name),
@@ -192,21 +199,33 @@ async fn confirm(State(state): State<AppState>, client: Client, Path(token): Pat
 }
 
 fn invalid_link(client: &Client) -> WebError {
-    WebError::new(StatusCode::NOT_FOUND, "invalid_link", "That link is not valid. Please use the link from your most recent email.")
-        .as_json(client.json)
+    WebError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_link",
+        "That link is not valid. Please use the link from your most recent email.",
+    )
+    .as_json(client.json)
 }
 
 fn link_error(e: ServiceError, client: &Client) -> WebError {
     match e {
         ServiceError::NotFound("link") => invalid_link(client),
         // The subscriber or list no longer exists (erased/deleted).
-        ServiceError::Gone => WebError::new(StatusCode::GONE, "gone", "There is nothing left to change: this subscription no longer exists.")
-            .as_json(client.json),
+        ServiceError::Gone => WebError::new(
+            StatusCode::GONE,
+            "gone",
+            "There is nothing left to change: this subscription no longer exists.",
+        )
+        .as_json(client.json),
         other => WebError::from_service(other, client.json),
     }
 }
 
-async fn unsubscribe_page(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
+async fn unsubscribe_page(
+    State(state): State<AppState>,
+    client: Client,
+    Path(token): Path<String>,
+) -> Result<Response> {
     let t = supporter::unsubscribe_target(&state.ctx, &token).await.map_err(|e| link_error(e, &client))?;
     if client.json {
         return Ok(Json(json!({ "list": t.list_name, "subscribed": t.active })).into_response());
@@ -224,10 +243,16 @@ async fn unsubscribe_page(State(state): State<AppState>, client: Client, Path(to
 
 /// RFC 8058 one-click: mail clients POST `List-Unsubscribe=One-Click` with
 /// no cookie and follow no redirect, so we act at once and answer 200.
-async fn unsubscribe(State(state): State<AppState>, client: Client, Path(token): Path<String>, body: Submitted) -> Result<Response> {
+async fn unsubscribe(
+    State(state): State<AppState>,
+    client: Client,
+    Path(token): Path<String>,
+    body: Submitted,
+) -> Result<Response> {
     let one_click = body.first("List-Unsubscribe").is_some_and(|v| v == "One-Click");
     let method = if one_click { WithdrawalMethod::OneClick } else { WithdrawalMethod::Page };
-    let t = supporter::unsubscribe(&state.ctx, &token, method, &client.meta()).await.map_err(|e| link_error(e, &client))?;
+    let t =
+        supporter::unsubscribe(&state.ctx, &token, method, &client.meta()).await.map_err(|e| link_error(e, &client))?;
     if client.json {
         return Ok(Json(json!({ "status": "unsubscribed", "list": t.list_name })).into_response());
     }
@@ -242,13 +267,25 @@ async fn unsubscribe(State(state): State<AppState>, client: Client, Path(token):
     .into_response())
 }
 
-async fn preferences_page(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
+async fn preferences_page(
+    State(state): State<AppState>,
+    client: Client,
+    Path(token): Path<String>,
+) -> Result<Response> {
     let p = supporter::preferences(&state.ctx, &token).await.map_err(|e| link_error(e, &client))?;
     if client.json {
         return Ok(Json(p).into_response());
     }
-    Ok(PreferencesPage { group: group(&state), token, email: p.email, name: p.name, lists: p.lists, saved: false, errors: Vec::new() }
-        .into_response())
+    Ok(PreferencesPage {
+        group: group(&state),
+        token,
+        email: p.email,
+        name: p.name,
+        lists: p.lists,
+        saved: false,
+        errors: Vec::new(),
+    }
+    .into_response())
 }
 
 async fn update_preferences(
@@ -275,11 +312,27 @@ async fn update_preferences(
     };
     match supporter::update_preferences(&state.ctx, &token, &input, &client.meta()).await {
         Ok(p) if client.json => Ok(Json(p).into_response()),
-        Ok(p) => Ok(PreferencesPage { group: group(&state), token, email: p.email, name: p.name, lists: p.lists, saved: true, errors: Vec::new() }
-            .into_response()),
+        Ok(p) => Ok(PreferencesPage {
+            group: group(&state),
+            token,
+            email: p.email,
+            name: p.name,
+            lists: p.lists,
+            saved: true,
+            errors: Vec::new(),
+        }
+        .into_response()),
         Err(ServiceError::Invalid(errors)) if !client.json => {
             let p = supporter::preferences(&state.ctx, &token).await.map_err(|e| link_error(e, &client))?;
-            let page = PreferencesPage { group: group(&state), token, email: p.email, name: input.name, lists: p.lists, saved: false, errors };
+            let page = PreferencesPage {
+                group: group(&state),
+                token,
+                email: p.email,
+                name: input.name,
+                lists: p.lists,
+                saved: false,
+                errors,
+            };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
         Err(e) => Err(link_error(e, &client)),

@@ -172,7 +172,10 @@ impl OutboxWorker {
             Err(_) => None,
         };
         match next {
-            Some(at) => (at - self.ctx.clock.now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(100), IDLE_POLL),
+            Some(at) => (at - self.ctx.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(100), IDLE_POLL),
             None => IDLE_POLL,
         }
     }

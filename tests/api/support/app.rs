@@ -4,7 +4,6 @@
 
 use super::smtp::{CapturedMail, TestSmtp};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use tidings::app::{App, Role};
 use tidings::clock::Clock;
 use tidings::config::Config;
@@ -42,7 +41,10 @@ impl Db {
                 let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
                 let store = tidings::store::Store::connect(base).await.expect("connect to TEST_DATABASE_URL");
                 if let tidings::store::Store::Postgres(pool) = &store {
-                    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(pool).await.expect("create schema");
+                    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                        .execute(pool)
+                        .await
+                        .expect("create schema");
                 }
                 store.close().await;
                 let sep = if base.contains('?') { '&' } else { '?' };
@@ -79,16 +81,14 @@ macro_rules! both_backends {
 
 pub struct TestApp {
     pub base: String,
-    pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub smtp: TestSmtp,
     pub ctx: Context,
     pub worker: OutboxWorker,
-    pub db_url: String,
     pub api_token: String,
     shutdown: watch::Sender<bool>,
     never_stop: watch::Receiver<bool>,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -114,28 +114,24 @@ impl TestApp {
         let app = App::build(config, Clock::system()).await.expect("app builds");
         let ctx = app.ctx.clone();
         let worker = app.outbox_worker();
-        let api_token = tidings::services::accounts::create_token(&ctx.store, &ctx.clock, "tests").await.expect("token");
+        let api_token =
+            tidings::services::accounts::create_token(&ctx.store, &ctx.clock, "tests").await.expect("token");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (shutdown, rx) = watch::channel(false);
         // Web only: tests drive the outbox worker step by step.
         tokio::spawn(app.run(Some(listener), Role::Web, rx.clone()));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         TestApp {
             base: format!("http://{addr}"),
-            addr,
             http,
             smtp,
             ctx,
             worker,
-            db_url,
             api_token,
             shutdown,
             never_stop: rx,
-            dir,
+            _dir: dir,
         }
     }
 
@@ -261,4 +257,9 @@ pub fn confirm_token(mail: &CapturedMail) -> String {
     let text = text_body(mail);
     let start = text.find("/confirm/").expect("a confirm link") + "/confirm/".len();
     text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+}
+
+/// `raw` as askama escapes it in HTML.
+pub fn html_escaped(raw: &str) -> String {
+    raw.replace('&', "&#38;").replace('<', "&#60;").replace('>', "&#62;").replace('"', "&#34;").replace('\'', "&#39;")
 }

@@ -98,13 +98,8 @@ impl TestSmtp {
     }
 
     fn serve(listener: TcpListener) -> TestSmtp {
-        let port = listener
-            .local_addr()
-            .expect("local address of the test SMTP listener")
-            .port();
-        listener
-            .set_nonblocking(true)
-            .expect("make the test SMTP listener non-blocking");
+        let port = listener.local_addr().expect("local address of the test SMTP listener").port();
+        listener.set_nonblocking(true).expect("make the test SMTP listener non-blocking");
         let shared = Arc::new(Mutex::new(Shared::default()));
         let sessions = Arc::new(Sessions::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -115,13 +110,7 @@ impl TestSmtp {
                 .spawn(move || accept_loop(listener, &shared, &sessions, &stop))
                 .expect("spawn the test SMTP accept thread")
         };
-        TestSmtp {
-            port,
-            shared,
-            sessions,
-            stop,
-            accept_thread: Some(accept_thread),
-        }
+        TestSmtp { port, shared, sessions, stop, accept_thread: Some(accept_thread) }
     }
 
     /// Stops the server: the listening socket is closed (new connections are refused) and open sessions are shut
@@ -148,12 +137,7 @@ impl TestSmtp {
     pub fn messages_to(&self, addr: &str) -> Vec<CapturedMail> {
         let addr = normalize(addr);
         let shared = lock(&self.shared);
-        shared
-            .messages
-            .iter()
-            .filter(|m| m.to.iter().any(|to| normalize(to) == addr))
-            .cloned()
-            .collect()
+        shared.messages.iter().filter(|m| m.to.iter().any(|to| normalize(to) == addr)).cloned().collect()
     }
 
     /// Scripts the replies to `RCPT TO` for `addr` (case-insensitive): each code is used once, in order, then the
@@ -163,11 +147,7 @@ impl TestSmtp {
         for &code in codes {
             assert_failure_code(code);
         }
-        lock(&self.shared)
-            .rcpt_scripts
-            .entry(normalize(addr))
-            .or_default()
-            .extend(codes.iter().copied());
+        lock(&self.shared).rcpt_scripts.entry(normalize(addr)).or_default().extend(codes.iter().copied());
     }
 
     /// Every `RCPT TO` is answered with `code` (4xx or 5xx) until this is called with `None`. A 421 reply also
@@ -252,12 +232,7 @@ fn run_session(stream: TcpStream, peer: SocketAddr, shared: Arc<Mutex<Shared>>) 
     stream.set_write_timeout(Some(SESSION_TIMEOUT))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
-    let handler = CaptureHandler {
-        shared,
-        from: String::new(),
-        to: Vec::new(),
-        data: Vec::new(),
-    };
+    let handler = CaptureHandler { shared, from: String::new(), to: Vec::new(), data: Vec::new() };
     let mut session = SessionBuilder::new("tidings-test-smtp").build(peer.ip(), handler);
     write_response(&mut writer, &session.greeting())?;
     let mut line = Vec::with_capacity(128);
@@ -305,10 +280,7 @@ impl Handler for CaptureHandler {
         let mut shared = lock(&self.shared);
         let code = match shared.global_rcpt_reply {
             Some(code) => Some(code),
-            None => shared
-                .rcpt_scripts
-                .get_mut(&normalize(to))
-                .and_then(VecDeque::pop_front),
+            None => shared.rcpt_scripts.get_mut(&normalize(to)).and_then(VecDeque::pop_front),
         };
         match code {
             Some(code) => Response::custom(code, failure_text(code).to_owned()),
@@ -340,10 +312,7 @@ impl Handler for CaptureHandler {
 }
 
 fn assert_failure_code(code: u16) {
-    assert!(
-        (400..600).contains(&code),
-        "scripted SMTP reply codes must be 4xx or 5xx, got {code}"
-    );
+    assert!((400..600).contains(&code), "scripted SMTP reply codes must be 4xx or 5xx, got {code}");
 }
 
 fn failure_text(code: u16) -> &'static str {

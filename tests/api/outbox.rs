@@ -1,0 +1,68 @@
+//! The transactional outbox against a real SMTP server that misbehaves:
+//! temporary and permanent refusals, and an outage.
+
+use crate::both_backends;
+use crate::support::app::{Db, TestApp};
+use crate::support::smtp::TestSmtp;
+use std::time::Duration;
+
+both_backends!(
+    a_temporary_refusal_is_retried_with_backoff_until_accepted,
+    a_permanent_refusal_fails_once_and_keeps_the_reply,
+    an_smtp_outage_pauses_delivery_and_loses_nothing,
+);
+
+async fn a_temporary_refusal_is_retried_with_backoff_until_accepted(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.smtp.script_rcpt("rae@example.org", &[451, 451]);
+    app.subscribe("rae@example.org", "updates").await;
+    assert_eq!(app.drain_outbox().await.retried, 1);
+    // Not due yet: backoff holds it back.
+    assert_eq!(app.drain_outbox().await, Default::default());
+    app.ctx.clock.advance(Duration::from_secs(60));
+    assert_eq!(app.drain_outbox().await.retried, 1);
+    app.ctx.clock.advance(Duration::from_secs(120));
+    assert_eq!(app.drain_outbox().await.sent, 1);
+    assert_eq!(app.smtp.messages_to("rae@example.org").len(), 1);
+    let mut tx = app.ctx.store.read().await.unwrap();
+    assert_eq!(tx.outbox_count("sent").await.unwrap(), 1);
+    assert_eq!(tx.outbox_count("pending").await.unwrap(), 0);
+}
+
+async fn a_permanent_refusal_fails_once_and_keeps_the_reply(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.smtp.script_rcpt("sal@example.org", &[550]);
+    app.subscribe("sal@example.org", "updates").await;
+    let step = app.drain_outbox().await;
+    assert_eq!((step.sent, step.failed), (0, 1));
+    app.ctx.clock.advance(Duration::from_secs(3600));
+    assert_eq!(app.drain_outbox().await, Default::default(), "a failed message is not retried");
+    let mut tx = app.ctx.store.read().await.unwrap();
+    assert_eq!(tx.outbox_count("failed").await.unwrap(), 1);
+}
+
+async fn an_smtp_outage_pauses_delivery_and_loses_nothing(db: Db) {
+    let relay = TestSmtp::start();
+    let port = relay.port();
+    let url = relay.url();
+    let app = TestApp::spawn_with(db, &[("TIDINGS_SMTP_URL", url.as_str())]).await;
+    relay.stop();
+    for i in 0..5 {
+        app.subscribe(&format!("out{i}@example.org"), "updates").await;
+    }
+    for _ in 0..3 {
+        let step = app.drain_outbox().await;
+        assert!(step.relay_down);
+        assert_eq!((step.sent, step.failed), (0, 0), "an outage marks nothing failed");
+    }
+    {
+        let mut tx = app.ctx.store.read().await.unwrap();
+        assert_eq!(tx.outbox_count("pending").await.unwrap(), 5);
+    }
+    let relay = TestSmtp::start_on(port);
+    assert_eq!(app.drain_outbox().await.sent, 5);
+    assert_eq!(relay.messages().len(), 5);
+    for i in 0..5 {
+        assert_eq!(relay.messages_to(&format!("out{i}@example.org")).len(), 1);
+    }
+}

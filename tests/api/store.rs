@@ -1,0 +1,217 @@
+//! The store conformance suite: the same checks against SQLite and
+//! PostgreSQL, straight on the store interface.
+
+use crate::both_backends;
+use crate::support::app::Db;
+use chrono::{Duration, Utc};
+use tidings::clock::Clock;
+use tidings::store::{NewConsentEvent, NewOutboxMessage, Store, StoreError, SubscriberRow};
+use uuid::Uuid;
+
+both_backends!(
+    migrations_are_idempotent_and_setup_runs_once,
+    the_ledger_is_append_only_and_published_texts_are_immutable,
+    addresses_are_unique_whatever_their_case,
+    timestamps_round_trip_exactly,
+    concurrent_claims_never_share_an_outbox_message,
+    an_expired_lease_is_claimed_again,
+    a_confirmation_token_is_used_at_most_once_under_concurrency,
+);
+
+async fn store(db: &Db) -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.fresh_url(dir.path()).await;
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    (store, dir)
+}
+
+fn config() -> tidings::config::Config {
+    tidings::config::Config::from_map(&Default::default()).unwrap()
+}
+
+async fn subscriber(store: &Store, email: &str) -> SubscriberRow {
+    let now = Clock::system().now();
+    let row = SubscriberRow {
+        id: Uuid::now_v7(),
+        email: email.to_owned(),
+        email_norm: email.to_lowercase(),
+        name: String::new(),
+        attributes: "{}".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = store.write().await.unwrap();
+    tx.insert_subscriber(&row).await.unwrap();
+    tx.commit().await.unwrap();
+    row
+}
+
+async fn migrations_are_idempotent_and_setup_runs_once(db: Db) {
+    let (store, _dir) = store(&db).await;
+    store.migrate().await.unwrap();
+    let clock = Clock::system();
+    let key1 = tidings::services::setup::bootstrap(&store, &clock, &config()).await.unwrap();
+    let key2 = tidings::services::setup::bootstrap(&store, &clock, &config()).await.unwrap();
+    assert_eq!(key1, key2, "the generated secret key is kept");
+    assert_eq!(key1.len(), 64);
+    let mut tx = store.read().await.unwrap();
+    assert_eq!(tx.lists().await.unwrap().len(), 1, "one default list, created once");
+    let notice = tx.current_privacy_notice(clock.now()).await.unwrap().unwrap();
+    assert_eq!(notice.version, 1);
+    assert_eq!(notice.sha256, tidings::domain::sha256_hex(&notice.body));
+    assert!(notice.body.starts_with(tidings::services::setup::DEFAULT_MARKER));
+}
+
+async fn the_ledger_is_append_only_and_published_texts_are_immutable(db: Db) {
+    let (store, _dir) = store(&db).await;
+    let clock = Clock::system();
+    tidings::services::setup::bootstrap(&store, &clock, &config()).await.unwrap();
+    let s = subscriber(&store, "led@example.org").await;
+    let mut tx = store.write().await.unwrap();
+    let list = tx.list_by_slug("updates").await.unwrap().unwrap();
+    tx.append_consent_event(&NewConsentEvent {
+        subscriber_id: s.id,
+        list_id: list.id,
+        kind: "requested",
+        statement_id: None,
+        notice_version: Some(1),
+        occurred_at: clock.now(),
+        ip: None,
+        user_agent: None,
+        source: None,
+        actor: "supporter".into(),
+        detail: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    for sql in [
+        "UPDATE consent_events SET kind = 'confirmed'",
+        "UPDATE privacy_notices SET body = 'rewritten'",
+        "UPDATE consent_statements SET body = 'rewritten'",
+    ] {
+        let refused = match &store {
+            Store::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.is_err(),
+            Store::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.is_err(),
+        };
+        assert!(refused, "{sql} must be refused");
+    }
+    let mut tx = store.read().await.unwrap();
+    assert_eq!(tx.consent_events(s.id).await.unwrap()[0].kind, "requested");
+}
+
+async fn addresses_are_unique_whatever_their_case(db: Db) {
+    let (store, _dir) = store(&db).await;
+    subscriber(&store, "Uma@Example.org").await;
+    let now = Utc::now();
+    let dup = SubscriberRow {
+        id: Uuid::now_v7(),
+        email: "uma@example.ORG".into(),
+        email_norm: "uma@example.org".into(),
+        name: String::new(),
+        attributes: "{}".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = store.write().await.unwrap();
+    assert!(matches!(tx.insert_subscriber(&dup).await, Err(StoreError::Conflict(_))));
+}
+
+async fn timestamps_round_trip_exactly(db: Db) {
+    let (store, _dir) = store(&db).await;
+    let s = subscriber(&store, "time@example.org").await;
+    let mut tx = store.read().await.unwrap();
+    let back = tx.subscriber_by_id(s.id).await.unwrap().unwrap();
+    assert_eq!(back.created_at, s.created_at);
+}
+
+async fn enqueue(store: &Store, n: usize) {
+    let now = Clock::system().now();
+    let mut tx = store.write().await.unwrap();
+    for i in 0..n {
+        tx.enqueue_mail(
+            &NewOutboxMessage {
+                kind: "test",
+                recipient: format!("r{i}@example.org"),
+                message_id: format!("<{i}@test>"),
+                message: b"Subject: t\r\n\r\nhi\r\n".to_vec(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn concurrent_claims_never_share_an_outbox_message(db: Db) {
+    let (store, _dir) = store(&db).await;
+    enqueue(&store, 60).await;
+    let now = Utc::now() + Duration::seconds(1);
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut tx = store.write().await.unwrap();
+            let rows = tx.claim_outbox(now, now + Duration::minutes(5), 20).await.unwrap();
+            tx.commit().await.unwrap();
+            rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        }));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for h in handles {
+        for id in h.await.unwrap() {
+            total += 1;
+            assert!(seen.insert(id), "a message was claimed twice");
+        }
+    }
+    assert_eq!(total, 60, "four claims of 20 share out all 60");
+}
+
+async fn an_expired_lease_is_claimed_again(db: Db) {
+    let (store, _dir) = store(&db).await;
+    enqueue(&store, 3).await;
+    let now = Utc::now() + Duration::seconds(1);
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(tx.claim_outbox(now, now + Duration::minutes(5), 10).await.unwrap().len(), 3);
+    assert_eq!(tx.claim_outbox(now, now + Duration::minutes(5), 10).await.unwrap().len(), 0, "leased");
+    let later = now + Duration::minutes(6);
+    let again = tx.claim_outbox(later, later + Duration::minutes(5), 10).await.unwrap();
+    assert_eq!(again.len(), 3, "a dead worker's lease expires");
+    assert!(again.iter().all(|r| r.attempts == 2));
+    tx.commit().await.unwrap();
+}
+
+async fn a_confirmation_token_is_used_at_most_once_under_concurrency(db: Db) {
+    let (store, _dir) = store(&db).await;
+    let clock = Clock::system();
+    tidings::services::setup::bootstrap(&store, &clock, &config()).await.unwrap();
+    let s = subscriber(&store, "once@example.org").await;
+    let now = clock.now();
+    {
+        let mut tx = store.write().await.unwrap();
+        let list = tx.list_by_slug("updates").await.unwrap().unwrap();
+        tx.insert_confirmation_token("hash-1", s.id, &[list.id], now, now + Duration::hours(1)).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut tx = store.write().await.unwrap();
+            let used = tx.use_confirmation_token("hash-1", now + Duration::seconds(1)).await.unwrap();
+            tx.commit().await.unwrap();
+            used.is_some()
+        }));
+    }
+    let mut winners = 0;
+    for h in handles {
+        winners += usize::from(h.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    let mut tx = store.read().await.unwrap();
+    assert!(tx.live_confirmation_token("hash-1", now).await.unwrap().is_none());
+}
