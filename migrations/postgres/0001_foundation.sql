@@ -58,6 +58,8 @@ CREATE TABLE subscriptions (
     updated_at                TIMESTAMPTZ NOT NULL,
     confirmed_at              TIMESTAMPTZ,
     last_confirmation_sent_at TIMESTAMPTZ,
+    -- When someone last asked to subscribe this address to this list.
+    last_requested_at         TIMESTAMPTZ,
     PRIMARY KEY (subscriber_id, list_id)
 );
 CREATE INDEX subscriptions_by_list ON subscriptions (list_id, status);

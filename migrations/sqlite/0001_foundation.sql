@@ -58,6 +58,8 @@ CREATE TABLE subscriptions (
     updated_at                TEXT NOT NULL,
     confirmed_at              TEXT,
     last_confirmation_sent_at TEXT,
+    -- When someone last asked to subscribe this address to this list.
+    last_requested_at         TEXT,
     PRIMARY KEY (subscriber_id, list_id)
 );
 CREATE INDEX subscriptions_by_list ON subscriptions (list_id, status);

@@ -153,10 +153,12 @@ pub(crate) async fn request_confirmation(
         let status = current.and_then(|s| SubscriptionStatus::parse(&s.status).ok());
         // Already confirmed: nothing to do. Complained: never again.
         if matches!(status, Some(SubscriptionStatus::Confirmed | SubscriptionStatus::Complained)) {
+            tx.note_subscribe_request(subscriber.id, list.id, now).await?;
             continue;
         }
         let statement = tx.current_statement(list.id).await?.ok_or(ServiceError::NotFound("consent statement"))?;
         tx.set_subscription_status(subscriber.id, list.id, SubscriptionStatus::Pending.as_str(), now).await?;
+        tx.note_subscribe_request(subscriber.id, list.id, now).await?;
         tx.append_consent_event(&NewConsentEvent {
             subscriber_id: subscriber.id,
             list_id: list.id,

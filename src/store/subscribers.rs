@@ -141,6 +141,27 @@ impl Tx {
         Ok(())
     }
 
+    /// Notes a subscribe request for this address and list, whatever its
+    /// status. Every subscribe path therefore writes, so an address's
+    /// status cannot be read from how long the answer took.
+    pub async fn note_subscribe_request(
+        &mut self,
+        subscriber_id: Uuid,
+        list_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE subscriptions SET last_requested_at = $3 WHERE subscriber_id = $1 AND list_id = $2",
+        )
+        .bind(subscriber_id)
+        .bind(list_id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
     /// Confirmed subscriber count per list id.
     pub async fn confirmed_count(&mut self, list_id: Uuid) -> Result<i64> {
         let n = on_backend!(self, c => sqlx::query_scalar(

@@ -26,6 +26,11 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/assets/style.css", get(stylesheet))
+        .fallback(page_not_found)
+}
+
+async fn page_not_found(client: Client) -> WebError {
+    WebError::new(StatusCode::NOT_FOUND, "not_found", "There is no such page.").as_json(client.json)
 }
 
 type Result<T, E = WebError> = std::result::Result<T, E>;

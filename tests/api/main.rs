@@ -5,6 +5,7 @@ mod support;
 
 mod api;
 mod bad_input;
+mod browser;
 mod journey;
 mod links;
 mod outbox;

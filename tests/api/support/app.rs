@@ -96,8 +96,12 @@ impl TestApp {
         Self::spawn_with(db, &[]).await
     }
 
-    /// `settings` override configuration keys (`("TIDINGS_…", "…")`).
+    /// `settings` override configuration keys (`("TIDINGS_…", "…")`);
+    /// `("TIDINGS_BASE_URL", "self")` makes links point at this server, for
+    /// a real browser to follow.
     pub async fn spawn_with(db: Db, settings: &[(&str, &str)]) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
         let dir = tempfile::tempdir().expect("tempdir");
         let db_url = db.fresh_url(dir.path()).await;
         let smtp = TestSmtp::start();
@@ -108,7 +112,8 @@ impl TestApp {
         values.insert("TIDINGS_BASE_URL".to_owned(), "http://tidings.test".to_owned());
         values.insert("TIDINGS_FROM".to_owned(), "Save Our Hospital <news@hospital.test>".to_owned());
         for (k, v) in settings {
-            values.insert((*k).to_owned(), (*v).to_owned());
+            let v = if (*k, *v) == ("TIDINGS_BASE_URL", "self") { format!("http://{addr}") } else { (*v).to_owned() };
+            values.insert((*k).to_owned(), v);
         }
         let config = Config::from_map(&values).expect("test config");
         let app = App::build(config, Clock::system()).await.expect("app builds");
@@ -116,8 +121,6 @@ impl TestApp {
         let worker = app.outbox_worker();
         let api_token =
             tidings::services::accounts::create_token(&ctx.store, &ctx.clock, "tests").await.expect("token");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let (shutdown, rx) = watch::channel(false);
         // Web only: tests drive the outbox worker step by step.
         tokio::spawn(app.run(Some(listener), Role::Web, rx.clone()));

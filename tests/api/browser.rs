@@ -1,0 +1,69 @@
+//! The supporter journey in a real headless Chromium: the subscribe form,
+//! the confirmation page, preferences, and unsubscribing, with a screenshot
+//! of each page.
+
+use crate::support::app::{Db, TestApp, confirm_token};
+use crate::support::browser::Browser;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supporter_completes_the_journey_in_a_browser() {
+    let Some(browser) = Browser::start().await else { return };
+    let app =
+        TestApp::spawn_with(Db::Sqlite, &[("TIDINGS_BASE_URL", "self"), ("TIDINGS_CONTACT_ADDRESS", "1 High St")])
+            .await;
+    app.create_list("hearings", "Hearing dates").await;
+
+    browser.goto(&app.url("/")).await;
+    browser.screenshot("01-subscribe-form").await;
+    // Submitting without ticking a box explains what is missing.
+    browser.type_into("#email", "zoe@example.org").await;
+    browser.click("button[type=submit]").await;
+    let text = browser.text().await;
+    assert!(text.contains("tick the box"), "{text}");
+    browser.screenshot("02-subscribe-form-errors").await;
+    assert_eq!(browser.attribute("#email", "value").await.as_deref(), Some("zoe@example.org"));
+
+    browser.type_into("#name", "Zoë <b>Z</b>").await;
+    browser.click("#consent-hearings").await;
+    browser.click("button[type=submit]").await;
+    assert!(browser.text().await.contains("Check your inbox"));
+    browser.screenshot("03-check-inbox").await;
+
+    app.drain_outbox().await;
+    let token = confirm_token(&app.smtp.messages_to("zoe@example.org")[0]);
+    browser.goto(&app.url(&format!("/confirm/{token}"))).await;
+    assert!(browser.text().await.contains("Hearing dates"));
+    browser.screenshot("04-confirm").await;
+    assert_eq!(app.status("zoe@example.org", "hearings").await, "pending");
+    browser.click("button[type=submit]").await;
+    assert!(browser.text().await.contains("you're subscribed"));
+    browser.screenshot("05-confirmed").await;
+    assert_eq!(app.status("zoe@example.org", "hearings").await, "confirmed");
+
+    browser.click("a[href*='/preferences/']").await;
+    let text = browser.text().await;
+    assert!(text.contains("zoe@example.org") && text.contains("Hearing dates"));
+    assert_eq!(
+        browser.attribute("#name", "value").await.as_deref(),
+        Some("Zoë <b>Z</b>"),
+        "shown as typed, not as markup"
+    );
+    browser.screenshot("06-preferences").await;
+    browser.click("#list-updates").await;
+    browser.click("button[value=save]").await;
+    assert!(browser.text().await.contains("Your choices have been saved"));
+    assert_eq!(app.status("zoe@example.org", "updates").await, "confirmed");
+
+    let unsub = app.unsubscribe_token("zoe@example.org", "hearings").await;
+    browser.goto(&app.url(&format!("/unsubscribe/{unsub}"))).await;
+    browser.screenshot("07-unsubscribe").await;
+    browser.click("button[type=submit]").await;
+    assert!(browser.text().await.contains("You have been unsubscribed"));
+    assert!(browser.url().await.contains("/unsubscribe/"), "no redirect");
+    browser.screenshot("08-unsubscribed").await;
+    assert_eq!(app.status("zoe@example.org", "hearings").await, "unsubscribed");
+
+    browser.goto(&app.url("/privacy")).await;
+    assert!(browser.text().await.contains("Privacy notice"));
+    browser.screenshot("09-privacy").await;
+}
