@@ -5,14 +5,24 @@
 //! (measured: 23 messages/s per connection). We open the `TcpStream`, set
 //! `nodelay`, and hand it to `AsyncSmtpConnection::connect_with_transport`;
 //! STARTTLS and implicit TLS (smtps) are layered on that same socket.
+//!
+//! Self-hosters often relay through an internal server whose certificate comes
+//! from their own CA: `ca_file=/path/to/ca.pem` in the URL adds that CA to the
+//! trusted roots (on top of the public ones).
+//!
+//! Everything that goes wrong while opening a session (connecting, STARTTLS,
+//! the certificate, AUTH) is [`SendError::Unavailable`]: it is the relay's or
+//! our configuration's fault, never the message's, so messages wait for the fix
+//! instead of being failed for good.
 
 use super::transport::SendError;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 #[expect(deprecated, reason = "implicit TLS on our own socket needs lettre's stream type")]
 use lettre::transport::smtp::client::AsyncNetworkStream;
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -42,6 +52,11 @@ pub struct SmtpSettings {
     pub tls: TlsMode,
     pub credentials: Option<(String, String)>,
     pub timeout: Duration,
+    /// Where the extra trusted CA came from (`ca_file=`), for messages.
+    pub ca_file: Option<PathBuf>,
+    /// That CA, read once when the settings are parsed so a bad path fails at
+    /// start-up rather than on the first message.
+    pub ca_certificate: Option<Certificate>,
 }
 
 impl std::fmt::Debug for SmtpSettings {
@@ -52,6 +67,7 @@ impl std::fmt::Debug for SmtpSettings {
             .field("port", &self.port)
             .field("tls", &self.tls)
             .field("user", &self.credentials.as_ref().map(|(u, _)| u))
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -59,13 +75,18 @@ impl std::fmt::Debug for SmtpSettings {
 impl SmtpSettings {
     /// `smtp://[user:pass@]host[:port][?tls=none|opportunistic|starttls]`
     /// (default port 25, no TLS) or `smtps://[user:pass@]host[:port]`
-    /// (default port 465, implicit TLS).
+    /// (default port 465, implicit TLS). Both take `ca_file=PATH` (percent-
+    /// encoded, as query values are: `%20` or `+` for a space, `%2B` for `+`)
+    /// naming a PEM file of extra CA certificates to trust.
     pub fn from_url(url: &url::Url) -> Result<Self, String> {
         let host = url.host_str().ok_or("TIDINGS_SMTP_URL needs a host")?.trim_matches(['[', ']']).to_owned();
         let implicit = url.scheme() == "smtps";
         let mut tls = if implicit { TlsMode::Implicit } else { TlsMode::None };
+        let mut ca_file = None;
         for (k, v) in url.query_pairs() {
-            if k == "tls" && !implicit {
+            if k == "ca_file" {
+                ca_file = Some(PathBuf::from(v.as_ref()));
+            } else if k == "tls" && !implicit {
                 tls = match v.as_ref() {
                     "none" => TlsMode::None,
                     "opportunistic" => TlsMode::Opportunistic,
@@ -83,14 +104,41 @@ impl SmtpSettings {
             ("", _) => None,
             (u, p) => Some((decode(u)?, decode(p.unwrap_or(""))?)),
         };
+        let ca_certificate = match &ca_file {
+            Some(path) => Some(read_ca_file(path)?),
+            None => None,
+        };
         Ok(Self {
             port: url.port().unwrap_or(if implicit { 465 } else { 25 }),
             host,
             tls,
             credentials,
             timeout: Duration::from_secs(30),
+            ca_file,
+            ca_certificate,
         })
     }
+
+    /// TLS settings for this relay: the public roots plus our `ca_file`, if any.
+    fn tls_parameters(&self) -> Result<TlsParameters, String> {
+        let mut builder = TlsParameters::builder(self.host.clone());
+        if let Some(ca) = &self.ca_certificate {
+            builder = builder.add_root_certificate(ca.clone());
+        }
+        builder.build().map_err(|e| format!("cannot set up TLS for {}: {e}", self.host))
+    }
+}
+
+/// Reads the PEM named by `ca_file=`.
+fn read_ca_file(path: &std::path::Path) -> Result<Certificate, String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("TIDINGS_SMTP_URL: cannot read ca_file {shown}: {e}"))?;
+    // lettre accepts a PEM without any certificate in it and would then
+    // silently trust only the public roots: say so instead.
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(format!("TIDINGS_SMTP_URL: ca_file {shown} holds no PEM certificate"));
+    }
+    Certificate::from_pem(&pem).map_err(|e| format!("TIDINGS_SMTP_URL: ca_file {shown}: {e}"))
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -190,31 +238,46 @@ impl SmtpPool {
     }
 
     /// Opens, greets, encrypts and authenticates a new session.
+    ///
+    /// Every failure is `Unavailable`, even a 5xx reply such as a 535 to AUTH
+    /// (which lettre calls permanent): see the module docs.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
         let s = &self.settings;
+        let relay = format!("{}:{}", s.host, s.port);
         let work = async {
             let tcp = connect_nodelay(&s.host, s.port).await?;
-            let tls = || TlsParameters::new(s.host.clone()).map_err(|e| classify(&e));
             let mut conn = if s.tls == TlsMode::Implicit {
                 #[expect(deprecated, reason = "lettre offers no other way to wrap a socket we opened in TLS")]
                 let mut stream = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
-                stream.upgrade_tls(tls()?).await.map_err(|e| classify(&e))?;
+                stream
+                    .upgrade_tls(s.tls_parameters().map_err(SendError::Unavailable)?)
+                    .await
+                    .map_err(|e| SendError::Unavailable(format!("TLS handshake with {relay} failed: {e}")))?;
                 AsyncSmtpConnection::connect_with_transport(Box::new(TlsStream(stream)), &self.hello).await
             } else {
                 AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await
             }
-            .map_err(|e| classify(&e))?;
-            match s.tls {
-                TlsMode::Required => conn.starttls(tls()?, &self.hello).await.map_err(|e| classify(&e))?,
-                TlsMode::Opportunistic if conn.can_starttls() => {
-                    conn.starttls(tls()?, &self.hello).await.map_err(|e| classify(&e))?
+            .map_err(|e| SendError::Unavailable(format!("greeting or EHLO with {relay} failed: {e}")))?;
+            let upgrade = match s.tls {
+                TlsMode::Required if !conn.can_starttls() => {
+                    // Sending in clear text instead would defeat the setting.
+                    return Err(SendError::Unavailable(format!(
+                        "{relay} does not offer STARTTLS, which TIDINGS_SMTP_URL requires"
+                    )));
                 }
-                _ => {}
+                TlsMode::Required => true,
+                TlsMode::Opportunistic => conn.can_starttls(),
+                TlsMode::None | TlsMode::Implicit => false,
+            };
+            if upgrade {
+                conn.starttls(s.tls_parameters().map_err(SendError::Unavailable)?, &self.hello)
+                    .await
+                    .map_err(|e| SendError::Unavailable(format!("STARTTLS with {relay} failed: {e}")))?;
             }
             if let Some((user, pass)) = &s.credentials {
                 conn.auth(&[Mechanism::Plain, Mechanism::Login], &Credentials::new(user.clone(), pass.clone()))
                     .await
-                    .map_err(|e| classify(&e))?;
+                    .map_err(|e| SendError::Unavailable(format!("{relay} refused our credentials for {user}: {e}")))?;
             }
             Ok(conn)
         };
@@ -240,8 +303,13 @@ pub async fn connect_nodelay(host: &str, port: u16) -> Result<TcpStream, SendErr
     Ok(stream)
 }
 
+/// Classifies an error from the MAIL/RCPT/DATA transaction.
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
-    if e.is_permanent() {
+    // 530 "authentication required" (or "must issue STARTTLS first") is about
+    // how we connect, not about this message: it must not fail it for good.
+    if e.status().map(u16::from) == Some(530) {
+        SendError::Unavailable(format!("the relay wants us to authenticate or encrypt first: {e}"))
+    } else if e.is_permanent() {
         SendError::Permanent(e.to_string())
     } else if e.is_transient() {
         SendError::Transient(e.to_string())
@@ -304,8 +372,34 @@ mod tests {
         let s = SmtpSettings::from_url(&"smtps://relay.example.org".parse().unwrap()).unwrap();
         assert_eq!((s.port, s.tls), (465, TlsMode::Implicit));
         let s = SmtpSettings::from_url(&"smtp://127.0.0.1:2525".parse().unwrap()).unwrap();
-        assert_eq!((s.port, s.tls, s.credentials), (2525, TlsMode::None, None));
+        assert_eq!((s.port, s.tls, s.credentials, s.ca_file), (2525, TlsMode::None, None, None));
         assert!(SmtpSettings::from_url(&"smtp://h?tls=maybe".parse().unwrap()).is_err());
+
+        // ca_file: a percent-encoded path, read when the settings are parsed.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("our ca.pem");
+        let ca = rcgen::generate_simple_self_signed(vec!["relay.internal".to_owned()]).unwrap();
+        std::fs::write(&path, ca.cert.pem()).unwrap();
+        let encoded = percent_encoding::utf8_percent_encode(path.to_str().unwrap(), percent_encoding::NON_ALPHANUMERIC);
+        let s = SmtpSettings::from_url(&format!("smtps://relay.internal?ca_file={encoded}").parse().unwrap()).unwrap();
+        assert_eq!((s.tls, s.ca_file.as_deref()), (TlsMode::Implicit, Some(path.as_path())));
+        assert!(s.ca_certificate.is_some());
+        assert!(s.tls_parameters().is_ok());
+        assert!(format!("{s:?}").contains("our ca.pem"));
+        let s = SmtpSettings::from_url(
+            &format!("smtp://relay.internal:587?tls=starttls&ca_file={encoded}").parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!((s.port, s.tls, s.ca_file.as_deref()), (587, TlsMode::Required, Some(path.as_path())));
+
+        // A missing or certificate-less file is a start-up error naming the setting.
+        let missing = SmtpSettings::from_url(&"smtp://h?ca_file=%2Fno%2Fsuch%2Fca.pem".parse().unwrap()).unwrap_err();
+        assert!(missing.contains("TIDINGS_SMTP_URL") && missing.contains("/no/such/ca.pem"), "{missing}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let url = format!("smtp://h?ca_file={}", junk.display());
+        let empty = SmtpSettings::from_url(&url.parse().unwrap()).unwrap_err();
+        assert!(empty.contains("TIDINGS_SMTP_URL") && empty.contains("no PEM certificate"), "{empty}");
     }
 
     #[tokio::test]

@@ -10,4 +10,5 @@ mod journey;
 mod links;
 mod outbox;
 mod process;
+mod smtp_tls;
 mod store;

@@ -5,6 +5,12 @@
 //! Replies to `RCPT TO` can be scripted (temporary or permanent failures for one address, or for every address),
 //! and the server can be stopped and started again on the same port to simulate an outage.
 //!
+//! [`TestSmtp::start_tls`] starts a server with a self-signed certificate for `localhost`, made at start with rcgen
+//! and served with rustls (ring provider, the same rustls lettre uses): either STARTTLS is advertised and upgrades
+//! the session, or TLS starts with the first byte. [`TestSmtp::ca_pem`] gives the certificate for the client to
+//! trust. [`TestSmtp::require_auth`] makes new sessions require `AUTH PLAIN`/`LOGIN`. Every captured message records
+//! whether its session was encrypted and who had authenticated.
+//!
 //! mailin-embedded's `Server::serve()` runs forever and keeps the listening socket open, so it cannot simulate a
 //! server going away. This module therefore owns the accept loop and drives `mailin::Session` directly, one std
 //! thread per connection. Stopping (or dropping) a [`TestSmtp`] closes the listening socket, so new connections
@@ -16,9 +22,11 @@
 // Shared by several test binaries; not every binary uses every helper.
 #![allow(dead_code)]
 
-use mailin::{Action, Handler, Response, SessionBuilder};
+use mailin::{Action, AuthMechanism, Handler, Response, SessionBuilder};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -43,6 +51,10 @@ pub struct CapturedMail {
     pub to: Vec<String>,
     /// The raw message (headers and body) with dot-stuffing removed and CRLF line endings.
     pub data: Vec<u8>,
+    /// Whether the session was encrypted (STARTTLS or implicit TLS) when the message was sent.
+    pub tls: bool,
+    /// The user the session had authenticated as, if any.
+    pub auth_user: Option<String>,
 }
 
 impl CapturedMail {
@@ -60,6 +72,48 @@ struct Shared {
     rcpt_scripts: HashMap<String, VecDeque<u16>>,
     /// When set, every `RCPT TO` gets this code.
     global_rcpt_reply: Option<u16>,
+    /// When set (`require_auth`), new sessions must authenticate with these credentials before `MAIL FROM`.
+    auth: Option<Credentials>,
+    /// Connections accepted so far.
+    connections: usize,
+}
+
+/// A user name and password.
+#[derive(Clone)]
+struct Credentials {
+    user: String,
+    pass: String,
+}
+
+/// How a [`TestSmtp::start_tls`] server encrypts its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsTestMode {
+    /// Sessions start in clear text; `STARTTLS` is advertised and upgrades them.
+    StartTls,
+    /// TLS from the first byte, like port 465 (smtps).
+    Implicit,
+}
+
+/// The TLS side of a [`TestSmtp::start_tls`] server.
+#[derive(Clone)]
+struct TlsSetup {
+    mode: TlsTestMode,
+    config: Arc<ServerConfig>,
+}
+
+impl TlsSetup {
+    /// Wraps an accepted socket in a server-side TLS session; the handshake happens on the first read or write.
+    fn accept(&self, tcp: TcpStream) -> io::Result<StreamOwned<ServerConnection, TcpStream>> {
+        let conn = ServerConnection::new(self.config.clone()).map_err(io::Error::other)?;
+        Ok(StreamOwned::new(conn, tcp))
+    }
+}
+
+/// What one session knows about itself, shared by its read loop and its mailin handler.
+#[derive(Default)]
+struct SessionState {
+    tls: bool,
+    auth_user: Option<String>,
 }
 
 /// Open sessions, so that stopping the server can close them.
@@ -74,13 +128,36 @@ pub struct TestSmtp {
     sessions: Arc<Sessions>,
     stop: Arc<AtomicBool>,
     accept_thread: Option<JoinHandle<()>>,
+    /// PEM of the self-signed certificate of a `start_tls` server.
+    ca_pem: Option<String>,
 }
 
 impl TestSmtp {
     /// Binds 127.0.0.1:0 and serves on a background std thread.
     pub fn start() -> TestSmtp {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the test SMTP server to 127.0.0.1:0");
-        Self::serve(listener)
+        Self::serve(listener, None)
+    }
+
+    /// Like [`TestSmtp::start`], with TLS: a self-signed certificate for `localhost` (and 127.0.0.1) is made now;
+    /// clients must connect to `localhost` and trust [`TestSmtp::ca_pem`].
+    pub fn start_tls(mode: TlsTestMode) -> TestSmtp {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("generate a self-signed certificate for the test SMTP server");
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
+        // The provider is named explicitly: rustls refuses to guess one when a build enables both ring and
+        // aws-lc-rs, and ring is the one lettre already compiles in.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("rustls supports its default protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .expect("use the self-signed certificate for the test SMTP server");
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the test SMTP server to 127.0.0.1:0");
+        let mut server = Self::serve(listener, Some(TlsSetup { mode, config: Arc::new(config) }));
+        server.ca_pem = Some(certified.cert.pem());
+        server
     }
 
     /// Binds 127.0.0.1:`port` (e.g. the port of a server that was stopped), retrying for up to 5 s while the port
@@ -90,14 +167,14 @@ impl TestSmtp {
         loop {
             // std sets SO_REUSEADDR on unix, so connections of a previous server in TIME_WAIT do not block this.
             match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
-                Ok(listener) => return Self::serve(listener),
+                Ok(listener) => return Self::serve(listener, None),
                 Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
                 Err(err) => panic!("cannot bind the test SMTP server to 127.0.0.1:{port} within 5 s: {err}"),
             }
         }
     }
 
-    fn serve(listener: TcpListener) -> TestSmtp {
+    fn serve(listener: TcpListener, tls: Option<TlsSetup>) -> TestSmtp {
         let port = listener.local_addr().expect("local address of the test SMTP listener").port();
         listener.set_nonblocking(true).expect("make the test SMTP listener non-blocking");
         let shared = Arc::new(Mutex::new(Shared::default()));
@@ -107,10 +184,10 @@ impl TestSmtp {
             let (shared, sessions, stop) = (shared.clone(), sessions.clone(), stop.clone());
             thread::Builder::new()
                 .name(format!("test-smtp-{port}"))
-                .spawn(move || accept_loop(listener, &shared, &sessions, &stop))
+                .spawn(move || accept_loop(listener, &shared, &sessions, &stop, tls.as_ref()))
                 .expect("spawn the test SMTP accept thread")
         };
-        TestSmtp { port, shared, sessions, stop, accept_thread: Some(accept_thread) }
+        TestSmtp { port, shared, sessions, stop, accept_thread: Some(accept_thread), ca_pem: None }
     }
 
     /// Stops the server: the listening socket is closed (new connections are refused) and open sessions are shut
@@ -126,6 +203,23 @@ impl TestSmtp {
     /// `smtp://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The PEM of the self-signed certificate of a [`TestSmtp::start_tls`] server; `None` for a plain server.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.ca_pem.clone()
+    }
+
+    /// Sessions that start from now on advertise `AUTH PLAIN LOGIN` and answer `MAIL FROM` with 530 until the
+    /// client has authenticated as `user`/`pass`; wrong credentials get 535. On a TLS server AUTH is offered only
+    /// once the session is encrypted, as real servers do; a plain server offers it in clear text.
+    pub fn require_auth(&self, user: &str, pass: &str) {
+        lock(&self.shared).auth = Some(Credentials { user: user.to_owned(), pass: pass.to_owned() });
+    }
+
+    /// How many connections the server has accepted so far.
+    pub fn connections(&self) -> usize {
+        lock(&self.shared).connections
     }
 
     /// Snapshot of the captured messages, in arrival order.
@@ -186,11 +280,18 @@ impl Drop for TestSmtp {
     }
 }
 
-fn accept_loop(listener: TcpListener, shared: &Arc<Mutex<Shared>>, sessions: &Arc<Sessions>, stop: &AtomicBool) {
+fn accept_loop(
+    listener: TcpListener,
+    shared: &Arc<Mutex<Shared>>,
+    sessions: &Arc<Sessions>,
+    stop: &AtomicBool,
+    tls: Option<&TlsSetup>,
+) {
     static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(0);
     while !stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, peer)) => {
+                lock(shared).connections += 1;
                 let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
                 let registered = stream.try_clone();
                 match registered {
@@ -202,10 +303,10 @@ fn accept_loop(listener: TcpListener, shared: &Arc<Mutex<Shared>>, sessions: &Ar
                         continue;
                     }
                 }
-                let (session_shared, session_registry) = (shared.clone(), sessions.clone());
+                let (session_shared, session_registry, session_tls) = (shared.clone(), sessions.clone(), tls.cloned());
                 let spawned = thread::Builder::new().name("test-smtp-session".into()).spawn(move || {
-                    // Errors only mean the client went away or the server was stopped.
-                    let _ = run_session(stream, peer, session_shared);
+                    // Errors only mean the client went away (or failed the TLS handshake) or the server was stopped.
+                    let _ = run_session(stream, peer, session_shared, session_tls);
                     lock(&session_registry).remove(&id);
                 });
                 if let Err(err) = spawned {
@@ -225,36 +326,97 @@ fn accept_loop(listener: TcpListener, shared: &Arc<Mutex<Shared>>, sessions: &Ar
     // `listener` is dropped here, which closes the port.
 }
 
-fn run_session(stream: TcpStream, peer: SocketAddr, shared: Arc<Mutex<Shared>>) -> io::Result<()> {
+/// A session's byte stream: the plain socket, or TLS over it.
+trait SessionStream: Read + Write + Send {}
+impl<T: Read + Write + Send> SessionStream for T {}
+
+fn run_session(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    tls: Option<TlsSetup>,
+) -> io::Result<()> {
     // Accepted sockets do not inherit O_NONBLOCK on Linux, but be explicit.
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(SESSION_TIMEOUT))?;
     stream.set_write_timeout(Some(SESSION_TIMEOUT))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
-    let handler = CaptureHandler { shared, from: String::new(), to: Vec::new(), data: Vec::new() };
-    let mut session = SessionBuilder::new("tidings-test-smtp").build(peer.ip(), handler);
-    write_response(&mut writer, &session.greeting())?;
+    // Read once: `require_auth` applies to sessions that start after it.
+    let auth = lock(&shared).auth.clone();
+    let state = Arc::new(Mutex::new(SessionState::default()));
+    let mode = tls.as_ref().map(|t| t.mode);
+
+    let mut builder = SessionBuilder::new("tidings-test-smtp");
+    if mode == Some(TlsTestMode::StartTls) {
+        builder.enable_start_tls();
+    }
+    if auth.is_some() {
+        builder.enable_auth(AuthMechanism::Plain).enable_auth(AuthMechanism::Login);
+        // mailin offers AUTH only over TLS; a plain server would otherwise have no way to authenticate at all.
+        if tls.is_none() {
+            builder.insecure_enable_plaintext_auth();
+        }
+    }
+    let handler = CaptureHandler {
+        shared,
+        session: state.clone(),
+        auth: auth.clone(),
+        from: String::new(),
+        to: Vec::new(),
+        data: Vec::new(),
+    };
+    let mut session = builder.build(peer.ip(), handler);
+
+    let mut reader: BufReader<Box<dyn SessionStream>> = match &tls {
+        Some(setup) if setup.mode == TlsTestMode::Implicit => {
+            session.tls_active();
+            lock(&state).tls = true;
+            BufReader::new(Box::new(setup.accept(stream.try_clone()?)?))
+        }
+        _ => BufReader::new(Box::new(stream.try_clone()?)),
+    };
+    write_response(reader.get_mut(), &session.greeting())?;
     let mut line = Vec::with_capacity(128);
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
             return Ok(());
         }
+        // mailin itself answers an unauthenticated MAIL FROM with 503 (bad sequence); real servers say 530. Before
+        // authentication no transaction can be open, so a line starting with MAIL is always the command.
+        if auth.is_some() && lock(&state).auth_user.is_none() && starts_with_ignore_case(&line, b"MAIL ") {
+            write_response(reader.get_mut(), &mailin::response::AUTHENTICATION_REQUIRED)?;
+            continue;
+        }
         let response = session.process(&line);
-        match response.action {
-            Action::NoReply => {}
-            Action::Reply => write_response(&mut writer, &response)?,
-            // STARTTLS is never advertised, so `UpgradeTls` cannot happen; treat it like `Close`.
-            Action::Close | Action::UpgradeTls => {
-                write_response(&mut writer, &response)?;
-                return writer.shutdown(Shutdown::Both);
+        match (&response.action, &tls) {
+            (Action::NoReply, _) => {}
+            (Action::Reply, _) => write_response(reader.get_mut(), &response)?,
+            (Action::UpgradeTls, Some(setup)) if setup.mode == TlsTestMode::StartTls && !lock(&state).tls => {
+                write_response(reader.get_mut(), &response)?;
+                // Anything the client sent after STARTTLS came in clear text and must not be taken as part of the
+                // encrypted session (RFC 3207, section 5).
+                if !reader.buffer().is_empty() {
+                    return stream.shutdown(Shutdown::Both);
+                }
+                reader = BufReader::new(Box::new(setup.accept(stream.try_clone()?)?));
+                session.tls_active();
+                lock(&state).tls = true;
+            }
+            // STARTTLS is only advertised by a StartTls server before the upgrade; treat any other `UpgradeTls`
+            // like `Close`.
+            (Action::Close | Action::UpgradeTls, _) => {
+                write_response(reader.get_mut(), &response)?;
+                return stream.shutdown(Shutdown::Both);
             }
         }
     }
 }
 
-fn write_response(writer: &mut TcpStream, response: &Response) -> io::Result<()> {
+fn starts_with_ignore_case(line: &[u8], prefix: &[u8]) -> bool {
+    line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+fn write_response(writer: &mut dyn SessionStream, response: &Response) -> io::Result<()> {
     writer.write_all(&response.buffer()?)?;
     writer.flush()
 }
@@ -263,6 +425,9 @@ fn write_response(writer: &mut TcpStream, response: &Response) -> io::Result<()>
 #[derive(Clone)]
 struct CaptureHandler {
     shared: Arc<Mutex<Shared>>,
+    session: Arc<Mutex<SessionState>>,
+    /// The credentials this session requires, if any.
+    auth: Option<Credentials>,
     from: String,
     to: Vec<String>,
     data: Vec<u8>,
@@ -301,13 +466,44 @@ impl Handler for CaptureHandler {
     }
 
     fn data_end(&mut self) -> Response {
+        let (tls, auth_user) = {
+            let session = lock(&self.session);
+            (session.tls, session.auth_user.clone())
+        };
         let mail = CapturedMail {
             from: std::mem::take(&mut self.from),
             to: std::mem::take(&mut self.to),
             data: std::mem::take(&mut self.data),
+            tls,
+            auth_user,
         };
         lock(&self.shared).messages.push(mail);
         mailin::response::OK
+    }
+
+    fn auth_plain(&mut self, authorization_id: &str, authentication_id: &str, password: &str) -> Response {
+        // lettre sends an empty authorization identity; a client acting for someone else is not supported here.
+        if !authorization_id.is_empty() && authorization_id != authentication_id {
+            return mailin::response::INVALID_CREDENTIALS;
+        }
+        self.authenticate(authentication_id, password)
+    }
+
+    fn auth_login(&mut self, username: &str, password: &str) -> Response {
+        self.authenticate(username, password)
+    }
+}
+
+impl CaptureHandler {
+    /// 235 and remembers the user if the credentials match `require_auth`, else 535.
+    fn authenticate(&mut self, user: &str, pass: &str) -> Response {
+        match &self.auth {
+            Some(expected) if expected.user == user && expected.pass == pass => {
+                lock(&self.session).auth_user = Some(user.to_owned());
+                mailin::response::AUTH_OK
+            }
+            _ => mailin::response::INVALID_CREDENTIALS,
+        }
     }
 }
 
