@@ -11,7 +11,12 @@ use crate::mail::{Composer, Transport};
 use crate::services::{Context, ServiceError, setup};
 use crate::store::{Store, StoreError};
 use crate::web::{self, AppState};
+use crate::workers::delivery::DeliveryWorker;
 use crate::workers::outbox::OutboxWorker;
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
+};
+use lettre::message::header::HeaderName;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -25,6 +30,8 @@ pub enum AppError {
     Setup(#[from] ServiceError),
     #[error("mail: {0}")]
     Mail(String),
+    #[error("DKIM: {0}")]
+    Dkim(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("server: {0}")]
@@ -60,6 +67,7 @@ impl App {
             host: config.mail_host(),
             group_name: config.group_name.clone(),
             contact_address: config.contact_address.clone(),
+            dkim: dkim_config(&config)?.map(Arc::new),
         };
         let ctx = Context {
             store,
@@ -74,6 +82,10 @@ impl App {
 
     pub fn outbox_worker(&self) -> OutboxWorker {
         OutboxWorker::new(self.ctx.clone(), self.transport.clone())
+    }
+
+    pub fn delivery_worker(&self) -> DeliveryWorker {
+        DeliveryWorker::new(self.ctx.clone(), self.transport.clone())
     }
 
     pub fn router(&self) -> axum::Router {
@@ -97,6 +109,7 @@ impl App {
         let mut tasks = tokio::task::JoinSet::new();
         if role != Role::Web {
             tasks.spawn(self.outbox_worker().run(shutdown.clone()));
+            tasks.spawn(self.delivery_worker().run(shutdown.clone()));
         }
         let server = match (role, listener) {
             (Role::Workers, _) | (_, None) => None,
@@ -121,6 +134,27 @@ impl App {
         self.ctx.store.close().await;
         served
     }
+}
+
+/// The DKIM signer, when a selector and key are configured. The signature
+/// covers the headers DESIGN §4 names, so the one-click unsubscribe headers
+/// cannot be stripped or altered in transit without breaking it.
+fn dkim_config(config: &Config) -> Result<Option<DkimConfig>, AppError> {
+    let (Some(selector), Some(path)) = (&config.dkim_selector, &config.dkim_key_file) else { return Ok(None) };
+    let pem = std::fs::read_to_string(path).map_err(|e| AppError::Dkim(format!("{}: {e}", path.display())))?;
+    let algorithm =
+        if config.dkim_algorithm == "ed25519" { DkimSigningAlgorithm::Ed25519 } else { DkimSigningAlgorithm::Rsa };
+    let key =
+        DkimSigningKey::new(pem.trim(), algorithm).map_err(|e| AppError::Dkim(format!("{}: {e}", path.display())))?;
+    let domain = config.dkim_domain.clone().unwrap_or_else(|| config.from.email.domain().to_owned());
+    let headers =
+        ["From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post"]
+            .into_iter()
+            .map(HeaderName::new_from_ascii_str)
+            .collect();
+    let canonicalization =
+        DkimCanonicalization { header: DkimCanonicalizationType::Relaxed, body: DkimCanonicalizationType::Relaxed };
+    Ok(Some(DkimConfig::new(selector.clone(), domain, key, headers, canonicalization)))
 }
 
 /// A receiver that turns true on SIGINT or SIGTERM.

@@ -50,6 +50,18 @@ pub struct Config {
     pub confirm_resend_interval: Duration,
     /// Largest request body accepted on public routes.
     pub max_body_bytes: usize,
+    /// At most this many bulk messages per rolling hour / day (0 = no cap).
+    pub send_hourly_cap: u32,
+    pub send_daily_cap: u32,
+    /// DKIM: selector, PEM key file and signing domain (default: the From
+    /// address's domain). Signing is on when selector and key are set.
+    pub dkim_selector: Option<String>,
+    pub dkim_key_file: Option<PathBuf>,
+    pub dkim_domain: Option<String>,
+    /// `rsa` (default) or `ed25519`.
+    pub dkim_algorithm: String,
+    /// IANA zone in which times are shown and cron schedules run.
+    pub timezone: String,
 }
 
 /// Names of every key, in the order the README documents them.
@@ -70,6 +82,13 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_CONFIRM_TOKEN_TTL_HOURS",
     "TIDINGS_CONFIRM_RESEND_HOURS",
     "TIDINGS_MAX_BODY_BYTES",
+    "TIDINGS_SEND_HOURLY_CAP",
+    "TIDINGS_SEND_DAILY_CAP",
+    "TIDINGS_DKIM_SELECTOR",
+    "TIDINGS_DKIM_KEY_FILE",
+    "TIDINGS_DKIM_DOMAIN",
+    "TIDINGS_DKIM_ALGORITHM",
+    "TIDINGS_TIMEZONE",
 ];
 
 impl Config {
@@ -127,6 +146,16 @@ impl Config {
             confirm_token_ttl: hours(parse_num(get, "TIDINGS_CONFIRM_TOKEN_TTL_HOURS", 72)?),
             confirm_resend_interval: hours(parse_num(get, "TIDINGS_CONFIRM_RESEND_HOURS", 24)?),
             max_body_bytes: parse_num(get, "TIDINGS_MAX_BODY_BYTES", 64 * 1024)?,
+            send_hourly_cap: parse_num(get, "TIDINGS_SEND_HOURLY_CAP", 0)?,
+            send_daily_cap: parse_num(get, "TIDINGS_SEND_DAILY_CAP", 0)?,
+            dkim_selector: get("TIDINGS_DKIM_SELECTOR").map(str::to_owned),
+            dkim_key_file: get("TIDINGS_DKIM_KEY_FILE").map(PathBuf::from),
+            dkim_domain: get("TIDINGS_DKIM_DOMAIN").map(str::to_owned),
+            dkim_algorithm: match get("TIDINGS_DKIM_ALGORITHM").unwrap_or("rsa") {
+                a @ ("rsa" | "ed25519") => a.to_owned(),
+                _ => return Err(invalid("TIDINGS_DKIM_ALGORITHM", "rsa or ed25519")),
+            },
+            timezone: get("TIDINGS_TIMEZONE").unwrap_or("Europe/London").to_owned(),
         })
     }
 

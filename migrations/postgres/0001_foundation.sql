@@ -44,11 +44,15 @@ CREATE TABLE subscribers (
     id         UUID PRIMARY KEY,
     email      TEXT NOT NULL,
     email_norm TEXT NOT NULL UNIQUE,
+    -- SHA-256 of email_norm: joins against suppressions in SQL.
+    email_hash TEXT NOT NULL,
     name       TEXT NOT NULL DEFAULT '',
     attributes TEXT NOT NULL DEFAULT '{}',
     created_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
 );
+
+CREATE INDEX subscribers_by_hash ON subscribers (email_hash);
 
 CREATE TABLE subscriptions (
     subscriber_id             UUID NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,

@@ -27,6 +27,8 @@ pub struct Composer {
     pub host: String,
     pub group_name: String,
     pub contact_address: String,
+    /// Signs every message when a DKIM key is configured.
+    pub dkim: Option<std::sync::Arc<lettre::message::dkim::DkimConfig>>,
 }
 
 #[derive(Template)]
@@ -100,7 +102,7 @@ impl Composer {
     ) -> Result<Composed, MailError> {
         let message_id = self.new_message_id();
         let to_mailbox = Mailbox::new((!name.is_empty()).then(|| name.to_owned()), to.as_str().parse()?);
-        let message = Message::builder()
+        let mut message = Message::builder()
             .from(self.from.clone())
             .to(to_mailbox)
             .subject(subject)
@@ -108,6 +110,26 @@ impl Composer {
             .date_now()
             .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".to_owned()))
             .multipart(MultiPart::alternative_plain_html(text, html))?;
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
+        }
         Ok(Composed { message_id, recipient: to.as_str().to_owned(), bytes: message.formatted() })
+    }
+}
+
+/// The decoded text and HTML parts of a message we composed (for previews).
+#[derive(Debug, Clone, Default)]
+pub struct Parts {
+    pub text: String,
+    pub html: String,
+}
+
+pub fn parts(raw: &[u8]) -> Parts {
+    match mail_parser::MessageParser::default().parse(raw) {
+        Some(m) => Parts {
+            text: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+            html: m.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+        },
+        None => Parts::default(),
     }
 }

@@ -7,6 +7,7 @@
 pub mod compose;
 pub mod smtp;
 pub mod transport;
+pub mod update;
 
 pub use compose::{Composed, Composer};
 pub use transport::{SendError, Transport};
@@ -17,6 +18,8 @@ pub enum MailError {
     Template(&'static str, askama::Error),
     #[error("could not build the message: {0}")]
     Build(#[from] lettre::error::Error),
+    #[error("could not inline the update's CSS: {0}")]
+    Inline(String),
     #[error("invalid address: {0}")]
     Address(#[from] lettre::address::AddressError),
 }

@@ -8,10 +8,13 @@
 
 pub mod accounts;
 pub mod consent;
+pub mod directory;
 pub mod lists;
+pub mod sessions;
 pub mod setup;
 pub mod subscribers;
 pub mod supporter;
+pub mod updates;
 
 use crate::clock::Clock;
 use crate::config::Config;

@@ -17,17 +17,23 @@
 mod accounts;
 mod confirmations;
 mod consent;
+mod deliveries;
+mod directory;
 mod lists;
 mod outbox;
 mod settings;
 mod subscribers;
 mod suppressions;
+mod updates;
 
-pub use accounts::ApiTokenRow;
+pub use accounts::{ApiTokenRow, ApiTokenSummary, NewSession, SessionRow, UserRow};
 pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, PrivacyNoticeRow};
+pub use deliveries::{DeliveryClaim, DeliveryRow, DeliveryStats};
+pub use directory::SubscriberSearch;
 pub use lists::{ListChanges, ListRow};
 pub use outbox::{NewOutboxMessage, OutboxRow};
 pub use subscribers::{SubscriberRow, SubscriptionRow};
+pub use updates::{UpdateListRow, UpdateRow};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

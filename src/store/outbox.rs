@@ -76,14 +76,19 @@ impl Tx {
                 .await?
             }
             Tx::Postgres(t) => {
+                // A CTE fixes the picked set before the UPDATE runs, so LIMIT
+                // and SKIP LOCKED apply exactly once.
                 sqlx::query_as(
-                    "UPDATE outbox SET lease_until = $2, attempts = attempts + 1
-                     WHERE id IN (SELECT id FROM outbox
-                                  WHERE status = 'pending' AND next_attempt_at <= $1
-                                    AND (lease_until IS NULL OR lease_until <= $1)
-                                  ORDER BY next_attempt_at LIMIT $3
-                                  FOR UPDATE SKIP LOCKED)
-                     RETURNING id, kind, recipient, message_id, message, status, attempts, last_error",
+                    "WITH picked AS (
+                         SELECT id FROM outbox
+                         WHERE status = 'pending' AND next_attempt_at <= $1
+                           AND (lease_until IS NULL OR lease_until <= $1)
+                         ORDER BY next_attempt_at LIMIT $3
+                         FOR UPDATE SKIP LOCKED)
+                     UPDATE outbox SET lease_until = $2, attempts = outbox.attempts + 1
+                     FROM picked WHERE outbox.id = picked.id
+                     RETURNING outbox.id, outbox.kind, outbox.recipient, outbox.message_id, outbox.message,
+                               outbox.status, outbox.attempts, outbox.last_error",
                 )
                 .bind(now)
                 .bind(lease_until)

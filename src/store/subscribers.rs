@@ -33,12 +33,13 @@ pub struct SubscriptionRow {
 impl Tx {
     pub async fn insert_subscriber(&mut self, s: &SubscriberRow) -> Result<()> {
         on_backend!(self, c => sqlx::query(
-            "INSERT INTO subscribers (id, email, email_norm, name, attributes, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(s.id)
         .bind(&s.email)
         .bind(&s.email_norm)
+        .bind(crate::domain::sha256_hex(&s.email_norm))
         .bind(&s.name)
         .bind(&s.attributes)
         .bind(s.created_at)

@@ -6,13 +6,13 @@ use super::{AppState, WebError};
 use crate::domain::Actor;
 use crate::services::lists::ListInput;
 use crate::services::subscribers::AddSubscriberInput;
-use crate::services::{ServiceError, accounts, consent, lists, subscribers};
+use crate::services::{ServiceError, accounts, consent, lists, subscribers, updates};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use uuid::Uuid;
 
@@ -23,6 +23,16 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/subscribers", get(find_subscriber).post(add_subscriber))
         .route("/subscribers/{id}", get(get_subscriber))
         .route("/subscribers/{id}/consent", get(consent_ledger))
+        .route("/updates", get(recent_updates).post(create_update))
+        .route("/updates/{id}", get(get_update).patch(edit_update).put(edit_update).delete(delete_update))
+        .route("/updates/{id}/preview", get(preview_update))
+        .route("/updates/{id}/test", post(test_update))
+        .route("/updates/{id}/send", post(send_update))
+        .route("/updates/{id}/pause", post(pause_update))
+        .route("/updates/{id}/resume", post(resume_update))
+        .route("/updates/{id}/cancel", post(cancel_update))
+        .route("/updates/{id}/stats", get(update_stats))
+        .route("/updates/{id}/deliveries", get(update_deliveries))
         .route("/privacy-notices", get(current_notice).post(publish_notice))
         .route("/consent-statements", get(current_statements).post(publish_statement))
         .fallback(not_found)
@@ -131,11 +141,18 @@ struct SubscriberQuery {
     email: Option<String>,
 }
 
-/// `?email=E` finds one subscriber by address (404 if none).
-async fn find_subscriber(State(s): State<AppState>, Query(q): Query<SubscriberQuery>) -> Result<Response> {
+/// `?email=E` finds one subscriber by address (404 if none). Without it, a
+/// page of subscribers, newest first: `{"subscribers": […], "next": cursor
+/// or null}`, filtered by `list`, `status`, `q`, `created_from`,
+/// `created_to`, continued with `cursor`, at most `limit` (≤ 500) long.
+async fn find_subscriber(
+    State(s): State<AppState>,
+    Query(q): Query<SubscriberQuery>,
+    Query(search): Query<crate::services::directory::SearchInput>,
+) -> Result<Response> {
     match q.email {
         Some(email) => Ok(Json(subscribers::find_by_email(&s.ctx, &email).await.map_err(service)?).into_response()),
-        None => Err(WebError::new(StatusCode::BAD_REQUEST, "bad_request", "Pass ?email=ADDRESS to find a subscriber.")),
+        None => Ok(Json(crate::services::directory::search(&s.ctx, &search).await.map_err(service)?).into_response()),
     }
 }
 
@@ -179,4 +196,110 @@ async fn publish_statement(
     ApiJson(input): ApiJson<consent::StatementInput>,
 ) -> Result<Response> {
     Ok((StatusCode::CREATED, Json(consent::publish_statement(&s.ctx, &input).await.map_err(service)?)).into_response())
+}
+
+fn update_id(raw: &str) -> Result<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| WebError::new(StatusCode::NOT_FOUND, "not_found", "No such update."))
+}
+
+async fn recent_updates(State(s): State<AppState>) -> Result<Response> {
+    Ok(Json(updates::recent(&s.ctx, 100).await.map_err(service)?).into_response())
+}
+
+async fn create_update(
+    State(s): State<AppState>,
+    Extension(Caller(actor)): Extension<Caller>,
+    ApiJson(input): ApiJson<updates::UpdateInput>,
+) -> Result<Response> {
+    Ok((StatusCode::CREATED, Json(updates::create(&s.ctx, &input, &actor).await.map_err(service)?)).into_response())
+}
+
+async fn get_update(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(updates::get(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())
+}
+
+async fn edit_update(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<updates::UpdateInput>,
+) -> Result<Response> {
+    Ok(Json(updates::edit(&s.ctx, update_id(&id)?, &input).await.map_err(service)?).into_response())
+}
+
+async fn delete_update(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    updates::delete(&s.ctx, update_id(&id)?).await.map_err(service)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn preview_update(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(updates::preview(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct TestInput {
+    #[serde(default)]
+    emails: Vec<String>,
+}
+
+async fn test_update(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<TestInput>,
+) -> Result<Response> {
+    let queued = updates::test_send(&s.ctx, update_id(&id)?, &input.emails).await.map_err(service)?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "queued": queued }))).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+struct SendInput {
+    at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `{"at": RFC3339}` schedules; an empty body or no `at` sends now.
+async fn send_update(State(s): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response> {
+    let input: SendInput = if body.iter().all(u8::is_ascii_whitespace) {
+        SendInput::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            WebError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("expected {{\"at\": RFC 3339 time}}: {e}"),
+            )
+        })?
+    };
+    let view = updates::send(&s.ctx, update_id(&id)?, input.at).await.map_err(service)?;
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+async fn pause_update(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(updates::pause(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())
+}
+
+async fn resume_update(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(updates::resume(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())
+}
+
+async fn cancel_update(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(updates::cancel(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())
+}
+
+async fn update_stats(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(updates::stats(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    cursor: Option<Uuid>,
+    limit: Option<i64>,
+}
+
+async fn update_deliveries(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Response> {
+    let (deliveries, next) =
+        updates::deliveries(&s.ctx, update_id(&id)?, q.cursor, q.limit.unwrap_or(100)).await.map_err(service)?;
+    Ok(Json(serde_json::json!({ "deliveries": deliveries, "next": next })).into_response())
 }

@@ -6,6 +6,7 @@
 //! `input` (request bodies and client facts), `ratelimit`, `pages`
 //! (template structs).
 
+pub mod admin;
 mod api;
 mod error;
 mod input;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(public::router())
         .nest("/api/v1", api::router(state.clone()))
+        .merge(admin::router(state.clone()))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))

@@ -157,6 +157,7 @@ async fn concurrent_claims_never_share_an_outbox_message(db: Db) {
             let mut tx = store.write().await.unwrap();
             let rows = tx.claim_outbox(now, now + Duration::minutes(5), 20).await.unwrap();
             tx.commit().await.unwrap();
+            assert!(rows.len() <= 20, "a claim respects its limit: {}", rows.len());
             rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
         }));
     }

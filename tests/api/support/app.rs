@@ -8,6 +8,7 @@ use tidings::app::{App, Role};
 use tidings::clock::Clock;
 use tidings::config::Config;
 use tidings::services::Context;
+use tidings::workers::delivery::DeliveryWorker;
 use tidings::workers::outbox::{OutboxWorker, Step};
 use tokio::sync::watch;
 
@@ -85,6 +86,8 @@ pub struct TestApp {
     pub smtp: TestSmtp,
     pub ctx: Context,
     pub worker: OutboxWorker,
+    pub delivery: DeliveryWorker,
+    transport: tidings::mail::Transport,
     pub api_token: String,
     shutdown: watch::Sender<bool>,
     never_stop: watch::Receiver<bool>,
@@ -119,6 +122,8 @@ impl TestApp {
         let app = App::build(config, Clock::system()).await.expect("app builds");
         let ctx = app.ctx.clone();
         let worker = app.outbox_worker();
+        let delivery = app.delivery_worker();
+        let transport = app.transport.clone();
         let api_token =
             tidings::services::accounts::create_token(&ctx.store, &ctx.clock, "tests").await.expect("token");
         let (shutdown, rx) = watch::channel(false);
@@ -131,6 +136,8 @@ impl TestApp {
             smtp,
             ctx,
             worker,
+            delivery,
+            transport,
             api_token,
             shutdown,
             never_stop: rx,
@@ -220,6 +227,75 @@ impl TestApp {
         let l = self.api_get(&format!("/lists/{list}")).await;
         let list = uuid::Uuid::parse_str(l["id"].as_str().expect("id")).expect("uuid");
         tidings::domain::SignedToken::unsubscribe(subscriber, list).encode(&self.ctx.secret_key)
+    }
+
+    /// Adds `n` confirmed subscribers `{prefix}{i}@example.org` to `list`
+    /// straight through the store (fast set-up for bulk tests).
+    pub async fn confirmed_subscribers(&self, prefix: &str, n: usize, list: &str) {
+        let now = self.ctx.clock.now();
+        let mut tx = self.ctx.store.write().await.expect("tx");
+        let list = tx.list_by_slug(list).await.expect("list").expect("list exists");
+        for i in 0..n {
+            let email = format!("{prefix}{i}@example.org");
+            let row = tidings::store::SubscriberRow {
+                id: uuid::Uuid::now_v7(),
+                email: email.clone(),
+                email_norm: email,
+                name: format!("Backer {i}"),
+                attributes: "{}".into(),
+                created_at: now,
+                updated_at: now,
+            };
+            tx.insert_subscriber(&row).await.expect("insert");
+            tx.set_subscription_status(row.id, list.id, "confirmed", now).await.expect("subscribe");
+        }
+        tx.commit().await.expect("commit");
+    }
+
+    /// Creates an update through the API and returns its id.
+    pub async fn create_update(&self, subject: &str, body: &str, lists: &[&str]) -> String {
+        let res = self
+            .api(reqwest::Method::POST, "/updates")
+            .json(&serde_json::json!({"subject": subject, "body_markdown": body, "lists": lists}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 201);
+        let v: serde_json::Value = res.json().await.expect("json");
+        v["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Runs delivery steps (moving the clock past backoffs) until the update
+    /// is no longer sending, or `max_steps` is reached.
+    pub async fn drive_delivery(&self, update_id: &str, max_steps: usize) -> tidings::workers::delivery::Step {
+        let mut total = tidings::workers::delivery::Step::default();
+        for _ in 0..max_steps {
+            let step = self.delivery.run_once(&self.never_stop).await.expect("delivery step");
+            total.sent += step.sent;
+            total.retried += step.retried;
+            total.failed += step.failed;
+            total.bounced += step.bounced;
+            total.finished += step.finished;
+            total.relay_down |= step.relay_down;
+            let status =
+                self.api_get(&format!("/updates/{update_id}")).await["status"].as_str().unwrap_or("").to_owned();
+            if status != "sending" || step.relay_down {
+                break;
+            }
+            if !step.did_work() {
+                self.ctx.clock.advance(std::time::Duration::from_secs(3600));
+            }
+        }
+        total
+    }
+
+    /// The app's mail transport, for extra workers.
+    pub fn worker_transport(&self) -> tidings::mail::Transport {
+        self.transport.clone()
+    }
+
+    pub async fn stats(&self, update_id: &str) -> serde_json::Value {
+        self.api_get(&format!("/updates/{update_id}/stats")).await
     }
 
     pub fn stop(&self) {

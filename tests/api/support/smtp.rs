@@ -518,7 +518,8 @@ fn failure_text(code: u16) -> &'static str {
         451 => "Requested action aborted: local error in processing",
         452 => "Requested action not taken: insufficient system storage",
         550 => "Requested action not taken: mailbox unavailable",
-        551 => "User not local",
+        // A hard bounce, with its RFC 3463 enhanced status code.
+        551 => "5.1.1 Recipient address rejected: user unknown",
         552 => "Requested mail action aborted: exceeded storage allocation",
         553 => "Requested action not taken: mailbox name not allowed",
         554 => "Transaction failed",

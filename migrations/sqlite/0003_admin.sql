@@ -1,0 +1,47 @@
+-- The organiser UI (SQLite). Keep in step with ../postgres/0003_admin.sql:
+-- same tables, columns and indexes; only the column types differ.
+-- Timestamps are RFC 3339 UTC text written by the application.
+
+-- Browser sessions. Only the SHA-256 of the cookie value is stored, so a
+-- copy of the database lets nobody act as an organiser.
+CREATE TABLE sessions (
+    id_hash      TEXT PRIMARY KEY,
+    user_id      BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at   TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    -- The absolute end of the session, however active it is.
+    expires_at   TEXT NOT NULL,
+    ip           TEXT,
+    user_agent   TEXT
+);
+CREATE INDEX sessions_by_user ON sessions (user_id);
+CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+
+ALTER TABLE users ADD COLUMN last_login_at TEXT;
+
+-- Failed (and in-flight) login attempts, per client address and per
+-- account, for throttling. The key is a SHA-256, so guessed addresses are
+-- not kept in clear.
+CREATE TABLE login_failures (
+    id        BLOB PRIMARY KEY,
+    key_hash  TEXT NOT NULL,
+    failed_at TEXT NOT NULL
+);
+CREATE INDEX login_failures_by_key ON login_failures (key_hash, failed_at);
+
+-- One-time first-run links (`tidings serve` prints one while no organiser
+-- account exists). Stored hashed; dead after 24 hours or once any account
+-- exists.
+CREATE TABLE setup_tokens (
+    token_hash TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+-- Keyset pagination of subscribers (newest first, by uuid v7 id) must stay
+-- fast at a million rows: these let each filter walk an index in id order
+-- instead of sorting.
+CREATE INDEX subscriptions_by_list_status_subscriber ON subscriptions (list_id, status, subscriber_id);
+CREATE INDEX subscriptions_by_list_subscriber ON subscriptions (list_id, subscriber_id);
+CREATE INDEX subscriptions_by_status_subscriber ON subscriptions (status, subscriber_id);
+CREATE INDEX subscribers_by_created ON subscribers (created_at, id);

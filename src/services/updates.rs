@@ -1,0 +1,391 @@
+//! The organiser's updates: drafts, preview, test sends, and the state
+//! machine `draft → scheduled → sending ⇄ paused → sent`, with `cancelled`
+//! reachable from every state before `sent`.
+//!
+//! Starting to send takes the audience snapshot in the same transaction as
+//! the status change, so an update is never "sending" without recipients or
+//! snapshotted twice.
+
+use super::{Actor, Context, FieldError, Result, ServiceError, ensure_valid};
+use crate::domain::{EmailAddress, HeaderSafeText, ListSlug, SignedToken};
+use crate::mail::update::{PreparedUpdate, Recipient};
+use crate::store::{DeliveryRow, DeliveryStats, NewOutboxMessage, Tx, UpdateRow};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// An update in the DESIGN §4 shape (plus timestamps).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpdateView {
+    pub id: Uuid,
+    pub subject: String,
+    pub body_markdown: String,
+    pub lists: Vec<String>,
+    pub status: String,
+    pub send_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct UpdateInput {
+    pub subject: Option<String>,
+    pub body_markdown: Option<String>,
+    pub lists: Option<Vec<String>>,
+}
+
+const MAX_BODY: usize = 200_000;
+
+async fn view(tx: &mut Tx, u: UpdateRow) -> Result<UpdateView> {
+    let lists = tx.update_lists(u.id).await?.into_iter().map(|l| l.slug).collect();
+    Ok(UpdateView {
+        id: u.id,
+        subject: u.subject,
+        body_markdown: u.body_markdown,
+        lists,
+        status: u.status,
+        send_at: u.send_at,
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+        started_at: u.started_at,
+        finished_at: u.finished_at,
+    })
+}
+
+async fn load(tx: &mut Tx, id: Uuid) -> Result<UpdateRow> {
+    tx.update_by_id(id).await?.ok_or(ServiceError::NotFound("update"))
+}
+
+/// The fields of an [`UpdateInput`] that were present, parsed.
+struct Parsed {
+    subject: Option<String>,
+    body: Option<String>,
+    lists: Option<Vec<ListSlug>>,
+}
+
+/// Parses the fields present in `input`; `require_all` for creation.
+fn parse_input(input: &UpdateInput, require_all: bool) -> Result<Parsed> {
+    let mut errors = Vec::new();
+    let subject = match input.subject.as_deref() {
+        Some(s) if !s.trim().is_empty() => HeaderSafeText::parse(s, 200)
+            .map(HeaderSafeText::into_inner)
+            .map_err(|_| errors.push(FieldError::new("subject", "a subject is one line of at most 200 characters")))
+            .ok(),
+        Some(_) => {
+            errors.push(FieldError::new("subject", "a subject is required"));
+            None
+        }
+        None if require_all => {
+            errors.push(FieldError::new("subject", "a subject is required"));
+            None
+        }
+        None => None,
+    };
+    let body = match input.body_markdown.as_deref() {
+        Some(b) if b.len() > MAX_BODY => {
+            errors.push(FieldError::new("body_markdown", "the body is at most 200,000 bytes"));
+            None
+        }
+        Some(b) => Some(b.to_owned()),
+        None if require_all => Some(String::new()),
+        None => None,
+    };
+    let lists = match &input.lists {
+        Some(ls) if ls.is_empty() => {
+            errors.push(FieldError::new("lists", "choose at least one list"));
+            None
+        }
+        Some(ls) => Some(
+            ls.iter()
+                .filter_map(|l| ListSlug::parse(l).map_err(|e| errors.push(FieldError::from_parse("lists", e))).ok())
+                .collect(),
+        ),
+        None if require_all => {
+            errors.push(FieldError::new("lists", "choose at least one list"));
+            None
+        }
+        None => None,
+    };
+    ensure_valid(errors)?;
+    Ok(Parsed { subject, body, lists })
+}
+
+async fn list_ids(tx: &mut Tx, slugs: &[ListSlug]) -> Result<Vec<Uuid>> {
+    let mut ids = Vec::with_capacity(slugs.len());
+    for slug in slugs {
+        let list = tx
+            .list_by_slug(slug.as_str())
+            .await?
+            .ok_or_else(|| ServiceError::Invalid(vec![FieldError::new("lists", format!("there is no list {slug}"))]))?;
+        if !ids.contains(&list.id) {
+            ids.push(list.id);
+        }
+    }
+    Ok(ids)
+}
+
+pub async fn create(ctx: &Context, input: &UpdateInput, actor: &Actor) -> Result<UpdateView> {
+    let Parsed { subject, body, lists } = parse_input(input, true)?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let ids = list_ids(&mut tx, &lists.unwrap_or_default()).await?;
+    let row = UpdateRow {
+        id: Uuid::now_v7(),
+        subject: subject.unwrap_or_default(),
+        body_markdown: body.unwrap_or_default(),
+        status: "draft".into(),
+        send_at: None,
+        created_by: actor.to_db(),
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        finished_at: None,
+    };
+    tx.insert_update(&row).await?;
+    tx.set_update_lists(row.id, &ids).await?;
+    let out = view(&mut tx, row).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+pub async fn get(ctx: &Context, id: Uuid) -> Result<UpdateView> {
+    let mut tx = ctx.store.read().await?;
+    let row = load(&mut tx, id).await?;
+    view(&mut tx, row).await
+}
+
+pub async fn recent(ctx: &Context, limit: i64) -> Result<Vec<UpdateView>> {
+    let mut tx = ctx.store.read().await?;
+    let mut out = Vec::new();
+    for row in tx.recent_updates(limit).await? {
+        out.push(view(&mut tx, row).await?);
+    }
+    Ok(out)
+}
+
+/// Edits a draft or scheduled update (not one that is sending or done).
+pub async fn edit(ctx: &Context, id: Uuid, input: &UpdateInput) -> Result<UpdateView> {
+    let Parsed { subject, body, lists } = parse_input(input, false)?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let row = load(&mut tx, id).await?;
+    if !matches!(row.status.as_str(), "draft" | "scheduled") {
+        return Err(ServiceError::Conflict(format!("an update that is {} can no longer be edited", row.status)));
+    }
+    tx.edit_update(id, &subject.unwrap_or(row.subject), &body.unwrap_or(row.body_markdown), now).await?;
+    if let Some(lists) = lists {
+        let ids = list_ids(&mut tx, &lists).await?;
+        tx.set_update_lists(id, &ids).await?;
+    }
+    let row = load(&mut tx, id).await?;
+    let out = view(&mut tx, row).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+pub async fn delete(ctx: &Context, id: Uuid) -> Result<()> {
+    let mut tx = ctx.store.write().await?;
+    let row = load(&mut tx, id).await?;
+    if !tx.delete_update(id).await? {
+        return Err(ServiceError::Conflict(format!(
+            "only drafts can be deleted; this update is {} (cancel it instead)",
+            row.status
+        )));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The rendered email, for the preview pane.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preview {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+fn sample_recipient<'a>(ctx: &Context, list_slug: &'a str, list_name: &'a str, test: bool) -> Recipient<'a> {
+    let sample = Uuid::nil();
+    Recipient {
+        subscriber_id: sample,
+        email: "supporter@example.org",
+        name: "Sam Supporter",
+        list_slug,
+        list_name,
+        unsubscribe_url: ctx
+            .config
+            .link(&format!("/unsubscribe/{}", SignedToken::unsubscribe(sample, sample).encode(&ctx.secret_key))),
+        preferences_url: ctx
+            .config
+            .link(&format!("/preferences/{}", SignedToken::preferences(sample).encode(&ctx.secret_key))),
+        test,
+    }
+}
+
+/// Renders the real email for a sample supporter ("Sam Supporter").
+pub async fn preview(ctx: &Context, id: Uuid) -> Result<Preview> {
+    let mut tx = ctx.store.read().await?;
+    let row = load(&mut tx, id).await?;
+    let lists = tx.update_lists(id).await?;
+    let (slug, name) = lists.first().map(|l| (l.slug.clone(), l.name.clone())).unwrap_or_default();
+    let prepared = PreparedUpdate::new(row.id, &row.subject, &row.body_markdown)?;
+    let composed = ctx.composer.update(&prepared, &sample_recipient(ctx, &slug, &name, false))?;
+    let parsed = crate::mail::compose::parts(&composed.bytes);
+    Ok(Preview { subject: row.subject, html: parsed.html, text: parsed.text })
+}
+
+/// Queues a test copy (subject marked `[TEST]`) to each address, through
+/// the transactional outbox. At most 10 addresses.
+pub async fn test_send(ctx: &Context, id: Uuid, emails: &[String]) -> Result<usize> {
+    if emails.is_empty() || emails.len() > 10 {
+        return Err(ServiceError::Invalid(vec![FieldError::new("emails", "give between 1 and 10 addresses")]));
+    }
+    let mut addresses = Vec::new();
+    for e in emails {
+        addresses.push(
+            EmailAddress::parse(e).map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("emails", e)]))?,
+        );
+    }
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let row = load(&mut tx, id).await?;
+    let lists = tx.update_lists(id).await?;
+    let (slug, name) = lists.first().map(|l| (l.slug.clone(), l.name.clone())).unwrap_or_default();
+    let prepared = PreparedUpdate::new(row.id, &row.subject, &row.body_markdown)?;
+    for address in &addresses {
+        let mut r = sample_recipient(ctx, &slug, &name, true);
+        r.email = address.as_str();
+        r.name = "";
+        let mail = ctx.composer.update(&prepared, &r)?;
+        tx.enqueue_mail(
+            &NewOutboxMessage {
+                kind: "test",
+                recipient: mail.recipient,
+                message_id: mail.message_id,
+                message: mail.bytes,
+            },
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    ctx.outbox_wakeup.notify_one();
+    Ok(addresses.len())
+}
+
+/// Sends now (`at` absent or not in the future) or schedules for `at`.
+pub async fn send(ctx: &Context, id: Uuid, at: Option<DateTime<Utc>>) -> Result<UpdateView> {
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let row = load(&mut tx, id).await?;
+    if tx.update_lists(id).await?.is_empty() {
+        return Err(ServiceError::Invalid(vec![FieldError::new("lists", "choose at least one list before sending")]));
+    }
+    if row.subject.trim().is_empty() {
+        return Err(ServiceError::Invalid(vec![FieldError::new("subject", "a subject is required before sending")]));
+    }
+    match at.filter(|t| *t > now) {
+        Some(at) => {
+            if !tx.transition_update(id, &["draft", "scheduled"], "scheduled", Some(at), now).await? {
+                return Err(ServiceError::Conflict(format!("an update that is {} cannot be scheduled", row.status)));
+            }
+        }
+        None => {
+            if !start_sending(&mut tx, id, &["draft", "scheduled"], now).await? {
+                return Err(ServiceError::Conflict(format!("an update that is {} cannot be sent", row.status)));
+            }
+        }
+    }
+    let row = load(&mut tx, id).await?;
+    let out = view(&mut tx, row).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Moves an update to `sending` and snapshots its audience, in the caller's
+/// transaction. `false` if the update was not in one of `from`.
+pub(crate) async fn start_sending(tx: &mut Tx, id: Uuid, from: &[&str], now: DateTime<Utc>) -> Result<bool> {
+    let current = load(tx, id).await?;
+    if !tx.transition_update(id, from, "sending", current.send_at, now).await? {
+        return Ok(false);
+    }
+    let n = tx.snapshot_audience(id, now).await?;
+    tracing::info!(update = %id, recipients = n, "sending started");
+    Ok(true)
+}
+
+async fn transition(ctx: &Context, id: Uuid, from: &[&str], to: &str) -> Result<UpdateView> {
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let row = load(&mut tx, id).await?;
+    if !tx.transition_update(id, from, to, row.send_at, now).await? {
+        return Err(ServiceError::Conflict(format!("an update that is {} cannot be {to}", row.status)));
+    }
+    if to == "cancelled" {
+        tx.skip_unsent(id).await?;
+    }
+    let row = load(&mut tx, id).await?;
+    let out = view(&mut tx, row).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+pub async fn pause(ctx: &Context, id: Uuid) -> Result<UpdateView> {
+    transition(ctx, id, &["sending"], "paused").await
+}
+
+pub async fn resume(ctx: &Context, id: Uuid) -> Result<UpdateView> {
+    transition(ctx, id, &["paused"], "sending").await
+}
+
+pub async fn cancel(ctx: &Context, id: Uuid) -> Result<UpdateView> {
+    transition(ctx, id, &["draft", "scheduled", "sending", "paused"], "cancelled").await
+}
+
+pub async fn stats(ctx: &Context, id: Uuid) -> Result<DeliveryStats> {
+    let mut tx = ctx.store.read().await?;
+    load(&mut tx, id).await?;
+    Ok(tx.delivery_stats(id).await?)
+}
+
+/// One row of `GET /api/v1/updates/{id}/deliveries`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryView {
+    pub subscriber_id: Uuid,
+    pub email: String,
+    pub status: String,
+    pub attempts: i64,
+    pub message_id: Option<String>,
+    pub smtp_reply: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<DeliveryRow> for DeliveryView {
+    fn from(d: DeliveryRow) -> Self {
+        Self {
+            subscriber_id: d.subscriber_id,
+            email: d.email,
+            status: d.status,
+            attempts: d.attempts,
+            message_id: d.message_id,
+            smtp_reply: d.smtp_reply,
+            sent_at: d.sent_at,
+        }
+    }
+}
+
+/// A page of the per-recipient record; `next` is the cursor for the next.
+pub async fn deliveries(
+    ctx: &Context,
+    id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<(Vec<DeliveryView>, Option<Uuid>)> {
+    let limit = limit.clamp(1, 1000);
+    let mut tx = ctx.store.read().await?;
+    load(&mut tx, id).await?;
+    let rows = tx.deliveries_page(id, after, limit).await?;
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.subscriber_id)).flatten();
+    Ok((rows.into_iter().map(DeliveryView::from).collect(), next))
+}

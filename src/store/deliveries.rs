@@ -1,0 +1,356 @@
+//! Per-recipient deliveries of an update: the audience snapshot, claiming
+//! under leases (with eligibility re-checked at claim time), outcomes, the
+//! shared send-rate bucket, and statistics.
+
+use super::{Result, Tx, on_backend};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// A claimed delivery: everything needed to render and send one copy.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryClaim {
+    pub update_id: Uuid,
+    pub subscriber_id: Uuid,
+    pub list_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub attempts: i64,
+}
+
+/// One row of the per-recipient record.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub subscriber_id: Uuid,
+    pub email: String,
+    pub status: String,
+    pub attempts: i64,
+    pub message_id: Option<String>,
+    pub smtp_reply: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Counts by status for one update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryStats {
+    pub total: i64,
+    pub pending: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub bounced: i64,
+    pub skipped: i64,
+}
+
+impl Tx {
+    /// Takes the audience in one statement: every confirmed subscriber of
+    /// any of the update's lists, not suppressed, once however many of the
+    /// lists they are on. Idempotent (a second run adds nobody).
+    pub async fn snapshot_audience(&mut self, update_id: Uuid, now: DateTime<Utc>) -> Result<u64> {
+        let n = match self {
+            // SQLite: a bare column beside MIN() takes its value from the
+            // row that MIN() picked, so list_id is one real list per person.
+            Tx::Sqlite(t) => sqlx::query(
+                "INSERT INTO deliveries (update_id, subscriber_id, list_id, email, name, email_hash, status, next_attempt_at)
+                 SELECT $1, s.id, MIN(sub.list_id), s.email, s.name, s.email_hash, 'pending', $2
+                 FROM subscriptions sub
+                 JOIN update_lists ul ON ul.list_id = sub.list_id AND ul.update_id = $1
+                 JOIN subscribers s ON s.id = sub.subscriber_id
+                 WHERE sub.status = 'confirmed'
+                   AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = s.email_hash)
+                 GROUP BY s.id
+                 ON CONFLICT (update_id, subscriber_id) DO NOTHING",
+            )
+            .bind(update_id)
+            .bind(now)
+            .execute(&mut **t)
+            .await?
+            .rows_affected(),
+            Tx::Postgres(t) => sqlx::query(
+                "INSERT INTO deliveries (update_id, subscriber_id, list_id, email, name, email_hash, status, next_attempt_at)
+                 SELECT DISTINCT ON (s.id) $1, s.id, sub.list_id, s.email, s.name, s.email_hash, 'pending', $2
+                 FROM subscriptions sub
+                 JOIN update_lists ul ON ul.list_id = sub.list_id AND ul.update_id = $1
+                 JOIN subscribers s ON s.id = sub.subscriber_id
+                 WHERE sub.status = 'confirmed'
+                   AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = s.email_hash)
+                 ORDER BY s.id, sub.list_id
+                 ON CONFLICT (update_id, subscriber_id) DO NOTHING",
+            )
+            .bind(update_id)
+            .bind(now)
+            .execute(&mut **t)
+            .await?
+            .rows_affected(),
+        };
+        Ok(n)
+    }
+
+    /// Claims up to `limit` deliveries of one update that are due (pending
+    /// and due, or `sending` with an expired lease) and still eligible:
+    /// confirmed on one of the update's lists and not suppressed. Someone
+    /// who unsubscribed since the snapshot is simply never claimed.
+    pub async fn claim_deliveries(
+        &mut self,
+        update_id: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryClaim>> {
+        let rows = match self {
+            Tx::Sqlite(t) => {
+                sqlx::query_as(
+                    "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
+                     WHERE update_id = $1 AND subscriber_id IN (
+                         SELECT d.subscriber_id FROM deliveries d
+                         WHERE d.update_id = $1
+                           AND ((d.status = 'pending' AND d.next_attempt_at <= $2)
+                                OR (d.status = 'sending' AND d.lease_until <= $2))
+                           AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
+                                       WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
+                                         AND sub.status = 'confirmed')
+                           AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = d.email_hash)
+                         LIMIT $4)
+                     RETURNING update_id, subscriber_id, list_id, email, name, attempts",
+                )
+                .bind(update_id)
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(&mut **t)
+                .await?
+            }
+            // A CTE fixes the picked set before the UPDATE runs, so LIMIT
+            // and SKIP LOCKED apply exactly once.
+            Tx::Postgres(t) => {
+                sqlx::query_as(
+                    "WITH picked AS (
+                         SELECT d.update_id, d.subscriber_id FROM deliveries d
+                         WHERE d.update_id = $1
+                           AND ((d.status = 'pending' AND d.next_attempt_at <= $2)
+                                OR (d.status = 'sending' AND d.lease_until <= $2))
+                           AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
+                                       WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
+                                         AND sub.status = 'confirmed')
+                           AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = d.email_hash)
+                         LIMIT $4
+                         FOR UPDATE OF d SKIP LOCKED)
+                     UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = deliveries.attempts + 1
+                     FROM picked
+                     WHERE deliveries.update_id = picked.update_id AND deliveries.subscriber_id = picked.subscriber_id
+                     RETURNING deliveries.update_id, deliveries.subscriber_id, deliveries.list_id, deliveries.email,
+                               deliveries.name, deliveries.attempts",
+                )
+                .bind(update_id)
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(&mut **t)
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Marks as skipped the pending deliveries whose person is no longer
+    /// eligible (unsubscribed, bounced, suppressed since the snapshot).
+    pub async fn skip_ineligible(&mut self, update_id: Uuid) -> Result<u64> {
+        let n = on_backend!(self, c => sqlx::query(
+            "UPDATE deliveries SET status = 'skipped', lease_until = NULL, smtp_reply = 'not sent: no longer subscribed'
+             WHERE update_id = $1 AND status IN ('pending', 'sending')
+               AND (NOT EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
+                                WHERE ul.update_id = deliveries.update_id AND sub.subscriber_id = deliveries.subscriber_id
+                                  AND sub.status = 'confirmed')
+                    OR EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = deliveries.email_hash))",
+        )
+        .bind(update_id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(n)
+    }
+
+    /// Skips every delivery not yet sent (the update was cancelled).
+    pub async fn skip_unsent(&mut self, update_id: Uuid) -> Result<u64> {
+        let n = on_backend!(self, c => sqlx::query(
+            "UPDATE deliveries SET status = 'skipped', lease_until = NULL, smtp_reply = 'not sent: cancelled'
+             WHERE update_id = $1 AND status IN ('pending', 'sending')",
+        )
+        .bind(update_id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(n)
+    }
+
+    pub async fn delivery_sent(
+        &mut self,
+        update_id: Uuid,
+        subscriber_id: Uuid,
+        message_id: &str,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE deliveries SET status = 'sent', message_id = $3, smtp_reply = $4, sent_at = $5, lease_until = NULL
+             WHERE update_id = $1 AND subscriber_id = $2",
+        )
+        .bind(update_id)
+        .bind(subscriber_id)
+        .bind(message_id)
+        .bind(reply)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// A temporary failure: back to pending, due again at `retry_at`.
+    pub async fn delivery_retry(
+        &mut self,
+        update_id: Uuid,
+        subscriber_id: Uuid,
+        retry_at: DateTime<Utc>,
+        reply: &str,
+    ) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, smtp_reply = $4, lease_until = NULL
+             WHERE update_id = $1 AND subscriber_id = $2",
+        )
+        .bind(update_id)
+        .bind(subscriber_id)
+        .bind(retry_at)
+        .bind(reply)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// A final outcome other than sent: `failed` or `bounced`.
+    pub async fn delivery_final(
+        &mut self,
+        update_id: Uuid,
+        subscriber_id: Uuid,
+        status: &str,
+        message_id: &str,
+        reply: &str,
+    ) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE deliveries SET status = $3, message_id = $4, smtp_reply = $5, lease_until = NULL
+             WHERE update_id = $1 AND subscriber_id = $2",
+        )
+        .bind(update_id)
+        .bind(subscriber_id)
+        .bind(status)
+        .bind(message_id)
+        .bind(reply)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Gives a claimed delivery back untouched (relay down, shutdown).
+    pub async fn delivery_release(&mut self, update_id: Uuid, subscriber_id: Uuid) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE deliveries SET status = 'pending', lease_until = NULL, attempts = attempts - 1
+             WHERE update_id = $1 AND subscriber_id = $2 AND status = 'sending'",
+        )
+        .bind(update_id)
+        .bind(subscriber_id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    pub async fn delivery_stats(&mut self, update_id: Uuid) -> Result<DeliveryStats> {
+        let rows: Vec<(String, i64)> = on_backend!(self, c => sqlx::query_as(
+            "SELECT status, COUNT(*) FROM deliveries WHERE update_id = $1 GROUP BY status",
+        )
+        .bind(update_id)
+        .fetch_all(c)
+        .await?);
+        let mut s = DeliveryStats::default();
+        for (status, n) in rows {
+            s.total += n;
+            match status.as_str() {
+                "pending" | "sending" => s.pending += n,
+                "sent" => s.sent += n,
+                "failed" => s.failed += n,
+                "bounced" => s.bounced += n,
+                _ => s.skipped += n,
+            }
+        }
+        Ok(s)
+    }
+
+    /// One page of the per-recipient record, ordered by subscriber id,
+    /// starting after `after`.
+    pub async fn deliveries_page(
+        &mut self,
+        update_id: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>> {
+        let rows = on_backend!(self, c => sqlx::query_as(
+            "SELECT subscriber_id, email, status, attempts, message_id, smtp_reply, sent_at FROM deliveries
+             WHERE update_id = $1 AND ($2 IS NULL OR subscriber_id > $2)
+             ORDER BY subscriber_id LIMIT $3",
+        )
+        .bind(update_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await?);
+        Ok(rows)
+    }
+
+    /// Takes up to `wanted` tokens from the shared send-rate bucket (rate
+    /// per second, burst of one second's worth) and returns how many were
+    /// granted. The bucket lives in the database so that several workers
+    /// share one rate and a restart grants no fresh burst.
+    pub async fn take_send_tokens(&mut self, rate: f64, wanted: i64, now: DateTime<Utc>) -> Result<i64> {
+        let row: Option<(f64, DateTime<Utc>)> = match self {
+            Tx::Sqlite(t) => {
+                sqlx::query_as("SELECT tokens, refilled_at FROM send_rate WHERE id = 1")
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+            Tx::Postgres(t) => {
+                sqlx::query_as("SELECT tokens, refilled_at FROM send_rate WHERE id = 1 FOR UPDATE")
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+        };
+        let capacity = rate.max(1.0);
+        let available = match row {
+            Some((tokens, at)) => {
+                let elapsed = (now - at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+                (tokens + elapsed * rate).min(capacity)
+            }
+            None => capacity,
+        };
+        let granted = (available.floor() as i64).clamp(0, wanted);
+        let left = available - granted as f64;
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO send_rate (id, tokens, refilled_at) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET tokens = excluded.tokens, refilled_at = excluded.refilled_at",
+        )
+        .bind(left)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(granted)
+    }
+
+    /// Messages sent since `since` (for hourly and daily caps).
+    pub async fn sent_since(&mut self, since: DateTime<Utc>) -> Result<i64> {
+        let n = on_backend!(self, c => sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE sent_at >= $1")
+            .bind(since)
+            .fetch_one(c)
+            .await?);
+        Ok(n)
+    }
+}

@@ -1,0 +1,115 @@
+//! Read-only organiser views over subscribers: filtered keyset pages,
+//! the subscriptions of a page of subscribers in one query, and confirmed
+//! counts per list.
+//!
+//! Search SQL is assembled from fixed fragments with [`sqlx::QueryBuilder`]
+//! (every value is a bound parameter) so that each filter adds only its own
+//! predicate: a query with `$n IS NULL OR …` for every filter would leave
+//! PostgreSQL's cached generic plan unable to use the right index.
+
+use super::{Result, SubscriberRow, SubscriptionRow, Tx, on_backend};
+use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
+use uuid::Uuid;
+
+/// Filters for one page of subscribers, newest first (uuid v7 ids sort by
+/// creation time, so `id` alone is the keyset).
+#[derive(Debug, Clone, Default)]
+pub struct SubscriberSearch {
+    /// Only subscribers with a subscription to this list.
+    pub list_id: Option<Uuid>,
+    /// Only subscriptions in this status (to `list_id`, or to any list that
+    /// is not deleted).
+    pub status: Option<&'static str>,
+    /// A `LIKE` pattern (already escaped with `\`) matched against the
+    /// normalised address.
+    pub email_like: Option<String>,
+    /// `created_at >= created_from`.
+    pub created_from: Option<DateTime<Utc>>,
+    /// `created_at < created_before`.
+    pub created_before: Option<DateTime<Utc>>,
+    /// The keyset cursor: only ids below this one (the last id of the
+    /// previous page).
+    pub before_id: Option<Uuid>,
+    pub limit: i64,
+}
+
+const SUBSCRIBER_COLUMNS: &str =
+    "SELECT s.id, s.email, s.email_norm, s.name, s.attributes, s.created_at, s.updated_at FROM subscribers s";
+
+impl Tx {
+    /// One page of subscribers matching `q`, by id descending.
+    pub async fn search_subscribers(&mut self, q: &SubscriberSearch) -> Result<Vec<SubscriberRow>> {
+        let rows = on_backend!(self, c => {
+            let mut b = QueryBuilder::new(SUBSCRIBER_COLUMNS);
+            // With a list, the walk is driven by the subscriptions index
+            // (list_id[, status], subscriber_id), already in id order.
+            let key = if let Some(list_id) = q.list_id {
+                b.push(" JOIN subscriptions m ON m.subscriber_id = s.id AND m.list_id = ").push_bind(list_id);
+                if let Some(status) = q.status {
+                    b.push(" AND m.status = ").push_bind(status);
+                }
+                "m.subscriber_id"
+            } else {
+                "s.id"
+            };
+            b.push(" WHERE 1 = 1");
+            if let (None, Some(status)) = (q.list_id, q.status) {
+                b.push(
+                    " AND EXISTS (SELECT 1 FROM subscriptions m JOIN lists l ON l.id = m.list_id
+                       WHERE m.subscriber_id = s.id AND l.deleted_at IS NULL AND m.status = ",
+                )
+                .push_bind(status)
+                .push(")");
+            }
+            if let Some(before) = q.before_id {
+                b.push(format_args!(" AND {key} < ")).push_bind(before);
+            }
+            if let Some(pattern) = &q.email_like {
+                b.push(" AND s.email_norm LIKE ").push_bind(pattern.clone()).push(" ESCAPE '\\'");
+            }
+            if let Some(from) = q.created_from {
+                b.push(" AND s.created_at >= ").push_bind(from);
+            }
+            if let Some(before) = q.created_before {
+                b.push(" AND s.created_at < ").push_bind(before);
+            }
+            b.push(format_args!(" ORDER BY {key} DESC LIMIT ")).push_bind(q.limit);
+            b.build_query_as().fetch_all(c).await?
+        });
+        Ok(rows)
+    }
+
+    /// Every subscription (to lists not deleted) of these subscribers, in
+    /// one query.
+    pub async fn subscriptions_of(&mut self, subscriber_ids: &[Uuid]) -> Result<Vec<SubscriptionRow>> {
+        if subscriber_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = on_backend!(self, c => {
+            let mut b = QueryBuilder::new(
+                "SELECT s.subscriber_id, s.list_id, l.slug AS list_slug, l.name AS list_name, s.status,
+                        s.created_at, s.updated_at, s.confirmed_at, s.last_confirmation_sent_at
+                 FROM subscriptions s JOIN lists l ON l.id = s.list_id
+                 WHERE l.deleted_at IS NULL AND s.subscriber_id IN (",
+            );
+            let mut ids = b.separated(", ");
+            for id in subscriber_ids {
+                ids.push_bind(*id);
+            }
+            b.push(") ORDER BY l.name, l.slug");
+            b.build_query_as().fetch_all(c).await?
+        });
+        Ok(rows)
+    }
+
+    /// Confirmed subscriptions per list id (lists with none are absent).
+    pub async fn confirmed_counts(&mut self) -> Result<Vec<(Uuid, i64)>> {
+        let rows = on_backend!(self, c => sqlx::query_as(
+            "SELECT list_id, COUNT(*) FROM subscriptions WHERE status = 'confirmed' GROUP BY list_id",
+        )
+        .fetch_all(c)
+        .await?);
+        Ok(rows)
+    }
+}

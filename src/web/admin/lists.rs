@@ -1,0 +1,184 @@
+//! The dashboard and list management (create, edit, delete), on top of
+//! [`crate::services::lists`].
+
+use super::auth::{CsrfToken, Organiser, RequireAdmin};
+use super::error::AdminError;
+use super::pages::{Chrome, DashboardPage, ListDeletePage, ListFormPage, ListSummary, ListsPage};
+use crate::services::lists::{self, ListInput};
+use crate::services::{FieldError, ServiceError, directory};
+use crate::web::AppState;
+use crate::web::input::Submitted;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+type Result<T, E = AdminError> = std::result::Result<T, E>;
+
+async fn summaries(state: &AppState) -> Result<Vec<ListSummary>> {
+    let lists = directory::lists_with_counts(&state.ctx).await?;
+    Ok(lists.into_iter().map(|(list, confirmed)| ListSummary { list, confirmed }).collect())
+}
+
+pub async fn dashboard(State(state): State<AppState>, me: Organiser, csrf: CsrfToken) -> Result<Response> {
+    let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "dashboard");
+    Ok(DashboardPage { chrome, lists: summaries(&state).await? }.into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+/// Fixed messages a redirect may ask the lists page to show.
+fn notice(code: Option<&str>) -> Option<&'static str> {
+    match code? {
+        "created" => Some("The list has been created."),
+        "saved" => Some("Your changes have been saved."),
+        "deleted" => Some("The list has been deleted."),
+        _ => None,
+    }
+}
+
+pub async fn index(
+    State(state): State<AppState>,
+    me: Organiser,
+    csrf: CsrfToken,
+    Query(q): Query<NoticeQuery>,
+) -> Result<Response> {
+    let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "lists");
+    Ok(ListsPage { chrome, lists: summaries(&state).await?, notice: notice(q.notice.as_deref()) }.into_response())
+}
+
+pub async fn new_form(State(state): State<AppState>, RequireAdmin(me): RequireAdmin, csrf: CsrfToken) -> Response {
+    ListFormPage {
+        chrome: Chrome::new(&state.ctx.config.group_name, &me, &csrf, "lists"),
+        id: None,
+        slug: String::new(),
+        name: String::new(),
+        description: String::new(),
+        public: true,
+        archive: false,
+        errors: Vec::new(),
+    }
+    .into_response()
+}
+
+/// The form's fields as the service's input. A checkbox that is not ticked
+/// is simply absent from the form, so absence means false.
+fn list_input(body: &Submitted, with_slug: bool) -> ListInput {
+    ListInput {
+        slug: if with_slug { Some(body.first("slug").unwrap_or_default()) } else { None },
+        name: Some(body.first("name").unwrap_or_default()),
+        description: Some(body.first("description").unwrap_or_default()),
+        public: Some(body.first("public").is_some()),
+        archive: Some(body.first("archive").is_some()),
+    }
+}
+
+/// The form again, with what was typed and what is wrong with it.
+fn form_again(
+    chrome: Chrome,
+    id: Option<String>,
+    slug: String,
+    input: ListInput,
+    errors: Vec<FieldError>,
+) -> Response {
+    let page = ListFormPage {
+        chrome,
+        id,
+        slug,
+        name: input.name.unwrap_or_default(),
+        description: input.description.unwrap_or_default(),
+        public: input.public.unwrap_or(true),
+        archive: input.archive.unwrap_or(false),
+        errors,
+    };
+    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    RequireAdmin(me): RequireAdmin,
+    csrf: CsrfToken,
+    body: Submitted,
+) -> Result<Response> {
+    let input = list_input(&body, true);
+    let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "lists");
+    let slug = input.slug.clone().unwrap_or_default();
+    match lists::create(&state.ctx, &input).await {
+        Ok(list) => {
+            tracing::info!(organiser = %me.id, list = %list.slug, "list created");
+            Ok(Redirect::to("/admin/lists?notice=created").into_response())
+        }
+        Err(ServiceError::Invalid(errors)) => Ok(form_again(chrome, None, slug, input, errors)),
+        Err(ServiceError::Conflict(_)) => {
+            let errors = vec![FieldError::new("slug", "a list with that slug already exists (perhaps deleted)")];
+            Ok(form_again(chrome, None, slug, input, errors))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn edit_form(
+    State(state): State<AppState>,
+    RequireAdmin(me): RequireAdmin,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let list = lists::get(&state.ctx, &id).await?;
+    Ok(ListFormPage {
+        chrome: Chrome::new(&state.ctx.config.group_name, &me, &csrf, "lists"),
+        id: Some(list.id.to_string()),
+        slug: list.slug,
+        name: list.name,
+        description: list.description,
+        public: list.public,
+        archive: list.archive,
+        errors: Vec::new(),
+    }
+    .into_response())
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    RequireAdmin(me): RequireAdmin,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    body: Submitted,
+) -> Result<Response> {
+    let input = list_input(&body, false);
+    match lists::update(&state.ctx, &id, &input).await {
+        Ok(list) => {
+            tracing::info!(organiser = %me.id, list = %list.slug, "list changed");
+            Ok(Redirect::to("/admin/lists?notice=saved").into_response())
+        }
+        Err(ServiceError::Invalid(errors)) => {
+            let list = lists::get(&state.ctx, &id).await?;
+            let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "lists");
+            Ok(form_again(chrome, Some(list.id.to_string()), list.slug, input, errors))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn delete_form(
+    State(state): State<AppState>,
+    RequireAdmin(me): RequireAdmin,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let list = lists::get(&state.ctx, &id).await?;
+    let confirmed = summaries(&state).await?.into_iter().find(|s| s.list.id == list.id).map_or(0, |s| s.confirmed);
+    let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "lists");
+    Ok(ListDeletePage { chrome, list, confirmed }.into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    RequireAdmin(me): RequireAdmin,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    lists::delete(&state.ctx, &id).await?;
+    tracing::info!(organiser = %me.id, list = %id, "list deleted");
+    Ok(Redirect::to("/admin/lists?notice=deleted").into_response())
+}

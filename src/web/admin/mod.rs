@@ -1,0 +1,140 @@
+//! The organiser UI under `/admin`: server-rendered askama pages that work
+//! without JavaScript.
+//!
+//! Every route is declared once, in [`ROUTES`], with the access it needs;
+//! [`router`] is built from that table alone and wraps each route in
+//! [`guard`], which
+//! 1. resumes the session from its cookie,
+//! 2. refuses anonymous requests (GET pages redirect to the login form,
+//!    other methods get 401) and editors on admin-only routes (403),
+//! 3. verifies the CSRF token of every request that is not GET or HEAD —
+//!    the login and setup forms included — before any handler runs.
+//!
+//! Because the table is the router, a new route cannot skip the guard, and
+//! tests enumerate the table to prove every route refuses strangers.
+//! Handlers also take an [`Organiser`] or [`RequireAdmin`] extractor, so
+//! the role check holds even if a table entry were wrong.
+//!
+//! Layout: `auth` (cookies, CSRF, the organiser extractors), `error`
+//! ([`AdminError`] and its pages), `pages` (template structs), and one
+//! module of handlers per area: `login` (login, logout, first-run setup),
+//! `lists` (dashboard and lists), `subscribers`, `accounts` (API tokens and
+//! organiser accounts).
+
+mod accounts;
+mod auth;
+mod error;
+mod lists;
+mod login;
+mod pages;
+mod subscribers;
+
+pub use auth::{CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, CsrfToken, Organiser, RequireAdmin, SESSION_COOKIE};
+pub use error::AdminError;
+
+use super::AppState;
+use axum::Router;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, get, on};
+
+/// Who may use a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: the login and first-run setup forms.
+    Public,
+    /// Any organiser (admin or editor).
+    Organiser,
+    /// Organisers with the admin role.
+    Admin,
+}
+
+/// The HTTP methods the admin UI uses. Forms only know GET and POST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+        }
+    }
+}
+
+/// One admin route: the table entry is the only way a handler is mounted.
+pub struct Route {
+    pub verb: Verb,
+    /// The full path; `{id}` and `{token}` are path parameters.
+    pub path: &'static str,
+    pub access: Access,
+    handler: fn(MethodFilter) -> MethodRouter<AppState>,
+}
+
+/// Every admin route.
+pub const ROUTES: &[Route] = &[
+    Route { verb: Verb::Get, path: "/admin/login", access: Access::Public, handler: |m| on(m, login::form) },
+    Route { verb: Verb::Post, path: "/admin/login", access: Access::Public, handler: |m| on(m, login::submit) },
+    Route { verb: Verb::Get, path: "/admin/setup/{token}", access: Access::Public, handler: |m| on(m, login::setup_form) },
+    Route { verb: Verb::Post, path: "/admin/setup/{token}", access: Access::Public, handler: |m| on(m, login::setup) },
+    Route { verb: Verb::Post, path: "/admin/logout", access: Access::Organiser, handler: |m| on(m, login::log_out) },
+    Route { verb: Verb::Get, path: "/admin", access: Access::Organiser, handler: |m| on(m, lists::dashboard) },
+    Route { verb: Verb::Get, path: "/admin/lists", access: Access::Organiser, handler: |m| on(m, lists::index) },
+    Route { verb: Verb::Get, path: "/admin/lists/new", access: Access::Admin, handler: |m| on(m, lists::new_form) },
+    Route { verb: Verb::Post, path: "/admin/lists", access: Access::Admin, handler: |m| on(m, lists::create) },
+    Route { verb: Verb::Get, path: "/admin/lists/{id}", access: Access::Admin, handler: |m| on(m, lists::edit_form) },
+    Route { verb: Verb::Post, path: "/admin/lists/{id}", access: Access::Admin, handler: |m| on(m, lists::update) },
+    Route {
+        verb: Verb::Get,
+        path: "/admin/lists/{id}/delete",
+        access: Access::Admin,
+        handler: |m| on(m, lists::delete_form),
+    },
+    Route { verb: Verb::Post, path: "/admin/lists/{id}/delete", access: Access::Admin, handler: |m| on(m, lists::delete) },
+    Route { verb: Verb::Get, path: "/admin/subscribers", access: Access::Organiser, handler: |m| on(m, subscribers::index) },
+    Route {
+        verb: Verb::Get,
+        path: "/admin/subscribers/{id}",
+        access: Access::Organiser,
+        handler: |m| on(m, subscribers::show),
+    },
+    Route { verb: Verb::Get, path: "/admin/tokens", access: Access::Admin, handler: |m| on(m, accounts::tokens) },
+    Route { verb: Verb::Post, path: "/admin/tokens", access: Access::Admin, handler: |m| on(m, accounts::create_token) },
+    Route {
+        verb: Verb::Post,
+        path: "/admin/tokens/{id}/revoke",
+        access: Access::Admin,
+        handler: |m| on(m, accounts::revoke_token),
+    },
+    Route { verb: Verb::Get, path: "/admin/users", access: Access::Admin, handler: |m| on(m, accounts::users) },
+    Route { verb: Verb::Post, path: "/admin/users", access: Access::Admin, handler: |m| on(m, accounts::add_user) },
+];
+
+/// The admin UI's router (merged into the application's at its full paths),
+/// plus its stylesheet, which needs no guard.
+pub fn router(state: AppState) -> Router<AppState> {
+    let mut router = Router::new().route("/assets/admin.css", get(stylesheet));
+    for r in ROUTES {
+        let guard = axum::middleware::from_fn_with_state((state.clone(), r.access), auth::guard);
+        router = router.route(r.path, (r.handler)(r.verb.filter()).route_layer(guard));
+    }
+    router
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../../templates/admin/admin.css"),
+    )
+        .into_response()
+}

@@ -1,0 +1,362 @@
+//! Bulk delivery of updates (DESIGN §5).
+//!
+//! Each step: start scheduled updates that are due; then, for every update
+//! that is sending, claim a batch of deliveries under a lease (as many as
+//! the shared rate bucket and the hourly/daily caps allow), send them
+//! concurrently over the SMTP pool, and record the outcomes in one
+//! transaction. So a crash can re-send at most one batch: the messages in
+//! flight.
+//!
+//! Outcomes: accepted → `sent`; 4xx → retried with backoff; 5xx → `failed`
+//! with the reply, and a 5.1.x hard bounce also marks the person `bounced`
+//! everywhere and suppresses the address; relay unreachable → released
+//! untouched, and the worker pauses.
+
+use super::{Shutdown, sleep_or_shutdown};
+use crate::domain::{Actor, ConsentKind, SignedToken, SubscriptionStatus};
+use crate::mail::update::{PreparedUpdate, Recipient};
+use crate::mail::{SendError, Transport};
+use crate::services::Context;
+use crate::store::{DeliveryClaim, NewConsentEvent, StoreError, UpdateListRow};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// After this many temporary failures a delivery is given up on.
+pub const MAX_ATTEMPTS: i64 = 8;
+const LEASE: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("update {0} could not be rendered: {1}")]
+    Render(Uuid, String),
+}
+
+/// What one step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub started: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    pub bounced: usize,
+    pub finished: usize,
+    pub relay_down: bool,
+    /// The rate bucket or a cap held sending back.
+    pub throttled: bool,
+}
+
+impl Step {
+    pub fn did_work(&self) -> bool {
+        self.started + self.sent + self.retried + self.failed + self.bounced + self.finished > 0
+    }
+}
+
+/// An update rendered once, with the lists its copies can name.
+struct Prepared {
+    update: PreparedUpdate,
+    lists: HashMap<Uuid, UpdateListRow>,
+}
+
+#[derive(Clone)]
+pub struct DeliveryWorker {
+    ctx: Context,
+    transport: Transport,
+    batch: i64,
+    /// Rendered updates by id (an update's content cannot change once it
+    /// is sending).
+    prepared: Arc<Mutex<HashMap<Uuid, Arc<Prepared>>>>,
+}
+
+enum Outcome {
+    Sent(String),
+    Failed(SendError),
+}
+
+fn backoff(attempt: i64) -> chrono::Duration {
+    chrono::Duration::seconds(30i64.saturating_mul(1 << attempt.clamp(0, 12)).min(3600))
+}
+
+/// True for an RFC 3463 5.1.x status (bad mailbox or domain): a hard bounce.
+pub fn is_hard_bounce(reply: &str) -> bool {
+    reply.split(|c: char| !(c.is_ascii_digit() || c == '.')).any(|w| w.starts_with("5.1.") && w.len() > 4)
+}
+
+impl DeliveryWorker {
+    pub fn new(ctx: Context, transport: Transport) -> Self {
+        let batch = (ctx.config.send_concurrency as i64 * 50).clamp(50, 1000);
+        Self { ctx, transport, batch, prepared: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// One pass over everything that is due.
+    pub async fn run_once(&self, shutdown: &Shutdown) -> Result<Step, DeliveryError> {
+        let mut step = Step::default();
+        let now = self.ctx.clock.now();
+        let due = self.ctx.store.read().await?.due_updates(now).await?;
+        for id in due {
+            let mut tx = self.ctx.store.write().await?;
+            if crate::services::updates::start_sending(&mut tx, id, &["scheduled"], now)
+                .await
+                .map_err(|e| DeliveryError::Render(id, e.to_string()))?
+            {
+                step.started += 1;
+            }
+            tx.commit().await?;
+        }
+        let sending = self.ctx.store.read().await?.updates_with_status("sending").await?;
+        for id in sending {
+            if *shutdown.borrow() || step.relay_down {
+                break;
+            }
+            self.send_batch(id, &mut step).await?;
+        }
+        Ok(step)
+    }
+
+    async fn prepared(&self, id: Uuid) -> Result<Arc<Prepared>, DeliveryError> {
+        if let Some(p) = self.prepared.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(p.clone());
+        }
+        let mut tx = self.ctx.store.read().await?;
+        let row = tx.update_by_id(id).await?.ok_or_else(|| DeliveryError::Render(id, "update vanished".into()))?;
+        let lists = tx.update_lists(id).await?.into_iter().map(|l| (l.list_id, l)).collect();
+        let update = PreparedUpdate::new(id, &row.subject, &row.body_markdown)
+            .map_err(|e| DeliveryError::Render(id, e.to_string()))?;
+        let p = Arc::new(Prepared { update, lists });
+        self.prepared.lock().unwrap_or_else(|p| p.into_inner()).insert(id, p.clone());
+        Ok(p)
+    }
+
+    /// How many messages the rate bucket and caps allow now.
+    async fn allowance(&self, now: DateTime<Utc>) -> Result<i64, DeliveryError> {
+        let c = &self.ctx.config;
+        let mut tx = self.ctx.store.write().await?;
+        let mut allowed = self.batch;
+        for (cap, window) in
+            [(c.send_hourly_cap, chrono::Duration::hours(1)), (c.send_daily_cap, chrono::Duration::days(1))]
+        {
+            if cap > 0 {
+                allowed = allowed.min((i64::from(cap) - tx.sent_since(now - window).await?).max(0));
+            }
+        }
+        if c.send_rate > 0 && allowed > 0 {
+            allowed = tx.take_send_tokens(f64::from(c.send_rate), allowed, now).await?;
+        }
+        tx.commit().await?;
+        Ok(allowed)
+    }
+
+    async fn send_batch(&self, update_id: Uuid, step: &mut Step) -> Result<(), DeliveryError> {
+        let now = self.ctx.clock.now();
+        let allowed = self.allowance(now).await?;
+        if allowed == 0 {
+            step.throttled = true;
+            return Ok(());
+        }
+        let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::minutes(10));
+        let mut tx = self.ctx.store.write().await?;
+        let claims = tx.claim_deliveries(update_id, now, lease_until, allowed).await?;
+        if claims.is_empty() {
+            // Nothing due: drop whoever left since the snapshot, and finish
+            // the update once nothing is pending.
+            tx.skip_ineligible(update_id).await?;
+            let stats = tx.delivery_stats(update_id).await?;
+            if stats.pending == 0 && tx.transition_update(update_id, &["sending"], "sent", None, now).await? {
+                step.finished += 1;
+                self.prepared.lock().unwrap_or_else(|p| p.into_inner()).remove(&update_id);
+                tracing::info!(update = %update_id, sent = stats.sent, failed = stats.failed, bounced = stats.bounced, "update sent");
+            }
+            tx.commit().await?;
+            return Ok(());
+        }
+        tx.commit().await?;
+        if self.ctx.config.send_rate > 0 && (claims.len() as i64) < allowed {
+            // Unused tokens are not returned: the bucket refills quickly and
+            // giving back would need another write per batch.
+            step.throttled = true;
+        }
+
+        let prepared = self.prepared(update_id).await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for claim in claims {
+            let worker = self.clone();
+            let prepared = prepared.clone();
+            tasks.spawn(async move {
+                let message_id = worker.ctx.composer.update_message_id(claim.update_id, claim.subscriber_id);
+                let outcome = worker.deliver(&prepared, &claim).await;
+                (claim, message_id, outcome)
+            });
+        }
+        let mut results = Vec::with_capacity(tasks.len());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(r) => results.push(r),
+                // A panicking task leaves its delivery leased; the lease
+                // expires and it is retried.
+                Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+            }
+        }
+        self.record(results, step).await
+    }
+
+    async fn deliver(&self, p: &Prepared, claim: &DeliveryClaim) -> Outcome {
+        let key = &self.ctx.secret_key;
+        let (slug, name) = p.lists.get(&claim.list_id).map(|l| (l.slug.as_str(), l.name.as_str())).unwrap_or_default();
+        let recipient = Recipient {
+            subscriber_id: claim.subscriber_id,
+            email: &claim.email,
+            name: &claim.name,
+            list_slug: slug,
+            list_name: name,
+            unsubscribe_url: self.ctx.config.link(&format!(
+                "/unsubscribe/{}",
+                SignedToken::unsubscribe(claim.subscriber_id, claim.list_id).encode(key)
+            )),
+            preferences_url: self
+                .ctx
+                .config
+                .link(&format!("/preferences/{}", SignedToken::preferences(claim.subscriber_id).encode(key))),
+            test: false,
+        };
+        let composed = match self.ctx.composer.update(&p.update, &recipient) {
+            Ok(c) => c,
+            Err(e) => return Outcome::Failed(SendError::Permanent(format!("could not build the message: {e}"))),
+        };
+        let from = self.ctx.config.from.email.to_string();
+        let name = format!("{}-{}", claim.update_id, claim.subscriber_id);
+        match self.transport.send(&name, &from, &composed.recipient, &composed.bytes).await {
+            Ok(reply) => Outcome::Sent(reply),
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+
+    /// Writes a batch's outcomes in one transaction.
+    async fn record(
+        &self,
+        results: Vec<(DeliveryClaim, String, Outcome)>,
+        step: &mut Step,
+    ) -> Result<(), DeliveryError> {
+        let now = self.ctx.clock.now();
+        let mut tx = self.ctx.store.write().await?;
+        for (claim, message_id, outcome) in results {
+            let (u, s) = (claim.update_id, claim.subscriber_id);
+            match outcome {
+                Outcome::Sent(reply) => {
+                    tx.delivery_sent(u, s, &message_id, &reply, now).await?;
+                    step.sent += 1;
+                }
+                Outcome::Failed(SendError::Unavailable(e)) => {
+                    tracing::warn!(error = %e, "mail relay unavailable; pausing delivery");
+                    tx.delivery_release(u, s).await?;
+                    step.relay_down = true;
+                }
+                Outcome::Failed(SendError::Transient(reply)) if claim.attempts < MAX_ATTEMPTS => {
+                    tx.delivery_retry(u, s, now + backoff(claim.attempts), &reply).await?;
+                    step.retried += 1;
+                }
+                Outcome::Failed(SendError::Permanent(reply)) if is_hard_bounce(&reply) => {
+                    tx.delivery_final(u, s, "bounced", &message_id, &reply).await?;
+                    bounce(&mut tx, s, &reply, now).await?;
+                    step.bounced += 1;
+                }
+                Outcome::Failed(SendError::Transient(reply) | SendError::Permanent(reply)) => {
+                    tx.delivery_final(u, s, "failed", &message_id, &reply).await?;
+                    step.failed += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Runs until shutdown, pausing while the relay or database is down and
+    /// sleeping briefly when there is nothing to send.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let mut pause = Duration::from_secs(1);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let wait = match self.run_once(&shutdown).await {
+                Ok(step) if step.relay_down => {
+                    pause = (pause * 2).min(Duration::from_secs(60));
+                    pause
+                }
+                Ok(step) if step.did_work() => {
+                    pause = Duration::from_secs(1);
+                    continue;
+                }
+                Ok(step) if step.throttled => Duration::from_millis(100),
+                Ok(_) => Duration::from_secs(1),
+                Err(e) => {
+                    tracing::error!(error = %e, "delivery step failed; will retry");
+                    pause = (pause * 2).min(Duration::from_secs(60));
+                    pause
+                }
+            };
+            if sleep_or_shutdown(wait, &mut shutdown).await {
+                return;
+            }
+        }
+    }
+}
+
+/// A hard bounce: the address is bad for every list, so every active
+/// subscription becomes `bounced` (with a ledger entry) and the address is
+/// suppressed.
+async fn bounce(
+    tx: &mut crate::store::Tx,
+    subscriber_id: Uuid,
+    reply: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some(subscriber) = tx.subscriber_by_id(subscriber_id).await? else { return Ok(()) };
+    let notice = tx.current_privacy_notice(now).await?.map(|n| n.version);
+    for sub in tx.subscriptions(subscriber_id).await? {
+        if sub.status != SubscriptionStatus::Confirmed.as_str() && sub.status != SubscriptionStatus::Pending.as_str() {
+            continue;
+        }
+        tx.set_subscription_status(subscriber_id, sub.list_id, SubscriptionStatus::Bounced.as_str(), now).await?;
+        tx.append_consent_event(&NewConsentEvent {
+            subscriber_id,
+            list_id: sub.list_id,
+            kind: ConsentKind::Bounced.as_str(),
+            statement_id: None,
+            notice_version: notice,
+            occurred_at: now,
+            ip: None,
+            user_agent: None,
+            source: None,
+            actor: Actor::System.to_db(),
+            detail: Some(reply.chars().take(500).collect()),
+        })
+        .await?;
+    }
+    tx.suppress(&crate::domain::sha256_hex(&subscriber.email_norm), "hard-bounce", now).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hard_bounces_are_5_1_x() {
+        assert!(is_hard_bounce("permanent error (550): 5.1.1 <x@example.org>: Recipient address rejected"));
+        assert!(is_hard_bounce("550 5.1.10 RESOLVER.ADR.RecipientNotFound"));
+        assert!(!is_hard_bounce("550 5.7.1 Message rejected as spam"));
+        assert!(!is_hard_bounce("550 Mailbox unavailable"));
+        assert!(!is_hard_bounce("552 5.2.2 Mailbox full"));
+    }
+
+    #[test]
+    fn backoff_is_capped_at_an_hour() {
+        assert_eq!(backoff(0).num_seconds(), 30);
+        assert_eq!(backoff(1).num_seconds(), 60);
+        assert_eq!(backoff(20).num_seconds(), 3600);
+    }
+}
