@@ -13,6 +13,7 @@ use crate::store::{Store, StoreError};
 use crate::web::{self, AppState};
 use crate::workers::delivery::DeliveryWorker;
 use crate::workers::outbox::OutboxWorker;
+use crate::workers::scheduler::SchedulerWorker;
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
 };
@@ -88,6 +89,10 @@ impl App {
         DeliveryWorker::new(self.ctx.clone(), self.transport.clone())
     }
 
+    pub fn scheduler_worker(&self) -> SchedulerWorker {
+        SchedulerWorker::new(self.ctx.clone())
+    }
+
     pub fn router(&self) -> axum::Router {
         web::router(AppState::new(self.ctx.clone()))
     }
@@ -110,6 +115,7 @@ impl App {
         if role != Role::Web {
             tasks.spawn(self.outbox_worker().run(shutdown.clone()));
             tasks.spawn(self.delivery_worker().run(shutdown.clone()));
+            tasks.spawn(self.scheduler_worker().run(shutdown.clone()));
         }
         let server = match (role, listener) {
             (Role::Workers, _) | (_, None) => None,
@@ -144,6 +150,11 @@ fn dkim_config(config: &Config) -> Result<Option<DkimConfig>, AppError> {
     let pem = std::fs::read_to_string(path).map_err(|e| AppError::Dkim(format!("{}: {e}", path.display())))?;
     let algorithm =
         if config.dkim_algorithm == "ed25519" { DkimSigningAlgorithm::Ed25519 } else { DkimSigningAlgorithm::Rsa };
+    let pem = if config.dkim_algorithm == "rsa" {
+        rsa_pkcs1_pem(&pem).map_err(|e| AppError::Dkim(format!("{}: {e}", path.display())))?
+    } else {
+        pem
+    };
     let key =
         DkimSigningKey::new(pem.trim(), algorithm).map_err(|e| AppError::Dkim(format!("{}: {e}", path.display())))?;
     let domain = config.dkim_domain.clone().unwrap_or_else(|| config.from.email.domain().to_owned());
@@ -155,6 +166,19 @@ fn dkim_config(config: &Config) -> Result<Option<DkimConfig>, AppError> {
     let canonicalization =
         DkimCanonicalization { header: DkimCanonicalizationType::Relaxed, body: DkimCanonicalizationType::Relaxed };
     Ok(Some(DkimConfig::new(selector.clone(), domain, key, headers, canonicalization)))
+}
+
+/// lettre reads RSA keys in PKCS#1 form only, while `openssl genrsa` writes
+/// PKCS#8 by default: accept both.
+fn rsa_pkcs1_pem(pem: &str) -> Result<String, String> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    if !pem.contains("BEGIN PRIVATE KEY") {
+        return Ok(pem.to_owned());
+    }
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| format!("not an RSA key: {e}"))?;
+    let pkcs1 = key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).map_err(|e| e.to_string())?;
+    Ok(pkcs1.to_string())
 }
 
 /// A receiver that turns true on SIGINT or SIGTERM.

@@ -143,6 +143,16 @@ async fn print_first_run_hints(app: &App) {
         );
     }
     println!("Tidings is running: open {} to subscribe.", app.ctx.config.link("/"));
+    // With no organiser yet, the person who just started Tidings is the one
+    // to set it up: hand them a one-time link rather than a default password.
+    match accounts::issue_setup_token(&app.ctx.store, &app.ctx.clock).await {
+        Ok(Some(token)) => println!(
+            "No organiser account exists yet. Create the first admin at {} (works once, for 24 hours).",
+            app.ctx.config.link(&format!("/admin/setup/{token}"))
+        ),
+        Ok(None) => println!("Organisers log in at {}.", app.ctx.config.link("/admin")),
+        Err(e) => tracing::error!(error = %e, "could not issue a first-run setup link"),
+    }
 }
 
 async fn check(config: Config) -> Result<(), Box<dyn std::error::Error>> {

@@ -6,10 +6,21 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-/// Wall-clock time plus an offset that only tests change.
-#[derive(Debug, Clone, Default)]
+/// Wall-clock time plus an offset that only tests change; tests may also
+/// freeze it so that only `advance` moves it.
+#[derive(Debug, Clone)]
 pub struct Clock {
     offset_ms: Arc<AtomicI64>,
+    /// Milliseconds since the epoch while frozen; `NOT_FROZEN` otherwise.
+    frozen_ms: Arc<AtomicI64>,
+}
+
+const NOT_FROZEN: i64 = i64::MIN;
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self { offset_ms: Arc::default(), frozen_ms: Arc::new(AtomicI64::new(NOT_FROZEN)) }
+    }
 }
 
 impl Clock {
@@ -20,7 +31,18 @@ impl Clock {
     /// Now, truncated to microseconds: both databases store that precision,
     /// so a value read back equals the value written.
     pub fn now(&self) -> DateTime<Utc> {
-        (Utc::now() + Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))).trunc_subsecs(6)
+        let frozen = self.frozen_ms.load(Ordering::Relaxed);
+        let base =
+            if frozen == NOT_FROZEN { Utc::now() } else { DateTime::from_timestamp_millis(frozen).unwrap_or_default() };
+        (base + Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))).trunc_subsecs(6)
+    }
+
+    /// Stops the clock at the current instant (for tests that must not
+    /// depend on how long a step takes).
+    pub fn freeze(&self) {
+        let now = self.now();
+        self.offset_ms.store(0, Ordering::Relaxed);
+        self.frozen_ms.store(now.timestamp_millis(), Ordering::Relaxed);
     }
 
     /// Moves this clock (and every clone of it) forward.

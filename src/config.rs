@@ -60,6 +60,10 @@ pub struct Config {
     pub dkim_domain: Option<String>,
     /// `rsa` (default) or `ed25519`.
     pub dkim_algorithm: String,
+    /// How long a worker's claim on a batch lasts: after a crash, the batch
+    /// is retried this long after it was claimed. A worker starts no new
+    /// message once 3/8 of it has passed (the SMTP timeouts fit in the rest).
+    pub worker_lease: Duration,
     /// IANA zone in which times are shown and cron schedules run.
     pub timezone: String,
 }
@@ -89,6 +93,7 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_DKIM_DOMAIN",
     "TIDINGS_DKIM_ALGORITHM",
     "TIDINGS_TIMEZONE",
+    "TIDINGS_WORKER_LEASE_SECONDS",
 ];
 
 impl Config {
@@ -155,7 +160,8 @@ impl Config {
                 a @ ("rsa" | "ed25519") => a.to_owned(),
                 _ => return Err(invalid("TIDINGS_DKIM_ALGORITHM", "rsa or ed25519")),
             },
-            timezone: get("TIDINGS_TIMEZONE").unwrap_or("Europe/London").to_owned(),
+            worker_lease: Duration::from_secs(parse_num(get, "TIDINGS_WORKER_LEASE_SECONDS", 120u64)?.max(2)),
+            timezone: parse_timezone(get("TIDINGS_TIMEZONE").unwrap_or("Europe/London"))?,
         })
     }
 
@@ -209,6 +215,14 @@ fn parse_num<'a, T: std::str::FromStr>(
     get(key).map_or(Ok(default), |s| s.parse().map_err(|_| invalid(key, "expected a whole number")))
 }
 
+/// An IANA zone name, checked now so a typo stops startup instead of
+/// surfacing later as a schedule that cannot run. Kept as its canonical name.
+fn parse_timezone(raw: &str) -> Result<String, ConfigError> {
+    raw.parse::<chrono_tz::Tz>()
+        .map(|tz| tz.name().to_owned())
+        .map_err(|_| invalid("TIDINGS_TIMEZONE", "expected an IANA time zone name, e.g. Europe/London or UTC"))
+}
+
 fn hours(h: u64) -> Duration {
     Duration::from_secs(h * 3600)
 }
@@ -242,6 +256,12 @@ mod tests {
         let err = Config::from_map(&map(&[("TIDINGS_SMTP_URL", "http://x")])).unwrap_err();
         assert!(err.to_string().starts_with("TIDINGS_SMTP_URL"));
         assert!(Config::from_map(&map(&[("TIDINGS_SEND_RATE", "-3")])).is_err());
+        let err = Config::from_map(&map(&[("TIDINGS_TIMEZONE", "Europe/Londres")])).unwrap_err();
+        assert!(err.to_string().starts_with("TIDINGS_TIMEZONE"));
+        assert_eq!(
+            Config::from_map(&map(&[("TIDINGS_TIMEZONE", "America/New_York")])).unwrap().timezone,
+            "America/New_York"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod consent;
 pub mod directory;
 pub mod lists;
+pub mod schedules;
 pub mod sessions;
 pub mod setup;
 pub mod subscribers;

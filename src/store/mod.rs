@@ -21,6 +21,7 @@ mod deliveries;
 mod directory;
 mod lists;
 mod outbox;
+mod schedules;
 mod settings;
 mod subscribers;
 mod suppressions;
@@ -32,6 +33,7 @@ pub use deliveries::{DeliveryClaim, DeliveryRow, DeliveryStats};
 pub use directory::SubscriberSearch;
 pub use lists::{ListChanges, ListRow};
 pub use outbox::{NewOutboxMessage, OutboxRow};
+pub use schedules::{ScheduleRow, ScheduleRun};
 pub use subscribers::{SubscriberRow, SubscriptionRow};
 pub use updates::{UpdateListRow, UpdateRow};
 

@@ -2,6 +2,7 @@
 //! `Authorization: Bearer TOKEN`; errors are always JSON.
 
 use super::input::Client;
+use super::schedules_api;
 use super::{AppState, WebError};
 use crate::domain::Actor;
 use crate::services::lists::ListInput;
@@ -35,6 +36,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/updates/{id}/deliveries", get(update_deliveries))
         .route("/privacy-notices", get(current_notice).post(publish_notice))
         .route("/consent-statements", get(current_statements).post(publish_statement))
+        .route("/schedules", get(schedules_api::all).post(schedules_api::create))
+        .route("/schedules/{id}", get(schedules_api::get).patch(schedules_api::edit).delete(schedules_api::delete))
         .fallback(not_found)
         // Authentication wraps every route above, and the fallback too, so
         // an anonymous caller learns nothing about which routes exist.
@@ -43,13 +46,13 @@ pub fn router(state: AppState) -> Router<AppState> {
 
 type Result<T, E = WebError> = std::result::Result<T, E>;
 
-fn service(e: ServiceError) -> WebError {
+pub(super) fn service(e: ServiceError) -> WebError {
     WebError::from_service(e, true)
 }
 
 /// The organiser behind the request, set by [`require_token`].
 #[derive(Debug, Clone)]
-struct Caller(Actor);
+pub(super) struct Caller(pub(super) Actor);
 
 async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let bearer = req
@@ -86,7 +89,7 @@ async fn not_found() -> WebError {
 }
 
 /// `Json<T>` whose rejections are our JSON errors.
-struct ApiJson<T>(T);
+pub(super) struct ApiJson<T>(pub(super) T);
 
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = WebError;

@@ -13,6 +13,7 @@ mod input;
 mod pages;
 mod public;
 mod ratelimit;
+mod schedules_api;
 
 pub use error::WebError;
 pub use ratelimit::RateLimiter;

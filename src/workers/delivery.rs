@@ -26,7 +26,6 @@ use uuid::Uuid;
 
 /// After this many temporary failures a delivery is given up on.
 pub const MAX_ATTEMPTS: i64 = 8;
-const LEASE: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -75,6 +74,8 @@ pub struct DeliveryWorker {
 enum Outcome {
     Sent(String),
     Failed(SendError),
+    /// The batch's send window closed before this message was started.
+    NotStarted,
 }
 
 fn backoff(attempt: i64) -> chrono::Duration {
@@ -157,7 +158,11 @@ impl DeliveryWorker {
             step.throttled = true;
             return Ok(());
         }
-        let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::minutes(10));
+        let lease_until =
+            now + chrono::Duration::from_std(self.ctx.config.worker_lease).unwrap_or(chrono::Duration::minutes(2));
+        // Start no message after 3/8 of the lease: one started then still
+        // ends (at the SMTP timeouts) before the lease does.
+        let window_closes = std::time::Instant::now() + self.ctx.config.worker_lease * 3 / 8;
         let mut tx = self.ctx.store.write().await?;
         let claims = tx.claim_deliveries(update_id, now, lease_until, allowed).await?;
         if claims.is_empty() {
@@ -187,7 +192,11 @@ impl DeliveryWorker {
             let prepared = prepared.clone();
             tasks.spawn(async move {
                 let message_id = worker.ctx.composer.update_message_id(claim.update_id, claim.subscriber_id);
-                let outcome = worker.deliver(&prepared, &claim).await;
+                let outcome = if std::time::Instant::now() < window_closes {
+                    worker.deliver(&prepared, &claim).await
+                } else {
+                    Outcome::NotStarted
+                };
                 (claim, message_id, outcome)
             });
         }
@@ -249,6 +258,7 @@ impl DeliveryWorker {
                     tx.delivery_sent(u, s, &message_id, &reply, now).await?;
                     step.sent += 1;
                 }
+                Outcome::NotStarted => tx.delivery_release(u, s).await?,
                 Outcome::Failed(SendError::Unavailable(e)) => {
                     tracing::warn!(error = %e, "mail relay unavailable; pausing delivery");
                     tx.delivery_release(u, s).await?;

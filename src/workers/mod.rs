@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod outbox;
+pub mod scheduler;
 
 use tokio::sync::watch;
 

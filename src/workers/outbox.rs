@@ -17,8 +17,6 @@ use std::time::Duration;
 /// capped at an hour, that is about a day of trying).
 pub const MAX_ATTEMPTS: i64 = 30;
 const BATCH: i64 = 20;
-/// Long enough for a whole batch at the SMTP timeout.
-const LEASE: Duration = Duration::from_secs(15 * 60);
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +60,11 @@ impl OutboxWorker {
     /// Claims one batch of due messages and tries each once.
     pub async fn run_once(&self, shutdown: &Shutdown) -> Result<Step, OutboxError> {
         let now = self.ctx.clock.now();
-        let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::minutes(15));
+        let lease_until =
+            now + chrono::Duration::from_std(self.ctx.config.worker_lease).unwrap_or(chrono::Duration::minutes(2));
+        // Start no message after 3/8 of the lease: one started then still
+        // ends (at the SMTP timeouts) before the lease does.
+        let window_closes = std::time::Instant::now() + self.ctx.config.worker_lease * 3 / 8;
         let mut tx = self.ctx.store.write().await?;
         let batch = tx.claim_outbox(now, lease_until, BATCH).await?;
         tx.commit().await?;
@@ -70,7 +72,7 @@ impl OutboxWorker {
         let mut step = Step::default();
         let mut rest = batch.into_iter();
         for row in rest.by_ref() {
-            if *shutdown.borrow() {
+            if *shutdown.borrow() || std::time::Instant::now() >= window_closes {
                 self.release(std::iter::once(row)).await?;
                 break;
             }

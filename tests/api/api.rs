@@ -31,6 +31,11 @@ async fn every_api_route_refuses_anonymous_and_bad_tokens(db: Db) {
         (Method::POST, "/privacy-notices".to_owned()),
         (Method::GET, "/consent-statements".to_owned()),
         (Method::POST, "/consent-statements".to_owned()),
+        (Method::GET, "/schedules".to_owned()),
+        (Method::POST, "/schedules".to_owned()),
+        (Method::GET, format!("/schedules/{id}")),
+        (Method::PATCH, format!("/schedules/{id}")),
+        (Method::DELETE, format!("/schedules/{id}")),
         (Method::GET, "/no-such-route".to_owned()),
     ];
     for (method, path) in routes {

@@ -20,6 +20,7 @@ both_backends!(
     an_smtp_outage_pauses_a_send_without_failing_anyone,
     two_workers_share_a_send_without_doubling,
     the_send_rate_is_shared_and_survives_a_restart,
+    hourly_and_daily_caps_hold_a_send_back,
     the_api_covers_drafts_previews_tests_and_the_per_recipient_record,
 );
 
@@ -306,15 +307,19 @@ async fn the_send_rate_is_shared_and_survives_a_restart(db: Db) {
     let id = app.create_update("News", "Body", &["updates"]).await;
     send_now(&app, &id).await;
     let no_stop = tokio::sync::watch::channel(false).1;
+    // Only `advance` moves time here, so the bucket's arithmetic is exact.
+    app.ctx.clock.freeze();
     let first = app.delivery.run_once(&no_stop).await.unwrap();
     assert_eq!(first.sent, 20, "a burst of one second's worth");
     // A "restarted" worker (new instance, same database) gets no fresh burst.
     let restarted = tidings::workers::delivery::DeliveryWorker::new(app.ctx.clone(), app.worker_transport());
     let step = restarted.run_once(&no_stop).await.unwrap();
-    assert!(step.sent <= 2, "bucket state survives a restart: {}", step.sent);
+    assert_eq!(step.sent, 0, "bucket state survives a restart");
     app.ctx.clock.advance(Duration::from_secs(1));
     let step = restarted.run_once(&no_stop).await.unwrap();
-    assert!((18..=20).contains(&step.sent), "refills at the configured rate: {}", step.sent);
+    assert_eq!(step.sent, 20, "refills at the configured rate");
+    app.ctx.clock.advance(Duration::from_millis(500));
+    assert_eq!(restarted.run_once(&no_stop).await.unwrap().sent, 10, "half a second, half the rate");
 }
 
 async fn the_api_covers_drafts_previews_tests_and_the_per_recipient_record(db: Db) {
@@ -370,4 +375,26 @@ async fn the_api_covers_drafts_previews_tests_and_the_per_recipient_record(db: D
     assert_eq!(app.api_get("/updates").await.as_array().unwrap().len(), 1);
     assert_eq!(app.api(Method::DELETE, &format!("/updates/{id}")).send().await.unwrap().status(), 204);
     assert_eq!(app.api(Method::GET, &format!("/updates/{id}")).send().await.unwrap().status(), 404);
+}
+
+async fn hourly_and_daily_caps_hold_a_send_back(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TIDINGS_SEND_HOURLY_CAP", "30"), ("TIDINGS_SEND_DAILY_CAP", "50")]).await;
+    app.confirmed_subscribers("c", 80, "updates").await;
+    let id = app.create_update("News", "Body", &["updates"]).await;
+    send_now(&app, &id).await;
+    app.ctx.clock.freeze();
+    let no_stop = tokio::sync::watch::channel(false).1;
+    let mut sent = 0;
+    for _ in 0..5 {
+        sent += app.delivery.run_once(&no_stop).await.unwrap().sent;
+    }
+    assert_eq!(sent, 30, "the hourly cap");
+    app.ctx.clock.advance(Duration::from_secs(3601));
+    for _ in 0..5 {
+        sent += app.delivery.run_once(&no_stop).await.unwrap().sent;
+    }
+    assert_eq!(sent, 50, "the daily cap");
+    app.ctx.clock.advance(Duration::from_secs(24 * 3600));
+    app.drive_delivery(&id, 20).await;
+    assert_eq!(app.stats(&id).await["sent"], 80);
 }

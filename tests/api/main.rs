@@ -3,13 +3,16 @@
 
 mod support;
 
+mod admin;
 mod api;
 mod bad_input;
 mod browser;
 mod delivery;
+mod dkim;
 mod journey;
 mod links;
 mod outbox;
 mod process;
+mod schedules;
 mod smtp_tls;
 mod store;

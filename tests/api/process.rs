@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 both_backends!(
     a_crash_between_subscribe_and_send_still_sends_the_confirmation_exactly_once,
+    kill_9_during_a_send_loses_nobody_and_repeats_at_most_the_batch_in_flight,
     sigterm_stops_the_server_gracefully,
     the_cli_creates_tokens_and_users_and_checks_its_setup,
 );
@@ -27,7 +28,7 @@ async fn env(db: &Db, smtp_url: &str) -> (Env, u16) {
         ("TIDINGS_DATABASE_URL".to_owned(), url),
         ("TIDINGS_BIND".to_owned(), format!("127.0.0.1:{port}")),
         ("TIDINGS_SMTP_URL".to_owned(), smtp_url.to_owned()),
-        ("TIDINGS_LOG".to_owned(), "warn".to_owned()),
+        ("TIDINGS_LOG".to_owned(), "error".to_owned()),
     ];
     (Env { vars, dir }, port)
 }
@@ -170,4 +171,78 @@ async fn the_cli_creates_tokens_and_users_and_checks_its_setup(db: Db) {
     let out = run(&env, &["check"], None);
     assert!(!out.status.success(), "check fails when the relay is down");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unavailable"));
+}
+
+async fn kill_9_during_a_send_loses_nobody_and_repeats_at_most_the_batch_in_flight(db: Db) {
+    const N: usize = 1500;
+    const CONCURRENCY: usize = 2;
+    // The worker claims 50 per session per batch: the in-flight window.
+    const BATCH: usize = 50 * CONCURRENCY;
+    const KILLS: usize = 3;
+    let smtp = TestSmtp::start();
+    let (mut env, port) = env(&db, &smtp.url()).await;
+    env.vars.push(("TIDINGS_SEND_CONCURRENCY".into(), CONCURRENCY.to_string()));
+    env.vars.push(("TIDINGS_WORKER_LEASE_SECONDS".into(), "4".into()));
+    assert!(run(&env, &["migrate"], None).status.success());
+    let token_out = run(&env, &["token", "create", "--name", "crash-test"], None);
+    let token = String::from_utf8(token_out.stdout).unwrap().lines().last().unwrap().to_owned();
+    // `serve` bootstraps the default list; seed once it exists.
+    let mut server = spawn(&env, &["serve"]);
+    wait_healthy(port).await;
+    let url = env.vars.iter().find(|(k, _)| k == "TIDINGS_DATABASE_URL").unwrap().1.clone();
+    let store = tidings::store::Store::connect(&url).await.unwrap();
+    crate::support::app::seed_confirmed(&store, chrono::Utc::now(), "k", N, "updates").await;
+    store.close().await;
+
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("http://127.0.0.1:{port}/api/v1{path}");
+    let created: serde_json::Value = http
+        .post(api("/updates"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"subject": "Crash test", "body_markdown": "Hello {{name}}", "lists": ["updates"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let res = http.post(api(&format!("/updates/{id}/send"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+
+    for kill in 1..=KILLS {
+        // Let some mail through, then pull the plug mid-send.
+        let target = kill * N / (KILLS + 1);
+        smtp.wait_for(target, Duration::from_secs(60)).await;
+        server.kill().unwrap();
+        server.wait().unwrap();
+        server = spawn(&env, &["serve"]);
+        wait_healthy(port).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let u: serde_json::Value =
+            http.get(api(&format!("/updates/{id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if u["status"] == "sent" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the send did not finish after the restarts: {u}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stats: serde_json::Value =
+        http.get(api(&format!("/updates/{id}/stats"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(stats["sent"], N, "every recipient recorded as sent: {stats}");
+
+    let mut copies = std::collections::HashMap::new();
+    for m in smtp.messages() {
+        for to in m.to {
+            *copies.entry(to).or_insert(0usize) += 1;
+        }
+    }
+    assert_eq!(copies.len(), N, "nobody was lost");
+    let repeats: usize = copies.values().map(|n| n - 1).sum();
+    assert!(repeats <= KILLS * BATCH, "{repeats} repeats after {KILLS} kills exceed the in-flight window");
+    eprintln!("kill -9 x{KILLS}: {N} recipients, {repeats} repeated copies (window {BATCH} per kill)");
 }

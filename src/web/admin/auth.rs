@@ -231,11 +231,7 @@ fn presented_token(headers: &HeaderMap, body: &[u8]) -> Option<String> {
 }
 
 /// Wraps every admin route (see the module docs of [`super`]).
-pub(super) async fn guard(
-    State((state, access)): State<(AppState, Access)>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(super) async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, next: Next) -> Response {
     let mut res = match guarded(&state, access, req, next).await {
         Ok(res) => res,
         Err(e) => e.into_response(),

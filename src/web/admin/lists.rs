@@ -76,13 +76,7 @@ fn list_input(body: &Submitted, with_slug: bool) -> ListInput {
 }
 
 /// The form again, with what was typed and what is wrong with it.
-fn form_again(
-    chrome: Chrome,
-    id: Option<String>,
-    slug: String,
-    input: ListInput,
-    errors: Vec<FieldError>,
-) -> Response {
+fn form_again(chrome: Chrome, id: Option<String>, slug: String, input: ListInput, errors: Vec<FieldError>) -> Response {
     let page = ListFormPage {
         chrome,
         id,

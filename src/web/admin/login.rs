@@ -113,8 +113,7 @@ pub async fn log_out(State(state): State<AppState>, CurrentSession(session): Cur
 }
 
 fn gone(state: &AppState) -> Response {
-    (StatusCode::GONE, SetupGonePage { chrome: Chrome::anonymous(state.ctx.config.group_name.clone()) })
-        .into_response()
+    (StatusCode::GONE, SetupGonePage { chrome: Chrome::anonymous(state.ctx.config.group_name.clone()) }).into_response()
 }
 
 pub async fn setup_form(State(state): State<AppState>, csrf: CsrfToken, Path(token): Path<String>) -> Result<Response> {

@@ -81,43 +81,39 @@ pub struct Route {
     handler: fn(MethodFilter) -> MethodRouter<AppState>,
 }
 
+impl Route {
+    const fn new(
+        verb: Verb,
+        path: &'static str,
+        access: Access,
+        handler: fn(MethodFilter) -> MethodRouter<AppState>,
+    ) -> Self {
+        Self { verb, path, access, handler }
+    }
+}
+
 /// Every admin route.
 pub const ROUTES: &[Route] = &[
-    Route { verb: Verb::Get, path: "/admin/login", access: Access::Public, handler: |m| on(m, login::form) },
-    Route { verb: Verb::Post, path: "/admin/login", access: Access::Public, handler: |m| on(m, login::submit) },
-    Route { verb: Verb::Get, path: "/admin/setup/{token}", access: Access::Public, handler: |m| on(m, login::setup_form) },
-    Route { verb: Verb::Post, path: "/admin/setup/{token}", access: Access::Public, handler: |m| on(m, login::setup) },
-    Route { verb: Verb::Post, path: "/admin/logout", access: Access::Organiser, handler: |m| on(m, login::log_out) },
-    Route { verb: Verb::Get, path: "/admin", access: Access::Organiser, handler: |m| on(m, lists::dashboard) },
-    Route { verb: Verb::Get, path: "/admin/lists", access: Access::Organiser, handler: |m| on(m, lists::index) },
-    Route { verb: Verb::Get, path: "/admin/lists/new", access: Access::Admin, handler: |m| on(m, lists::new_form) },
-    Route { verb: Verb::Post, path: "/admin/lists", access: Access::Admin, handler: |m| on(m, lists::create) },
-    Route { verb: Verb::Get, path: "/admin/lists/{id}", access: Access::Admin, handler: |m| on(m, lists::edit_form) },
-    Route { verb: Verb::Post, path: "/admin/lists/{id}", access: Access::Admin, handler: |m| on(m, lists::update) },
-    Route {
-        verb: Verb::Get,
-        path: "/admin/lists/{id}/delete",
-        access: Access::Admin,
-        handler: |m| on(m, lists::delete_form),
-    },
-    Route { verb: Verb::Post, path: "/admin/lists/{id}/delete", access: Access::Admin, handler: |m| on(m, lists::delete) },
-    Route { verb: Verb::Get, path: "/admin/subscribers", access: Access::Organiser, handler: |m| on(m, subscribers::index) },
-    Route {
-        verb: Verb::Get,
-        path: "/admin/subscribers/{id}",
-        access: Access::Organiser,
-        handler: |m| on(m, subscribers::show),
-    },
-    Route { verb: Verb::Get, path: "/admin/tokens", access: Access::Admin, handler: |m| on(m, accounts::tokens) },
-    Route { verb: Verb::Post, path: "/admin/tokens", access: Access::Admin, handler: |m| on(m, accounts::create_token) },
-    Route {
-        verb: Verb::Post,
-        path: "/admin/tokens/{id}/revoke",
-        access: Access::Admin,
-        handler: |m| on(m, accounts::revoke_token),
-    },
-    Route { verb: Verb::Get, path: "/admin/users", access: Access::Admin, handler: |m| on(m, accounts::users) },
-    Route { verb: Verb::Post, path: "/admin/users", access: Access::Admin, handler: |m| on(m, accounts::add_user) },
+    Route::new(Verb::Get, "/admin/login", Access::Public, |m| on(m, login::form)),
+    Route::new(Verb::Post, "/admin/login", Access::Public, |m| on(m, login::submit)),
+    Route::new(Verb::Get, "/admin/setup/{token}", Access::Public, |m| on(m, login::setup_form)),
+    Route::new(Verb::Post, "/admin/setup/{token}", Access::Public, |m| on(m, login::setup)),
+    Route::new(Verb::Post, "/admin/logout", Access::Organiser, |m| on(m, login::log_out)),
+    Route::new(Verb::Get, "/admin", Access::Organiser, |m| on(m, lists::dashboard)),
+    Route::new(Verb::Get, "/admin/lists", Access::Organiser, |m| on(m, lists::index)),
+    Route::new(Verb::Get, "/admin/lists/new", Access::Admin, |m| on(m, lists::new_form)),
+    Route::new(Verb::Post, "/admin/lists", Access::Admin, |m| on(m, lists::create)),
+    Route::new(Verb::Get, "/admin/lists/{id}", Access::Admin, |m| on(m, lists::edit_form)),
+    Route::new(Verb::Post, "/admin/lists/{id}", Access::Admin, |m| on(m, lists::update)),
+    Route::new(Verb::Get, "/admin/lists/{id}/delete", Access::Admin, |m| on(m, lists::delete_form)),
+    Route::new(Verb::Post, "/admin/lists/{id}/delete", Access::Admin, |m| on(m, lists::delete)),
+    Route::new(Verb::Get, "/admin/subscribers", Access::Organiser, |m| on(m, subscribers::index)),
+    Route::new(Verb::Get, "/admin/subscribers/{id}", Access::Organiser, |m| on(m, subscribers::show)),
+    Route::new(Verb::Get, "/admin/tokens", Access::Admin, |m| on(m, accounts::tokens)),
+    Route::new(Verb::Post, "/admin/tokens", Access::Admin, |m| on(m, accounts::create_token)),
+    Route::new(Verb::Post, "/admin/tokens/{id}/revoke", Access::Admin, |m| on(m, accounts::revoke_token)),
+    Route::new(Verb::Get, "/admin/users", Access::Admin, |m| on(m, accounts::users)),
+    Route::new(Verb::Post, "/admin/users", Access::Admin, |m| on(m, accounts::add_user)),
 ];
 
 /// The admin UI's router (merged into the application's at its full paths),

@@ -242,4 +242,8 @@ impl UsersPage {
     pub fn roles(&self) -> &'static [Role] {
         Role::ALL
     }
+
+    pub fn is_chosen(&self, role: &Role) -> bool {
+        *role == self.role
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::auth::{CsrfToken, Organiser};
 use super::error::AdminError;
-use super::pages::{Chrome, Choice, SubscriberPage, SubscribersPage};
+use super::pages::{Choice, Chrome, SubscriberPage, SubscribersPage};
 use crate::domain::SubscriptionStatus;
 use crate::services::directory::{self, SearchInput};
 use crate::services::{ServiceError, consent, subscribers};
@@ -53,11 +53,7 @@ pub async fn index(
     let lists = directory::lists_with_counts(&state.ctx)
         .await?
         .into_iter()
-        .map(|(l, _)| Choice {
-            selected: input.list.as_deref() == Some(l.slug.as_str()),
-            value: l.slug,
-            label: l.name,
-        })
+        .map(|(l, _)| Choice { selected: input.list.as_deref() == Some(l.slug.as_str()), value: l.slug, label: l.name })
         .collect();
     let statuses = SubscriptionStatus::ALL
         .iter()

@@ -10,6 +10,7 @@ use tidings::config::Config;
 use tidings::services::Context;
 use tidings::workers::delivery::DeliveryWorker;
 use tidings::workers::outbox::{OutboxWorker, Step};
+use tidings::workers::scheduler::SchedulerWorker;
 use tokio::sync::watch;
 
 /// Which database a test runs against.
@@ -87,6 +88,7 @@ pub struct TestApp {
     pub ctx: Context,
     pub worker: OutboxWorker,
     pub delivery: DeliveryWorker,
+    pub scheduler: SchedulerWorker,
     transport: tidings::mail::Transport,
     pub api_token: String,
     shutdown: watch::Sender<bool>,
@@ -123,6 +125,7 @@ impl TestApp {
         let ctx = app.ctx.clone();
         let worker = app.outbox_worker();
         let delivery = app.delivery_worker();
+        let scheduler = app.scheduler_worker();
         let transport = app.transport.clone();
         let api_token =
             tidings::services::accounts::create_token(&ctx.store, &ctx.clock, "tests").await.expect("token");
@@ -137,6 +140,7 @@ impl TestApp {
             ctx,
             worker,
             delivery,
+            scheduler,
             transport,
             api_token,
             shutdown,
@@ -232,24 +236,7 @@ impl TestApp {
     /// Adds `n` confirmed subscribers `{prefix}{i}@example.org` to `list`
     /// straight through the store (fast set-up for bulk tests).
     pub async fn confirmed_subscribers(&self, prefix: &str, n: usize, list: &str) {
-        let now = self.ctx.clock.now();
-        let mut tx = self.ctx.store.write().await.expect("tx");
-        let list = tx.list_by_slug(list).await.expect("list").expect("list exists");
-        for i in 0..n {
-            let email = format!("{prefix}{i}@example.org");
-            let row = tidings::store::SubscriberRow {
-                id: uuid::Uuid::now_v7(),
-                email: email.clone(),
-                email_norm: email,
-                name: format!("Backer {i}"),
-                attributes: "{}".into(),
-                created_at: now,
-                updated_at: now,
-            };
-            tx.insert_subscriber(&row).await.expect("insert");
-            tx.set_subscription_status(row.id, list.id, "confirmed", now).await.expect("subscribe");
-        }
-        tx.commit().await.expect("commit");
+        seed_confirmed(&self.ctx.store, self.ctx.clock.now(), prefix, n, list).await;
     }
 
     /// Creates an update through the API and returns its id.
@@ -301,6 +288,54 @@ impl TestApp {
     pub fn stop(&self) {
         let _ = self.shutdown.send(true);
     }
+
+    /// Adds an organiser account (as `tidings user add` does); returns its
+    /// password.
+    pub async fn add_organiser(&self, email: &str, role: tidings::services::accounts::Role) -> String {
+        let password = format!("a long passphrase for {email}");
+        tidings::services::accounts::add_user(&self.ctx.store, &self.ctx.clock, email, &password, role)
+            .await
+            .expect("add organiser");
+        password
+    }
+
+    /// A cookie-keeping client logged in to `/admin` as a new admin.
+    pub async fn login_as_admin(&self) -> crate::admin::AdminClient {
+        self.login_as_new("admin@hospital.test", tidings::services::accounts::Role::Admin).await
+    }
+
+    /// A cookie-keeping client logged in to `/admin` as a new editor.
+    pub async fn login_as_editor(&self) -> crate::admin::AdminClient {
+        self.login_as_new("editor@hospital.test", tidings::services::accounts::Role::Editor).await
+    }
+
+    async fn login_as_new(&self, email: &str, role: tidings::services::accounts::Role) -> crate::admin::AdminClient {
+        let password = self.add_organiser(email, role).await;
+        let client = crate::admin::AdminClient::new(self);
+        let res = client.log_in(email, &password).await;
+        assert_eq!(res.status, 303, "login as {email}: {}", res.body);
+        client
+    }
+
+    /// Creates a schedule through the API (expecting 201) and returns it.
+    pub async fn create_schedule(&self, schedule: &serde_json::Value) -> serde_json::Value {
+        let res = self.api(reqwest::Method::POST, "/schedules").json(schedule).send().await.expect("request");
+        let status = res.status();
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// One scheduler step, as the worker takes it.
+    pub async fn run_scheduler(&self) -> tidings::workers::scheduler::Step {
+        self.scheduler.run_once(&self.never_stop).await.expect("scheduler step")
+    }
+
+    /// Moves the clock forward to `at` (it cannot go back).
+    pub fn advance_clock_to(&self, at: chrono::DateTime<chrono::Utc>) {
+        let by = (at - self.ctx.clock.now()).to_std().expect("the clock only moves forward");
+        self.ctx.clock.advance(by);
+    }
 }
 
 impl Drop for TestApp {
@@ -341,4 +376,32 @@ pub fn confirm_token(mail: &CapturedMail) -> String {
 /// `raw` as askama escapes it in HTML.
 pub fn html_escaped(raw: &str) -> String {
     raw.replace('&', "&#38;").replace('<', "&#60;").replace('>', "&#62;").replace('"', "&#34;").replace('\'', "&#39;")
+}
+
+/// Adds `n` confirmed subscribers `{prefix}{i}@example.org` ("Backer {i}")
+/// to `list`, in one transaction.
+pub async fn seed_confirmed(
+    store: &tidings::store::Store,
+    now: chrono::DateTime<chrono::Utc>,
+    prefix: &str,
+    n: usize,
+    list: &str,
+) {
+    let mut tx = store.write().await.expect("tx");
+    let list = tx.list_by_slug(list).await.expect("list").expect("list exists");
+    for i in 0..n {
+        let email = format!("{prefix}{i}@example.org");
+        let row = tidings::store::SubscriberRow {
+            id: uuid::Uuid::now_v7(),
+            email: email.clone(),
+            email_norm: email,
+            name: format!("Backer {i}"),
+            attributes: "{}".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        tx.insert_subscriber(&row).await.expect("insert");
+        tx.set_subscription_status(row.id, list.id, "confirmed", now).await.expect("subscribe");
+    }
+    tx.commit().await.expect("commit");
 }

@@ -1,0 +1,48 @@
+//! `/api/v1/schedules`: recurring sends (DESIGN §4, "schedules (CRUD,
+//! cron)"). Mounted by `api::router`, so the same bearer-token layer and
+//! JSON errors apply; kept in its own module so api.rs stays about the
+//! older resources.
+
+use super::api::{ApiJson, Caller, service};
+use super::{AppState, WebError};
+use crate::services::schedules::{self, ScheduleInput};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use uuid::Uuid;
+
+type Result<T, E = WebError> = std::result::Result<T, E>;
+
+fn schedule_id(raw: &str) -> Result<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| WebError::new(StatusCode::NOT_FOUND, "not_found", "No such schedule."))
+}
+
+pub(super) async fn all(State(s): State<AppState>) -> Result<Response> {
+    Ok(Json(schedules::all(&s.ctx).await.map_err(service)?).into_response())
+}
+
+pub(super) async fn create(
+    State(s): State<AppState>,
+    Extension(Caller(actor)): Extension<Caller>,
+    ApiJson(input): ApiJson<ScheduleInput>,
+) -> Result<Response> {
+    Ok((StatusCode::CREATED, Json(schedules::create(&s.ctx, &input, &actor).await.map_err(service)?)).into_response())
+}
+
+pub(super) async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(schedules::get(&s.ctx, schedule_id(&id)?).await.map_err(service)?).into_response())
+}
+
+pub(super) async fn edit(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ScheduleInput>,
+) -> Result<Response> {
+    Ok(Json(schedules::edit(&s.ctx, schedule_id(&id)?, &input).await.map_err(service)?).into_response())
+}
+
+pub(super) async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    schedules::delete(&s.ctx, schedule_id(&id)?).await.map_err(service)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
