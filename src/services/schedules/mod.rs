@@ -7,7 +7,10 @@
 //!   schedule's lists since the previous run (for the first run: since the
 //!   schedule was created), each as `## {subject}` and its markdown, after
 //!   the schedule's body as an introduction. Nothing new → nothing is sent,
-//!   but the schedule still moves on to its next tick.
+//!   but the schedule still moves on to its next tick. "Since the previous
+//!   run" is kept as the set of updates each digest collected rather than a
+//!   time window, so an update finishing while a digest is made cannot fall
+//!   between two digests.
 //!
 //! `{{date}}` in the subject or body becomes the run's date on the
 //! schedule's wall clock ("1 December 2026").
@@ -314,7 +317,8 @@ pub async fn edit(ctx: &Context, id: Uuid, input: &ScheduleInput) -> Result<Sche
         None => None,
     };
     ensure_valid(errors)?;
-    let when_changed = parsed.cron.is_some() || parsed.zone.is_some() || (input.enabled == Some(true) && !row.enabled);
+    let timing_changed =
+        parsed.cron.is_some() || parsed.zone.is_some() || (input.enabled == Some(true) && !row.enabled);
     row.name = parsed.name.unwrap_or(row.name);
     row.cron = parsed.cron.unwrap_or(row.cron);
     row.timezone = parsed.zone.unwrap_or(row.timezone);
@@ -323,12 +327,12 @@ pub async fn edit(ctx: &Context, id: Uuid, input: &ScheduleInput) -> Result<Sche
     row.body_markdown = parsed.body.unwrap_or(row.body_markdown);
     row.enabled = input.enabled.unwrap_or(row.enabled);
     row.updated_at = now;
-    if when_changed {
+    if timing_changed {
         let mut errors = Vec::new();
         check_has_future(&row, now, &mut errors);
         ensure_valid(errors)?;
     }
-    if when_changed || !row.enabled {
+    if timing_changed || !row.enabled {
         row.next_run_at = next_tick(&row, now);
     }
     tx.edit_schedule(&row).await?;
@@ -364,8 +368,10 @@ pub async fn earliest_tick(ctx: &Context) -> Result<Option<DateTime<Utc>>> {
 /// Runs schedule `id` if its tick has come: claims the tick, creates the
 /// update and starts sending it, all in one transaction.
 pub async fn run(ctx: &Context, id: Uuid) -> Result<RunOutcome> {
-    let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
+    // Read the time once the transaction is ours: on SQLite `write()` may
+    // have waited for another writer.
+    let now = ctx.clock.now();
     let Some(row) = tx.schedule_by_id(id).await? else { return Ok(RunOutcome::NotDue) };
     let Some(due_at) = row.next_run_at.filter(|at| row.enabled && *at <= now) else {
         return Ok(RunOutcome::NotDue);
@@ -376,13 +382,15 @@ pub async fn run(ctx: &Context, id: Uuid) -> Result<RunOutcome> {
     if !tx.claim_schedule_tick(id, due_at, next, now).await? {
         return Ok(RunOutcome::NotDue);
     }
+    // Every list deleted since: nobody to send to, so the tick passes.
+    let lists: Vec<Uuid> = tx.schedule_lists(id).await?.into_iter().map(|l| l.id).collect();
     let update = match row.kind.as_str() {
+        _ if lists.is_empty() => None,
         "digest" => digest(&mut tx, &row, now).await?,
         _ => Some(repeat(&row, now)),
     };
-    let lists: Vec<Uuid> = tx.schedule_lists(id).await?.into_iter().map(|l| l.id).collect();
     let update_id = match update {
-        Some(update) if !lists.is_empty() => {
+        Some(update) => {
             tx.insert_update(&update).await?;
             tx.set_update_lists(update.id, &lists).await?;
             if !start_sending(&mut tx, update.id, &["draft"], now).await? {
@@ -392,7 +400,7 @@ pub async fn run(ctx: &Context, id: Uuid) -> Result<RunOutcome> {
             }
             Some(update.id)
         }
-        _ => None,
+        None => None,
     };
     tx.record_schedule_run(&ScheduleRun { schedule_id: id, due_at, ran_at: now, update_id }).await?;
     tx.commit().await?;
@@ -421,13 +429,14 @@ fn repeat(row: &ScheduleRow, now: DateTime<Utc>) -> UpdateRow {
     draft(row, fill_date(&row.body_markdown, row, now), now)
 }
 
-/// The digest since the previous run, or `None` if nothing was sent.
+/// The digest of what was sent since the previous run (recorded as
+/// collected), or `None` if nothing was.
 async fn digest(tx: &mut Tx, row: &ScheduleRow, now: DateTime<Utc>) -> Result<Option<UpdateRow>> {
-    let since = row.last_run_at.unwrap_or(row.created_at);
-    let sent = tx.updates_sent_for_digest(row.id, since, now).await?;
+    let sent = tx.updates_for_digest(row.id, row.created_at).await?;
     if sent.is_empty() {
         return Ok(None);
     }
+    tx.record_digest_entries(row.id, &sent.iter().map(|u| u.id).collect::<Vec<_>>()).await?;
     let mut body = fill_date(&row.body_markdown, row, now).trim_end().to_owned();
     for u in &sent {
         if !body.is_empty() {
