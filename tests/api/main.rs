@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod admin_updates;
 mod api;
 mod bad_input;
 mod browser;

@@ -18,7 +18,7 @@
 //! Layout: `auth` (cookies, CSRF, the organiser extractors), `error`
 //! ([`AdminError`] and its pages), `pages` (template structs), and one
 //! module of handlers per area: `login` (login, logout, first-run setup),
-//! `lists` (dashboard and lists), `subscribers`, `accounts` (API tokens and
+//! `lists` (dashboard and lists), `updates` (writing and sending), `subscribers`, `accounts` (API tokens and
 //! organiser accounts).
 
 mod accounts;
@@ -28,6 +28,7 @@ mod lists;
 mod login;
 mod pages;
 mod subscribers;
+mod updates;
 
 pub use auth::{CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, CsrfToken, Organiser, RequireAdmin, SESSION_COOKIE};
 pub use error::AdminError;
@@ -107,6 +108,18 @@ pub const ROUTES: &[Route] = &[
     Route::new(Verb::Post, "/admin/lists/{id}", Access::Admin, |m| on(m, lists::update)),
     Route::new(Verb::Get, "/admin/lists/{id}/delete", Access::Admin, |m| on(m, lists::delete_form)),
     Route::new(Verb::Post, "/admin/lists/{id}/delete", Access::Admin, |m| on(m, lists::delete)),
+    Route::new(Verb::Get, "/admin/updates", Access::Organiser, |m| on(m, updates::index)),
+    Route::new(Verb::Get, "/admin/updates/new", Access::Organiser, |m| on(m, updates::new_form)),
+    Route::new(Verb::Post, "/admin/updates", Access::Organiser, |m| on(m, updates::create)),
+    Route::new(Verb::Get, "/admin/updates/{id}", Access::Organiser, |m| on(m, updates::show)),
+    Route::new(Verb::Get, "/admin/updates/{id}/edit", Access::Organiser, |m| on(m, updates::edit_form)),
+    Route::new(Verb::Post, "/admin/updates/{id}", Access::Organiser, |m| on(m, updates::save)),
+    Route::new(Verb::Get, "/admin/updates/{id}/preview", Access::Organiser, |m| on(m, updates::preview)),
+    Route::new(Verb::Post, "/admin/updates/{id}/test", Access::Organiser, |m| on(m, updates::test)),
+    Route::new(Verb::Post, "/admin/updates/{id}/send", Access::Admin, |m| on(m, updates::send)),
+    Route::new(Verb::Post, "/admin/updates/{id}/pause", Access::Admin, |m| on(m, updates::pause)),
+    Route::new(Verb::Post, "/admin/updates/{id}/resume", Access::Admin, |m| on(m, updates::resume)),
+    Route::new(Verb::Post, "/admin/updates/{id}/cancel", Access::Admin, |m| on(m, updates::cancel)),
     Route::new(Verb::Get, "/admin/subscribers", Access::Organiser, |m| on(m, subscribers::index)),
     Route::new(Verb::Get, "/admin/subscribers/{id}", Access::Organiser, |m| on(m, subscribers::show)),
     Route::new(Verb::Get, "/admin/tokens", Access::Admin, |m| on(m, accounts::tokens)),

@@ -113,6 +113,8 @@ pub struct ListSummary {
 pub struct DashboardPage {
     pub chrome: Chrome,
     pub lists: Vec<ListSummary>,
+    /// Recent and scheduled updates with their delivery progress.
+    pub updates: Vec<super::updates::UpdateRow>,
 }
 
 #[derive(Template, WebTemplate)]

@@ -6,7 +6,7 @@ use super::error::AdminError;
 use super::pages::{Choice, Chrome, SubscriberPage, SubscribersPage};
 use crate::domain::SubscriptionStatus;
 use crate::services::directory::{self, SearchInput};
-use crate::services::{ServiceError, consent, subscribers};
+use crate::services::{ServiceError, consent, lists, subscribers};
 use crate::web::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -50,10 +50,10 @@ pub async fn index(
         Err(e) => return Err(e.into()),
     };
     let chosen = |v: &Option<String>| v.as_deref().unwrap_or("").to_owned();
-    let lists = directory::lists_with_counts(&state.ctx)
+    let lists = lists::all(&state.ctx)
         .await?
         .into_iter()
-        .map(|(l, _)| Choice { selected: input.list.as_deref() == Some(l.slug.as_str()), value: l.slug, label: l.name })
+        .map(|l| Choice { selected: input.list.as_deref() == Some(l.slug.as_str()), value: l.slug, label: l.name })
         .collect();
     let statuses = SubscriptionStatus::ALL
         .iter()
