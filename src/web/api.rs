@@ -13,31 +13,47 @@ use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Json, Router};
 use uuid::Uuid;
 
+/// Every API route, once. The router is built from this table alone, so
+/// tests can enumerate it and prove each route refuses anonymous callers.
+fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/lists", get(all_lists).post(create_list)),
+        ("/lists/{id}", get(get_list).patch(update_list).put(update_list).delete(delete_list)),
+        ("/subscribers", get(find_subscriber).post(add_subscriber)),
+        ("/subscribers/{id}", get(get_subscriber)),
+        ("/subscribers/{id}/consent", get(consent_ledger)),
+        ("/updates", get(recent_updates).post(create_update)),
+        ("/updates/{id}", get(get_update).patch(edit_update).put(edit_update).delete(delete_update)),
+        ("/updates/{id}/preview", get(preview_update)),
+        ("/updates/{id}/test", post(test_update)),
+        ("/updates/{id}/send", post(send_update)),
+        ("/updates/{id}/pause", post(pause_update)),
+        ("/updates/{id}/resume", post(resume_update)),
+        ("/updates/{id}/cancel", post(cancel_update)),
+        ("/updates/{id}/stats", get(update_stats)),
+        ("/updates/{id}/deliveries", get(update_deliveries)),
+        ("/privacy-notices", get(current_notice).post(publish_notice)),
+        ("/consent-statements", get(current_statements).post(publish_statement)),
+        ("/schedules", get(schedules_api::all).post(schedules_api::create)),
+        ("/schedules/{id}", get(schedules_api::get).patch(schedules_api::edit).delete(schedules_api::delete)),
+    ]
+}
+
+/// The path of every API route (under `/api/v1`).
+pub fn paths() -> Vec<&'static str> {
+    routes().into_iter().map(|(path, _)| path).collect()
+}
+
 pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/lists", get(all_lists).post(create_list))
-        .route("/lists/{id}", get(get_list).patch(update_list).put(update_list).delete(delete_list))
-        .route("/subscribers", get(find_subscriber).post(add_subscriber))
-        .route("/subscribers/{id}", get(get_subscriber))
-        .route("/subscribers/{id}/consent", get(consent_ledger))
-        .route("/updates", get(recent_updates).post(create_update))
-        .route("/updates/{id}", get(get_update).patch(edit_update).put(edit_update).delete(delete_update))
-        .route("/updates/{id}/preview", get(preview_update))
-        .route("/updates/{id}/test", post(test_update))
-        .route("/updates/{id}/send", post(send_update))
-        .route("/updates/{id}/pause", post(pause_update))
-        .route("/updates/{id}/resume", post(resume_update))
-        .route("/updates/{id}/cancel", post(cancel_update))
-        .route("/updates/{id}/stats", get(update_stats))
-        .route("/updates/{id}/deliveries", get(update_deliveries))
-        .route("/privacy-notices", get(current_notice).post(publish_notice))
-        .route("/consent-statements", get(current_statements).post(publish_statement))
-        .route("/schedules", get(schedules_api::all).post(schedules_api::create))
-        .route("/schedules/{id}", get(schedules_api::get).patch(schedules_api::edit).delete(schedules_api::delete))
+    let mut router = Router::new();
+    for (path, handler) in routes() {
+        router = router.route(path, handler);
+    }
+    router
         .fallback(not_found)
         // Authentication wraps every route above, and the fallback too, so
         // an anonymous caller learns nothing about which routes exist.

@@ -40,6 +40,12 @@ impl AppState {
     }
 }
 
+/// The path of every organiser API route, under `/api/v1` (for tests that
+/// must cover every route).
+pub fn api_paths() -> Vec<&'static str> {
+    api::paths()
+}
+
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.ctx.config.max_body_bytes;
