@@ -31,9 +31,8 @@ pub struct Composer {
     pub dkim: Option<std::sync::Arc<lettre::message::dkim::DkimConfig>>,
 }
 
-#[derive(Template)]
-#[template(path = "emails/confirm.txt")]
-struct ConfirmText<'a> {
+/// What the confirmation mail says; rendered as text and as HTML.
+struct Confirm<'a> {
     group: &'a str,
     greeting_name: &'a str,
     lists: &'a [String],
@@ -43,14 +42,15 @@ struct ConfirmText<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "emails/confirm.txt")]
+struct ConfirmText<'a> {
+    m: &'a Confirm<'a>,
+}
+
+#[derive(Template)]
 #[template(path = "emails/confirm.html")]
 struct ConfirmHtml<'a> {
-    group: &'a str,
-    greeting_name: &'a str,
-    lists: &'a [String],
-    link: &'a str,
-    expires_hours: u64,
-    contact: &'a str,
+    m: &'a Confirm<'a>,
 }
 
 impl Composer {
@@ -68,26 +68,16 @@ impl Composer {
         link: &str,
         expires_hours: u64,
     ) -> Result<Composed, MailError> {
-        let text = ConfirmText {
+        let m = Confirm {
             group: &self.group_name,
             greeting_name: name,
             lists: list_names,
             link,
             expires_hours,
             contact: &self.contact_address,
-        }
-        .render()
-        .map_err(|e| MailError::Template("confirmation text", e))?;
-        let html = ConfirmHtml {
-            group: &self.group_name,
-            greeting_name: name,
-            lists: list_names,
-            link,
-            expires_hours,
-            contact: &self.contact_address,
-        }
-        .render()
-        .map_err(|e| MailError::Template("confirmation html", e))?;
+        };
+        let text = ConfirmText { m: &m }.render().map_err(|e| MailError::Template("confirmation text", e))?;
+        let html = ConfirmHtml { m: &m }.render().map_err(|e| MailError::Template("confirmation html", e))?;
         let subject = format!("Please confirm your subscription to {}", self.group_name);
         self.transactional(to, name, &subject, text, html)
     }

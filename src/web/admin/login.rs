@@ -138,6 +138,10 @@ pub async fn setup(
     Path(token): Path<String>,
     body: Submitted,
 ) -> Result<Response> {
+    // A dead link gets the same answer whatever was typed into its form.
+    if !accounts::setup_token_is_live(&state.ctx, &token).await? {
+        return Ok(gone(&state));
+    }
     let email = body.first("email").unwrap_or_default();
     let password = body.first("password").unwrap_or_default();
     let outcome = if body.first("password_confirm").as_deref() != Some(password.as_str()) {

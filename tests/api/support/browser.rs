@@ -12,7 +12,12 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// One browser at a time: two Chromiums on two cores beside the rest of the
+/// suite make page loads slow enough to flake.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub struct Browser {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     http: reqwest::Client,
     session: String,
     driver: Child,
@@ -26,6 +31,7 @@ impl Browser {
             eprintln!("chromium/chromedriver not installed: browser test not run");
             return None;
         }
+        let turn = ONE_AT_A_TIME.lock().await;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -69,19 +75,40 @@ impl Browser {
         }}});
         let res: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
         let session = res["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {res}")).to_owned();
-        Some(Browser { http, session: format!("{base}/session/{session}"), driver, _profile: profile })
+        Some(Browser { _turn: turn, http, session: format!("{base}/session/{session}"), driver, _profile: profile })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// One WebDriver command; `Err` carries the driver's error object.
+    async fn try_call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Value> {
         let mut req = self.http.request(method, format!("{}{path}", self.session));
         if let Some(b) = body {
             req = req.json(&b);
         }
         let v: Value = req.send().await.unwrap().json().await.unwrap();
-        if v["value"].get("error").is_some() {
-            panic!("webdriver {path}: {}", v["value"]);
+        if v["value"].get("error").is_some() { Err(v["value"].clone()) } else { Ok(v["value"].clone()) }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body).await.unwrap_or_else(|e| panic!("webdriver {path}: {e}"))
+    }
+
+    /// Finds `css` and runs one command on it, retrying for up to 5 s when
+    /// the page changes under us (a click started a navigation).
+    async fn on_element(&self, css: &str, method: reqwest::Method, action: &str, body: Option<Value>) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let e = self.find(css).await;
+            match self.try_call(method.clone(), &format!("/element/{e}{action}"), body.clone()).await {
+                Ok(v) => return v,
+                Err(err)
+                    if Instant::now() < deadline
+                        && matches!(err["error"].as_str(), Some("stale element reference" | "no such element")) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(err) => panic!("webdriver {action} on {css}: {err}"),
+            }
         }
-        v["value"].clone()
     }
 
     pub async fn goto(&self, url: &str) {
@@ -110,24 +137,20 @@ impl Browser {
     }
 
     pub async fn click(&self, css: &str) {
-        let e = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{e}/click"), Some(json!({}))).await;
+        self.on_element(css, reqwest::Method::POST, "/click", Some(json!({}))).await;
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
-        let e = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({ "text": text }))).await;
+        self.on_element(css, reqwest::Method::POST, "/value", Some(json!({ "text": text }))).await;
     }
 
     /// The visible text of the whole page.
     pub async fn text(&self) -> String {
-        let e = self.find("body").await;
-        self.call(reqwest::Method::GET, &format!("/element/{e}/text"), None).await.as_str().unwrap_or("").to_owned()
+        self.on_element("body", reqwest::Method::GET, "/text", None).await.as_str().unwrap_or("").to_owned()
     }
 
     pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
-        let e = self.find(css).await;
-        self.call(reqwest::Method::GET, &format!("/element/{e}/attribute/{name}"), None)
+        self.on_element(css, reqwest::Method::GET, &format!("/attribute/{name}"), None)
             .await
             .as_str()
             .map(str::to_owned)
