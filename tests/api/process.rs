@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 both_backends!(
     a_crash_between_subscribe_and_send_still_sends_the_confirmation_exactly_once,
     kill_9_during_a_send_loses_nobody_and_repeats_at_most_the_batch_in_flight,
+    three_worker_processes_share_a_send_and_never_double_send,
     sigterm_stops_the_server_gracefully,
     the_cli_creates_tokens_and_users_and_checks_its_setup,
 );
@@ -245,4 +246,59 @@ async fn kill_9_during_a_send_loses_nobody_and_repeats_at_most_the_batch_in_flig
     let repeats: usize = copies.values().map(|n| n - 1).sum();
     assert!(repeats <= KILLS * BATCH, "{repeats} repeats after {KILLS} kills exceed the in-flight window");
     eprintln!("kill -9 x{KILLS}: {N} recipients, {repeats} repeated copies (window {BATCH} per kill)");
+}
+
+async fn three_worker_processes_share_a_send_and_never_double_send(db: Db) {
+    const N: usize = 1200;
+    let smtp = TestSmtp::start();
+    let (mut env, port) = env(&db, &smtp.url()).await;
+    env.vars.push(("TIDINGS_SEND_CONCURRENCY".into(), "2".into()));
+    let token_out = run(&env, &["token", "create", "--name", "workers"], None);
+    let token = String::from_utf8(token_out.stdout).unwrap().lines().last().unwrap().to_owned();
+    let mut web = spawn(&env, &["serve", "--no-workers"]);
+    wait_healthy(port).await;
+    let url = env.vars.iter().find(|(k, _)| k == "TIDINGS_DATABASE_URL").unwrap().1.clone();
+    let store = tidings::store::Store::connect(&url).await.unwrap();
+    crate::support::app::seed_confirmed(&store, chrono::Utc::now(), "m", N, "updates").await;
+    store.close().await;
+
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("http://127.0.0.1:{port}/api/v1{path}");
+    let created: serde_json::Value = http
+        .post(api("/updates"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"subject": "Shared", "body_markdown": "Body", "lists": ["updates"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut workers: Vec<Child> = (0..3).map(|_| spawn(&env, &["worker"])).collect();
+    assert_eq!(http.post(api(&format!("/updates/{id}/send"))).bearer_auth(&token).send().await.unwrap().status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let u: serde_json::Value =
+            http.get(api(&format!("/updates/{id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if u["status"] == "sent" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "three workers did not finish: {u}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for w in &mut workers {
+        w.kill().unwrap();
+        w.wait().unwrap();
+    }
+    web.kill().unwrap();
+    web.wait().unwrap();
+    let mut copies = std::collections::HashMap::new();
+    for m in smtp.messages() {
+        for to in m.to {
+            *copies.entry(to).or_insert(0usize) += 1;
+        }
+    }
+    assert_eq!(copies.len(), N);
+    assert!(copies.values().all(|&n| n == 1), "no recipient got two copies");
 }
