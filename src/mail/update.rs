@@ -10,8 +10,8 @@
 use super::{Composed, Composer, MailError};
 use askama::Template;
 use lettre::Message;
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart};
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
 
 /// Styles for the markdown body, inlined into each element once per update
@@ -137,30 +137,54 @@ impl Composer {
 
     /// One recipient's copy of an update.
     pub fn update(&self, u: &PreparedUpdate, r: &Recipient<'_>) -> Result<Composed, MailError> {
+        self.update_with(u, None, r)
+    }
+
+    /// One recipient's copy, from the update's [`UpdateBodies`] when it has
+    /// them (the bulk path: no template rendering or body encoding per copy).
+    pub fn update_with(
+        &self,
+        u: &PreparedUpdate,
+        bodies: Option<&UpdateBodies>,
+        r: &Recipient<'_>,
+    ) -> Result<Composed, MailError> {
         let greeting_name = if r.name.is_empty() { "friend" } else { r.name };
-        let body_html = u.body_html.replace("{{name}}", &html_escape(greeting_name));
-        let body_text = u.body_text.replace("{{name}}", greeting_name);
-        let html = UpdateHtml {
-            subject: &u.subject,
-            body: &body_html,
-            group: &self.group_name,
-            contact: &self.contact_address,
-            list_name: r.list_name,
-            unsubscribe_url: &r.unsubscribe_url,
-            preferences_url: &r.preferences_url,
-        }
-        .render()
-        .map_err(|e| MailError::Template("update html", e))?;
-        let text = UpdateText {
-            body: &body_text,
-            group: &self.group_name,
-            contact: &self.contact_address,
-            list_name: r.list_name,
-            unsubscribe_url: &r.unsubscribe_url,
-            preferences_url: &r.preferences_url,
-        }
-        .render()
-        .map_err(|e| MailError::Template("update text", e))?;
+        let parts = match bodies {
+            Some(b) => {
+                let text = b.text.fill(&Fields {
+                    name: greeting_name,
+                    list_name: r.list_name,
+                    unsubscribe_url: &r.unsubscribe_url,
+                    preferences_url: &r.preferences_url,
+                });
+                let html = b.html.fill(&Fields {
+                    name: &html_escape(greeting_name),
+                    list_name: &html_escape(r.list_name),
+                    unsubscribe_url: &html_escape(&r.unsubscribe_url),
+                    preferences_url: &html_escape(&r.preferences_url),
+                });
+                MultiPart::alternative_plain_html(
+                    Body::dangerous_pre_encoded(text, ContentTransferEncoding::QuotedPrintable),
+                    Body::dangerous_pre_encoded(html, ContentTransferEncoding::QuotedPrintable),
+                )
+            }
+            None => {
+                let body_html = u.body_html.replace(NAME_TAG, &html_escape(greeting_name));
+                let body_text = u.body_text.replace(NAME_TAG, greeting_name);
+                let (text, html) = self.render_bodies(
+                    u,
+                    &body_text,
+                    &body_html,
+                    &Fields {
+                        name: greeting_name,
+                        list_name: r.list_name,
+                        unsubscribe_url: &r.unsubscribe_url,
+                        preferences_url: &r.preferences_url,
+                    },
+                )?;
+                MultiPart::alternative_plain_html(text, html)
+            }
+        };
         let message_id =
             if r.test { self.new_message_id() } else { self.update_message_id(u.update_id, r.subscriber_id) };
         let subject = if r.test { format!("[TEST] {}", u.subject) } else { u.subject.clone() };
@@ -177,12 +201,233 @@ impl Composer {
             .raw_header(header("List-Unsubscribe", format!("<{}>, <{mailto}>", r.unsubscribe_url)))
             .raw_header(header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_owned()))
             .raw_header(header("Precedence", "bulk".to_owned()))
-            .multipart(MultiPart::alternative_plain_html(text, html))?;
+            .multipart(parts)?;
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
         Ok(Composed { message_id, recipient: r.email.to_owned(), bytes: message.formatted() })
     }
+
+    /// The plain-text and HTML bodies (the text already personalised).
+    fn render_bodies(
+        &self,
+        u: &PreparedUpdate,
+        body_text: &str,
+        body_html: &str,
+        f: &Fields<'_>,
+    ) -> Result<(String, String), MailError> {
+        let html = UpdateHtml {
+            subject: &u.subject,
+            body: body_html,
+            group: &self.group_name,
+            contact: &self.contact_address,
+            list_name: f.list_name,
+            unsubscribe_url: f.unsubscribe_url,
+            preferences_url: f.preferences_url,
+        }
+        .render()
+        .map_err(|e| MailError::Template("update html", e))?;
+        let text = UpdateText {
+            body: body_text,
+            group: &self.group_name,
+            contact: &self.contact_address,
+            list_name: f.list_name,
+            unsubscribe_url: f.unsubscribe_url,
+            preferences_url: f.preferences_url,
+        }
+        .render()
+        .map_err(|e| MailError::Template("update text", e))?;
+        Ok((text, html))
+    }
+
+    /// Renders an update's bodies once, with a marker where each person's
+    /// own values go, and encodes everything around the markers as
+    /// quoted-printable up front. `None` when lettre would not choose
+    /// quoted-printable for this update (pure short-lined ASCII, or mostly
+    /// non-Latin text, where base64 is smaller): those take the ordinary path.
+    pub fn update_bodies(&self, u: &PreparedUpdate) -> Option<UpdateBodies> {
+        let texts = [u.subject.as_str(), &u.body_html, &u.body_text, &self.group_name, &self.contact_address];
+        if texts.iter().any(|t| t.contains(MARK_OPEN) || t.contains(MARK_CLOSE)) {
+            return None;
+        }
+        let markers = Fields {
+            name: &Field::Name.marker(),
+            list_name: &Field::ListName.marker(),
+            unsubscribe_url: &Field::UnsubscribeUrl.marker(),
+            preferences_url: &Field::PreferencesUrl.marker(),
+        };
+        let body_html = u.body_html.replace(NAME_TAG, markers.name);
+        let body_text = u.body_text.replace(NAME_TAG, markers.name);
+        let (text, html) = self.render_bodies(u, &body_text, &body_html, &markers).ok()?;
+        // Decide as lettre would for a typical copy.
+        let typical = |s: &str| {
+            let s = s
+                .replace(markers.name, "friend")
+                .replace(markers.list_name, "Updates")
+                .replace(markers.unsubscribe_url, "https://example.org/unsubscribe/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+                .replace(markers.preferences_url, "https://example.org/preferences/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+            Body::new(s).encoding() == ContentTransferEncoding::QuotedPrintable
+        };
+        if !typical(&text) || !typical(&html) {
+            return None;
+        }
+        Some(UpdateBodies { text: Encoded::new(&text), html: Encoded::new(&html) })
+    }
+}
+
+/// Where the supporter's name goes in an update's markdown.
+const NAME_TAG: &str = "{{name}}";
+/// Markers around a field in a body rendered once (private-use characters).
+const MARK_OPEN: char = '\u{E000}';
+const MARK_CLOSE: char = '\u{E001}';
+
+/// The values that differ between copies of an update.
+struct Fields<'a> {
+    name: &'a str,
+    list_name: &'a str,
+    unsubscribe_url: &'a str,
+    preferences_url: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Name,
+    ListName,
+    UnsubscribeUrl,
+    PreferencesUrl,
+}
+
+impl Field {
+    const ALL: [Field; 4] = [Field::Name, Field::ListName, Field::UnsubscribeUrl, Field::PreferencesUrl];
+
+    fn marker(self) -> String {
+        format!("{MARK_OPEN}{}{MARK_CLOSE}", self as u8)
+    }
+
+    fn value<'a>(self, f: &Fields<'a>) -> &'a str {
+        match self {
+            Field::Name => f.name,
+            Field::ListName => f.list_name,
+            Field::UnsubscribeUrl => f.unsubscribe_url,
+            Field::PreferencesUrl => f.preferences_url,
+        }
+    }
+}
+
+/// An update's two bodies, rendered and encoded once (see
+/// [`Composer::update_bodies`]).
+#[derive(Debug, Clone)]
+pub struct UpdateBodies {
+    text: Encoded,
+    html: Encoded,
+}
+
+/// A body as quoted-printable pieces with the fields between them. Every
+/// piece and every field value is encoded on its own, starting a fresh line,
+/// and they are joined with soft line breaks (`=` CRLF), which decoding
+/// removes: so the decoded body is exactly the rendered one, and no line
+/// exceeds 76 characters however long a value is.
+#[derive(Debug, Clone)]
+struct Encoded {
+    /// Encoded static text, then the field that follows it (none after the last).
+    pieces: Vec<(Vec<u8>, Option<Field>)>,
+    /// Bytes of encoded static text, to size each copy's buffer.
+    static_len: usize,
+}
+
+impl Encoded {
+    fn new(rendered: &str) -> Self {
+        let crlf = to_crlf(rendered);
+        let mut pieces = Vec::new();
+        let mut rest = crlf.as_str();
+        loop {
+            let found = Field::ALL.iter().filter_map(|f| rest.find(&f.marker()).map(|at| (at, *f))).min_by_key(|x| x.0);
+            match found {
+                Some((at, field)) => {
+                    pieces.push((quoted_printable(&rest[..at]), Some(field)));
+                    rest = &rest[at + field.marker().len()..];
+                }
+                None => {
+                    pieces.push((quoted_printable(rest), None));
+                    break;
+                }
+            }
+        }
+        let static_len = pieces.iter().map(|(p, _)| p.len() + 6).sum();
+        Self { pieces, static_len }
+    }
+
+    fn fill(&self, fields: &Fields<'_>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.static_len + 512);
+        for (piece, field) in &self.pieces {
+            soft_break(&mut out);
+            out.extend_from_slice(piece);
+            if let Some(field) = field {
+                soft_break(&mut out);
+                out.extend_from_slice(&quoted_printable(field.value(fields)));
+            }
+        }
+        out
+    }
+}
+
+/// Ends the current encoded line invisibly, unless it is already ended.
+fn soft_break(out: &mut Vec<u8>) {
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"=\r\n");
+    }
+}
+
+/// Lone LF (and lone CR) become CRLF, as lettre does before encoding a body.
+fn to_crlf(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 16);
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {
+                chars.next();
+                out.push_str("\r\n");
+            }
+            '\r' | '\n' => out.push_str("\r\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Quoted-printable (RFC 2045 §6.7) of text whose line breaks are CRLF:
+/// hard breaks kept, lines soft-broken at 76 characters, trailing
+/// whitespace and everything outside printable ASCII escaped.
+fn quoted_printable(s: &str) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8 + 8);
+    let mut column = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            out.extend_from_slice(b"\r\n");
+            column = 0;
+            i += 2;
+            continue;
+        }
+        let line_ends_here = i + 1 == bytes.len() || bytes[i + 1..].starts_with(b"\r\n");
+        let literal = matches!(b, b'!'..=b'<' | b'>'..=b'~') || (matches!(b, b' ' | b'\t') && !line_ends_here);
+        let width = if literal { 1 } else { 3 };
+        if column + width > 75 {
+            out.extend_from_slice(b"=\r\n");
+            column = 0;
+        }
+        if literal {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'=', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+        column += width;
+        i += 1;
+    }
+    out
 }
 
 #[cfg(test)]

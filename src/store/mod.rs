@@ -29,7 +29,7 @@ mod updates;
 
 pub use accounts::{ApiTokenRow, ApiTokenSummary, NewSession, SessionRow, UserRow};
 pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, PrivacyNoticeRow};
-pub use deliveries::{DeliveryClaim, DeliveryRow, DeliveryStats};
+pub use deliveries::{AcceptedDelivery, DeliveryClaim, DeliveryRow, DeliveryStats};
 pub use directory::SubscriberSearch;
 pub use lists::{ListChanges, ListRow};
 pub use outbox::{NewOutboxMessage, OutboxRow};

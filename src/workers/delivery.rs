@@ -14,10 +14,10 @@
 
 use super::{Shutdown, sleep_or_shutdown};
 use crate::domain::{Actor, ConsentKind, SignedToken, SubscriptionStatus};
-use crate::mail::update::{PreparedUpdate, Recipient};
+use crate::mail::update::{PreparedUpdate, Recipient, UpdateBodies};
 use crate::mail::{SendError, Transport};
 use crate::services::Context;
-use crate::store::{DeliveryClaim, NewConsentEvent, StoreError, UpdateListRow};
+use crate::store::{AcceptedDelivery, DeliveryClaim, NewConsentEvent, StoreError, UpdateListRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,6 +58,8 @@ impl Step {
 /// An update rendered once, with the lists its copies can name.
 struct Prepared {
     update: PreparedUpdate,
+    /// Its bodies rendered and encoded once, when they can be.
+    bodies: Option<UpdateBodies>,
     lists: HashMap<Uuid, UpdateListRow>,
 }
 
@@ -127,7 +129,8 @@ impl DeliveryWorker {
         let lists = tx.update_lists(id).await?.into_iter().map(|l| (l.list_id, l)).collect();
         let update = PreparedUpdate::new(id, &row.subject, &row.body_markdown)
             .map_err(|e| DeliveryError::Render(id, e.to_string()))?;
-        let p = Arc::new(Prepared { update, lists });
+        let bodies = self.ctx.composer.update_bodies(&update);
+        let p = Arc::new(Prepared { update, bodies, lists });
         self.prepared.lock().unwrap_or_else(|p| p.into_inner()).insert(id, p.clone());
         Ok(p)
     }
@@ -135,6 +138,10 @@ impl DeliveryWorker {
     /// How many messages the rate bucket and caps allow now.
     async fn allowance(&self, now: DateTime<Utc>) -> Result<i64, DeliveryError> {
         let c = &self.ctx.config;
+        if c.send_hourly_cap == 0 && c.send_daily_cap == 0 && c.send_rate == 0 {
+            // Nothing to check: spare the database a write transaction per batch.
+            return Ok(self.batch);
+        }
         let mut tx = self.ctx.store.write().await?;
         let mut allowed = self.batch;
         for (cap, window) in
@@ -186,30 +193,39 @@ impl DeliveryWorker {
         }
 
         let prepared = self.prepared(update_id).await?;
+        // One sender per SMTP session, each taking the next claim from a
+        // shared queue: a session never waits while work is left, and only
+        // as many messages as there are sessions are rendered at once (so
+        // memory does not grow with the batch). Each outcome is kept as soon
+        // as it is known, so a panicking sender loses only the claim it was
+        // on (its lease expires and it is retried), not what it sent before.
+        let senders = (self.ctx.config.send_concurrency as usize).clamp(1, claims.len());
+        let queue = Arc::new(Mutex::new(claims.into_iter()));
+        let results = Arc::new(Mutex::new(Vec::with_capacity(queue.lock().unwrap_or_else(|p| p.into_inner()).len())));
         let mut tasks = tokio::task::JoinSet::new();
-        for claim in claims {
-            let worker = self.clone();
-            let prepared = prepared.clone();
+        for _ in 0..senders {
+            let (worker, prepared, queue, results) = (self.clone(), prepared.clone(), queue.clone(), results.clone());
             tasks.spawn(async move {
-                let message_id = worker.ctx.composer.update_message_id(claim.update_id, claim.subscriber_id);
-                let outcome = if std::time::Instant::now() < window_closes {
-                    worker.deliver(&prepared, &claim).await
-                } else {
-                    Outcome::NotStarted
-                };
-                (claim, message_id, outcome)
+                loop {
+                    let Some(claim) = queue.lock().unwrap_or_else(|p| p.into_inner()).next() else { break };
+                    let message_id = worker.ctx.composer.update_message_id(claim.update_id, claim.subscriber_id);
+                    let outcome = if std::time::Instant::now() < window_closes {
+                        worker.deliver(&prepared, &claim).await
+                    } else {
+                        Outcome::NotStarted
+                    };
+                    results.lock().unwrap_or_else(|p| p.into_inner()).push((claim, message_id, outcome));
+                }
             });
         }
-        let mut results = Vec::with_capacity(tasks.len());
         while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(r) => results.push(r),
-                // A panicking task leaves its delivery leased; the lease
-                // expires and it is retried.
-                Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+            if let Err(e) = joined {
+                // Its claim stays leased; the lease expires and it is retried.
+                tracing::error!(error = %e, "a delivery task failed");
             }
         }
-        self.record(results, step).await
+        let results = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
+        self.record(update_id, results, step).await
     }
 
     async fn deliver(&self, p: &Prepared, claim: &DeliveryClaim) -> Outcome {
@@ -231,7 +247,7 @@ impl DeliveryWorker {
                 .link(&format!("/preferences/{}", SignedToken::preferences(claim.subscriber_id).encode(key))),
             test: false,
         };
-        let composed = match self.ctx.composer.update(&p.update, &recipient) {
+        let composed = match self.ctx.composer.update_with(&p.update, p.bodies.as_ref(), &recipient) {
             Ok(c) => c,
             Err(e) => return Outcome::Failed(SendError::Permanent(format!("could not build the message: {e}"))),
         };
@@ -243,19 +259,22 @@ impl DeliveryWorker {
         }
     }
 
-    /// Writes a batch's outcomes in one transaction.
+    /// Writes a batch's outcomes in one transaction: the accepted ones (all
+    /// but a few) with one statement, the rest one by one.
     async fn record(
         &self,
+        update_id: Uuid,
         results: Vec<(DeliveryClaim, String, Outcome)>,
         step: &mut Step,
     ) -> Result<(), DeliveryError> {
         let now = self.ctx.clock.now();
         let mut tx = self.ctx.store.write().await?;
+        let mut accepted = Vec::with_capacity(results.len());
         for (claim, message_id, outcome) in results {
             let (u, s) = (claim.update_id, claim.subscriber_id);
             match outcome {
                 Outcome::Sent(reply) => {
-                    tx.delivery_sent(u, s, &message_id, &reply, now).await?;
+                    accepted.push(AcceptedDelivery { subscriber_id: s, message_id, reply });
                     step.sent += 1;
                 }
                 Outcome::NotStarted => tx.delivery_release(u, s).await?,
@@ -279,6 +298,7 @@ impl DeliveryWorker {
                 }
             }
         }
+        tx.deliveries_sent(update_id, &accepted, now).await?;
         tx.commit().await?;
         Ok(())
     }
