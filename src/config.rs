@@ -64,6 +64,9 @@ pub struct Config {
     /// is retried this long after it was claimed. A worker starts no new
     /// message once 3/8 of it has passed (the SMTP timeouts fit in the rest).
     pub worker_lease: Duration,
+    /// When set, each copy of an update is sent with a VERP return path
+    /// `tb-…@{verp_domain}` naming its delivery (see `mail::verp`).
+    pub verp_domain: Option<String>,
     /// IANA zone in which times are shown and cron schedules run.
     pub timezone: String,
 }
@@ -94,6 +97,7 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_DKIM_ALGORITHM",
     "TIDINGS_TIMEZONE",
     "TIDINGS_WORKER_LEASE_SECONDS",
+    "TIDINGS_VERP_DOMAIN",
 ];
 
 impl Config {
@@ -160,6 +164,7 @@ impl Config {
                 a @ ("rsa" | "ed25519") => a.to_owned(),
                 _ => return Err(invalid("TIDINGS_DKIM_ALGORITHM", "rsa or ed25519")),
             },
+            verp_domain: get("TIDINGS_VERP_DOMAIN").map(str::to_owned),
             worker_lease: Duration::from_secs(parse_num(get, "TIDINGS_WORKER_LEASE_SECONDS", 120u64)?.max(2)),
             timezone: parse_timezone(get("TIDINGS_TIMEZONE").unwrap_or("Europe/London"))?,
         })

@@ -8,6 +8,7 @@ pub mod compose;
 pub mod smtp;
 pub mod transport;
 pub mod update;
+pub mod verp;
 
 pub use compose::{Composed, Composer};
 pub use transport::{SendError, Transport};

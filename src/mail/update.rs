@@ -450,6 +450,79 @@ mod tests {
         assert!(p.body_html.contains("style="), "{}", p.body_html);
     }
 
+    fn composer() -> Composer {
+        Composer {
+            from: "Save Our Hospital <news@hospital.test>".parse().unwrap(),
+            host: "hospital.test".into(),
+            group_name: "Save Our Hospital".into(),
+            contact_address: "1 High Street, Leeds".into(),
+            dkim: None,
+        }
+    }
+
+    /// The decoded bodies and every header but the date and the (random)
+    /// multipart boundary, of the message and of each part.
+    fn parts(bytes: &[u8]) -> (String, String, Vec<String>) {
+        let m = mail_parser::MessageParser::default().parse(bytes).unwrap();
+        let raw = |h: &mail_parser::Header<'_>| {
+            String::from_utf8_lossy(&bytes[h.offset_start() as usize..h.offset_end() as usize]).into_owned()
+        };
+        let headers = m
+            .parts
+            .iter()
+            .flat_map(|p| p.headers.iter())
+            .filter(|h| h.name() != "Date")
+            .map(
+                |h| if raw(h).contains("boundary=") { h.name().to_owned() } else { format!("{}:{}", h.name(), raw(h)) },
+            )
+            .collect();
+        (m.body_text(0).unwrap().into_owned(), m.body_html(0).unwrap().into_owned(), headers)
+    }
+
+    #[test]
+    fn bodies_encoded_once_decode_exactly_as_rendering_each_copy_does() {
+        let markdown = "{{name}}, we **filed** today — £38,420 raised.\n\n\
+            A line with trailing spaces   \n.A line starting with a dot\n\n\
+            A very long paragraph that goes on and on well past the seventy-six characters a quoted-printable line \
+            may hold, so that it must be broken softly, more than once, and still read the same. Thanks, {{name}}!";
+        let u = PreparedUpdate::new(uuid::Uuid::now_v7(), "Filed — at last", markdown).unwrap();
+        let c = composer();
+        let bodies = c.update_bodies(&u).expect("this update takes the encoded-once path");
+        let url = format!("https://hospital.test/unsubscribe/{}", "Ab-_9".repeat(30));
+        for (name, list_name) in [("", "Updates"), ("Zoë & <Bob> \"Q\" O'Neil", "Hearings & \"dates\" — Ünïcode")]
+        {
+            let r = Recipient {
+                subscriber_id: uuid::Uuid::now_v7(),
+                email: "zoe@example.org",
+                name,
+                list_slug: "updates",
+                list_name,
+                unsubscribe_url: url.clone(),
+                preferences_url: "https://hospital.test/preferences/x?a=1&b=2".into(),
+                test: false,
+            };
+            let slow = c.update(&u, &r).unwrap();
+            let fast = c.update_with(&u, Some(&bodies), &r).unwrap();
+            let (fast_parts, slow_parts) = (parts(&fast.bytes), parts(&slow.bytes));
+            assert_eq!(fast_parts.0, slow_parts.0, "text for {name:?}");
+            assert_eq!(fast_parts.1, slow_parts.1, "html for {name:?}");
+            assert_eq!(fast_parts.2, slow_parts.2, "headers for {name:?}");
+            let raw = String::from_utf8(fast.bytes).unwrap();
+            assert!(raw.contains("Content-Transfer-Encoding: quoted-printable"));
+            assert!(raw.split("\r\n").all(|line| line.len() <= 998), "SMTP line limit");
+            let body = &raw[raw.find("\r\n\r\n").unwrap()..];
+            assert!(body.split("\r\n").filter(|l| !l.starts_with("--")).all(|l| l.len() <= 76), "{body}");
+        }
+    }
+
+    #[test]
+    fn quoted_printable_escapes_what_it_must_and_wraps_at_76() {
+        assert_eq!(quoted_printable("a=b £ \r\nend \t"), b"a=3Db =C2=A3=20\r\nend =09".to_vec());
+        let long = quoted_printable(&"x".repeat(200));
+        assert!(String::from_utf8(long).unwrap().split("\r\n").all(|l| l.len() <= 76));
+        assert_eq!(to_crlf("a\nb\r\nc\rd"), "a\r\nb\r\nc\r\nd");
+    }
+
     #[test]
     fn list_id_quotes_the_name() {
         assert_eq!(list_id("Save \"Our\" Hospital", "news", "x.test"), "\"Save 'Our' Hospital\" <news.x.test>");

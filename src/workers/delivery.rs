@@ -63,6 +63,14 @@ struct Prepared {
     lists: HashMap<Uuid, UpdateListRow>,
 }
 
+/// Deliveries claimed under one lease, for one update.
+struct Batch {
+    update_id: Uuid,
+    claims: Vec<DeliveryClaim>,
+    /// No message is started after this (see [`DeliveryWorker::claim`]).
+    window_closes: std::time::Instant,
+}
+
 #[derive(Clone)]
 pub struct DeliveryWorker {
     ctx: Context,
@@ -95,8 +103,18 @@ impl DeliveryWorker {
         Self { ctx, transport, batch, prepared: Arc::new(Mutex::new(HashMap::new())) }
     }
 
-    /// One pass over everything that is due.
+    /// One pass over everything that is due: at most one batch for each
+    /// update that is sending.
     pub async fn run_once(&self, shutdown: &Shutdown) -> Result<Step, DeliveryError> {
+        self.pass(shutdown, false).await
+    }
+
+    /// One pass. With `pipelined` (the long-running worker), each update
+    /// that is sending is worked through batch after batch, the next batch
+    /// being claimed while the current one is on the wire, until nothing is
+    /// due, the relay is down or shutdown is asked for: the database work
+    /// then overlaps the sending instead of stalling it.
+    async fn pass(&self, shutdown: &Shutdown, pipelined: bool) -> Result<Step, DeliveryError> {
         let mut step = Step::default();
         let now = self.ctx.clock.now();
         let due = self.ctx.store.read().await?.due_updates(now).await?;
@@ -110,14 +128,53 @@ impl DeliveryWorker {
             }
             tx.commit().await?;
         }
+        // With hourly or daily caps, a batch claimed ahead would be counted
+        // against them before the one in flight is recorded: no overlap then.
+        let c = &self.ctx.config;
+        let pipelined = pipelined && c.send_hourly_cap == 0 && c.send_daily_cap == 0;
         let sending = self.ctx.store.read().await?.updates_with_status("sending").await?;
         for id in sending {
             if *shutdown.borrow() || step.relay_down {
                 break;
             }
-            self.send_batch(id, &mut step).await?;
+            let mut next = self.claim(id, &mut step).await?;
+            while let Some(batch) = next.take() {
+                if !pipelined {
+                    self.send_claimed(batch, &mut step).await?;
+                    break;
+                }
+                let mut ahead = Step::default();
+                let (sent, claimed) = tokio::join!(self.send_claimed(batch, &mut step), self.claim(id, &mut ahead));
+                step.finished += ahead.finished;
+                step.throttled |= ahead.throttled;
+                sent?;
+                next = claimed?;
+                if let Some(batch) = next.take_if(|_| *shutdown.borrow() || step.relay_down) {
+                    self.release(batch).await?;
+                } else if next.is_some() && !self.still_sending(id).await? {
+                    // Paused or cancelled meanwhile: send nothing more.
+                    if let Some(batch) = next.take() {
+                        self.release(batch).await?;
+                    }
+                }
+            }
         }
         Ok(step)
+    }
+
+    async fn still_sending(&self, id: Uuid) -> Result<bool, DeliveryError> {
+        let row = self.ctx.store.read().await?.update_by_id(id).await?;
+        Ok(row.is_some_and(|u| u.status == "sending"))
+    }
+
+    /// Gives back a batch that was claimed but will not be sent.
+    async fn release(&self, batch: Batch) -> Result<(), DeliveryError> {
+        let mut tx = self.ctx.store.write().await?;
+        for c in &batch.claims {
+            tx.delivery_release(c.update_id, c.subscriber_id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn prepared(&self, id: Uuid) -> Result<Arc<Prepared>, DeliveryError> {
@@ -158,12 +215,16 @@ impl DeliveryWorker {
         Ok(allowed)
     }
 
-    async fn send_batch(&self, update_id: Uuid, step: &mut Step) -> Result<(), DeliveryError> {
+    /// Claims the next batch of an update, as far as the rate bucket and
+    /// caps allow. `None` when throttled or when nothing is due; in the
+    /// latter case it also drops whoever left since the snapshot and
+    /// finishes the update once nothing is pending.
+    async fn claim(&self, update_id: Uuid, step: &mut Step) -> Result<Option<Batch>, DeliveryError> {
         let now = self.ctx.clock.now();
         let allowed = self.allowance(now).await?;
         if allowed == 0 {
             step.throttled = true;
-            return Ok(());
+            return Ok(None);
         }
         let lease_until =
             now + chrono::Duration::from_std(self.ctx.config.worker_lease).unwrap_or(chrono::Duration::minutes(2));
@@ -173,8 +234,6 @@ impl DeliveryWorker {
         let mut tx = self.ctx.store.write().await?;
         let claims = tx.claim_deliveries(update_id, now, lease_until, allowed).await?;
         if claims.is_empty() {
-            // Nothing due: drop whoever left since the snapshot, and finish
-            // the update once nothing is pending.
             tx.skip_ineligible(update_id).await?;
             let stats = tx.delivery_stats(update_id).await?;
             if stats.pending == 0 && tx.transition_update(update_id, &["sending"], "sent", None, now).await? {
@@ -183,7 +242,7 @@ impl DeliveryWorker {
                 tracing::info!(update = %update_id, sent = stats.sent, failed = stats.failed, bounced = stats.bounced, "update sent");
             }
             tx.commit().await?;
-            return Ok(());
+            return Ok(None);
         }
         tx.commit().await?;
         if self.ctx.config.send_rate > 0 && (claims.len() as i64) < allowed {
@@ -191,20 +250,28 @@ impl DeliveryWorker {
             // giving back would need another write per batch.
             step.throttled = true;
         }
+        Ok(Some(Batch { update_id, claims, window_closes }))
+    }
 
+    /// Sends a claimed batch and records the outcomes.
+    ///
+    /// One sender per SMTP session, each taking the next claim from a shared
+    /// queue: a session never waits while work is left, and only as many
+    /// messages as there are sessions are rendered at once (so memory does
+    /// not grow with the batch). Outcomes are recorded while the rest of the
+    /// batch is still being sent, a quarter of a batch per transaction, so
+    /// what was sent but not yet recorded never exceeds the batch; a
+    /// panicking sender loses only the claim it was on (its lease expires
+    /// and it is retried).
+    async fn send_claimed(&self, batch: Batch, step: &mut Step) -> Result<(), DeliveryError> {
+        let Batch { update_id, claims, window_closes } = batch;
         let prepared = self.prepared(update_id).await?;
-        // One sender per SMTP session, each taking the next claim from a
-        // shared queue: a session never waits while work is left, and only
-        // as many messages as there are sessions are rendered at once (so
-        // memory does not grow with the batch). Each outcome is kept as soon
-        // as it is known, so a panicking sender loses only the claim it was
-        // on (its lease expires and it is retried), not what it sent before.
-        let senders = (self.ctx.config.send_concurrency as usize).clamp(1, claims.len());
+        let senders = (self.ctx.config.send_concurrency as usize).clamp(1, claims.len().max(1));
         let queue = Arc::new(Mutex::new(claims.into_iter()));
-        let results = Arc::new(Mutex::new(Vec::with_capacity(queue.lock().unwrap_or_else(|p| p.into_inner()).len())));
+        let (outcomes, mut results) = tokio::sync::mpsc::unbounded_channel();
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..senders {
-            let (worker, prepared, queue, results) = (self.clone(), prepared.clone(), queue.clone(), results.clone());
+            let (worker, prepared, queue, outcomes) = (self.clone(), prepared.clone(), queue.clone(), outcomes.clone());
             tasks.spawn(async move {
                 loop {
                     let Some(claim) = queue.lock().unwrap_or_else(|p| p.into_inner()).next() else { break };
@@ -214,9 +281,23 @@ impl DeliveryWorker {
                     } else {
                         Outcome::NotStarted
                     };
-                    results.lock().unwrap_or_else(|p| p.into_inner()).push((claim, message_id, outcome));
+                    if outcomes.send((claim, message_id, outcome)).is_err() {
+                        break;
+                    }
                 }
             });
+        }
+        drop(outcomes);
+        let chunk = (self.batch as usize / 4).max(1);
+        let mut done = Vec::with_capacity(chunk);
+        while let Some(result) = results.recv().await {
+            done.push(result);
+            if done.len() >= chunk {
+                self.record(update_id, std::mem::take(&mut done), step).await?;
+            }
+        }
+        if !done.is_empty() {
+            self.record(update_id, done, step).await?;
         }
         while let Some(joined) = tasks.join_next().await {
             if let Err(e) = joined {
@@ -224,8 +305,7 @@ impl DeliveryWorker {
                 tracing::error!(error = %e, "a delivery task failed");
             }
         }
-        let results = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
-        self.record(update_id, results, step).await
+        Ok(())
     }
 
     async fn deliver(&self, p: &Prepared, claim: &DeliveryClaim) -> Outcome {
@@ -251,7 +331,10 @@ impl DeliveryWorker {
             Ok(c) => c,
             Err(e) => return Outcome::Failed(SendError::Permanent(format!("could not build the message: {e}"))),
         };
-        let from = self.ctx.config.from.email.to_string();
+        let from = match &self.ctx.config.verp_domain {
+            Some(domain) => crate::mail::verp::encode(key, domain, claim.update_id, claim.subscriber_id),
+            None => self.ctx.config.from.email.to_string(),
+        };
         let name = format!("{}-{}", claim.update_id, claim.subscriber_id);
         match self.transport.send(&name, &from, &composed.recipient, &composed.bytes).await {
             Ok(reply) => Outcome::Sent(reply),
@@ -311,7 +394,7 @@ impl DeliveryWorker {
             if *shutdown.borrow() {
                 return;
             }
-            let wait = match self.run_once(&shutdown).await {
+            let wait = match self.pass(&shutdown, true).await {
                 Ok(step) if step.relay_down => {
                     pause = (pause * 2).min(Duration::from_secs(60));
                     pause

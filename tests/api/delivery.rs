@@ -21,6 +21,7 @@ both_backends!(
     two_workers_share_a_send_without_doubling,
     the_send_rate_is_shared_and_survives_a_restart,
     hourly_and_daily_caps_hold_a_send_back,
+    a_verp_return_path_names_each_delivery,
     the_api_covers_drafts_previews_tests_and_the_per_recipient_record,
 );
 
@@ -397,4 +398,22 @@ async fn hourly_and_daily_caps_hold_a_send_back(db: Db) {
     app.ctx.clock.advance(Duration::from_secs(24 * 3600));
     app.drive_delivery(&id, 20).await;
     assert_eq!(app.stats(&id).await["sent"], 80);
+}
+
+async fn a_verp_return_path_names_each_delivery(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TIDINGS_VERP_DOMAIN", "bounces.hospital.test")]).await;
+    app.confirmed_subscribers("v", 2, "updates").await;
+    let id = app.create_update("News", "Body", &["updates"]).await;
+    send_now(&app, &id).await;
+    app.drive_delivery(&id, 5).await;
+    let mail = app.smtp.messages_to("v1@example.org").pop().unwrap();
+    assert!(mail.from.starts_with("tb-") && mail.from.ends_with("@bounces.hospital.test"), "{}", mail.from);
+    let (update, subscriber) = tidings::mail::verp::decode(&app.ctx.secret_key, &mail.from).expect("ours");
+    assert_eq!(update.to_string(), id);
+    assert_eq!(subscriber.to_string(), app.subscriber("v1@example.org").await["id"].as_str().unwrap());
+    assert_eq!(
+        header(&mail, "From").unwrap(),
+        "\"Save Our Hospital\" <news@hospital.test>",
+        "the visible From is unchanged"
+    );
 }
