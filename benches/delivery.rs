@@ -300,7 +300,7 @@ fn settings(database_url: &str, smtp_port: u16, concurrency: u32) -> BTreeMap<St
         ("TIDINGS_BASE_URL", "https://campaign.example.org".to_owned()),
         ("TIDINGS_FROM", "Save Our Maternity Unit <news@campaign.example.org>".to_owned()),
         ("TIDINGS_CONTACT_ADDRESS", "Save Our Maternity Unit, 1 High Street, Leeds LS1 1AA".to_owned()),
-        ("TIDINGS_LOG", "warn".to_owned()),
+        ("TIDINGS_LOG", std::env::var("TIDINGS_LOG").unwrap_or_else(|_| "warn".to_owned())),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -360,7 +360,9 @@ async fn one_run(args: &Args, db: Db, n: u64, concurrency: u32) -> BoxResult<Run
     let message_bytes = sample.bytes.len();
 
     // The real worker binary sends it.
-    let log = std::fs::File::create(dir.path().join("worker.log"))?;
+    // BENCH_WORKER_LOG=PATH keeps the worker's log (and TIDINGS_LOG sets its filter).
+    let log_path = std::env::var_os("BENCH_WORKER_LOG").map(PathBuf::from).unwrap_or(dir.path().join("worker.log"));
+    let log = std::fs::File::create(&log_path)?;
     let (busy0, total0) = machine_jiffies();
     let sink_cpu0 = proc_cpu(sink.0.id());
     let started = Instant::now();
@@ -384,7 +386,7 @@ async fn one_run(args: &Args, db: Db, n: u64, concurrency: u32) -> BoxResult<Run
             break (elapsed, hwm, proc_cpu(pid));
         }
         if let Some(exit) = worker.0.try_wait()? {
-            let log = std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             return Err(format!("the worker exited ({exit}) before finishing:\n{log}").into());
         }
         if Instant::now() > deadline {

@@ -4,7 +4,8 @@
 use crate::app::{App, Role, shutdown_on_signals};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::services::accounts;
+use crate::domain::Actor;
+use crate::services::{ServiceError, accounts, privacy_ops};
 use crate::store::Store;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::BufRead;
@@ -44,6 +45,12 @@ pub enum Command {
     },
     /// Check the configuration, the database and the mail relay.
     Check,
+    /// Erase a subscriber (right to erasure): delete everything held about
+    /// them and keep only a suppression entry so they are never mailed again.
+    Erase {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +132,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("{token}");
         }
         Command::Check => check(config).await?,
+        Command::Erase { email } => erase(&config, &clock, &email).await?,
     }
     Ok(())
 }
@@ -153,6 +161,23 @@ async fn print_first_run_hints(app: &App) {
         Ok(None) => println!("Organisers log in at {}.", app.ctx.config.link("/admin")),
         Err(e) => tracing::error!(error = %e, "could not issue a first-run setup link"),
     }
+}
+
+async fn erase(config: &Config, clock: &Clock, email: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let store = migrated(config).await?;
+    let erased = match privacy_ops::erase_by_email(&store, clock, email, &Actor::System).await {
+        Ok(erased) => erased,
+        Err(ServiceError::NotFound(_)) => return Err(format!("no subscriber with the address {}", email.trim()).into()),
+        Err(e) => return Err(e.into()),
+    };
+    let r = erased.removed;
+    println!("erased {} (subscriber {})", erased.email, erased.id);
+    println!(
+        "removed: {} subscriptions, {} consent events, {} confirmation links, {} deliveries; {} queued mails cancelled",
+        r.subscriptions, r.consent_events, r.confirmation_tokens, r.deliveries, r.outbox_cancelled
+    );
+    println!("the address is on the suppression list and will never be mailed again");
+    Ok(())
 }
 
 async fn check(config: Config) -> Result<(), Box<dyn std::error::Error>> {

@@ -7,9 +7,11 @@
 //! module per area.
 
 pub mod accounts;
+pub mod archive;
 pub mod consent;
 pub mod directory;
 pub mod lists;
+pub mod privacy_ops;
 pub mod schedules;
 pub mod sessions;
 pub mod setup;

@@ -128,24 +128,18 @@ impl Tx {
                 .await?
             }
             // CTEs fix the picked set before the UPDATE runs, so LIMIT and
-            // SKIP LOCKED apply exactly once. Expired leases and due rows are
+            // SKIP LOCKED apply exactly once. Due rows and expired leases are
             // picked separately: with an OR between them the planner builds a
             // bitmap of every pending row (and visits every dead version the
             // send has left behind) before LIMIT can stop it, which took over
-            // a second per batch at 1,000,000 recipients; each half alone is a
-            // plain scan of `deliveries_due` that stops after `limit` rows.
+            // a second per batch at 1,000,000 recipients. Due rows come first,
+            // by a plain scan of `deliveries_due` that stops after `limit`
+            // rows; expired leases (a crashed worker's batch) are looked for
+            // only when fewer than `limit` rows are due, as the scan for them
+            // wades through every dead `sending` version until vacuum.
             Tx::Postgres(t) => {
                 sqlx::query_as(
-                    "WITH expired AS (
-                         SELECT d.update_id, d.subscriber_id FROM deliveries d
-                         WHERE d.update_id = $1 AND d.status = 'sending' AND d.lease_until <= $2
-                           AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
-                                       WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
-                                         AND sub.status = 'confirmed')
-                           AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = d.email_hash)
-                         LIMIT $4
-                         FOR UPDATE OF d SKIP LOCKED),
-                     due AS (
+                    "WITH due AS (
                          SELECT d.update_id, d.subscriber_id FROM deliveries d
                          WHERE d.update_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2
                            AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
@@ -155,7 +149,16 @@ impl Tx {
                          ORDER BY d.next_attempt_at
                          LIMIT $4
                          FOR UPDATE OF d SKIP LOCKED),
-                     picked AS (SELECT * FROM expired UNION ALL SELECT * FROM due LIMIT $4)
+                     expired AS (
+                         SELECT d.update_id, d.subscriber_id FROM deliveries d
+                         WHERE d.update_id = $1 AND d.status = 'sending' AND d.lease_until <= $2
+                           AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
+                                       WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
+                                         AND sub.status = 'confirmed')
+                           AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = d.email_hash)
+                         LIMIT $4
+                         FOR UPDATE OF d SKIP LOCKED),
+                     picked AS (SELECT * FROM due UNION ALL SELECT * FROM expired LIMIT $4)
                      UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = deliveries.attempts + 1
                      FROM picked
                      WHERE deliveries.update_id = picked.update_id AND deliveries.subscriber_id = picked.subscriber_id

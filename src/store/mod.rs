@@ -15,10 +15,12 @@
 //! tokens), `suppressions`.
 
 mod accounts;
+mod archive;
 mod confirmations;
 mod consent;
 mod deliveries;
 mod directory;
+mod erasure;
 mod lists;
 mod outbox;
 mod schedules;
@@ -31,6 +33,7 @@ pub use accounts::{ApiTokenRow, ApiTokenSummary, NewSession, SessionRow, UserRow
 pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, PrivacyNoticeRow};
 pub use deliveries::{AcceptedDelivery, DeliveryClaim, DeliveryRow, DeliveryStats};
 pub use directory::SubscriberSearch;
+pub use erasure::{ErasureCounts, ExportDeliveryRow, ExportNoticeRow, ExportSubscriptionRow};
 pub use lists::{ListChanges, ListRow};
 pub use outbox::{NewOutboxMessage, OutboxRow};
 pub use schedules::{ScheduleRow, ScheduleRun};

@@ -7,10 +7,10 @@ use super::{AppState, WebError};
 use crate::domain::Actor;
 use crate::services::lists::ListInput;
 use crate::services::subscribers::AddSubscriberInput;
-use crate::services::{ServiceError, accounts, consent, lists, subscribers, updates};
+use crate::services::{ServiceError, accounts, consent, lists, privacy_ops, subscribers, updates};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -26,6 +26,8 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/subscribers", get(find_subscriber).post(add_subscriber)),
         ("/subscribers/{id}", get(get_subscriber)),
         ("/subscribers/{id}/consent", get(consent_ledger)),
+        ("/subscribers/{id}/export", get(export_subscriber)),
+        ("/subscribers/{id}/erase", post(erase_subscriber)),
         ("/updates", get(recent_updates).post(create_update)),
         ("/updates/{id}", get(get_update).patch(edit_update).put(edit_update).delete(delete_update)),
         ("/updates/{id}/preview", get(preview_update)),
@@ -196,6 +198,59 @@ async fn get_subscriber(State(s): State<AppState>, Path(id): Path<String>) -> Re
 
 async fn consent_ledger(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(consent::ledger(&s.ctx, parse_id(&id)?).await.map_err(service)?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ExportQuery {
+    format: Option<String>,
+}
+
+/// A copy of everything held about one subscriber: JSON, or CSV with
+/// `?format=csv` or `Accept: text/csv`.
+async fn export_subscriber(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let id = parse_id(&id)?;
+    let wants_csv = match q.format.as_deref() {
+        Some(f) => f.eq_ignore_ascii_case("csv"),
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/csv")),
+    };
+    let export = privacy_ops::export(&s.ctx.store, &s.ctx.clock, id).await.map_err(service)?;
+    if !wants_csv {
+        return Ok(Json(export).into_response());
+    }
+    let csv = privacy_ops::export_csv(&export).map_err(|e| {
+        tracing::error!(error = %e, "writing a data copy as CSV failed");
+        WebError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Something went wrong on our side. Please try again.",
+        )
+    })?;
+    let disposition = format!("attachment; filename=\"subscriber-{id}.csv\"");
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+        csv,
+    )
+        .into_response())
+}
+
+/// Erases a subscriber, keeping only a suppression entry; `404` if unknown
+/// (so a second call is a 404).
+async fn erase_subscriber(
+    State(s): State<AppState>,
+    Extension(Caller(actor)): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let erased = privacy_ops::erase(&s.ctx.store, &s.ctx.clock, parse_id(&id)?, &actor).await.map_err(service)?;
+    Ok(Json(serde_json::json!({ "id": erased.id, "erased": true, "suppressed": erased.suppressed, "removed": erased.removed }))
+        .into_response())
 }
 
 async fn current_notice(State(s): State<AppState>) -> Result<Response> {

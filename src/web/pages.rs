@@ -1,5 +1,6 @@
 //! askama page templates (in `templates/`). Every value is HTML-escaped by
-//! askama unless a template says otherwise, and none do.
+//! askama unless a template says otherwise; only `archive_update.html` does,
+//! for a body `markdown_to_html` has already made safe.
 
 use crate::services::FieldError;
 use crate::services::supporter::{PreferenceRow, PublicList};
@@ -98,4 +99,80 @@ pub struct PrivacyPage {
     pub version: i64,
     pub effective_from: String,
     pub paragraphs: Vec<String>,
+}
+
+/// One update in the archive index, formatted for the page.
+pub struct ArchiveItem {
+    pub id: String,
+    pub subject: String,
+    pub date: String,
+    pub lists: Vec<String>,
+}
+
+/// `/archive`: past updates, newest first.
+#[derive(Template, WebTemplate)]
+#[template(path = "archive.html")]
+pub struct ArchivePage {
+    pub group: String,
+    pub updates: Vec<ArchiveItem>,
+    /// The next (older) page, if there is one.
+    pub next_url: Option<String>,
+    pub feed_url: String,
+}
+
+/// `/archive/{id}`: one past update.
+#[derive(Template, WebTemplate)]
+#[template(path = "archive_update.html")]
+pub struct ArchiveUpdatePage {
+    pub group: String,
+    pub subject: String,
+    pub date: String,
+    pub lists: Vec<String>,
+    /// From `markdown_to_html` with `{{name}}` filled in as "friend":
+    /// inserted unescaped.
+    pub body_html: String,
+}
+
+/// One Atom entry; `updated` is RFC 3339, `content` is HTML (escaped by
+/// the template, as `type="html"` requires).
+pub struct AtomEntry {
+    pub id: String,
+    pub title: String,
+    pub link: String,
+    pub updated: String,
+    pub content: String,
+}
+
+/// `/archive/feed.atom`: an Atom 1.0 document. The `xml` extension makes
+/// askama escape every value for XML.
+#[derive(Template)]
+#[template(
+    ext = "xml",
+    source = r#"<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+<id>{{ id }}</id>
+<title>{{ title }}</title>
+<link rel="self" type="application/atom+xml" href="{{ self_url }}"/>
+<link rel="alternate" type="text/html" href="{{ id }}"/>
+<updated>{{ updated }}</updated>
+<author><name>{{ title }}</name></author>
+{%- for e in entries %}
+<entry>
+<id>{{ e.id }}</id>
+<title type="text">{{ e.title }}</title>
+<link rel="alternate" type="text/html" href="{{ e.link }}"/>
+<updated>{{ e.updated }}</updated>
+<content type="html">{{ e.content }}</content>
+</entry>
+{%- endfor %}
+</feed>
+"#
+)]
+pub struct AtomFeed {
+    /// The archive's URL: stable, so it doubles as the feed's id.
+    pub id: String,
+    pub title: String,
+    pub self_url: String,
+    pub updated: String,
+    pub entries: Vec<AtomEntry>,
 }

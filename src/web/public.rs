@@ -7,7 +7,7 @@ use super::pages::*;
 use super::{AppState, WebError};
 use crate::domain::WithdrawalMethod;
 use crate::services::supporter::{self, ConsentGiven, PreferencesInput, SubscribeInput, SubscribeRequest};
-use crate::services::{ServiceError, consent};
+use crate::services::{ServiceError, archive, consent};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +23,9 @@ pub fn router() -> Router<AppState> {
         .route("/unsubscribe/{token}", get(unsubscribe_page).post(unsubscribe))
         .route("/preferences/{token}", get(preferences_page).post(update_preferences))
         .route("/privacy", get(privacy))
+        .route("/archive", get(archive_index))
+        .route("/archive/feed.atom", get(archive_feed))
+        .route("/archive/{id}", get(archive_update))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/assets/style.css", get(stylesheet))
@@ -356,6 +359,94 @@ async fn privacy(State(state): State<AppState>, client: Client) -> Result<Respon
         paragraphs: n.text.split("\n\n").map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
     }
     .into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ArchiveQuery {
+    before: Option<String>,
+}
+
+/// How the archive shows a date ("3 March 2026").
+fn archive_date(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%-d %B %Y").to_string()
+}
+
+async fn archive_index(
+    State(state): State<AppState>,
+    client: Client,
+    Query(q): Query<ArchiveQuery>,
+) -> Result<Response> {
+    let page =
+        archive::page(&state.ctx, q.before.as_deref()).await.map_err(|e| WebError::from_service(e, client.json))?;
+    let next_url = page.next_before.map(|id| format!("/archive?before={id}"));
+    if client.json {
+        return Ok(Json(json!({ "updates": page.updates, "next": next_url.map(|n| state.ctx.config.link(&n)) }))
+            .into_response());
+    }
+    Ok(ArchivePage {
+        group: group(&state),
+        updates: page
+            .updates
+            .into_iter()
+            .map(|u| ArchiveItem {
+                id: u.id.to_string(),
+                subject: u.subject,
+                date: archive_date(u.sent_at),
+                lists: u.lists,
+            })
+            .collect(),
+        next_url,
+        feed_url: "/archive/feed.atom".to_owned(),
+    }
+    .into_response())
+}
+
+async fn archive_update(State(state): State<AppState>, client: Client, Path(id): Path<String>) -> Result<Response> {
+    let u = archive::get(&state.ctx, &id).await.map_err(|e| WebError::from_service(e, client.json))?;
+    if client.json {
+        return Ok(Json(u).into_response());
+    }
+    Ok(ArchiveUpdatePage {
+        group: group(&state),
+        subject: u.subject,
+        date: archive_date(u.sent_at),
+        lists: u.lists,
+        body_html: u.body_html,
+    }
+    .into_response())
+}
+
+async fn archive_feed(State(state): State<AppState>) -> Result<Response> {
+    let entries = archive::feed(&state.ctx).await.map_err(|e| WebError::from_service(e, false))?;
+    let config = &state.ctx.config;
+    let rfc3339 = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let feed = AtomFeed {
+        id: config.link("/archive"),
+        title: config.group_name.clone(),
+        self_url: config.link("/archive/feed.atom"),
+        // An empty feed has not changed since the epoch.
+        updated: rfc3339(entries.first().map(|e| e.sent_at).unwrap_or_default()),
+        entries: entries
+            .into_iter()
+            .map(|e| AtomEntry {
+                id: format!("urn:uuid:{}", e.id),
+                title: e.subject,
+                link: config.link(&format!("/archive/{}", e.id)),
+                updated: rfc3339(e.sent_at),
+                content: e.body_html,
+            })
+            .collect(),
+    };
+    let xml = askama::Template::render(&feed).map_err(|e| {
+        tracing::error!(error = %e, "rendering the archive feed failed");
+        WebError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Something went wrong on our side. Please try again.",
+        )
+        .html()
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")], xml).into_response())
 }
 
 async fn healthz() -> &'static str {

@@ -177,6 +177,8 @@ pub struct SubscribersPage {
     /// The same search from its first page (when not on it).
     pub first_url: Option<String>,
     pub errors: Vec<FieldError>,
+    /// A fixed message a redirect asked for ("erased").
+    pub notice: Option<&'static str>,
 }
 
 impl SubscribersPage {

@@ -1,16 +1,18 @@
-//! Finding subscribers (filters and keyset pages) and one subscriber's
-//! page with their subscriptions and consent ledger.
+//! Finding subscribers (filters and keyset pages), one subscriber's page
+//! with their subscriptions and consent ledger, and erasing a subscriber
+//! (admins only, confirmed by typing the address).
 
-use super::auth::{CsrfToken, Organiser};
+use super::auth::{CsrfToken, Organiser, RequireAdmin};
 use super::error::AdminError;
 use super::pages::{Choice, Chrome, SubscriberPage, SubscribersPage};
 use crate::domain::SubscriptionStatus;
 use crate::services::directory::{self, SearchInput};
-use crate::services::{ServiceError, consent, lists, subscribers};
+use crate::services::{FieldError, ServiceError, consent, lists, privacy_ops, subscribers};
 use crate::web::AppState;
+use crate::web::input::Submitted;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
 type Result<T, E = AdminError> = std::result::Result<T, E>;
@@ -41,6 +43,7 @@ pub async fn index(
     me: Organiser,
     csrf: CsrfToken,
     Query(mut input): Query<SearchInput>,
+    Query(notice): Query<NoticeQuery>,
 ) -> Result<Response> {
     // The page size is ours to choose here; the API lets callers pick.
     input.limit = None;
@@ -67,6 +70,9 @@ pub async fn index(
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = SubscribersPage {
         chrome: Chrome::new(&state.ctx.config.group_name, &me, &csrf, "subscribers"),
+        notice: (notice.notice.as_deref() == Some("erased")).then_some(
+            "The person has been erased; only a fingerprint of the address is kept, so it is never mailed again.",
+        ),
         q: chosen(&input.q),
         lists,
         statuses,
@@ -93,6 +99,30 @@ pub async fn show(
     Ok(SubscriberPage { chrome, subscriber, ledger }.into_response())
 }
 
+/// Erases a subscriber for good (see [`privacy_ops`]). The form on the
+/// subscriber's page asks for the address to be typed again: erasure cannot
+/// be undone, so a stray click must not do it.
+pub async fn erase(
+    State(state): State<AppState>,
+    RequireAdmin(me): RequireAdmin,
+    Path(id): Path<String>,
+    body: Submitted,
+) -> Result<Response> {
+    let id = Uuid::parse_str(&id).map_err(|_| ServiceError::NotFound("subscriber"))?;
+    let subscriber = subscribers::get(&state.ctx, id).await?;
+    let typed = body.first("confirm_email").unwrap_or_default();
+    if !typed.trim().eq_ignore_ascii_case(subscriber.email.trim()) {
+        return Err(ServiceError::Invalid(vec![FieldError::new(
+            "confirm_email",
+            "type the subscriber's address exactly to confirm the erasure",
+        )])
+        .into());
+    }
+    let erased = privacy_ops::erase(&state.ctx.store, &state.ctx.clock, id, &me.actor()).await?;
+    tracing::info!(organiser = %me.id, subscriber = %erased.id, "subscriber erased from the admin UI");
+    Ok(Redirect::to("/admin/subscribers?notice=erased").into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,4 +138,10 @@ mod tests {
         assert_eq!(search_url(&input, None), "/admin/subscribers?q=a%26b&status=confirmed");
         assert_eq!(search_url(&input, Some("c1")), "/admin/subscribers?q=a%26b&status=confirmed&cursor=c1");
     }
+}
+
+/// A fixed message a redirect may ask the search page to show.
+#[derive(Debug, serde::Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
 }
