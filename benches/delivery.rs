@@ -22,7 +22,8 @@
 //!    from `/proc/PID/status`, read just before stopping it;
 //! 5. write one recipient's real rendered message to a file and **time
 //!    `smtp-source -d -s C -m N -F FILE`** (the same bytes, the same number of
-//!    sessions, connections reused as our pool does) into the same sink.
+//!    sessions, connections reused as our pool does) into the same sink, just
+//!    before and just after step 4; the mean of the two is the yardstick.
 //!
 //! It prints one line per run and then the medians. Needs `smtp-sink` and
 //! `smtp-source` (Debian's `postfix` package; no daemon) and, for PostgreSQL,
@@ -108,6 +109,8 @@ struct RunResult {
     worker_cpu: Duration,
     sink_cpu: Duration,
     busy_percent: f64,
+    /// The 1-minute load average when the worker started.
+    load: f64,
     message_bytes: usize,
     source: Option<Duration>,
 }
@@ -358,11 +361,19 @@ async fn one_run(args: &Args, db: Db, n: u64, concurrency: u32) -> BoxResult<Run
     };
     let sample = ctx.composer.update(&prepared, &recipient)?;
     let message_bytes = sample.bytes.len();
+    let message_file = dir.path().join("message.eml");
+    // smtp-source appends CRLF to each line of the file: give it LF lines.
+    std::fs::write(&message_file, String::from_utf8_lossy(&sample.bytes).replace("\r\n", "\n"))?;
+    // smtp-source runs just before and just after our send, and the mean of
+    // the two is the yardstick: other load on the machine then weighs on both.
+    let source_before =
+        if args.no_source { None } else { Some(smtp_source(args, &message_file, n, concurrency, port)?) };
 
     // The real worker binary sends it.
     // BENCH_WORKER_LOG=PATH keeps the worker's log (and TIDINGS_LOG sets its filter).
     let log_path = std::env::var_os("BENCH_WORKER_LOG").map(PathBuf::from).unwrap_or(dir.path().join("worker.log"));
     let log = std::fs::File::create(&log_path)?;
+    let load = std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split(' ').next()?.parse().ok());
     let (busy0, total0) = machine_jiffies();
     let sink_cpu0 = proc_cpu(sink.0.id());
     let started = Instant::now();
@@ -402,25 +413,9 @@ async fn one_run(args: &Args, db: Db, n: u64, concurrency: u32) -> BoxResult<Run
     }
     ctx.store.close().await;
 
-    // smtp-source: the same message, as many times, as many sessions.
-    let source = if args.no_source {
-        None
-    } else {
-        let file = dir.path().join("message.eml");
-        // smtp-source appends CRLF to each line of the file: give it LF lines.
-        std::fs::write(&file, String::from_utf8_lossy(&sample.bytes).replace("\r\n", "\n"))?;
-        let started = Instant::now();
-        let status = Command::new(args.postfix_bin.join("smtp-source"))
-            .args(["-4", "-d", "-s", &concurrency.to_string(), "-m", &n.to_string(), "-M", "campaign.example.org"])
-            .args(["-f", "news@campaign.example.org", "-t", "backer@example.org", "-F"])
-            .arg(&file)
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .status()?;
-        if !status.success() {
-            return Err(format!("smtp-source failed: {status}").into());
-        }
-        Some(started.elapsed())
+    let source = match source_before {
+        Some(before) => Some((before + smtp_source(args, &message_file, n, concurrency, port)?) / 2),
+        None => None,
     };
     drop(sink);
     if db == Db::Postgres {
@@ -430,7 +425,35 @@ async fn one_run(args: &Args, db: Db, n: u64, concurrency: u32) -> BoxResult<Run
         admin.close().await;
     }
     let busy_percent = if total1 > total0 { 100.0 * (busy1 - busy0) as f64 / (total1 - total0) as f64 } else { 0.0 };
-    Ok(RunResult { fixtures, snapshot, send, peak_rss_kb, worker_cpu, sink_cpu, busy_percent, message_bytes, source })
+    Ok(RunResult {
+        fixtures,
+        snapshot,
+        send,
+        peak_rss_kb,
+        worker_cpu,
+        sink_cpu,
+        busy_percent,
+        load: load.unwrap_or(f64::NAN),
+        message_bytes,
+        source,
+    })
+}
+
+/// Times `smtp-source` sending `n` copies of the message in `file` over
+/// `sessions` parallel sessions, reusing each connection (`-d`) as our pool does.
+fn smtp_source(args: &Args, file: &Path, n: u64, sessions: u32, port: u16) -> BoxResult<Duration> {
+    let started = Instant::now();
+    let status = Command::new(args.postfix_bin.join("smtp-source"))
+        .args(["-4", "-d", "-s", &sessions.to_string(), "-m", &n.to_string(), "-M", "campaign.example.org"])
+        .args(["-f", "news@campaign.example.org", "-t", "backer@example.org", "-F"])
+        .arg(file)
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err(format!("smtp-source failed: {status}").into());
+    }
+    Ok(started.elapsed())
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -447,7 +470,7 @@ fn main() -> BoxResult<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let mut results: BTreeMap<(Db, u64, u32), Vec<RunResult>> = BTreeMap::new();
     println!(
-        "{:<8} {:>8} {:>4} {:>3} | {:>9} {:>9} {:>9} {:>8} {:>9} | {:>8} {:>6} | {:>8} {:>8} {:>5} {:>6}",
+        "{:<8} {:>8} {:>4} {:>3} | {:>9} {:>9} {:>9} {:>8} {:>9} | {:>8} {:>6} | {:>8} {:>8} {:>5} {:>5} {:>6}",
         "db",
         "N",
         "conc",
@@ -462,6 +485,7 @@ fn main() -> BoxResult<()> {
         "wrk CPU",
         "sink CPU",
         "busy",
+        "load",
         "bytes"
     );
     for &n in &args.n {
@@ -472,7 +496,7 @@ fn main() -> BoxResult<()> {
                     let ours = rate(n, r.send);
                     let theirs = r.source.map(|s| rate(n, s));
                     println!(
-                        "{:<8} {:>8} {:>4} {:>3} | {:>8.2}s {:>8.3}s {:>8.2}s {:>8.0} {:>6.1} MB | {:>8} {:>6} | {:>7.1}s {:>7.1}s {:>4.0}% {:>6}",
+                        "{:<8} {:>8} {:>4} {:>3} | {:>8.2}s {:>8.3}s {:>8.2}s {:>8.0} {:>6.1} MB | {:>8} {:>6} | {:>7.1}s {:>7.1}s {:>4.0}% {:>5.1} {:>6}",
                         db.name(),
                         n,
                         concurrency,
@@ -487,6 +511,7 @@ fn main() -> BoxResult<()> {
                         r.worker_cpu.as_secs_f64(),
                         r.sink_cpu.as_secs_f64(),
                         r.busy_percent,
+                        r.load,
                         r.message_bytes,
                     );
                     results.entry((db, n, concurrency)).or_default().push(r);

@@ -29,8 +29,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// Transactions recording one batch's outcomes that may run at once: on
-/// PostgreSQL each costs several index insertions per row, and one at a time
-/// could not keep up with the sending (measured in BENCHMARKS.md).
+/// PostgreSQL each row costs several index insertions and a commit waits for
+/// the WAL, and one transaction at a time could not keep up with the sending
+/// (27% more messages/s with three; see BENCHMARKS.md).
 const RECORDERS: usize = 3;
 
 /// Adds what one recording transaction did to the step.
@@ -261,11 +262,8 @@ impl DeliveryWorker {
         // Start no message after 3/8 of the lease: one started then still
         // ends (at the SMTP timeouts) before the lease does.
         let window_closes = std::time::Instant::now() + self.ctx.config.worker_lease * 3 / 8;
-        let t0 = std::time::Instant::now();
         let mut tx = self.ctx.store.write().await?;
-        let t1 = t0.elapsed();
         let claims = tx.claim_deliveries(update_id, now, lease_until, allowed).await?;
-        tracing::debug!(?t1, total = ?t0.elapsed(), n = claims.len(), "TIMING claim");
         if claims.is_empty() {
             tx.skip_ineligible(update_id).await?;
             let stats = tx.delivery_stats(update_id).await?;
@@ -292,10 +290,10 @@ impl DeliveryWorker {
     /// queue: a session never waits while work is left, and only as many
     /// messages as there are sessions are rendered at once (so memory does
     /// not grow with the batch). Outcomes are recorded while the rest of the
-    /// batch is still being sent, a quarter of a batch per transaction, so
-    /// what was sent but not yet recorded never exceeds the batch; a
-    /// panicking sender loses only the claim it was on (its lease expires
-    /// and it is retried).
+    /// batch is still being sent, a quarter of a batch per transaction and up
+    /// to [`RECORDERS`] transactions at once, so what was sent but not yet
+    /// recorded never exceeds the batch; a panicking sender loses only the
+    /// claim it was on (its lease expires and it is retried).
     async fn send_claimed(&self, batch: Batch, step: &mut Step) -> Result<(), DeliveryError> {
         let Batch { update_id, claims, window_closes } = batch;
         let prepared = self.prepared(update_id).await?;
@@ -397,9 +395,7 @@ impl DeliveryWorker {
         step: &mut Step,
     ) -> Result<(), DeliveryError> {
         let now = self.ctx.clock.now();
-        let t0 = std::time::Instant::now();
         let mut tx = self.ctx.store.write().await?;
-        let t1 = t0.elapsed();
         let mut accepted = Vec::with_capacity(results.len());
         for (claim, message_id, outcome) in results {
             let (u, s) = (claim.update_id, claim.subscriber_id);
@@ -429,11 +425,8 @@ impl DeliveryWorker {
                 }
             }
         }
-        let t2 = t0.elapsed();
         tx.deliveries_sent(update_id, &accepted, now).await?;
-        let t3 = t0.elapsed();
         tx.commit().await?;
-        tracing::debug!(?t1, ?t2, ?t3, total = ?t0.elapsed(), n = accepted.len(), "TIMING record");
         Ok(())
     }
 
