@@ -3,7 +3,7 @@
 //! shared send-rate bucket, and statistics.
 
 use super::{Result, Tx, on_backend};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use uuid::Uuid;
 
 /// A claimed delivery: everything needed to render and send one copy.
@@ -52,21 +52,21 @@ pub struct DeliveryStats {
 impl Tx {
     /// Takes the audience in one statement: every confirmed subscriber of
     /// any of the update's lists, not suppressed, once however many of the
-    /// lists they are on. Idempotent (a second run adds nobody).
+    /// lists they are on. Runs once per update, as it leaves draft or
+    /// scheduled (the primary key would refuse a second run's rows).
     pub async fn snapshot_audience(&mut self, update_id: Uuid, now: DateTime<Utc>) -> Result<u64> {
         let n = match self {
             // SQLite: a bare column beside MIN() takes its value from the
             // row that MIN() picked, so list_id is one real list per person.
             Tx::Sqlite(t) => sqlx::query(
-                "INSERT INTO deliveries (update_id, subscriber_id, list_id, email, name, email_hash, status, next_attempt_at)
-                 SELECT $1, s.id, MIN(sub.list_id), s.email, s.name, s.email_hash, 'pending', $2
+                "INSERT INTO deliveries (update_id, subscriber_id, list_id, status, next_attempt_at)
+                 SELECT $1, sub.subscriber_id, MIN(sub.list_id), 'pending', $2
                  FROM subscriptions sub
                  JOIN update_lists ul ON ul.list_id = sub.list_id AND ul.update_id = $1
                  JOIN subscribers s ON s.id = sub.subscriber_id
                  WHERE sub.status = 'confirmed'
                    AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = s.email_hash)
-                 GROUP BY s.id
-                 ON CONFLICT (update_id, subscriber_id) DO NOTHING",
+                 GROUP BY sub.subscriber_id",
             )
             .bind(update_id)
             .bind(now)
@@ -74,15 +74,14 @@ impl Tx {
             .await?
             .rows_affected(),
             Tx::Postgres(t) => sqlx::query(
-                "INSERT INTO deliveries (update_id, subscriber_id, list_id, email, name, email_hash, status, next_attempt_at)
-                 SELECT DISTINCT ON (s.id) $1, s.id, sub.list_id, s.email, s.name, s.email_hash, 'pending', $2
+                "INSERT INTO deliveries (update_id, subscriber_id, list_id, status, next_attempt_at)
+                 SELECT DISTINCT ON (sub.subscriber_id) $1, sub.subscriber_id, sub.list_id, 'pending', $2
                  FROM subscriptions sub
                  JOIN update_lists ul ON ul.list_id = sub.list_id AND ul.update_id = $1
                  JOIN subscribers s ON s.id = sub.subscriber_id
                  WHERE sub.status = 'confirmed'
                    AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = s.email_hash)
-                 ORDER BY s.id, sub.list_id
-                 ON CONFLICT (update_id, subscriber_id) DO NOTHING",
+                 ORDER BY sub.subscriber_id, sub.list_id",
             )
             .bind(update_id)
             .bind(now)
@@ -96,7 +95,12 @@ impl Tx {
     /// Claims up to `limit` deliveries of one update that are due (pending
     /// and due, or `sending` with an expired lease) and still eligible:
     /// confirmed on one of the update's lists and not suppressed. Someone
-    /// who unsubscribed since the snapshot is simply never claimed.
+    /// who unsubscribed since the snapshot is simply never claimed. Due rows
+    /// and expired leases are picked separately, each by its own partial
+    /// index: with an OR between them the planner would visit every row of
+    /// the update (on PostgreSQL also every dead version the send has left
+    /// behind) before the LIMIT could stop it. Expired leases (a crashed
+    /// worker's batch) fill only what due rows leave of the limit.
     pub async fn claim_deliveries(
         &mut self,
         update_id: Uuid,
@@ -109,16 +113,31 @@ impl Tx {
                 sqlx::query_as(
                     "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
                      WHERE update_id = $1 AND subscriber_id IN (
-                         SELECT d.subscriber_id FROM deliveries d
-                         WHERE d.update_id = $1
-                           AND ((d.status = 'pending' AND d.next_attempt_at <= $2)
-                                OR (d.status = 'sending' AND d.lease_until <= $2))
-                           AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
-                                       WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
-                                         AND sub.status = 'confirmed')
-                           AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = d.email_hash)
+                         SELECT subscriber_id FROM (
+                             SELECT d.subscriber_id FROM deliveries d
+                             WHERE d.update_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2
+                               AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
+                                           WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
+                                             AND sub.status = 'confirmed')
+                               AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
+                                               WHERE s.id = d.subscriber_id)
+                             ORDER BY d.next_attempt_at
+                             LIMIT $4)
+                         UNION ALL
+                         SELECT subscriber_id FROM (
+                             SELECT d.subscriber_id FROM deliveries d
+                             WHERE d.update_id = $1 AND d.status = 'sending' AND d.lease_until <= $2
+                               AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
+                                           WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
+                                             AND sub.status = 'confirmed')
+                               AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
+                                               WHERE s.id = d.subscriber_id)
+                             LIMIT $4)
                          LIMIT $4)
-                     RETURNING update_id, subscriber_id, list_id, email, name, attempts",
+                     RETURNING update_id, subscriber_id, list_id,
+                               (SELECT s.email FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS email,
+                               (SELECT s.name FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS name,
+                               attempts",
                 )
                 .bind(update_id)
                 .bind(now)
@@ -128,15 +147,7 @@ impl Tx {
                 .await?
             }
             // CTEs fix the picked set before the UPDATE runs, so LIMIT and
-            // SKIP LOCKED apply exactly once. Due rows and expired leases are
-            // picked separately: with an OR between them the planner builds a
-            // bitmap of every pending row (and visits every dead version the
-            // send has left behind) before LIMIT can stop it, which took over
-            // a second per batch at 1,000,000 recipients. Due rows come first,
-            // by a plain scan of `deliveries_due` that stops after `limit`
-            // rows; expired leases (a crashed worker's batch) are looked for
-            // only when fewer than `limit` rows are due, as the scan for them
-            // wades through every dead `sending` version until vacuum.
+            // SKIP LOCKED apply exactly once.
             Tx::Postgres(t) => {
                 sqlx::query_as(
                     "WITH due AS (
@@ -145,7 +156,8 @@ impl Tx {
                            AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
                                        WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
                                          AND sub.status = 'confirmed')
-                           AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = d.email_hash)
+                           AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
+                                           WHERE s.id = d.subscriber_id)
                          ORDER BY d.next_attempt_at
                          LIMIT $4
                          FOR UPDATE OF d SKIP LOCKED),
@@ -155,15 +167,17 @@ impl Tx {
                            AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
                                        WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
                                          AND sub.status = 'confirmed')
-                           AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = d.email_hash)
+                           AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
+                                           WHERE s.id = d.subscriber_id)
                          LIMIT $4
                          FOR UPDATE OF d SKIP LOCKED),
                      picked AS (SELECT * FROM due UNION ALL SELECT * FROM expired LIMIT $4)
                      UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = deliveries.attempts + 1
-                     FROM picked
+                     FROM picked, subscribers s
                      WHERE deliveries.update_id = picked.update_id AND deliveries.subscriber_id = picked.subscriber_id
-                     RETURNING deliveries.update_id, deliveries.subscriber_id, deliveries.list_id, deliveries.email,
-                               deliveries.name, deliveries.attempts",
+                       AND s.id = picked.subscriber_id
+                     RETURNING deliveries.update_id, deliveries.subscriber_id, deliveries.list_id, s.email, s.name,
+                               deliveries.attempts",
                 )
                 .bind(update_id)
                 .bind(now)
@@ -177,15 +191,27 @@ impl Tx {
     }
 
     /// Marks as skipped the pending deliveries whose person is no longer
-    /// eligible (unsubscribed, bounced, suppressed since the snapshot).
+    /// eligible (unsubscribed, bounced, suppressed since the snapshot), and
+    /// deletes those of anyone erased meanwhile: erasure deletes a person's
+    /// deliveries, but a snapshot running at the same moment can still add
+    /// one, and nothing about an erased person may stay.
     pub async fn skip_ineligible(&mut self, update_id: Uuid) -> Result<u64> {
+        on_backend!(self, c => sqlx::query(
+            "DELETE FROM deliveries
+             WHERE update_id = $1 AND NOT EXISTS (SELECT 1 FROM subscribers s WHERE s.id = deliveries.subscriber_id)",
+        )
+        .bind(update_id)
+        .execute(c)
+        .await?
+        .rows_affected());
         let n = on_backend!(self, c => sqlx::query(
             "UPDATE deliveries SET status = 'skipped', lease_until = NULL, smtp_reply = 'not sent: no longer subscribed'
              WHERE update_id = $1 AND status IN ('pending', 'sending')
                AND (NOT EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
                                 WHERE ul.update_id = deliveries.update_id AND sub.subscriber_id = deliveries.subscriber_id
                                   AND sub.status = 'confirmed')
-                    OR EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = deliveries.email_hash))",
+                    OR EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
+                               WHERE s.id = deliveries.subscriber_id))",
         )
         .bind(update_id)
         .execute(c)
@@ -356,9 +382,10 @@ impl Tx {
         limit: i64,
     ) -> Result<Vec<DeliveryRow>> {
         let rows = on_backend!(self, c => sqlx::query_as(
-            "SELECT subscriber_id, email, status, attempts, message_id, smtp_reply, sent_at FROM deliveries
-             WHERE update_id = $1 AND ($2 IS NULL OR subscriber_id > $2)
-             ORDER BY subscriber_id LIMIT $3",
+            "SELECT d.subscriber_id, s.email, d.status, d.attempts, d.message_id, d.smtp_reply, d.sent_at
+             FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE d.update_id = $1 AND ($2 IS NULL OR d.subscriber_id > $2)
+             ORDER BY d.subscriber_id LIMIT $3",
         )
         .bind(update_id)
         .bind(after)
@@ -407,12 +434,36 @@ impl Tx {
         Ok(granted)
     }
 
-    /// Messages sent since `since` (for hourly and daily caps).
+    /// Adds `n` accepted messages to the current minute's count (for the
+    /// hourly and daily caps), and forgets counts older than two days.
+    pub async fn count_sent(&mut self, n: i64, now: DateTime<Utc>) -> Result<()> {
+        let minute = now.duration_trunc(chrono::Duration::minutes(1)).unwrap_or(now);
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO send_counts (minute, sent) VALUES ($1, $2)
+             ON CONFLICT (minute) DO UPDATE SET sent = send_counts.sent + excluded.sent",
+        )
+        .bind(minute)
+        .bind(n)
+        .execute(c)
+        .await?
+        .rows_affected());
+        on_backend!(self, c => sqlx::query("DELETE FROM send_counts WHERE minute < $1")
+            .bind(minute - chrono::Duration::days(2))
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
+    /// Messages accepted since `since`, to the minute (for the caps).
     pub async fn sent_since(&mut self, since: DateTime<Utc>) -> Result<i64> {
-        let n = on_backend!(self, c => sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE sent_at >= $1")
-            .bind(since)
-            .fetch_one(c)
-            .await?);
-        Ok(n)
+        let since = since.duration_trunc(chrono::Duration::minutes(1)).unwrap_or(since);
+        let n: Option<i64> = on_backend!(self, c => sqlx::query_scalar(
+            "SELECT CAST(SUM(sent) AS BIGINT) FROM send_counts WHERE minute >= $1",
+        )
+        .bind(since)
+        .fetch_one(c)
+        .await?);
+        Ok(n.unwrap_or(0))
     }
 }

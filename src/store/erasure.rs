@@ -71,10 +71,9 @@ impl Tx {
     pub async fn export_deliveries(&mut self, subscriber_id: Uuid) -> Result<Vec<ExportDeliveryRow>> {
         let rows = on_backend!(self, c => sqlx::query_as(
             "SELECT d.update_id, u.subject, l.slug AS list_slug, d.status, d.attempts, d.sent_at, d.message_id
-             FROM deliveries d
-             JOIN updates u ON u.id = d.update_id
+             FROM updates u
+             JOIN deliveries d ON d.update_id = u.id AND d.subscriber_id = $1
              JOIN lists l ON l.id = d.list_id
-             WHERE d.subscriber_id = $1
              ORDER BY u.created_at, d.update_id",
         )
         .bind(subscriber_id)
@@ -123,7 +122,10 @@ impl Tx {
                 .execute(c)
                 .await?
                 .rows_affected());
-        let deliveries = on_backend!(self, c => sqlx::query("DELETE FROM deliveries WHERE subscriber_id = $1")
+        let deliveries = on_backend!(self, c => sqlx::query(
+            // By primary key through `updates` (deliveries have no index by person).
+            "DELETE FROM deliveries WHERE subscriber_id = $1 AND update_id IN (SELECT id FROM updates)",
+        )
             .bind(subscriber_id)
             .execute(c)
             .await?

@@ -55,6 +55,10 @@ fn merge_recorded(
     Ok(())
 }
 
+/// How long the long-running worker keeps to one update, batch after batch,
+/// before it looks at the others and at due schedules again.
+const TURN: Duration = Duration::from_secs(5);
+
 /// After this many temporary failures a delivery is given up on.
 pub const MAX_ATTEMPTS: i64 = 8;
 
@@ -168,9 +172,13 @@ impl DeliveryWorker {
             if *shutdown.borrow() || step.relay_down {
                 break;
             }
+            let started = std::time::Instant::now();
             let mut next = self.claim(id, &mut step).await?;
             while let Some(batch) = next.take() {
-                if !pipelined {
+                // Past its turn, an update gives way (with its last batch
+                // sent plainly), so other sends and due schedules are not
+                // held up by a long one.
+                if !pipelined || started.elapsed() > TURN {
                     self.send_claimed(batch, &mut step).await?;
                     break;
                 }
@@ -178,8 +186,15 @@ impl DeliveryWorker {
                 let (sent, claimed) = tokio::join!(self.send_claimed(batch, &mut step), self.claim(id, &mut ahead));
                 step.finished += ahead.finished;
                 step.throttled |= ahead.throttled;
-                sent?;
-                next = claimed?;
+                next = match (sent, claimed) {
+                    (Ok(()), claimed) => claimed?,
+                    (Err(e), claimed) => {
+                        if let Ok(Some(batch)) = claimed {
+                            self.release(batch).await?;
+                        }
+                        return Err(e);
+                    }
+                };
                 if let Some(batch) = next.take_if(|_| *shutdown.borrow() || step.relay_down) {
                     self.release(batch).await?;
                 } else if next.is_some() && !self.still_sending(id).await? {
@@ -426,6 +441,12 @@ impl DeliveryWorker {
             }
         }
         tx.deliveries_sent(update_id, &accepted, now).await?;
+        let caps = self.ctx.config.send_hourly_cap > 0 || self.ctx.config.send_daily_cap > 0;
+        if caps && !accepted.is_empty() {
+            // Counted only under a cap: concurrent recorders would otherwise
+            // queue on the one row for the current minute.
+            tx.count_sent(accepted.len() as i64, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
