@@ -5,7 +5,7 @@ use crate::app::{App, Role, shutdown_on_signals};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::Actor;
-use crate::services::{ServiceError, accounts, privacy_ops};
+use crate::services::{ServiceError, accounts, audit, privacy_ops};
 use crate::store::Store;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::BufRead;
@@ -119,7 +119,9 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 RoleArg::Admin => accounts::Role::Admin,
                 RoleArg::Editor => accounts::Role::Editor,
             };
-            accounts::add_user(&store, &clock, &email, &password, role).await?;
+            let id = accounts::add_user(&store, &clock, &email, &password, role).await?;
+            let detail = format!("{} ({})", email.trim(), role.as_str());
+            cli_audit(&store, &clock, "cli.user.add", &format!("organiser:{id}"), detail).await;
             println!("added {} ({})", email.trim(), role.as_str());
             if !password_stdin {
                 println!("password: {password}");
@@ -128,6 +130,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Token { command: TokenCommand::Create { name } } => {
             let store = migrated(&config).await?;
             let token = accounts::create_token(&store, &clock, &name).await?;
+            cli_audit(&store, &clock, "cli.token.create", name.trim(), String::new()).await;
             println!("API token \"{}\" created. It is shown once; store it safely.", name.trim());
             println!("{token}");
         }
@@ -163,6 +166,12 @@ async fn print_first_run_hints(app: &App) {
     }
 }
 
+/// Records a command-line action in the audit log.
+async fn cli_audit(store: &Store, clock: &Clock, what: &str, target: &str, detail: String) {
+    let action = audit::Action { what, target, status: 0, detail };
+    audit::record_or_log(store, clock, &audit::Who::cli(), action).await;
+}
+
 async fn erase(config: &Config, clock: &Clock, email: &str) -> Result<(), Box<dyn std::error::Error>> {
     let store = migrated(config).await?;
     let erased = match privacy_ops::erase_by_email(&store, clock, email, &Actor::System).await {
@@ -171,6 +180,7 @@ async fn erase(config: &Config, clock: &Clock, email: &str) -> Result<(), Box<dy
         Err(e) => return Err(e.into()),
     };
     let r = erased.removed;
+    cli_audit(&store, clock, "cli.erase", &format!("subscriber:{}", erased.id), String::new()).await;
     println!("erased {} (subscriber {})", erased.email, erased.id);
     println!(
         "removed: {} subscriptions, {} consent events, {} confirmation links, {} deliveries; {} queued mails cancelled",

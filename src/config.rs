@@ -69,6 +69,12 @@ pub struct Config {
     pub verp_domain: Option<String>,
     /// IANA zone in which times are shown and cron schedules run.
     pub timezone: String,
+    /// Subscriptions never confirmed are deleted this many days after the
+    /// last request (0 = never).
+    pub retention_pending_days: u32,
+    /// Consent evidence of a withdrawn subscription is deleted this many
+    /// days after the withdrawal (0 = never).
+    pub retention_withdrawn_days: u32,
 }
 
 /// Names of every key, in the order the README documents them.
@@ -98,6 +104,8 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_TIMEZONE",
     "TIDINGS_WORKER_LEASE_SECONDS",
     "TIDINGS_VERP_DOMAIN",
+    "TIDINGS_RETENTION_PENDING_DAYS",
+    "TIDINGS_RETENTION_WITHDRAWN_DAYS",
 ];
 
 impl Config {
@@ -167,6 +175,8 @@ impl Config {
             verp_domain: get("TIDINGS_VERP_DOMAIN").map(str::to_owned),
             worker_lease: Duration::from_secs(parse_num(get, "TIDINGS_WORKER_LEASE_SECONDS", 120u64)?.max(2)),
             timezone: parse_timezone(get("TIDINGS_TIMEZONE").unwrap_or("Europe/London"))?,
+            retention_pending_days: parse_num(get, "TIDINGS_RETENTION_PENDING_DAYS", 30)?,
+            retention_withdrawn_days: parse_num(get, "TIDINGS_RETENTION_WITHDRAWN_DAYS", 730)?,
         })
     }
 

@@ -8,10 +8,13 @@
 
 pub mod accounts;
 pub mod archive;
+pub mod audit;
 pub mod consent;
 pub mod directory;
 pub mod lists;
 pub mod privacy_ops;
+pub mod retention;
+pub mod rights;
 pub mod schedules;
 pub mod sessions;
 pub mod setup;

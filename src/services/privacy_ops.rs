@@ -315,6 +315,10 @@ pub async fn erase_by_email(store: &Store, clock: &Clock, raw: &str, actor: &Act
 
 async fn erase_row(mut tx: crate::store::Tx, clock: &Clock, s: SubscriberRow, actor: &Actor) -> Result<Erasure> {
     let removed = tx.erase_subscriber(s.id, &s.email, &s.email_norm, clock.now()).await?;
+    // The rights-request log keeps its entries about this person (they show
+    // the request was honoured), but by the address's hash alone.
+    let hash = crate::domain::sha256_hex(&s.email_norm);
+    tx.anonymise_rights_requests(s.id, &s.email_norm, &format!("erased address, SHA-256 {hash}")).await?;
     tx.commit().await?;
     // The address itself is not logged: it has just been erased.
     tracing::info!(subscriber = %s.id, actor = %actor.to_db(), ?removed, "subscriber erased");

@@ -16,6 +16,7 @@
 
 mod accounts;
 mod archive;
+mod audit;
 mod confirmations;
 mod consent;
 mod deliveries;
@@ -23,6 +24,7 @@ mod directory;
 mod erasure;
 mod lists;
 mod outbox;
+mod retention;
 mod schedules;
 mod settings;
 mod subscribers;
@@ -30,12 +32,14 @@ mod suppressions;
 mod updates;
 
 pub use accounts::{ApiTokenRow, ApiTokenSummary, NewSession, SessionRow, UserRow};
+pub use audit::{AuditFilter, AuditRow, RightsRequestRow};
 pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, PrivacyNoticeRow};
 pub use deliveries::{AcceptedDelivery, DeliveryClaim, DeliveryRow, DeliveryStats};
 pub use directory::SubscriberSearch;
 pub use erasure::{ErasureCounts, ExportDeliveryRow, ExportNoticeRow, ExportSubscriptionRow};
 pub use lists::{ListChanges, ListRow};
 pub use outbox::{NewOutboxMessage, OutboxRow};
+pub use retention::PurgeCounts;
 pub use schedules::{ScheduleRow, ScheduleRun};
 pub use subscribers::{SubscriberRow, SubscriptionRow};
 pub use updates::{UpdateListRow, UpdateRow};

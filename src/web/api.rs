@@ -1,16 +1,17 @@
 //! The organiser JSON API under `/api/v1` (DESIGN §4). Every route needs
 //! `Authorization: Bearer TOKEN`; errors are always JSON.
 
-use super::input::Client;
-use super::schedules_api;
+use super::input::{Client, client_ip};
 use super::{AppState, WebError};
+use super::{records_api, schedules_api};
 use crate::domain::Actor;
+use crate::services::audit::{self, Action, Who};
 use crate::services::lists::ListInput;
 use crate::services::subscribers::AddSubscriberInput;
 use crate::services::{ServiceError, accounts, consent, lists, privacy_ops, subscribers, updates};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, MatchedPath, OriginalUri, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -42,6 +43,9 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/consent-statements", get(current_statements).post(publish_statement)),
         ("/schedules", get(schedules_api::all).post(schedules_api::create)),
         ("/schedules/{id}", get(schedules_api::get).patch(schedules_api::edit).delete(schedules_api::delete)),
+        ("/audit-log", get(records_api::audit_log)),
+        ("/rights-requests", get(records_api::rights_requests).post(records_api::create_rights_request)),
+        ("/rights-requests/{id}", get(records_api::rights_request).patch(records_api::change_rights_request)),
     ]
 }
 
@@ -85,8 +89,21 @@ async fn require_token(State(state): State<AppState>, mut req: Request, next: Ne
     };
     match token {
         Ok(Some(row)) => {
-            req.extensions_mut().insert(Caller(Actor::ApiToken(row.id)));
-            next.run(req).await
+            let actor = Actor::ApiToken(row.id);
+            req.extensions_mut().insert(Caller(actor.clone()));
+            if matches!(*req.method(), Method::GET | Method::HEAD) {
+                return next.run(req).await;
+            }
+            // Every state-changing call is audited once answered.
+            let ip = client_ip(req.headers(), req.extensions(), &state.ctx.config).map(|ip| ip.to_string());
+            let route = req.extensions().get::<MatchedPath>().map_or(req.uri().path(), MatchedPath::as_str);
+            let what = format!("{} {route}", req.method());
+            let target = req.extensions().get::<OriginalUri>().map_or(req.uri().path(), |u| u.0.path()).to_owned();
+            let res = next.run(req).await;
+            let who = Who { actor: actor.to_db(), label: row.name, ip };
+            let action = Action { what: &what, target: &target, status: res.status().as_u16(), detail: String::new() };
+            audit::record_or_log(&state.ctx.store, &state.ctx.clock, &who, action).await;
+            res
         }
         Ok(None) => {
             let mut res = WebError::new(

@@ -3,6 +3,7 @@
 //! form, or JSON), with clear errors for bodies we cannot read.
 
 use super::{AppState, WebError};
+use crate::config::Config;
 use crate::services::RequestMeta;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Multipart, Request};
 use axum::http::request::Parts;
@@ -45,20 +46,25 @@ impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let socket_ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        // Behind a reverse proxy the socket is the proxy; only a header the
-        // operator named is believed, and only its last (proxy-added) entry.
-        let proxied_ip =
-            state.ctx.config.trusted_proxy_header.as_deref().and_then(|name| {
-                parts.headers.get(name)?.to_str().ok()?.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
-            });
         Ok(Client {
-            ip: proxied_ip.or(socket_ip),
+            ip: client_ip(&parts.headers, &parts.extensions, &state.ctx.config),
             user_agent: header_text(&parts.headers, header::USER_AGENT, 512),
             referer: header_text(&parts.headers, header::REFERER, 2048),
             json: wants_json(&parts.headers),
         })
     }
+}
+
+/// The client's address. Behind a reverse proxy the socket is the proxy;
+/// only a header the operator named is believed, and only its last
+/// (proxy-added) entry.
+pub fn client_ip(headers: &HeaderMap, extensions: &axum::http::Extensions, config: &Config) -> Option<IpAddr> {
+    let socket_ip = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let proxied_ip = config
+        .trusted_proxy_header
+        .as_deref()
+        .and_then(|name| headers.get(name)?.to_str().ok()?.rsplit(',').next()?.trim().parse::<IpAddr>().ok());
+    proxied_ip.or(socket_ip)
 }
 
 /// A submitted body.

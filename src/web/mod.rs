@@ -13,6 +13,7 @@ mod input;
 mod pages;
 mod public;
 mod ratelimit;
+mod records_api;
 mod schedules_api;
 
 pub use error::WebError;

@@ -16,6 +16,7 @@ mod links;
 mod outbox;
 mod privacy_ops;
 mod process;
+mod records;
 mod schedules;
 mod smtp_tls;
 mod store;

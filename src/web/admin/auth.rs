@@ -17,10 +17,12 @@ use super::{Access, AdminError};
 use crate::config::Config;
 use crate::domain::Actor;
 use crate::services::accounts::Role;
+use crate::services::audit::{self, Action, Who};
 use crate::services::sessions::{self, Session};
 use crate::web::AppState;
+use crate::web::input::client_ip;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, OptionalFromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
@@ -125,6 +127,11 @@ fn new_nonce() -> Result<String, AdminError> {
 fn is_nonce(raw: &str) -> bool {
     URL_SAFE_NO_PAD.decode(raw).is_ok_and(|b| b.len() == 32)
 }
+
+/// Set by a public handler (login, setup) on its response to name who the
+/// audit log should show, e.g. the address someone tried to log in as.
+#[derive(Debug, Clone)]
+pub struct AuditedAs(pub String);
 
 /// The token a page must put in each of its forms (set by [`guard`]).
 #[derive(Debug, Clone)]
@@ -292,10 +299,28 @@ async fn guarded(state: &AppState, access: Access, mut req: Request, next: Next)
     }
 
     req.extensions_mut().insert(CsrfToken(csrf_token(key, binding)));
+    // Every state-changing request is audited once answered: who, which
+    // route, on what, from where, and how it ended.
+    let audit = (!safe).then(|| {
+        let who = match &session {
+            Some(s) => Who { actor: Actor::Organiser(s.account.id).to_db(), label: s.account.email.clone(), ip: None },
+            None => Who { actor: "anonymous".into(), label: String::new(), ip: None },
+        };
+        let route = req.extensions().get::<MatchedPath>().map_or(req.uri().path(), MatchedPath::as_str);
+        let ip = client_ip(req.headers(), req.extensions(), &ctx.config).map(|ip| ip.to_string());
+        (Who { ip, ..who }, format!("{} {route}", req.method()), req.uri().path().to_owned())
+    });
     if let Some(s) = session {
         req.extensions_mut().insert(s);
     }
     let mut res = next.run(req).await;
+    if let Some((mut who, what, target)) = audit {
+        if let Some(AuditedAs(label)) = res.extensions_mut().remove::<AuditedAs>() {
+            who.label = label;
+        }
+        let action = Action { what: &what, target: &target, status: res.status().as_u16(), detail: String::new() };
+        audit::record_or_log(&ctx.store, &ctx.clock, &who, action).await;
+    }
     if let Some(value) = issued_nonce.as_deref().and_then(|n| anonymous_cookie(&ctx.config, n)) {
         res.headers_mut().append(header::SET_COOKIE, value);
     }

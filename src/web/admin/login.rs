@@ -84,13 +84,14 @@ pub async fn submit(
         };
         (status, page).into_response()
     };
-    match sessions::log_in(&state.ctx, &email, &password, &client.meta()).await? {
+    let audited_as = auth::AuditedAs(email.trim().chars().take(200).collect());
+    let mut res = match sessions::log_in(&state.ctx, &email, &password, &client.meta()).await? {
         LoginOutcome::LoggedIn(session) => {
             let cookie = auth::session_cookie(&state.ctx.config, &session, state.ctx.clock.now());
-            Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
+            ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
         }
         LoginOutcome::Refused => {
-            Ok(refused(StatusCode::UNAUTHORIZED, "That email address and password do not match an organiser account."))
+            refused(StatusCode::UNAUTHORIZED, "That email address and password do not match an organiser account.")
         }
         LoginOutcome::Throttled { retry_after } => {
             let minutes = retry_after.as_secs().div_ceil(60);
@@ -101,9 +102,11 @@ pub async fn submit(
             if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
             }
-            Ok(res)
+            res
         }
-    }
+    };
+    res.extensions_mut().insert(audited_as);
+    Ok(res)
 }
 
 pub async fn log_out(State(state): State<AppState>, CurrentSession(session): CurrentSession) -> Result<Response> {

@@ -27,6 +27,7 @@ mod error;
 mod lists;
 mod login;
 mod pages;
+mod records;
 mod subscribers;
 mod updates;
 
@@ -128,6 +129,12 @@ pub const ROUTES: &[Route] = &[
     Route::new(Verb::Post, "/admin/tokens/{id}/revoke", Access::Admin, |m| on(m, accounts::revoke_token)),
     Route::new(Verb::Get, "/admin/users", Access::Admin, |m| on(m, accounts::users)),
     Route::new(Verb::Post, "/admin/users", Access::Admin, |m| on(m, accounts::add_user)),
+    Route::new(Verb::Get, "/admin/audit", Access::Admin, |m| on(m, records::audit_log)),
+    Route::new(Verb::Get, "/admin/audit.csv", Access::Admin, |m| on(m, records::audit_log_csv)),
+    Route::new(Verb::Get, "/admin/rights", Access::Admin, |m| on(m, records::rights_requests)),
+    Route::new(Verb::Post, "/admin/rights", Access::Admin, |m| on(m, records::log_rights_request)),
+    Route::new(Verb::Get, "/admin/rights/{id}", Access::Admin, |m| on(m, records::rights_request)),
+    Route::new(Verb::Post, "/admin/rights/{id}", Access::Admin, |m| on(m, records::change_rights_request)),
 ];
 
 /// The admin UI's router (merged into the application's at its full paths),

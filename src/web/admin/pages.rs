@@ -251,3 +251,35 @@ impl UsersPage {
         *role == self.role
     }
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/audit.html")]
+pub struct AuditPage {
+    pub chrome: Chrome,
+    pub input: crate::services::audit::FilterInput,
+    pub entries: Vec<crate::store::AuditRow>,
+    pub errors: Vec<FieldError>,
+    pub csv_link: String,
+    pub older_link: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/rights.html")]
+pub struct RightsPage {
+    pub chrome: Chrome,
+    pub requests: Vec<crate::services::rights::RightsRequest>,
+    pub kinds: &'static [&'static str],
+    pub form: crate::services::rights::NewRightsRequest,
+    pub received: String,
+    pub errors: Vec<FieldError>,
+    pub notice: Option<&'static str>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/rights_request.html")]
+pub struct RightsRequestPage {
+    pub chrome: Chrome,
+    pub r: crate::services::rights::RightsRequest,
+    pub errors: Vec<FieldError>,
+    pub notice: Option<&'static str>,
+}

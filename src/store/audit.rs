@@ -1,0 +1,240 @@
+//! The audit log (every organiser action) and the rights-request log.
+
+use super::{Result, Tx, on_backend};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// One audit entry, as written and as read back.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct AuditRow {
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub actor_label: String,
+    pub action: String,
+    pub target: String,
+    pub status: i32,
+    pub ip: Option<String>,
+    pub detail: String,
+}
+
+/// Filters for reading the audit log; empty fields match everything.
+/// Text filters match anywhere in the field, case-insensitively.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Keyset: entries older than this id (pages run newest first).
+    pub before: Option<Uuid>,
+}
+
+/// A data-protection rights request.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct RightsRequestRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub subject: String,
+    pub subscriber_id: Option<Uuid>,
+    pub received_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub extended_due_at: Option<DateTime<Utc>>,
+    pub extension_reason: Option<String>,
+    pub status: String,
+    pub outcome: String,
+    pub notes: String,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Escapes `%`, `_` and `\` so user text is matched literally by LIKE.
+fn like_pattern(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{}%", escaped.to_lowercase())
+}
+
+impl Tx {
+    pub async fn insert_audit(&mut self, row: &AuditRow) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO audit_log (id, occurred_at, actor, actor_label, action, target, status, ip, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(row.id)
+        .bind(row.occurred_at)
+        .bind(&row.actor)
+        .bind(&row.actor_label)
+        .bind(&row.action)
+        .bind(&row.target)
+        .bind(row.status)
+        .bind(&row.ip)
+        .bind(&row.detail)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Up to `limit` entries matching `f`, newest first.
+    pub async fn audit_page(&mut self, f: &AuditFilter, limit: i64) -> Result<Vec<AuditRow>> {
+        let actor = f.actor.as_deref().map(like_pattern);
+        let action = f.action.as_deref().map(like_pattern);
+        let rows = on_backend!(self, c => sqlx::query_as(
+            "SELECT id, occurred_at, actor, actor_label, action, target, status, ip, detail FROM audit_log
+             WHERE ($1 IS NULL OR LOWER(actor) LIKE $1 ESCAPE '\\' OR LOWER(actor_label) LIKE $1 ESCAPE '\\')
+               AND ($2 IS NULL OR LOWER(action) LIKE $2 ESCAPE '\\' OR LOWER(target) LIKE $2 ESCAPE '\\')
+               AND ($3 IS NULL OR occurred_at >= $3)
+               AND ($4 IS NULL OR occurred_at < $4)
+               AND ($5 IS NULL OR id < $5)
+             ORDER BY id DESC LIMIT $6",
+        )
+        .bind(actor)
+        .bind(action)
+        .bind(f.from)
+        .bind(f.until)
+        .bind(f.before)
+        .bind(limit)
+        .fetch_all(c)
+        .await?);
+        Ok(rows)
+    }
+
+    pub async fn insert_rights_request(&mut self, r: &RightsRequestRow) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO rights_requests (id, kind, subject, subscriber_id, received_at, due_at, extended_due_at,
+                                          extension_reason, status, outcome, notes, closed_at, created_by,
+                                          created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(r.id)
+        .bind(&r.kind)
+        .bind(&r.subject)
+        .bind(r.subscriber_id)
+        .bind(r.received_at)
+        .bind(r.due_at)
+        .bind(r.extended_due_at)
+        .bind(&r.extension_reason)
+        .bind(&r.status)
+        .bind(&r.outcome)
+        .bind(&r.notes)
+        .bind(r.closed_at)
+        .bind(&r.created_by)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Writes back every changeable field of a request.
+    pub async fn save_rights_request(&mut self, r: &RightsRequestRow) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE rights_requests SET subject = $2, subscriber_id = $3, extended_due_at = $4, extension_reason = $5,
+                                        status = $6, outcome = $7, notes = $8, closed_at = $9, updated_at = $10
+             WHERE id = $1",
+        )
+        .bind(r.id)
+        .bind(&r.subject)
+        .bind(r.subscriber_id)
+        .bind(r.extended_due_at)
+        .bind(&r.extension_reason)
+        .bind(&r.status)
+        .bind(&r.outcome)
+        .bind(&r.notes)
+        .bind(r.closed_at)
+        .bind(r.updated_at)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    pub async fn rights_request(&mut self, id: Uuid) -> Result<Option<RightsRequestRow>> {
+        let row = on_backend!(self, c => sqlx::query_as("SELECT * FROM rights_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(c)
+            .await?);
+        Ok(row)
+    }
+
+    /// Open requests first (soonest due first), then closed ones, newest
+    /// first; at most `limit`.
+    pub async fn rights_requests(&mut self, status: Option<&str>, limit: i64) -> Result<Vec<RightsRequestRow>> {
+        let rows = on_backend!(self, c => sqlx::query_as(
+            "SELECT * FROM rights_requests WHERE ($1 IS NULL OR status = $1)
+             ORDER BY CASE WHEN status = 'open' THEN 0 ELSE 1 END,
+                      CASE WHEN status = 'open' THEN COALESCE(extended_due_at, due_at) END,
+                      received_at DESC
+             LIMIT $2",
+        )
+        .bind(status)
+        .bind(limit)
+        .fetch_all(c)
+        .await?);
+        Ok(rows)
+    }
+
+    /// After an erasure: requests about that person keep only `replacement`
+    /// (the address's hash) as their subject, and no link to the person.
+    pub async fn anonymise_rights_requests(
+        &mut self,
+        subscriber_id: Uuid,
+        email_norm: &str,
+        replacement: &str,
+    ) -> Result<u64> {
+        let n = on_backend!(self, c => sqlx::query(
+            "UPDATE rights_requests SET subject = $3, subscriber_id = NULL
+             WHERE subscriber_id = $1 OR LOWER(TRIM(subject)) = $2",
+        )
+        .bind(subscriber_id)
+        .bind(email_norm)
+        .bind(replacement)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(n)
+    }
+
+    /// Takes the lease on a periodic job if it is due and nobody holds it.
+    pub async fn claim_maintenance_job(
+        &mut self,
+        job: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool> {
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO maintenance_jobs (job, next_run_at) VALUES ($1, $2) ON CONFLICT (job) DO NOTHING",
+        )
+        .bind(job)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
+        let n = on_backend!(self, c => sqlx::query(
+            "UPDATE maintenance_jobs SET lease_until = $3
+             WHERE job = $1 AND next_run_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)",
+        )
+        .bind(job)
+        .bind(now)
+        .bind(lease_until)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
+    }
+
+    pub async fn finish_maintenance_job(&mut self, job: &str, next_run_at: DateTime<Utc>) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE maintenance_jobs SET next_run_at = $2, lease_until = NULL WHERE job = $1",
+        )
+        .bind(job)
+        .bind(next_run_at)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! Retention: what the daily purge deletes. Suppressions are never touched.
+
+use super::{Result, Tx, on_backend};
+use chrono::{DateTime, Utc};
+
+/// What one purge deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PurgeCounts {
+    /// Subscriptions never confirmed, requested before the cutoff.
+    pub unconfirmed_subscriptions: u64,
+    /// Ledger entries of those subscriptions.
+    pub unconfirmed_events: u64,
+    /// People left with nothing once those were gone.
+    pub subscribers: u64,
+    /// Ledger entries of subscriptions withdrawn before the cutoff.
+    pub withdrawn_events: u64,
+    /// Transactional mail (confirmations, data copies) settled before the cutoff.
+    pub outbox_messages: u64,
+}
+
+impl Tx {
+    /// Deletes subscriptions that were never confirmed and last requested
+    /// before `cutoff`, with their ledger entries, then anyone left with no
+    /// subscription and no ledger at all (their confirmation tokens go with
+    /// them), and transactional mail settled before `cutoff`.
+    pub async fn purge_unconfirmed(&mut self, cutoff: DateTime<Utc>, counts: &mut PurgeCounts) -> Result<()> {
+        counts.unconfirmed_events = on_backend!(self, c => sqlx::query(
+            "DELETE FROM consent_events WHERE EXISTS (
+                 SELECT 1 FROM subscriptions s
+                 WHERE s.subscriber_id = consent_events.subscriber_id AND s.list_id = consent_events.list_id
+                   AND s.status = 'pending' AND s.confirmed_at IS NULL
+                   AND COALESCE(s.last_requested_at, s.created_at) < $1)",
+        )
+        .bind(cutoff)
+        .execute(c)
+        .await?
+        .rows_affected());
+        counts.unconfirmed_subscriptions = on_backend!(self, c => sqlx::query(
+            "DELETE FROM subscriptions
+             WHERE status = 'pending' AND confirmed_at IS NULL AND COALESCE(last_requested_at, created_at) < $1",
+        )
+        .bind(cutoff)
+        .execute(c)
+        .await?
+        .rows_affected());
+        counts.subscribers = on_backend!(self, c => sqlx::query(
+            "DELETE FROM subscribers
+             WHERE created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.subscriber_id = subscribers.id)
+               AND NOT EXISTS (SELECT 1 FROM consent_events e WHERE e.subscriber_id = subscribers.id)",
+        )
+        .bind(cutoff)
+        .execute(c)
+        .await?
+        .rows_affected());
+        counts.outbox_messages = on_backend!(self, c => sqlx::query(
+            "DELETE FROM outbox WHERE status IN ('sent', 'failed') AND created_at < $1",
+        )
+        .bind(cutoff)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Deletes the ledger entries of subscriptions withdrawn (unsubscribed)
+    /// before `cutoff`. The subscription row stays, marked unsubscribed, so
+    /// the person is still known not to want that list's mail.
+    pub async fn purge_withdrawn_evidence(&mut self, cutoff: DateTime<Utc>, counts: &mut PurgeCounts) -> Result<()> {
+        counts.withdrawn_events = on_backend!(self, c => sqlx::query(
+            "DELETE FROM consent_events WHERE EXISTS (
+                 SELECT 1 FROM subscriptions s
+                 WHERE s.subscriber_id = consent_events.subscriber_id AND s.list_id = consent_events.list_id
+                   AND s.status = 'unsubscribed' AND s.updated_at < $1)",
+        )
+        .bind(cutoff)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+}
