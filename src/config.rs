@@ -69,6 +69,16 @@ pub struct Config {
     pub verp_domain: Option<String>,
     /// IANA zone in which times are shown and cron schedules run.
     pub timezone: String,
+    /// Shared secret of `POST /webhooks/{provider}`; unset → webhooks are off (404).
+    pub webhook_secret: Option<String>,
+    /// Mailgun's HTTP webhook signing key; when set, Mailgun payloads must carry a valid signature.
+    pub mailgun_signing_key: Option<String>,
+    /// Consecutive soft bounces after which a subscriber is suspended (at least 1).
+    pub soft_bounce_limit: u32,
+    /// `pop3s://user:pass@host:995` (or `pop3://…`, with `?tls=starttls`): a bounce mailbox to poll.
+    pub bounce_mailbox_url: Option<url::Url>,
+    /// How often the bounce mailbox is polled.
+    pub bounce_mailbox_interval: Duration,
 }
 
 /// Names of every key, in the order the README documents them.
@@ -98,6 +108,11 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_TIMEZONE",
     "TIDINGS_WORKER_LEASE_SECONDS",
     "TIDINGS_VERP_DOMAIN",
+    "TIDINGS_WEBHOOK_SECRET",
+    "TIDINGS_MAILGUN_SIGNING_KEY",
+    "TIDINGS_SOFT_BOUNCE_LIMIT",
+    "TIDINGS_BOUNCE_MAILBOX_URL",
+    "TIDINGS_BOUNCE_MAILBOX_INTERVAL_SECONDS",
 ];
 
 impl Config {
@@ -167,6 +182,24 @@ impl Config {
             verp_domain: get("TIDINGS_VERP_DOMAIN").map(str::to_owned),
             worker_lease: Duration::from_secs(parse_num(get, "TIDINGS_WORKER_LEASE_SECONDS", 120u64)?.max(2)),
             timezone: parse_timezone(get("TIDINGS_TIMEZONE").unwrap_or("Europe/London"))?,
+            webhook_secret: get("TIDINGS_WEBHOOK_SECRET").map(str::to_owned),
+            mailgun_signing_key: get("TIDINGS_MAILGUN_SIGNING_KEY").map(str::to_owned),
+            soft_bounce_limit: parse_num(get, "TIDINGS_SOFT_BOUNCE_LIMIT", 3u32)?.max(1),
+            bounce_mailbox_url: get("TIDINGS_BOUNCE_MAILBOX_URL")
+                .map(|s| {
+                    let u = parse_url("TIDINGS_BOUNCE_MAILBOX_URL", s)?;
+                    if !matches!(u.scheme(), "pop3" | "pop3s") || u.host_str().is_none() || u.username().is_empty() {
+                        return Err(invalid(
+                            "TIDINGS_BOUNCE_MAILBOX_URL",
+                            "use pop3s://user:password@host:995 or pop3://…",
+                        ));
+                    }
+                    Ok(u)
+                })
+                .transpose()?,
+            bounce_mailbox_interval: Duration::from_secs(
+                parse_num(get, "TIDINGS_BOUNCE_MAILBOX_INTERVAL_SECONDS", 300u64)?.max(1),
+            ),
         })
     }
 

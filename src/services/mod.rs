@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod archive;
+pub mod bounces;
 pub mod consent;
 pub mod directory;
 pub mod lists;

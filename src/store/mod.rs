@@ -16,6 +16,7 @@
 
 mod accounts;
 mod archive;
+mod bounces;
 mod confirmations;
 mod consent;
 mod deliveries;
@@ -30,6 +31,7 @@ mod suppressions;
 mod updates;
 
 pub use accounts::{ApiTokenRow, ApiTokenSummary, NewSession, SessionRow, UserRow};
+pub use bounces::{AlertRow, BounceEventRow, BouncedDelivery, NewAlert, NewBounceEvent};
 pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, PrivacyNoticeRow};
 pub use deliveries::{AcceptedDelivery, DeliveryClaim, DeliveryRow, DeliveryStats};
 pub use directory::SubscriberSearch;

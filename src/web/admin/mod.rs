@@ -23,6 +23,7 @@
 
 mod accounts;
 mod auth;
+mod bounces;
 mod error;
 mod lists;
 mod login;
@@ -128,6 +129,8 @@ pub const ROUTES: &[Route] = &[
     Route::new(Verb::Post, "/admin/tokens/{id}/revoke", Access::Admin, |m| on(m, accounts::revoke_token)),
     Route::new(Verb::Get, "/admin/users", Access::Admin, |m| on(m, accounts::users)),
     Route::new(Verb::Post, "/admin/users", Access::Admin, |m| on(m, accounts::add_user)),
+    Route::new(Verb::Get, "/admin/bounces", Access::Organiser, |m| on(m, bounces::index)),
+    Route::new(Verb::Post, "/admin/alerts/{id}/dismiss", Access::Admin, |m| on(m, bounces::dismiss)),
 ];
 
 /// The admin UI's router (merged into the application's at its full paths),
