@@ -306,10 +306,17 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
         .or_else(|| named.as_ref().map(|a| a.normalised().to_owned()));
     let domain = norm.as_deref().and_then(|n| n.rsplit_once('@')).map(|(_, d)| d.to_owned());
     let email_hash = norm.as_deref().map(sha256_hex);
+    // The report's kind is part of its identity: Postmark numbers bounces
+    // and spam complaints in one sequence of IDs, for instance.
+    let tag = match &report.kind {
+        ReportKind::Bounce { .. } => "bounce",
+        ReportKind::Complaint { .. } => "complaint",
+        ReportKind::Delayed { .. } => "delayed",
+    };
     let identity = match &report.event_id {
-        Some(id) => format!("id:{id}"),
+        Some(id) => format!("{tag}:id:{id}"),
         None => format!(
-            "msg:{}|{}|{}",
+            "{tag}:msg:{}|{}|{}",
             report.message_id.as_deref().unwrap_or(""),
             class.as_str(),
             status.map(|s| s.to_string()).unwrap_or_default()
