@@ -20,6 +20,12 @@ use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 /// with the reason in `ignored`. A report whose machine-readable part is
 /// missing or unreadable is an error.
 pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
+    // An mbox "From " separator line (Postfix's pipe `F` flag, mbox files)
+    // is not part of the message.
+    let raw = match raw.strip_prefix(b"From ") {
+        Some(rest) => rest.splitn(2, |b| *b == b'\n').nth(1).unwrap_or_default(),
+        None => raw,
+    };
     if !starts_with_a_header_field(raw) {
         return Err(ParseError("the input is not an email message (it does not start with a header field)".into()));
     }
@@ -292,6 +298,8 @@ To: ann@example.org\r\n\
     fn ordinary_mail_is_ignored_and_garbage_is_an_error() {
         let parsed = parse(b"From: a@example.org\r\nSubject: out of office\r\n\r\nI am away.\r\n").unwrap();
         assert!(parsed.reports.is_empty() && parsed.ignored.len() == 1);
+        let mbox = format!("From MAILER-DAEMON Thu Nov 12 10:00:00 2026\n{DSN}");
+        assert_eq!(parse(mbox.as_bytes()).unwrap().reports.len(), 2, "an mbox separator line is skipped");
         assert!(parse(b"").is_err());
         assert!(parse(&[0xff, 0xfe, 0x00, 0x01]).is_err());
         let broken = DSN.replace("message/delivery-status", "text/plain");
