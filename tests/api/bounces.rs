@@ -592,6 +592,20 @@ async fn the_bounce_mailbox_can_be_read_over_tls(db: Db) {
     assert_eq!((step.applied, step.deleted), (1, 1));
     assert_eq!(app.status("t0@example.org", "updates").await, "bounced");
 
+    // STLS: plain until upgraded, and the password only after the upgrade.
+    let upgrading = TestPop3::start_starttls("bounces", "mailbox-password");
+    let ca2 = dir.path().join("ca2.pem");
+    std::fs::write(&ca2, upgrading.ca_pem.as_ref().unwrap()).unwrap();
+    let ca2_q: String = url::form_urlencoded::byte_serialize(ca2.to_str().unwrap().as_bytes()).collect();
+    let (app3, worker3) = mailbox_app(Db::Sqlite, &format!("{}&ca_file={ca2_q}", upgrading.url())).await;
+    upgrading.deliver(b"From: x@example.org\r\nSubject: hello\r\n\r\nnot a report\r\n");
+    let step = worker3.run_once(&never_stop).await.unwrap();
+    assert_eq!((step.ignored, step.deleted), (1, 1));
+    let log = upgrading.log();
+    assert_eq!(log[..3], ["STLS", "USER bounces", "PASS ***"], "{log:?}");
+    assert!(upgrading.messages().is_empty());
+    drop(app3);
+
     // Without the CA the certificate is not trusted and nothing is read.
     let (app2, untrusting) = mailbox_app(Db::Sqlite, &pop3.url()).await;
     pop3.deliver(b"From: x@example.org\r\n\r\nhello\r\n");

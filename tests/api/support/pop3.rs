@@ -1,5 +1,6 @@
 //! A small but real POP3 server (RFC 1939: USER, PASS, STAT, LIST, RETR,
-//! DELE, RSET, NOOP, QUIT) on `127.0.0.1`, plain or with implicit TLS, for
+//! DELE, RSET, NOOP, QUIT; STLS from RFC 2595) on `127.0.0.1`, plain, with
+//! implicit TLS, or upgrading with STLS, for
 //! the bounce-mailbox worker's tests. As the RFC requires, deletions take
 //! effect only when the client QUITs; a session that ends any other way
 //! leaves the mailbox as it was. It can be told to drop the connection when
@@ -8,7 +9,7 @@
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -33,18 +34,69 @@ pub struct TestPop3 {
     stop: Arc<AtomicBool>,
     /// PEM of the self-signed certificate when serving TLS.
     pub ca_pem: Option<String>,
+    starttls: bool,
 }
 
-trait Stream: Read + Write + Send {}
-impl<T: Read + Write + Send> Stream for T {}
+/// How a session's connection is carried.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+    /// Only while upgrading.
+    Gone,
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+            Conn::Gone => Ok(0),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+            Conn::Gone => Ok(()),
+        }
+    }
+}
+
+/// How the server offers TLS.
+#[derive(Clone)]
+enum TlsOffer {
+    None,
+    Implicit(Arc<ServerConfig>),
+    StartTls(Arc<ServerConfig>),
+}
 
 impl TestPop3 {
     pub fn start(user: &str, password: &str) -> TestPop3 {
-        Self::serve(user, password, None)
+        Self::serve(user, password, TlsOffer::None)
     }
 
     /// Implicit TLS (pop3s) with a self-signed certificate for `localhost`.
     pub fn start_tls(user: &str, password: &str) -> TestPop3 {
+        Self::start_with_tls(user, password, false)
+    }
+
+    /// Plain until the client says STLS (RFC 2595), then TLS as above.
+    pub fn start_starttls(user: &str, password: &str) -> TestPop3 {
+        Self::start_with_tls(user, password, true)
+    }
+
+    fn start_with_tls(user: &str, password: &str, starttls: bool) -> TestPop3 {
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -54,12 +106,15 @@ impl TestPop3 {
             .with_no_client_auth()
             .with_single_cert(vec![certified.cert.der().clone()], key)
             .expect("server certificate");
-        let mut server = Self::serve(user, password, Some(Arc::new(config)));
+        let config = Arc::new(config);
+        let offer = if starttls { TlsOffer::StartTls(config) } else { TlsOffer::Implicit(config) };
+        let mut server = Self::serve(user, password, offer);
         server.ca_pem = Some(certified.cert.pem());
+        server.starttls = starttls;
         server
     }
 
-    fn serve(user: &str, password: &str, tls: Option<Arc<ServerConfig>>) -> TestPop3 {
+    fn serve(user: &str, password: &str, tls: TlsOffer) -> TestPop3 {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the test POP3 server");
         listener.set_nonblocking(true).expect("non-blocking listener");
         let port = listener.local_addr().expect("address").port();
@@ -74,28 +129,41 @@ impl TestPop3 {
                         thread::spawn(move || {
                             socket.set_nonblocking(false).ok();
                             socket.set_read_timeout(Some(Duration::from_secs(30))).ok();
-                            let stream: Box<dyn Stream> = match tls {
-                                Some(config) => match ServerConnection::new(config) {
-                                    Ok(conn) => Box::new(StreamOwned::new(conn, socket)),
+                            let conn = match &tls {
+                                TlsOffer::Implicit(config) => match ServerConnection::new(config.clone()) {
+                                    Ok(c) => Conn::Tls(Box::new(StreamOwned::new(c, socket))),
                                     Err(_) => return,
                                 },
-                                None => Box::new(socket),
+                                _ => Conn::Plain(socket),
                             };
-                            session(stream, &mb, &u, &p);
+                            let upgrade = match tls {
+                                TlsOffer::StartTls(config) => Some(config),
+                                _ => None,
+                            };
+                            session(conn, upgrade, &mb, &u, &p);
                         });
                     }
                     Err(_) => thread::sleep(Duration::from_millis(10)),
                 }
             }
         });
-        TestPop3 { port, user: user.to_owned(), password: password.to_owned(), mailbox, stop, ca_pem: None }
+        TestPop3 {
+            port,
+            user: user.to_owned(),
+            password: password.to_owned(),
+            mailbox,
+            stop,
+            ca_pem: None,
+            starttls: false,
+        }
     }
 
     /// `pop3://user:pass@127.0.0.1:port` (or `pop3s://…@localhost:port`).
     pub fn url(&self) -> String {
-        match self.ca_pem {
-            Some(_) => format!("pop3s://{}:{}@localhost:{}", self.user, self.password, self.port),
-            None => format!("pop3://{}:{}@127.0.0.1:{}", self.user, self.password, self.port),
+        match (&self.ca_pem, self.starttls) {
+            (Some(_), false) => format!("pop3s://{}:{}@localhost:{}", self.user, self.password, self.port),
+            (Some(_), true) => format!("pop3://{}:{}@localhost:{}?tls=starttls", self.user, self.password, self.port),
+            (None, _) => format!("pop3://{}:{}@127.0.0.1:{}", self.user, self.password, self.port),
         }
     }
 
@@ -125,9 +193,9 @@ impl Drop for TestPop3 {
     }
 }
 
-fn session(stream: Box<dyn Stream>, mailbox: &Mutex<Mailbox>, user: &str, password: &str) {
-    let mut reader = BufReader::new(stream);
-    let send = |r: &mut BufReader<Box<dyn Stream>>, text: &str| -> bool {
+fn session(conn: Conn, mut upgrade: Option<Arc<ServerConfig>>, mailbox: &Mutex<Mailbox>, user: &str, password: &str) {
+    let mut reader = BufReader::new(conn);
+    let send = |r: &mut BufReader<Conn>, text: &str| -> bool {
         r.get_mut().write_all(text.as_bytes()).and_then(|()| r.get_mut().flush()).is_ok()
     };
     if !send(&mut reader, "+OK Tidings test POP3 ready\r\n") {
@@ -150,6 +218,17 @@ fn session(stream: Box<dyn Stream>, mailbox: &Mutex<Mailbox>, user: &str, passwo
             arg.trim().parse::<usize>().ok().filter(|n| *n >= 1 && *n <= snap.len() && !snap[n - 1].2)
         };
         let reply = match (command.as_str(), snapshot.as_mut()) {
+            ("STLS", None) if upgrade.is_some() && given_user.is_none() => {
+                if !send(&mut reader, "+OK begin TLS negotiation\r\n") {
+                    return;
+                }
+                let Some(config) = upgrade.take() else { return };
+                let Conn::Plain(tcp) = std::mem::replace(reader.get_mut(), Conn::Gone) else { return };
+                let Ok(tls) = ServerConnection::new(config) else { return };
+                reader = BufReader::new(Conn::Tls(Box::new(StreamOwned::new(tls, tcp))));
+                continue;
+            }
+            ("USER", None) if upgrade.is_some() => "-ERR STLS first\r\n".to_owned(),
             ("USER", None) => {
                 given_user = Some(arg.to_owned());
                 "+OK\r\n".to_owned()
