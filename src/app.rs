@@ -39,7 +39,7 @@ pub enum AppError {
     #[error("server: {0}")]
     Serve(std::io::Error),
     #[error("{0}")]
-    BounceMailbox(#[from] crate::mail::pop3::Pop3Error),
+    BounceMailbox(#[from] crate::mail::mailbox::MailboxError),
 }
 
 pub struct App {

@@ -208,7 +208,7 @@ async fn check(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 /// `tidings bounces ingest`: one message on stdin, its outcome on stdout.
 async fn ingest_bounce(config: Config, clock: Clock) -> Result<(), Box<dyn std::error::Error>> {
     use std::io::Read;
-    const LIMIT: u64 = crate::mail::pop3::MAX_MESSAGE_BYTES;
+    const LIMIT: u64 = crate::mail::mailbox::MAX_MESSAGE_BYTES;
     let mut raw = Vec::new();
     std::io::stdin().lock().take(LIMIT + 1).read_to_end(&mut raw)?;
     if raw.len() as u64 > LIMIT {

@@ -75,7 +75,8 @@ pub struct Config {
     pub mailgun_signing_key: Option<String>,
     /// Consecutive soft bounces after which a subscriber is suspended (at least 1).
     pub soft_bounce_limit: u32,
-    /// `pop3s://user:pass@host:995` (or `pop3://…`, with `?tls=starttls`): a bounce mailbox to poll.
+    /// `pop3s://user:pass@host:995` or `imaps://user:pass@host:993/FOLDER` (or `pop3://`, `imap://`, with
+    /// `?tls=starttls`): a bounce mailbox to poll.
     pub bounce_mailbox_url: Option<url::Url>,
     /// How often the bounce mailbox is polled.
     pub bounce_mailbox_interval: Duration,
@@ -188,12 +189,9 @@ impl Config {
             bounce_mailbox_url: get("TIDINGS_BOUNCE_MAILBOX_URL")
                 .map(|s| {
                     let u = parse_url("TIDINGS_BOUNCE_MAILBOX_URL", s)?;
-                    if !matches!(u.scheme(), "pop3" | "pop3s") || u.host_str().is_none() || u.username().is_empty() {
-                        return Err(invalid(
-                            "TIDINGS_BOUNCE_MAILBOX_URL",
-                            "use pop3s://user:password@host:995 or pop3://…",
-                        ));
-                    }
+                    // Checked now, so a mistake stops startup instead of every poll.
+                    crate::mail::mailbox::MailboxSettings::from_url(&u)
+                        .map_err(|e| invalid("TIDINGS_BOUNCE_MAILBOX_URL", &e.to_string()))?;
                     Ok(u)
                 })
                 .transpose()?,

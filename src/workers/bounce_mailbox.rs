@@ -1,22 +1,24 @@
-//! Polls a bounce mailbox over POP3 (`TIDINGS_BOUNCE_MAILBOX_URL`, every
+//! Polls a bounce mailbox over POP3 or IMAP (`TIDINGS_BOUNCE_MAILBOX_URL`, every
 //! `TIDINGS_BOUNCE_MAILBOX_INTERVAL_SECONDS`) and applies each DSN or ARF
 //! message in it, as `tidings bounces ingest` would.
 //!
 //! Nothing is lost: a message is marked for deletion only after the
-//! transaction that applied it has committed, and POP3 deletes marked
-//! messages only at QUIT. A crash or a broken connection anywhere before
+//! transaction that applied it has committed, and marked messages go only
+//! when the session finishes (POP3 QUIT, IMAP EXPUNGE). A crash or a broken connection anywhere before
 //! that leaves the message in the mailbox for the next poll, where the
 //! repeat is recognised (bounce events are recorded once) and has no second
 //! effect. If applying fails (the database is down), the poll stops and
 //! nothing more is deleted. Messages that are not reports (auto-replies,
 //! junk) are logged and deleted too, so they are not read on every poll;
-//! messages above [`pop3::MAX_MESSAGE_BYTES`] are left alone and logged.
+//! messages above [`mailbox::MAX_MESSAGE_BYTES`] are left alone and logged.
 //!
 //! Only one worker process should poll a given mailbox (POP3 has no
-//! locking between clients; most servers refuse a second session anyway).
+//! locking between clients; most servers refuse a second session anyway;
+//! with IMAP a second poller would at worst apply a message twice, which
+//! has no second effect).
 
 use super::{Shutdown, sleep_or_shutdown};
-use crate::mail::pop3::{self, Pop3Error, Pop3Session, Pop3Settings};
+use crate::mail::mailbox::{self, MailboxError, MailboxSettings, Session};
 use crate::services::bounces::{self, Outcome, dsn};
 use crate::services::{Context, ServiceError};
 
@@ -25,9 +27,9 @@ use crate::services::{Context, ServiceError};
 const PER_POLL: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
-pub enum MailboxError {
+pub enum PollError {
     #[error(transparent)]
-    Pop3(#[from] Pop3Error),
+    Mailbox(#[from] MailboxError),
     #[error("applying a bounce report failed: {0}")]
     Service(#[from] ServiceError),
 }
@@ -52,20 +54,20 @@ pub struct Step {
 #[derive(Clone)]
 pub struct BounceMailboxWorker {
     ctx: Context,
-    settings: Pop3Settings,
+    settings: MailboxSettings,
 }
 
 impl BounceMailboxWorker {
     /// `None` when no bounce mailbox is configured.
-    pub fn new(ctx: Context) -> Result<Option<Self>, Pop3Error> {
+    pub fn new(ctx: Context) -> Result<Option<Self>, MailboxError> {
         let Some(url) = ctx.config.bounce_mailbox_url.clone() else { return Ok(None) };
-        let settings = Pop3Settings::from_url(&url)?;
+        let settings = MailboxSettings::from_url(&url)?;
         Ok(Some(Self { ctx, settings }))
     }
 
     /// One poll: fetch, apply, delete what was applied, quit.
-    pub async fn run_once(&self, shutdown: &Shutdown) -> Result<Step, MailboxError> {
-        let mut session = Pop3Session::connect(&self.settings).await?;
+    pub async fn run_once(&self, shutdown: &Shutdown) -> Result<Step, PollError> {
+        let mut session = Session::connect(&self.settings).await?;
         let mut step = Step::default();
         let listed = session.list().await?;
         step.listed = listed.len();
@@ -73,7 +75,7 @@ impl BounceMailboxWorker {
             if *shutdown.borrow() {
                 break;
             }
-            if size > pop3::MAX_MESSAGE_BYTES {
+            if size > mailbox::MAX_MESSAGE_BYTES {
                 tracing::warn!(message = n, size, "bounce mailbox: message too large to read; left in the mailbox");
                 step.skipped += 1;
                 continue;
@@ -104,7 +106,7 @@ impl BounceMailboxWorker {
             session.delete(n).await?;
             step.deleted += 1;
         }
-        session.quit().await?;
+        session.finish().await?;
         Ok(step)
     }
 

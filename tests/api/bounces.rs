@@ -3,10 +3,12 @@
 //! Message-ID, to name a delivery the test really sent), DSN and ARF
 //! messages (hard, soft ×3, policy block, complaint, VERP-tied) through the
 //! service, through `tidings bounces ingest` (the real binary) and through
-//! the bounce-mailbox worker polling a real POP3 server on loopback.
+//! the bounce-mailbox worker polling real POP3 and IMAP servers on loopback
+//! (small servers in `support/`, speaking the protocols over TCP and TLS).
 
 use crate::both_backends;
 use crate::support::app::{Db, TestApp, confirm_token, header, html_escaped};
+use crate::support::imap::TestImap;
 use crate::support::pop3::TestPop3;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -29,6 +31,7 @@ both_backends!(
     the_cli_ingests_a_dsn_from_stdin,
     the_bounce_mailbox_is_polled_and_messages_are_deleted_only_after_they_are_applied,
     the_bounce_mailbox_can_be_read_over_tls,
+    the_bounce_mailbox_can_be_an_imap_folder,
     the_admin_page_lists_reports_by_kind,
 );
 
@@ -612,6 +615,34 @@ async fn the_bounce_mailbox_can_be_read_over_tls(db: Db) {
     assert!(untrusting.run_once(&never_stop).await.is_err());
     assert_eq!(pop3.messages().len(), 1);
     drop(app2);
+}
+
+async fn the_bounce_mailbox_can_be_an_imap_folder(db: Db) {
+    let imap = TestImap::start("bounces", "mailbox \"password\"");
+    let url = imap.url().replace("mailbox \"password\"", "mailbox%20%22password%22");
+    let (app, worker) = mailbox_app(db, &url).await;
+    app.confirmed_subscribers("i", 2, "updates").await;
+    let (_, ids) = send_update(&app, "IMAP mailbox").await;
+    imap.deliver(dsn("hard-5.1.1.eml", "i0@example.org", &ids["i0@example.org"], "im-1").as_bytes());
+    imap.deliver(dsn("soft-4.2.2.eml", "i1@example.org", &ids["i1@example.org"], "im-2").as_bytes());
+    let (_, never_stop) = tokio::sync::watch::channel(false);
+
+    // The connection breaks while the second body is being fetched: the
+    // first was applied and flagged \Deleted, but nothing was expunged.
+    imap.drop_connection_on_fetch(Some(2));
+    assert!(worker.run_once(&never_stop).await.is_err());
+    assert_eq!(imap.messages(), [(1, true), (2, false)]);
+    assert_eq!(app.status("i0@example.org", "updates").await, "bounced");
+
+    imap.drop_connection_on_fetch(None);
+    let step = worker.run_once(&never_stop).await.unwrap();
+    assert_eq!((step.listed, step.applied, step.duplicates, step.deleted), (1, 1, 0, 1), "{step:?}");
+    assert!(imap.messages().is_empty(), "both expunged");
+    assert_eq!(events(&app).await.len(), 2);
+    assert_eq!(kinds(&app.ledger("i0@example.org").await).iter().filter(|k| *k == "bounced").count(), 1);
+    let log = imap.log();
+    assert!(log.contains(&"LOGIN ***".to_owned()) && log.contains(&"UID FETCH 2 (BODY.PEEK[])".to_owned()), "{log:?}");
+    assert_eq!(log.iter().filter(|l| *l == "EXPUNGE").count(), 1, "only the session that finished expunged");
 }
 
 async fn the_admin_page_lists_reports_by_kind(db: Db) {
