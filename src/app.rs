@@ -11,6 +11,7 @@ use crate::mail::{Composer, Transport};
 use crate::services::{Context, ServiceError, setup};
 use crate::store::{Store, StoreError};
 use crate::web::{self, AppState};
+use crate::workers::bounce_mailbox::BounceMailboxWorker;
 use crate::workers::delivery::DeliveryWorker;
 use crate::workers::maintenance::MaintenanceWorker;
 use crate::workers::outbox::OutboxWorker;
@@ -38,6 +39,8 @@ pub enum AppError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    BounceMailbox(#[from] crate::mail::mailbox::MailboxError),
 }
 
 pub struct App {
@@ -98,6 +101,11 @@ impl App {
         MaintenanceWorker::new(self.ctx.clone())
     }
 
+    /// The bounce-mailbox poller, when `TIDINGS_BOUNCE_MAILBOX_URL` is set.
+    pub fn bounce_mailbox_worker(&self) -> Result<Option<BounceMailboxWorker>, AppError> {
+        Ok(BounceMailboxWorker::new(self.ctx.clone())?)
+    }
+
     pub fn router(&self) -> axum::Router {
         web::router(AppState::new(self.ctx.clone()))
     }
@@ -122,6 +130,9 @@ impl App {
             tasks.spawn(self.delivery_worker().run(shutdown.clone()));
             tasks.spawn(self.scheduler_worker().run(shutdown.clone()));
             tasks.spawn(self.maintenance_worker().run(shutdown.clone()));
+            if let Some(mailbox) = self.bounce_mailbox_worker()? {
+                tasks.spawn(mailbox.run(shutdown.clone()));
+            }
         }
         let server = match (role, listener) {
             (Role::Workers, _) | (_, None) => None,

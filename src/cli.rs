@@ -51,6 +51,19 @@ pub enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Bounces and complaints.
+    Bounces {
+        #[command(subcommand)]
+        command: BouncesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesCommand {
+    /// Apply one RFC 3464 DSN or RFC 5965 ARF message read from standard
+    /// input (for an MTA's pipe transport). Exits 0 when it was applied or
+    /// ignored (with the reason printed), 1 when it cannot be read.
+    Ingest,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +149,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Check => check(config).await?,
         Command::Erase { email } => erase(&config, &clock, &email).await?,
+        Command::Bounces { command: BouncesCommand::Ingest } => ingest_bounce(config, clock).await?,
     }
     Ok(())
 }
@@ -198,5 +212,29 @@ async fn check(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let transport = crate::mail::Transport::from_config(config.smtp_url.as_ref(), &config.outbox_dir, 1)?;
     let how = transport.check().await?;
     println!("mail: ok ({how})");
+    Ok(())
+}
+
+/// `tidings bounces ingest`: one message on stdin, its outcome on stdout.
+async fn ingest_bounce(config: Config, clock: Clock) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Read;
+    const LIMIT: u64 = crate::mail::mailbox::MAX_MESSAGE_BYTES;
+    let mut raw = Vec::new();
+    std::io::stdin().lock().take(LIMIT + 1).read_to_end(&mut raw)?;
+    if raw.len() as u64 > LIMIT {
+        return Err(format!("the message is larger than {LIMIT} bytes").into());
+    }
+    let parsed = crate::services::bounces::dsn::parse(&raw).map_err(|e| format!("cannot read the report: {e}"))?;
+    for reason in &parsed.ignored {
+        println!("ignored: {reason}");
+    }
+    if parsed.reports.is_empty() {
+        return Ok(());
+    }
+    let app = App::build(config, clock).await?;
+    for outcome in crate::services::bounces::ingest(&app.ctx, &parsed).await? {
+        println!("{outcome}");
+    }
+    app.ctx.store.close().await;
     Ok(())
 }

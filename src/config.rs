@@ -75,6 +75,17 @@ pub struct Config {
     /// Consent evidence of a withdrawn subscription is deleted this many
     /// days after the withdrawal (0 = never).
     pub retention_withdrawn_days: u32,
+    /// Shared secret of `POST /webhooks/{provider}`; unset → webhooks are off (404).
+    pub webhook_secret: Option<String>,
+    /// Mailgun's HTTP webhook signing key; when set, Mailgun payloads must carry a valid signature.
+    pub mailgun_signing_key: Option<String>,
+    /// Consecutive soft bounces after which a subscriber is suspended (at least 1).
+    pub soft_bounce_limit: u32,
+    /// `pop3s://user:pass@host:995` or `imaps://user:pass@host:993/FOLDER` (or `pop3://`, `imap://`, with
+    /// `?tls=starttls`): a bounce mailbox to poll.
+    pub bounce_mailbox_url: Option<url::Url>,
+    /// How often the bounce mailbox is polled.
+    pub bounce_mailbox_interval: Duration,
 }
 
 /// Names of every key, in the order the README documents them.
@@ -106,6 +117,11 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_VERP_DOMAIN",
     "TIDINGS_RETENTION_PENDING_DAYS",
     "TIDINGS_RETENTION_WITHDRAWN_DAYS",
+    "TIDINGS_WEBHOOK_SECRET",
+    "TIDINGS_MAILGUN_SIGNING_KEY",
+    "TIDINGS_SOFT_BOUNCE_LIMIT",
+    "TIDINGS_BOUNCE_MAILBOX_URL",
+    "TIDINGS_BOUNCE_MAILBOX_INTERVAL_SECONDS",
 ];
 
 impl Config {
@@ -177,6 +193,21 @@ impl Config {
             timezone: parse_timezone(get("TIDINGS_TIMEZONE").unwrap_or("Europe/London"))?,
             retention_pending_days: parse_num(get, "TIDINGS_RETENTION_PENDING_DAYS", 30)?,
             retention_withdrawn_days: parse_num(get, "TIDINGS_RETENTION_WITHDRAWN_DAYS", 730)?,
+            webhook_secret: get("TIDINGS_WEBHOOK_SECRET").map(str::to_owned),
+            mailgun_signing_key: get("TIDINGS_MAILGUN_SIGNING_KEY").map(str::to_owned),
+            soft_bounce_limit: parse_num(get, "TIDINGS_SOFT_BOUNCE_LIMIT", 3u32)?.max(1),
+            bounce_mailbox_url: get("TIDINGS_BOUNCE_MAILBOX_URL")
+                .map(|s| {
+                    let u = parse_url("TIDINGS_BOUNCE_MAILBOX_URL", s)?;
+                    // Checked now, so a mistake stops startup instead of every poll.
+                    crate::mail::mailbox::MailboxSettings::from_url(&u)
+                        .map_err(|e| invalid("TIDINGS_BOUNCE_MAILBOX_URL", &e.to_string()))?;
+                    Ok(u)
+                })
+                .transpose()?,
+            bounce_mailbox_interval: Duration::from_secs(
+                parse_num(get, "TIDINGS_BOUNCE_MAILBOX_INTERVAL_SECONDS", 300u64)?.max(1),
+            ),
         })
     }
 

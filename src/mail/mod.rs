@@ -5,6 +5,9 @@
 //! messages from the store and calls [`transport::Transport::send`].
 
 pub mod compose;
+pub mod imap;
+pub mod mailbox;
+pub mod pop3;
 pub mod smtp;
 pub mod transport;
 pub mod update;

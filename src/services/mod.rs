@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod archive;
 pub mod audit;
+pub mod bounces;
 pub mod consent;
 pub mod directory;
 pub mod lists;

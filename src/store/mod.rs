@@ -17,6 +17,7 @@
 mod accounts;
 mod archive;
 mod audit;
+mod bounces;
 mod confirmations;
 mod consent;
 mod deliveries;
@@ -33,6 +34,7 @@ mod updates;
 
 pub use accounts::{ApiTokenRow, ApiTokenSummary, NewSession, SessionRow, UserRow};
 pub use audit::{AuditFilter, AuditRow, RightsRequestRow};
+pub use bounces::{AlertRow, BounceEventRow, BouncedDelivery, NewAlert, NewBounceEvent};
 pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, PrivacyNoticeRow};
 pub use deliveries::{AcceptedDelivery, DeliveryClaim, DeliveryRow, DeliveryStats};
 pub use directory::SubscriberSearch;

@@ -15,6 +15,7 @@ mod public;
 mod ratelimit;
 mod records_api;
 mod schedules_api;
+mod webhooks;
 
 pub use error::WebError;
 pub use ratelimit::RateLimiter;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(public::router())
         .nest("/api/v1", api::router(state.clone()))
         .merge(admin::router(state.clone()))
+        .merge(webhooks::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))

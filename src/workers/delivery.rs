@@ -17,11 +17,11 @@
 //! untouched, and the worker pauses.
 
 use super::{Shutdown, sleep_or_shutdown};
-use crate::domain::{Actor, ConsentKind, SignedToken, SubscriptionStatus};
+use crate::domain::SignedToken;
 use crate::mail::update::{PreparedUpdate, Recipient, UpdateBodies};
 use crate::mail::{SendError, Transport};
-use crate::services::Context;
-use crate::store::{AcceptedDelivery, DeliveryClaim, NewConsentEvent, StoreError, UpdateListRow};
+use crate::services::{Context, bounces};
+use crate::store::{AcceptedDelivery, DeliveryClaim, StoreError, UpdateListRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -125,11 +125,6 @@ enum Outcome {
 
 fn backoff(attempt: i64) -> chrono::Duration {
     chrono::Duration::seconds(30i64.saturating_mul(1 << attempt.clamp(0, 12)).min(3600))
-}
-
-/// True for an RFC 3463 5.1.x status (bad mailbox or domain): a hard bounce.
-pub fn is_hard_bounce(reply: &str) -> bool {
-    reply.split(|c: char| !(c.is_ascii_digit() || c == '.')).any(|w| w.starts_with("5.1.") && w.len() > 4)
 }
 
 impl DeliveryWorker {
@@ -429,9 +424,9 @@ impl DeliveryWorker {
                     tx.delivery_retry(u, s, now + backoff(claim.attempts), &reply).await?;
                     step.retried += 1;
                 }
-                Outcome::Failed(SendError::Permanent(reply)) if is_hard_bounce(&reply) => {
+                Outcome::Failed(SendError::Permanent(reply)) if bounces::is_hard_bounce(&reply) => {
                     tx.delivery_final(u, s, "bounced", &message_id, &reply).await?;
-                    bounce(&mut tx, s, &reply, now).await?;
+                    bounces::smtp_hard_bounce(&mut tx, u, s, &reply, now).await?;
                     step.bounced += 1;
                 }
                 Outcome::Failed(SendError::Transient(reply) | SendError::Permanent(reply)) => {
@@ -483,53 +478,9 @@ impl DeliveryWorker {
     }
 }
 
-/// A hard bounce: the address is bad for every list, so every active
-/// subscription becomes `bounced` (with a ledger entry) and the address is
-/// suppressed.
-async fn bounce(
-    tx: &mut crate::store::Tx,
-    subscriber_id: Uuid,
-    reply: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let Some(subscriber) = tx.subscriber_by_id(subscriber_id).await? else { return Ok(()) };
-    let notice = tx.current_privacy_notice(now).await?.map(|n| n.version);
-    for sub in tx.subscriptions(subscriber_id).await? {
-        if sub.status != SubscriptionStatus::Confirmed.as_str() && sub.status != SubscriptionStatus::Pending.as_str() {
-            continue;
-        }
-        tx.set_subscription_status(subscriber_id, sub.list_id, SubscriptionStatus::Bounced.as_str(), now).await?;
-        tx.append_consent_event(&NewConsentEvent {
-            subscriber_id,
-            list_id: sub.list_id,
-            kind: ConsentKind::Bounced.as_str(),
-            statement_id: None,
-            notice_version: notice,
-            occurred_at: now,
-            ip: None,
-            user_agent: None,
-            source: None,
-            actor: Actor::System.to_db(),
-            detail: Some(reply.chars().take(500).collect()),
-        })
-        .await?;
-    }
-    tx.suppress(&crate::domain::sha256_hex(&subscriber.email_norm), "hard-bounce", now).await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hard_bounces_are_5_1_x() {
-        assert!(is_hard_bounce("permanent error (550): 5.1.1 <x@example.org>: Recipient address rejected"));
-        assert!(is_hard_bounce("550 5.1.10 RESOLVER.ADR.RecipientNotFound"));
-        assert!(!is_hard_bounce("550 5.7.1 Message rejected as spam"));
-        assert!(!is_hard_bounce("550 Mailbox unavailable"));
-        assert!(!is_hard_bounce("552 5.2.2 Mailbox full"));
-    }
 
     #[test]
     fn backoff_is_capped_at_an_hour() {

@@ -2,6 +2,7 @@
 //! exposes a `run_once` step (which tests call directly to drain a queue)
 //! and a `run` loop that stops when the shutdown signal fires.
 
+pub mod bounce_mailbox;
 pub mod delivery;
 pub mod maintenance;
 pub mod outbox;

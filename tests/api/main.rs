@@ -8,6 +8,7 @@ mod admin_updates;
 mod api;
 mod archive;
 mod bad_input;
+mod bounces;
 mod browser;
 mod delivery;
 mod dkim;

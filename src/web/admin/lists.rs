@@ -22,7 +22,8 @@ async fn summaries(state: &AppState) -> Result<Vec<ListSummary>> {
 pub async fn dashboard(State(state): State<AppState>, me: Organiser, csrf: CsrfToken) -> Result<Response> {
     let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "dashboard");
     let updates = super::updates::recent_rows(&state, 10).await?;
-    Ok(DashboardPage { chrome, lists: summaries(&state).await?, updates }.into_response())
+    let alerts = crate::services::bounces::open_alerts(&state.ctx).await?;
+    Ok(DashboardPage { chrome, lists: summaries(&state).await?, updates, alerts }.into_response())
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -23,6 +23,7 @@
 
 mod accounts;
 mod auth;
+mod bounces;
 mod error;
 mod lists;
 mod login;
@@ -135,6 +136,8 @@ pub const ROUTES: &[Route] = &[
     Route::new(Verb::Post, "/admin/rights", Access::Admin, |m| on(m, records::log_rights_request)),
     Route::new(Verb::Get, "/admin/rights/{id}", Access::Admin, |m| on(m, records::rights_request)),
     Route::new(Verb::Post, "/admin/rights/{id}", Access::Admin, |m| on(m, records::change_rights_request)),
+    Route::new(Verb::Get, "/admin/bounces", Access::Organiser, |m| on(m, bounces::index)),
+    Route::new(Verb::Post, "/admin/alerts/{id}/dismiss", Access::Admin, |m| on(m, bounces::dismiss)),
 ];
 
 /// The admin UI's router (merged into the application's at its full paths),

@@ -115,6 +115,8 @@ pub struct DashboardPage {
     pub lists: Vec<ListSummary>,
     /// Recent and scheduled updates with their delivery progress.
     pub updates: Vec<super::updates::UpdateRow>,
+    /// Operator alerts not yet dismissed (policy blocks, SNS confirmations).
+    pub alerts: Vec<crate::store::AlertRow>,
 }
 
 #[derive(Template, WebTemplate)]

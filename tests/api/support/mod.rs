@@ -1,3 +1,5 @@
 pub mod app;
 pub mod browser;
+pub mod imap;
+pub mod pop3;
 pub mod smtp;

@@ -1,0 +1,638 @@
+//! Bounces and complaints: what a report means for a subscriber, and doing
+//! it (DESIGN §5 "hard bounces feed the suppression logic"; issue 4 item 6).
+//!
+//! Reports arrive from provider webhooks ([`providers`]), from RFC 3464 DSN
+//! and RFC 5965 ARF messages ([`dsn`]: `tidings bounces ingest` and the
+//! bounce-mailbox worker) and from the delivery worker's own synchronous
+//! SMTP refusals ([`smtp_hard_bounce`]). Each is normalised into a
+//! [`Report`], classified by RFC 3463 ([`classify`]) and applied in one
+//! transaction:
+//! - tied to its delivery by VERP return path or by our Message-ID
+//!   (`<update.subscriber@host>`), else to the subscriber by address;
+//!   an address we do not know is recorded as `unmatched`, never an error
+//!   (a provider would retry an error forever);
+//! - **hard** → the delivery `bounced`, every active subscription `bounced`
+//!   with a `bounced` ledger entry, and a `hard-bounce` suppression;
+//! - **soft** → the delivery `bounced`; after N consecutive soft bounces
+//!   (`TIDINGS_SOFT_BOUNCE_LIMIT`) the subscriptions become `bounced` with a
+//!   ledger entry saying so, but there is no suppression: the person may
+//!   subscribe again. A delivery that went out and did not bounce since
+//!   resets the count (checked when counting, see
+//!   [`crate::store::Tx::soft_bounce_streak`], so the send path is untouched);
+//! - **policy** (5.7.x) → an operator alert on the dashboard, nothing else;
+//! - **complaint** → every subscription `complained` with a ledger entry, and
+//!   a `complaint` suppression (so no list mails them again);
+//! - every report is recorded in `bounce_events` once: a repeat (same
+//!   provider event id, or same DSN) is recognised and has no effect.
+
+pub mod classify;
+pub mod dsn;
+pub mod providers;
+
+pub use classify::{Class, EnhancedStatus, Verdict, classify, is_hard_bounce};
+
+use super::{Context, Result, ServiceError};
+use crate::domain::{Actor, ConsentKind, EmailAddress, SubscriptionStatus, sha256_hex};
+use crate::store::{
+    AlertRow, BounceEventRow, BouncedDelivery, NewAlert, NewBounceEvent, NewConsentEvent, StoreError, SubscriberRow, Tx,
+};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Diagnostics are kept to this many characters.
+const DIAGNOSTIC_CHARS: usize = 500;
+
+/// Where a report came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Ses,
+    Postmark,
+    Sendgrid,
+    Mailgun,
+    Generic,
+    /// An RFC 3464 delivery status notification.
+    Dsn,
+    /// An RFC 5965 abuse feedback report.
+    Arf,
+    /// The relay refused the message while we were sending it.
+    Smtp,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Ses => "ses",
+            Source::Postmark => "postmark",
+            Source::Sendgrid => "sendgrid",
+            Source::Mailgun => "mailgun",
+            Source::Generic => "generic",
+            Source::Dsn => "dsn",
+            Source::Arf => "arf",
+            Source::Smtp => "smtp",
+        }
+    }
+}
+
+/// What a report says happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportKind {
+    Bounce {
+        status: Option<EnhancedStatus>,
+        diagnostic: Option<String>,
+        verdict: Verdict,
+    },
+    Complaint {
+        feedback_type: Option<String>,
+    },
+    /// Still being retried by the sending system: recorded, nothing more.
+    Delayed {
+        status: Option<EnhancedStatus>,
+        diagnostic: Option<String>,
+    },
+}
+
+/// One bounce or complaint about one recipient, whatever format carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub source: Source,
+    /// The carrier's id for this event (provider event id, the DSN's own
+    /// Message-ID …): with the recipient, what makes a repeat recognisable.
+    pub event_id: Option<String>,
+    pub kind: ReportKind,
+    /// The failed recipient as the report names it.
+    pub recipient: Option<String>,
+    /// The Message-ID of the message that bounced.
+    pub message_id: Option<String>,
+    /// Addresses that may be our VERP return path (`tb-…@`).
+    pub return_paths: Vec<String>,
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+/// An SNS subscription waiting to be confirmed (SES notifications start
+/// only after someone opens the SubscribeURL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnsConfirmation {
+    pub topic_arn: String,
+    pub subscribe_url: String,
+}
+
+/// Everything one payload or message held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub reports: Vec<Report>,
+    /// Events that are not bounces or complaints (deliveries, opens …), or
+    /// that cannot be acted on, each with the reason.
+    pub ignored: Vec<String>,
+    pub sns_confirmations: Vec<SnsConfirmation>,
+}
+
+/// Why a payload or message could not be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+/// What became of one report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acted on (for `Delayed`, only recorded). `suspended` when this soft
+    /// bounce reached the limit.
+    Applied { class: Class, subscriber: Uuid, suspended: bool },
+    /// The same event was applied before.
+    Duplicate,
+    /// No subscriber has that address: recorded, nothing else.
+    Unmatched { class: Class },
+    /// Not a failure (e.g. a 2.x.x status).
+    Ignored { reason: String },
+}
+
+/// Counts for a webhook's answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub received: usize,
+    pub applied: usize,
+    pub duplicates: usize,
+    pub unmatched: usize,
+    pub ignored: usize,
+}
+
+impl Summary {
+    pub fn new(outcomes: &[Outcome], ignored_before: usize) -> Self {
+        let mut s =
+            Summary { received: outcomes.len() + ignored_before, ignored: ignored_before, ..Summary::default() };
+        for o in outcomes {
+            match o {
+                Outcome::Applied { .. } => s.applied += 1,
+                Outcome::Duplicate => s.duplicates += 1,
+                Outcome::Unmatched { .. } => s.unmatched += 1,
+                Outcome::Ignored { .. } => s.ignored += 1,
+            }
+        }
+        s
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Applied { class, subscriber, suspended: true } => {
+                write!(f, "applied: {} bounce; subscriber {subscriber} suspended", class.as_str())
+            }
+            Outcome::Applied { class, subscriber, .. } => {
+                write!(f, "applied: {} for subscriber {subscriber}", class.as_str())
+            }
+            Outcome::Duplicate => f.write_str("ignored: already applied (a repeat of an earlier report)"),
+            Outcome::Unmatched { class } => {
+                write!(f, "ignored: {} for an address that is not a subscriber", class.as_str())
+            }
+            Outcome::Ignored { reason } => write!(f, "ignored: {reason}"),
+        }
+    }
+}
+
+/// Applies everything in `parsed` in one transaction.
+pub async fn ingest(ctx: &Context, parsed: &Parsed) -> Result<Vec<Outcome>> {
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    for c in &parsed.sns_confirmations {
+        confirm_alert(&mut tx, c, now).await?;
+        tracing::warn!(topic = %c.topic_arn, subscribe_url = %c.subscribe_url,
+            "Amazon SNS asks to confirm a subscription: open the SubscribeURL (also shown on the admin dashboard)");
+    }
+    let mut outcomes = Vec::with_capacity(parsed.reports.len());
+    for report in &parsed.reports {
+        outcomes.push(apply(&mut tx, ctx, report, now).await?);
+    }
+    tx.commit().await?;
+    for (report, outcome) in parsed.reports.iter().zip(&outcomes) {
+        tracing::info!(source = report.source.as_str(), outcome = %outcome, "bounce report");
+    }
+    Ok(outcomes)
+}
+
+/// The person and the delivery a report is about.
+struct Target {
+    subscriber: SubscriberRow,
+    delivery: Option<BouncedDelivery>,
+}
+
+/// `<update.subscriber@host>` (our Message-ID of a copy of an update), when
+/// the host is ours.
+fn ids_from_message_id(message_id: &str, host: &str) -> Option<(Uuid, Uuid)> {
+    let (local, domain) = message_id.trim().trim_matches(['<', '>']).rsplit_once('@')?;
+    if !domain.eq_ignore_ascii_case(host) {
+        return None;
+    }
+    let (update, subscriber) = local.split_once('.')?;
+    Some((Uuid::parse_str(update).ok()?, Uuid::parse_str(subscriber).ok()?))
+}
+
+/// A recipient as reports write it (`<a@b>`, `rfc822;a@b`, `Name <a@b>`).
+fn recipient_address(raw: &str) -> Option<EmailAddress> {
+    let raw = raw.trim();
+    let raw = raw.split_once(';').map_or(raw, |(_, a)| a).trim();
+    let raw = match (raw.rfind('<'), raw.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &raw[open + 1..close],
+        _ => raw,
+    };
+    EmailAddress::parse(raw).ok()
+}
+
+async fn tied(tx: &mut Tx, update: Uuid, subscriber: Uuid) -> Result<Option<Target>, StoreError> {
+    let Some(delivery) = tx.delivery_for_bounce(update, subscriber).await? else { return Ok(None) };
+    Ok(tx.subscriber_by_id(subscriber).await?.map(|subscriber| Target { subscriber, delivery: Some(delivery) }))
+}
+
+/// VERP first (it names the delivery and is signed), then our Message-ID,
+/// then the address alone.
+async fn resolve(tx: &mut Tx, ctx: &Context, report: &Report) -> Result<Option<Target>, StoreError> {
+    for address in &report.return_paths {
+        if let Some((update, subscriber)) = crate::mail::verp::decode(&ctx.secret_key, address)
+            && let Some(target) = tied(tx, update, subscriber).await?
+        {
+            return Ok(Some(target));
+        }
+    }
+    if let Some((update, subscriber)) =
+        report.message_id.as_deref().and_then(|m| ids_from_message_id(m, &ctx.composer.host))
+        && let Some(target) = tied(tx, update, subscriber).await?
+    {
+        return Ok(Some(target));
+    }
+    let Some(address) = report.recipient.as_deref().and_then(recipient_address) else { return Ok(None) };
+    Ok(tx.subscriber_by_email(address.normalised()).await?.map(|subscriber| Target { subscriber, delivery: None }))
+}
+
+/// The diagnostic as kept: without the recipient's address, and short.
+fn redact(text: &str, addresses: &[&str]) -> String {
+    let mut out = text.trim().to_owned();
+    for a in addresses.iter().filter(|a| !a.is_empty()) {
+        let lower = out.to_lowercase();
+        let needle = a.to_lowercase();
+        // Lower-casing keeps byte offsets for ASCII; for anything else,
+        // replace only exact matches.
+        if lower.len() == out.len() {
+            let mut result = String::with_capacity(out.len());
+            let mut rest = 0;
+            for (i, _) in lower.match_indices(&needle) {
+                result.push_str(&out[rest..i]);
+                result.push_str("<recipient>");
+                rest = i + needle.len();
+            }
+            result.push_str(&out[rest..]);
+            out = result;
+        } else {
+            out = out.replace(a, "<recipient>");
+        }
+    }
+    out.chars().take(DIAGNOSTIC_CHARS).collect()
+}
+
+async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) -> Result<Outcome> {
+    let (class, status, diagnostic) = match &report.kind {
+        ReportKind::Bounce { status, diagnostic, verdict } => match classify(*status, *verdict) {
+            Some(class) => (class, *status, diagnostic.clone()),
+            None => return Ok(Outcome::Ignored { reason: "the status says it was delivered".into() }),
+        },
+        ReportKind::Complaint { feedback_type } => {
+            (Class::Complaint, None, feedback_type.as_ref().map(|t| format!("feedback type: {t}")))
+        }
+        ReportKind::Delayed { status, diagnostic } => (Class::Delayed, *status, diagnostic.clone()),
+    };
+    let target = resolve(tx, ctx, report).await?;
+    let named = report.recipient.as_deref().and_then(recipient_address);
+    let norm = target
+        .as_ref()
+        .map(|t| t.subscriber.email_norm.clone())
+        .or_else(|| named.as_ref().map(|a| a.normalised().to_owned()));
+    let domain = norm.as_deref().and_then(|n| n.rsplit_once('@')).map(|(_, d)| d.to_owned());
+    let email_hash = norm.as_deref().map(sha256_hex);
+    // The report's kind is part of its identity: Postmark numbers bounces
+    // and spam complaints in one sequence of IDs, for instance.
+    let tag = match &report.kind {
+        ReportKind::Bounce { .. } => "bounce",
+        ReportKind::Complaint { .. } => "complaint",
+        ReportKind::Delayed { .. } => "delayed",
+    };
+    let identity = match &report.event_id {
+        Some(id) => format!("{tag}:id:{id}"),
+        None => format!(
+            "{tag}:msg:{}|{}|{}",
+            report.message_id.as_deref().unwrap_or(""),
+            class.as_str(),
+            status.map(|s| s.to_string()).unwrap_or_default()
+        ),
+    };
+    let dedupe_key = sha256_hex(format!("{}|{identity}|{}", report.source.as_str(), norm.as_deref().unwrap_or("")));
+    let addresses: Vec<&str> = [
+        report.recipient.as_deref().unwrap_or(""),
+        named.as_ref().map(EmailAddress::as_str).unwrap_or(""),
+        target.as_ref().map(|t| t.subscriber.email.as_str()).unwrap_or(""),
+    ]
+    .into();
+    let diagnostic = diagnostic.as_deref().map(|d| redact(d, &addresses)).filter(|d| !d.is_empty());
+    let ref_at = target
+        .as_ref()
+        .and_then(|t| t.delivery.as_ref())
+        .and_then(|d| d.sent_at)
+        .or(report.occurred_at)
+        .unwrap_or(now)
+        .min(now);
+    let outcome = match (&target, class) {
+        (None, _) => "unmatched",
+        (Some(_), Class::Delayed) => "recorded",
+        (Some(_), _) => "applied",
+    };
+    let id = Uuid::now_v7();
+    let status_text = status.map(|s| s.to_string());
+    let fresh = tx
+        .insert_bounce_event(&NewBounceEvent {
+            id,
+            received_at: now,
+            source: report.source.as_str(),
+            dedupe_key: &dedupe_key,
+            class: class.as_str(),
+            outcome,
+            email_hash: email_hash.as_deref(),
+            recipient_domain: domain.as_deref(),
+            subscriber_id: target.as_ref().map(|t| t.subscriber.id),
+            update_id: target.as_ref().and_then(|t| t.delivery.as_ref()).map(|d| d.update_id),
+            status_code: status_text.as_deref(),
+            diagnostic: diagnostic.as_deref(),
+            ref_at,
+        })
+        .await?;
+    if !fresh {
+        return Ok(Outcome::Duplicate);
+    }
+    let Some(Target { subscriber, delivery }) = target else { return Ok(Outcome::Unmatched { class }) };
+    let detail = ledger_detail(class, report.source, status_text.as_deref(), diagnostic.as_deref());
+    if let Some(d) = &delivery
+        && matches!(class, Class::Hard | Class::Soft | Class::Policy)
+    {
+        tx.mark_delivery_bounced(d.update_id, d.subscriber_id, &detail).await?;
+    }
+    let mut suspended = false;
+    match class {
+        Class::Hard => hard_bounce(tx, &subscriber, &detail, now).await?,
+        Class::Soft => {
+            let streak = tx.soft_bounce_streak(subscriber.id, ref_at).await?;
+            let limit = i64::from(ctx.config.soft_bounce_limit.max(1));
+            if streak >= limit {
+                let detail = format!("suspended after {streak} consecutive soft bounces; last: {detail}");
+                suspended =
+                    mark_everywhere(tx, subscriber.id, SubscriptionStatus::Bounced, ConsentKind::Bounced, &detail, now)
+                        .await?
+                        > 0;
+                if suspended {
+                    tx.set_bounce_outcome(id, "suspended").await?;
+                }
+            }
+        }
+        Class::Policy => {
+            let domain = domain.as_deref().unwrap_or("unknown domain");
+            let title = format!("Mail to {domain} is being refused by policy");
+            let detail = format!(
+                "{} ({}). Mailbox providers refuse mail like this when they judge it to be spam or it fails \
+                 SPF, DKIM or DMARC: check the sending domain's DNS records and what was sent. \
+                 The subscriber's status has not been changed.",
+                diagnostic.as_deref().unwrap_or("no diagnostic given"),
+                status_text.as_deref().unwrap_or("5.7.x")
+            );
+            tx.raise_alert(
+                &NewAlert { kind: "policy-block", subject: domain, title: &title, detail: &detail, link: None },
+                now,
+            )
+            .await?;
+        }
+        Class::Complaint => {
+            mark_everywhere(tx, subscriber.id, SubscriptionStatus::Complained, ConsentKind::Complained, &detail, now)
+                .await?;
+            tx.suppress(&sha256_hex(&subscriber.email_norm), "complaint", now).await?;
+        }
+        Class::Delayed => {}
+    }
+    Ok(Outcome::Applied { class, subscriber: subscriber.id, suspended })
+}
+
+fn ledger_detail(class: Class, source: Source, status: Option<&str>, diagnostic: Option<&str>) -> String {
+    let what = match class {
+        Class::Hard => "hard bounce",
+        Class::Soft => "soft bounce",
+        Class::Policy => "refused by policy",
+        Class::Complaint => "spam complaint",
+        Class::Delayed => "delivery delayed",
+    };
+    let mut text = format!("{what} (via {}", source.as_str());
+    if let Some(s) = status {
+        text.push_str(&format!(", {s}"));
+    }
+    text.push(')');
+    if let Some(d) = diagnostic {
+        text.push_str(": ");
+        text.push_str(d);
+    }
+    text.chars().take(DIAGNOSTIC_CHARS).collect()
+}
+
+/// Moves the subscriber's subscriptions to `to` with a ledger entry each:
+/// for `bounced`, only the active ones (pending, confirmed); for
+/// `complained`, all that are not complained already (a complaint speaks for
+/// every list). Returns how many changed.
+async fn mark_everywhere(
+    tx: &mut Tx,
+    subscriber_id: Uuid,
+    to: SubscriptionStatus,
+    kind: ConsentKind,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let notice = tx.current_privacy_notice(now).await?.map(|n| n.version);
+    let mut changed = 0;
+    for sub in tx.subscriptions(subscriber_id).await? {
+        let active =
+            sub.status == SubscriptionStatus::Confirmed.as_str() || sub.status == SubscriptionStatus::Pending.as_str();
+        let change = match to {
+            SubscriptionStatus::Complained => sub.status != to.as_str(),
+            _ => active,
+        };
+        if !change {
+            continue;
+        }
+        tx.set_subscription_status(subscriber_id, sub.list_id, to.as_str(), now).await?;
+        tx.append_consent_event(&NewConsentEvent {
+            subscriber_id,
+            list_id: sub.list_id,
+            kind: kind.as_str(),
+            statement_id: None,
+            notice_version: notice,
+            occurred_at: now,
+            ip: None,
+            user_agent: None,
+            source: None,
+            actor: Actor::System.to_db(),
+            detail: Some(detail.chars().take(DIAGNOSTIC_CHARS).collect()),
+        })
+        .await?;
+        changed += 1;
+    }
+    Ok(changed)
+}
+
+/// A hard bounce: the address is bad for every list, so every active
+/// subscription becomes `bounced` (with a ledger entry) and the address is
+/// suppressed.
+async fn hard_bounce(
+    tx: &mut Tx,
+    subscriber: &SubscriberRow,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    mark_everywhere(tx, subscriber.id, SubscriptionStatus::Bounced, ConsentKind::Bounced, detail, now).await?;
+    tx.suppress(&sha256_hex(&subscriber.email_norm), "hard-bounce", now).await?;
+    Ok(())
+}
+
+/// The delivery worker's synchronous hard bounce (the relay answered 5.1.x
+/// while we were sending; the worker has already marked the delivery
+/// `bounced`): recorded like any other report and applied in the worker's
+/// transaction.
+pub async fn smtp_hard_bounce(
+    tx: &mut Tx,
+    update_id: Uuid,
+    subscriber_id: Uuid,
+    reply: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some(subscriber) = tx.subscriber_by_id(subscriber_id).await? else { return Ok(()) };
+    let status = EnhancedStatus::find_in(reply).map(|s| s.to_string());
+    let diagnostic = redact(reply, &[subscriber.email.as_str()]);
+    let fresh = tx
+        .insert_bounce_event(&NewBounceEvent {
+            id: Uuid::now_v7(),
+            received_at: now,
+            source: Source::Smtp.as_str(),
+            dedupe_key: &sha256_hex(format!("smtp|{update_id}|{subscriber_id}")),
+            class: Class::Hard.as_str(),
+            outcome: "applied",
+            email_hash: Some(&sha256_hex(&subscriber.email_norm)),
+            recipient_domain: subscriber.email_norm.rsplit_once('@').map(|(_, d)| d),
+            subscriber_id: Some(subscriber_id),
+            update_id: Some(update_id),
+            status_code: status.as_deref(),
+            diagnostic: Some(&diagnostic),
+            ref_at: now,
+        })
+        .await?;
+    if fresh {
+        let detail = ledger_detail(Class::Hard, Source::Smtp, status.as_deref(), Some(&diagnostic));
+        hard_bounce(tx, &subscriber, &detail, now).await?;
+    }
+    Ok(())
+}
+
+/// Shows an SNS subscription waiting for confirmation on the dashboard. The
+/// link is offered only when it points at Amazon SNS over https, so a forged
+/// message cannot put an arbitrary link in front of an admin.
+async fn confirm_alert(tx: &mut Tx, c: &SnsConfirmation, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let link = url::Url::parse(&c.subscribe_url).ok().filter(|u| {
+        u.scheme() == "https"
+            && u.host_str().is_some_and(|h| {
+                h.starts_with("sns.") && (h.ends_with(".amazonaws.com") || h.ends_with(".amazonaws.com.cn"))
+            })
+    });
+    let detail = match &link {
+        Some(_) => format!(
+            "Amazon SNS topic {} wants to send SES bounce and complaint notifications here. Open the confirmation \
+             link once (it confirms the subscription), then dismiss this alert.",
+            c.topic_arn
+        ),
+        None => format!(
+            "Amazon SNS topic {} asked for confirmation, but its SubscribeURL does not point at Amazon SNS and is \
+             not shown. Confirm the subscription in the AWS console.",
+            c.topic_arn
+        ),
+    };
+    tx.raise_alert(
+        &NewAlert {
+            kind: "sns-subscription",
+            subject: &c.topic_arn.chars().take(300).collect::<String>(),
+            title: "Confirm the Amazon SNS subscription for SES notifications",
+            detail: &detail,
+            link: link.as_ref().map(url::Url::as_str),
+        },
+        now,
+    )
+    .await
+}
+
+/// A page of the event record for the admin page: newest first, filtered by
+/// class (`hard`, `soft`, `policy`, `complaint`, `delayed`) or `unmatched`.
+pub async fn events(
+    ctx: &Context,
+    filter: Option<&str>,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<BounceEventRow>> {
+    let (class, unmatched) = match filter.filter(|f| !f.is_empty()) {
+        None => (None, false),
+        Some("unmatched") => (None, true),
+        Some(f) => match Class::parse(f) {
+            Some(c) => (Some(c.as_str()), false),
+            None => {
+                return Err(ServiceError::Invalid(vec![super::FieldError::new(
+                    "kind",
+                    "choose one of the listed kinds",
+                )]));
+            }
+        },
+    };
+    Ok(ctx.store.read().await?.bounce_events_page(class, unmatched, before, limit).await?)
+}
+
+/// Alerts waiting for an admin.
+pub async fn open_alerts(ctx: &Context) -> Result<Vec<AlertRow>> {
+    Ok(ctx.store.read().await?.open_alerts().await?)
+}
+
+pub async fn dismiss_alert(ctx: &Context, id: Uuid, actor: &Actor) -> Result<()> {
+    let mut tx = ctx.store.write().await?;
+    if !tx.dismiss_alert(id, &actor.to_db(), ctx.clock.now()).await? {
+        return Err(ServiceError::NotFound("alert"));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_message_ids_name_the_delivery() {
+        let (u, s) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(ids_from_message_id(&format!("<{u}.{s}@news.example.org>"), "news.example.org"), Some((u, s)));
+        assert_eq!(ids_from_message_id(&format!("{u}.{s}@NEWS.example.org"), "news.example.org"), Some((u, s)));
+        assert_eq!(ids_from_message_id(&format!("<{u}.{s}@elsewhere.org>"), "news.example.org"), None);
+        assert_eq!(ids_from_message_id("<custom-message-ID>", "news.example.org"), None);
+        assert_eq!(ids_from_message_id("<a.b@news.example.org>", "news.example.org"), None);
+    }
+
+    #[test]
+    fn recipients_are_read_in_every_usual_form() {
+        for raw in ["rfc822; Ann@Example.org", "<ann@example.org>", "Ann <ann@example.org>", " ann@example.org "] {
+            assert_eq!(
+                recipient_address(raw).map(|a| a.normalised().to_owned()).as_deref(),
+                Some("ann@example.org"),
+                "{raw}"
+            );
+        }
+        assert!(recipient_address("not an address").is_none());
+    }
+
+    #[test]
+    fn diagnostics_lose_the_address_and_are_capped() {
+        let d = redact("550 5.1.1 <Ann@Example.org>: Recipient address rejected", &["ann@example.org"]);
+        assert_eq!(d, "550 5.1.1 <<recipient>>: Recipient address rejected");
+        assert_eq!(redact(&"x".repeat(2000), &[]).chars().count(), DIAGNOSTIC_CHARS);
+    }
+}
