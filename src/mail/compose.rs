@@ -53,6 +53,29 @@ struct ConfirmHtml<'a> {
     m: &'a Confirm<'a>,
 }
 
+/// A short transactional message: paragraphs and an optional button link.
+struct Notice<'a> {
+    subject: &'a str,
+    group: &'a str,
+    greeting_name: &'a str,
+    paragraphs: &'a [String],
+    link: Option<&'a str>,
+    button: &'a str,
+    contact: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "emails/notice.txt")]
+struct NoticeText<'a> {
+    m: &'a Notice<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "emails/notice.html")]
+struct NoticeHtml<'a> {
+    m: &'a Notice<'a>,
+}
+
 impl Composer {
     /// A fresh `<uuid@host>` Message-ID.
     pub fn new_message_id(&self) -> String {
@@ -82,6 +105,64 @@ impl Composer {
         self.transactional(to, name, &subject, text, html)
     }
 
+    /// Asks the supporter to confirm, with one click, that they want a copy
+    /// of their data mailed to this address.
+    pub fn data_copy_link(&self, to: &EmailAddress, name: &str, link: &str, hours: u64) -> Result<Composed, MailError> {
+        let subject = format!("Confirm your request for a copy of your data held by {}", self.group_name);
+        let paragraphs = [
+            format!(
+                "Someone (we hope you) asked {} for a copy of the data it holds about this address.",
+                self.group_name
+            ),
+            "To receive it at this address, open this link and press the button:".to_owned(),
+            format!("The link works for {hours} hours, once. If you did not ask for this, ignore this message."),
+        ];
+        let (text, html) = self.notice(&subject, name, &paragraphs, Some(link), "Send me my data")?;
+        self.transactional(to, name, &subject, text, html)
+    }
+
+    /// The supporter's data, as the JSON file attached.
+    pub fn data_copy(&self, to: &EmailAddress, name: &str, json: Vec<u8>) -> Result<Composed, MailError> {
+        let subject = format!("Your data held by {}", self.group_name);
+        let paragraphs = [
+            format!(
+                "Attached is a copy of everything {} holds about you: your details, your subscriptions, every consent record with the wording you agreed to, and the updates sent to you.",
+                self.group_name
+            ),
+            "It is a JSON file, which any text editor can open. Reply to this message if you have any questions."
+                .to_owned(),
+        ];
+        let (text, html) = self.notice(&subject, name, &paragraphs, None, "")?;
+        let attachment = lettre::message::Attachment::new("my-data.json".to_owned()).body(
+            json,
+            lettre::message::header::ContentType::parse("application/json").map_err(|_| MailError::Attachment)?,
+        );
+        let body = MultiPart::mixed().multipart(MultiPart::alternative_plain_html(text, html)).singlepart(attachment);
+        self.transactional_body(to, name, &subject, body)
+    }
+
+    fn notice(
+        &self,
+        subject: &str,
+        name: &str,
+        paragraphs: &[String],
+        link: Option<&str>,
+        button: &str,
+    ) -> Result<(String, String), MailError> {
+        let m = Notice {
+            subject,
+            group: &self.group_name,
+            greeting_name: name,
+            paragraphs,
+            link,
+            button,
+            contact: &self.contact_address,
+        };
+        let text = NoticeText { m: &m }.render().map_err(|e| MailError::Template("notice text", e))?;
+        let html = NoticeHtml { m: &m }.render().map_err(|e| MailError::Template("notice html", e))?;
+        Ok((text, html))
+    }
+
     fn transactional(
         &self,
         to: &EmailAddress,
@@ -89,6 +170,16 @@ impl Composer {
         subject: &str,
         text: String,
         html: String,
+    ) -> Result<Composed, MailError> {
+        self.transactional_body(to, name, subject, MultiPart::alternative_plain_html(text, html))
+    }
+
+    fn transactional_body(
+        &self,
+        to: &EmailAddress,
+        name: &str,
+        subject: &str,
+        body: MultiPart,
     ) -> Result<Composed, MailError> {
         let message_id = self.new_message_id();
         let to_mailbox = Mailbox::new((!name.is_empty()).then(|| name.to_owned()), to.as_str().parse()?);
@@ -99,7 +190,7 @@ impl Composer {
             .message_id(Some(message_id.clone()))
             .date_now()
             .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".to_owned()))
-            .multipart(MultiPart::alternative_plain_html(text, html))?;
+            .multipart(body)?;
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }

@@ -26,4 +26,6 @@ pub enum MailError {
     Inline(String),
     #[error("invalid address: {0}")]
     Address(#[from] lettre::address::AddressError),
+    #[error("invalid attachment content type")]
+    Attachment,
 }

@@ -11,6 +11,7 @@ pub mod archive;
 pub mod audit;
 pub mod bounces;
 pub mod consent;
+pub mod data_copy;
 pub mod directory;
 pub mod lists;
 pub mod privacy_ops;

@@ -20,6 +20,7 @@ mod audit;
 mod bounces;
 mod confirmations;
 mod consent;
+mod data_copies;
 mod deliveries;
 mod directory;
 mod erasure;

@@ -176,3 +176,12 @@ pub struct AtomFeed {
     pub updated: String,
     pub entries: Vec<AtomEntry>,
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "data_copy.html")]
+pub struct DataCopyPage {
+    pub group: String,
+    /// `requested`, `confirm` or `sent`.
+    pub step: &'static str,
+    pub token: String,
+}

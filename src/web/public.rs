@@ -7,7 +7,7 @@ use super::pages::*;
 use super::{AppState, WebError};
 use crate::domain::WithdrawalMethod;
 use crate::services::supporter::{self, ConsentGiven, PreferencesInput, SubscribeInput, SubscribeRequest};
-use crate::services::{ServiceError, archive, consent};
+use crate::services::{ServiceError, archive, consent, data_copy};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/confirm/{token}", get(confirm_page).post(confirm))
         .route("/unsubscribe/{token}", get(unsubscribe_page).post(unsubscribe))
         .route("/preferences/{token}", get(preferences_page).post(update_preferences))
+        .route("/data-copy/{token}", get(data_copy_page).post(data_copy))
         .route("/privacy", get(privacy))
         .route("/archive", get(archive_index))
         .route("/archive/feed.atom", get(archive_feed))
@@ -302,6 +303,17 @@ async fn update_preferences(
     Path(token): Path<String>,
     body: Submitted,
 ) -> Result<Response> {
+    let wants_copy = match &body {
+        Submitted::Form(_) => body.first("action").is_some_and(|a| a == "data-copy"),
+        Submitted::Json(v) => v.get("action").and_then(|a| a.as_str()) == Some("data-copy"),
+    };
+    if wants_copy {
+        data_copy::request(&state.ctx, &token, &client.meta()).await.map_err(|e| link_error(e, &client))?;
+        if client.json {
+            return Ok((StatusCode::ACCEPTED, Json(json!({ "status": "link-sent" }))).into_response());
+        }
+        return Ok(DataCopyPage { group: group(&state), step: "requested", token: String::new() }.into_response());
+    }
     let input = match &body {
         Submitted::Form(_) => PreferencesInput {
             name: body.first("name").unwrap_or_default(),
@@ -344,6 +356,24 @@ async fn update_preferences(
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
         Err(e) => Err(link_error(e, &client)),
+    }
+}
+
+/// The page behind the link in the data-copy mail: one button (GET never
+/// acts: link scanners prefetch).
+async fn data_copy_page(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
+    if !data_copy::link_is_live(&state.ctx, &token).await.map_err(|e| WebError::from_service(e, client.json))? {
+        return Ok(gone(&state, &client));
+    }
+    Ok(DataCopyPage { group: group(&state), step: "confirm", token }.into_response())
+}
+
+async fn data_copy(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
+    match data_copy::release(&state.ctx, &token).await {
+        Ok(()) if client.json => Ok(Json(json!({ "status": "sent" })).into_response()),
+        Ok(()) => Ok(DataCopyPage { group: group(&state), step: "sent", token: String::new() }.into_response()),
+        Err(ServiceError::Gone) => Ok(gone(&state, &client)),
+        Err(e) => Err(WebError::from_service(e, client.json)),
     }
 }
 

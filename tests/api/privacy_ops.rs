@@ -13,6 +13,7 @@ both_backends!(
     erasure_removes_everything_and_the_address_is_never_mailed_again,
     erasure_in_the_admin_ui_is_for_admins_and_needs_the_address_typed,
     the_cli_erases_by_address,
+    a_supporter_gets_their_copy_by_mail_after_a_fresh_click,
 );
 
 const ANN: &str = "ann@example.org";
@@ -274,4 +275,58 @@ async fn the_cli_erases_by_address(db: Db) {
     let again = run_erase(&app, dir.path(), ANN);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("no subscriber with the address"), "{again:?}");
+}
+
+async fn a_supporter_gets_their_copy_by_mail_after_a_fresh_click(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let id = subscribed_and_confirmed(&app, ANN, "Ann").await;
+    let prefs = tidings::domain::SignedToken::preferences(id.parse().unwrap()).encode(&app.ctx.secret_key);
+    let page = app.http.get(app.url(&format!("/preferences/{prefs}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Email me a copy of my data"));
+
+    let before = app.smtp.messages_to(ANN).len();
+    let res = app.post_form(&format!("/preferences/{prefs}"), &[("action", "data-copy")]).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("We have sent an email"));
+    app.drain_outbox().await;
+    let mails = app.smtp.messages_to(ANN);
+    assert_eq!(mails.len(), before + 1, "a link first, not the data");
+    let text = crate::support::app::text_body(mails.last().unwrap());
+    assert!(!text.contains("consent"), "the link mail holds no data");
+    let link = text.split_whitespace().find(|w| w.contains("/data-copy/")).expect("a link").to_owned();
+    let path = &link[link.find("/data-copy/").unwrap()..];
+
+    let page = app.http.get(app.url(path)).send().await.unwrap();
+    assert_eq!(page.status(), 200, "GET only shows the button");
+    app.drain_outbox().await;
+    assert_eq!(app.smtp.messages_to(ANN).len(), before + 1);
+    assert_eq!(app.post_form(path, &[]).await.status(), 200);
+    assert_eq!(app.post_form(path, &[]).await.status(), 410, "single use");
+    app.drain_outbox().await;
+    let mails = app.smtp.messages_to(ANN);
+    assert_eq!(mails.len(), before + 2, "exactly one copy");
+    let raw = String::from_utf8_lossy(&mails.last().unwrap().data).into_owned();
+    let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+    let attachment = parsed.attachments().next().expect("the data attached");
+    use mail_parser::MimeHeaders;
+    assert_eq!(attachment.attachment_name(), Some("my-data.json"));
+    let data: Value = serde_json::from_slice(attachment.contents()).unwrap();
+    assert_eq!(data["profile"]["email"], ANN);
+    assert!(!data["consent_events"].as_array().unwrap().is_empty(), "{data}");
+
+    let logged = app.api_get("/rights-requests").await;
+    assert_eq!(logged[0]["kind"], "access");
+    assert_eq!(logged[0]["status"], "completed");
+
+    // Forged and repeated requests.
+    assert_eq!(
+        app.http.get(app.url("/data-copy/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")).send().await.unwrap().status(),
+        410
+    );
+    assert_eq!(app.post_form("/data-copy/garbage", &[]).await.status(), 410);
+    for _ in 0..4 {
+        app.post_form(&format!("/preferences/{prefs}"), &[("action", "data-copy")]).await;
+    }
+    app.drain_outbox().await;
+    assert_eq!(app.smtp.messages_to(ANN).len(), before + 2 + 2, "at most three links a day");
 }
