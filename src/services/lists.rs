@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// A list as the API describes it (DESIGN §4 shape, plus counts).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ListView {
     pub id: Uuid,
     pub slug: String,
@@ -47,7 +47,7 @@ pub struct NewList {
 }
 
 /// Unparsed input from the API.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct ListInput {
     pub slug: Option<String>,
     pub name: Option<String>,

@@ -9,7 +9,7 @@ use crate::store::{SubscriberRow, Tx};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SubscriptionView {
     pub list: String,
     pub status: String,
@@ -17,7 +17,7 @@ pub struct SubscriptionView {
 }
 
 /// A subscriber in the DESIGN §4 shape.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SubscriberView {
     pub id: Uuid,
     pub email: String,
@@ -58,7 +58,7 @@ pub async fn get(ctx: &Context, id: Uuid) -> Result<SubscriberView> {
     view(&mut tx, row).await
 }
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct AddSubscriberInput {
     pub email: Option<String>,
     pub name: Option<String>,

@@ -37,7 +37,7 @@ use recurrence::{Recurrence, parse_zone};
 use uuid::Uuid;
 
 /// A schedule as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ScheduleView {
     pub id: Uuid,
     pub name: String,
@@ -61,7 +61,7 @@ pub struct ScheduleView {
 /// Creation needs `name`, `cron`, `lists` and `subject`; `timezone`
 /// defaults to `TIDINGS_TIMEZONE`, `kind` to `repeat`, `enabled` to true.
 /// In an edit, absent fields stay as they are.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct ScheduleInput {
     pub name: Option<String>,
     pub cron: Option<String>,
