@@ -88,7 +88,9 @@ pub async fn current_notice(ctx: &Context) -> Result<NoticeView> {
 
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct NoticeInput {
+    #[schema(example = "We keep your address to send you our updates, and nothing else.")]
     pub text: Option<String>,
+    #[schema(example = "https://campaign.example/privacy")]
     pub url: Option<String>,
     pub effective_from: Option<DateTime<Utc>>,
 }
@@ -149,7 +151,10 @@ fn statement_view(s: ConsentStatementRow, list: String) -> StatementView {
 
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct StatementInput {
+    /// The list's slug or id.
+    #[schema(example = "updates")]
     pub list: Option<String>,
+    #[schema(example = "Yes, email me updates about the campaign.")]
     pub text: Option<String>,
 }
 

@@ -60,11 +60,19 @@ pub async fn get(ctx: &Context, id: Uuid) -> Result<SubscriberView> {
 
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct AddSubscriberInput {
+    #[schema(example = "sam@example.org")]
     pub email: Option<String>,
+    #[schema(example = "Sam Supporter")]
     pub name: Option<String>,
+    /// List slugs.
     #[serde(default)]
+    #[schema(example = json!(["updates"]))]
     pub lists: Vec<String>,
+    /// Why we may mail them; required with `"status": "confirmed"`.
+    #[schema(example = "Signed up on paper at the town meeting, 3 March")]
     pub basis: Option<String>,
+    /// `pending` (the default: a confirmation mail is sent) or `confirmed`.
+    #[schema(example = "pending")]
     pub status: Option<String>,
 }
 

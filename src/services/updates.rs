@@ -30,8 +30,12 @@ pub struct UpdateView {
 
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct UpdateInput {
+    #[schema(example = "The hearing is on Monday")]
     pub subject: Option<String>,
+    #[schema(example = "Dear {{name}},\n\nThe hearing is on **Monday** at 10:00.")]
     pub body_markdown: Option<String>,
+    /// List slugs.
+    #[schema(example = json!(["updates"]))]
     pub lists: Option<Vec<String>>,
 }
 

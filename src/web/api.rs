@@ -547,6 +547,7 @@ async fn preview_update(State(s): State<AppState>, Path(id): Path<String>) -> Re
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 struct TestInput {
     #[serde(default)]
+    #[schema(example = json!(["organiser@example.org"]))]
     emails: Vec<String>,
 }
 
@@ -577,6 +578,7 @@ async fn test_update(
 /// When to send; no body, or no `at`, sends now.
 #[derive(serde::Deserialize, Default, utoipa::ToSchema)]
 struct SendInput {
+    #[schema(example = "2030-01-07T09:00:00Z")]
     at: Option<chrono::DateTime<chrono::Utc>>,
 }
 

@@ -63,11 +63,19 @@ pub struct ScheduleView {
 /// In an edit, absent fields stay as they are.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct ScheduleInput {
+    #[schema(example = "Weekly round-up")]
     pub name: Option<String>,
+    /// 5-field (`min hour dom mon dow`) or 6/7-field cron.
+    #[schema(example = "0 9 * * Mon")]
     pub cron: Option<String>,
+    #[schema(example = "Europe/London")]
     pub timezone: Option<String>,
+    /// `repeat` or `digest`.
+    #[schema(example = "repeat")]
     pub kind: Option<String>,
+    #[schema(example = json!(["updates"]))]
     pub lists: Option<Vec<String>>,
+    #[schema(example = "This week at the campaign")]
     pub subject: Option<String>,
     pub body_markdown: Option<String>,
     pub enabled: Option<bool>,
