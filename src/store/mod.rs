@@ -12,7 +12,7 @@
 //! Layout: `mod.rs` (connecting, migrating, transactions, errors) and one
 //! module per area: `settings`, `lists`, `consent` (notices, statements,
 //! ledger), `subscribers`, `confirmations`, `outbox`, `accounts` (users, API
-//! tokens), `suppressions`.
+//! tokens), `suppressions`, `queue` (queue depths for `/metrics`).
 
 mod accounts;
 mod archive;
