@@ -81,6 +81,7 @@ impl App {
             composer,
             secret_key: Arc::new(secret_key),
             outbox_wakeup: Arc::new(Notify::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         };
         Ok(Self { ctx, transport })
     }
@@ -125,6 +126,23 @@ impl App {
         shutdown: watch::Receiver<bool>,
     ) -> Result<(), AppError> {
         let mut tasks = tokio::task::JoinSet::new();
+        if let Some(addr) = self.ctx.config.metrics_bind {
+            // Metrics and probes on their own address: the only HTTP a
+            // worker-only process offers, and a way to keep /metrics off
+            // the public listener.
+            let ops = TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })?;
+            let router = web::ops_router(AppState::new(self.ctx.clone()));
+            let mut stop = shutdown.clone();
+            tracing::info!(address = %addr, "serving /metrics, /healthz and /readyz");
+            tasks.spawn(async move {
+                let served = axum::serve(ops, router).with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                });
+                if let Err(e) = served.await {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            });
+        }
         if role != Role::Web {
             tasks.spawn(self.outbox_worker().run(shutdown.clone()));
             tasks.spawn(self.delivery_worker().run(shutdown.clone()));

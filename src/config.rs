@@ -86,6 +86,14 @@ pub struct Config {
     pub bounce_mailbox_url: Option<url::Url>,
     /// How often the bounce mailbox is polled.
     pub bounce_mailbox_interval: Duration,
+    /// Origins (`https://campaign.example`) of the sites that embed the
+    /// subscribe form: they may call `POST /subscribe` with JSON from a
+    /// browser (CORS), and the "check your inbox" page may link back to
+    /// them. Serialised as `scheme://host[:port]`; empty = none.
+    pub cors_origins: Vec<String>,
+    /// When set, `/metrics`, `/healthz` and `/readyz` are also served on
+    /// this address (the only HTTP a `tidings worker` process offers).
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// Names of every key, in the order the README documents them.
@@ -122,6 +130,8 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_SOFT_BOUNCE_LIMIT",
     "TIDINGS_BOUNCE_MAILBOX_URL",
     "TIDINGS_BOUNCE_MAILBOX_INTERVAL_SECONDS",
+    "TIDINGS_CORS_ORIGINS",
+    "TIDINGS_METRICS_BIND",
 ];
 
 impl Config {
@@ -208,7 +218,29 @@ impl Config {
             bounce_mailbox_interval: Duration::from_secs(
                 parse_num(get, "TIDINGS_BOUNCE_MAILBOX_INTERVAL_SECONDS", 300u64)?.max(1),
             ),
+            cors_origins: parse_origins(get("TIDINGS_CORS_ORIGINS").unwrap_or(""))?,
+            metrics_bind: get("TIDINGS_METRICS_BIND")
+                .map(|s| {
+                    s.parse().map_err(|_| invalid("TIDINGS_METRICS_BIND", "expected host:port, e.g. 0.0.0.0:9090"))
+                })
+                .transpose()?,
         })
+    }
+
+    /// `raw` as a link back to one of [`Config::cors_origins`], or `None`
+    /// when it points anywhere else: the "check your inbox" page links only
+    /// to sites the operator named, so it can never be an open redirect.
+    pub fn return_link(&self, raw: &str) -> Option<url::Url> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > 2048 {
+            return None;
+        }
+        let url = url::Url::parse(raw).ok()?;
+        let allowed = matches!(url.scheme(), "http" | "https")
+            && url.username().is_empty()
+            && url.password().is_none()
+            && self.cors_origins.iter().any(|o| *o == url.origin().ascii_serialization());
+        allowed.then_some(url)
     }
 
     /// A link under the base URL, e.g. `link("confirm/abc")`.
@@ -269,6 +301,26 @@ fn parse_timezone(raw: &str) -> Result<String, ConfigError> {
         .map_err(|_| invalid("TIDINGS_TIMEZONE", "expected an IANA time zone name, e.g. Europe/London or UTC"))
 }
 
+/// A comma-separated list of web origins, each kept in its serialised form
+/// (`https://example.org`, with a port only when it is not the default).
+fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let mut origins = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let url = url::Url::parse(item).map_err(|_| {
+            invalid("TIDINGS_CORS_ORIGINS", &format!("{item:?} is not an origin such as https://campaign.example"))
+        })?;
+        let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none() && url.username().is_empty();
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || !bare {
+            return Err(invalid(
+                "TIDINGS_CORS_ORIGINS",
+                &format!("{item:?} must be scheme://host[:port] only, e.g. https://campaign.example"),
+            ));
+        }
+        origins.push(url.origin().ascii_serialization());
+    }
+    Ok(origins)
+}
+
 fn hours(h: u64) -> Duration {
     Duration::from_secs(h * 3600)
 }
@@ -308,6 +360,43 @@ mod tests {
             Config::from_map(&map(&[("TIDINGS_TIMEZONE", "America/New_York")])).unwrap().timezone,
             "America/New_York"
         );
+    }
+
+    #[test]
+    fn cors_origins_are_bare_origins_and_return_links_stay_on_them() {
+        let c = Config::from_map(&map(&[(
+            "TIDINGS_CORS_ORIGINS",
+            " https://campaign.example , http://localhost:3000/,https://Other.Example:443",
+        )]))
+        .unwrap();
+        assert_eq!(c.cors_origins, ["https://campaign.example", "http://localhost:3000", "https://other.example"]);
+        assert!(Config::from_map(&BTreeMap::new()).unwrap().cors_origins.is_empty());
+        for bad in
+            ["campaign.example", "https://campaign.example/page", "ftp://campaign.example", "https://x@y.example"]
+        {
+            let err = Config::from_map(&map(&[("TIDINGS_CORS_ORIGINS", bad)])).unwrap_err();
+            assert!(err.to_string().starts_with("TIDINGS_CORS_ORIGINS"), "{bad}: {err}");
+        }
+
+        let back = c.return_link("https://campaign.example/thanks?from=form#top").unwrap();
+        assert_eq!(back.as_str(), "https://campaign.example/thanks?from=form#top");
+        assert!(c.return_link("http://localhost:3000/").is_some());
+        for refused in [
+            "",
+            "/relative/path",
+            "//evil.example/",
+            "https://evil.example/",
+            "https://campaign.example.evil.example/",
+            "https://campaign.example@evil.example/",
+            "https://user@campaign.example/",
+            "http://campaign.example/",
+            "https://campaign.example:8443/",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+        ] {
+            assert!(c.return_link(refused).is_none(), "{refused} must be refused");
+        }
+        assert!(c.return_link(&format!("https://campaign.example/{}", "a".repeat(2100))).is_none());
     }
 
     #[test]

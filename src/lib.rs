@@ -8,6 +8,7 @@
 //! - [`workers`] holds long-running loops that claim work from the store.
 //! - [`services`] holds the flows (subscribe, confirm, unsubscribe, …).
 //! - [`mail`] composes messages and sends them (SMTP or an outbox folder).
+//! - [`metrics`] counts what happens, for Prometheus (`/metrics`).
 //! - [`domain`] holds pure types that parse untrusted input.
 //! - [`store`] holds all SQL, for SQLite and PostgreSQL.
 
@@ -17,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod mail;
+pub mod metrics;
 pub mod services;
 pub mod store;
 pub mod web;

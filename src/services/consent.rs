@@ -7,14 +7,14 @@ use crate::store::{ConsentEventRow, ConsentStatementRow, PrivacyNoticeRow};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct StatementRef {
     pub version: Option<i64>,
     pub text: Option<String>,
     pub sha256: Option<String>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct NoticeRef {
     pub version: Option<i64>,
     pub url: Option<String>,
@@ -22,7 +22,7 @@ pub struct NoticeRef {
 }
 
 /// One ledger entry, in the DESIGN §4 shape.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ConsentEventView {
     pub id: Uuid,
     pub kind: String,
@@ -66,7 +66,7 @@ pub async fn ledger(ctx: &Context, subscriber_id: Uuid) -> Result<Vec<ConsentEve
     Ok(tx.consent_events(subscriber_id).await?.into_iter().map(ConsentEventView::from).collect())
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct NoticeView {
     pub version: i64,
     pub url: Option<String>,
@@ -86,9 +86,11 @@ pub async fn current_notice(ctx: &Context) -> Result<NoticeView> {
     Ok(tx.current_privacy_notice(ctx.clock.now()).await?.ok_or(ServiceError::NotFound("privacy notice"))?.into())
 }
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct NoticeInput {
+    #[schema(example = "We keep your address to send you our updates, and nothing else.")]
     pub text: Option<String>,
+    #[schema(example = "https://campaign.example/privacy")]
     pub url: Option<String>,
     pub effective_from: Option<DateTime<Utc>>,
 }
@@ -124,7 +126,7 @@ pub async fn publish_notice(ctx: &Context, input: &NoticeInput) -> Result<Notice
     Ok(notice.into())
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct StatementView {
     pub id: Uuid,
     pub list: String,
@@ -147,9 +149,12 @@ fn statement_view(s: ConsentStatementRow, list: String) -> StatementView {
     }
 }
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct StatementInput {
+    /// The list's slug or id.
+    #[schema(example = "updates")]
     pub list: Option<String>,
+    #[schema(example = "Yes, email me updates about the campaign.")]
     pub text: Option<String>,
 }
 

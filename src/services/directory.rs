@@ -42,7 +42,7 @@ pub struct SearchInput {
 
 /// One page of subscribers, and the cursor of the next page if there may
 /// be one.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SubscriberPage {
     pub subscribers: Vec<SubscriberView>,
     pub next: Option<String>,

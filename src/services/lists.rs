@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// A list as the API describes it (DESIGN §4 shape, plus counts).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ListView {
     pub id: Uuid,
     pub slug: String,
@@ -47,10 +47,15 @@ pub struct NewList {
 }
 
 /// Unparsed input from the API.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct ListInput {
+    /// 1–64 lower-case letters, digits and hyphens; required to create, fixed after.
+    #[schema(example = "hearings", pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub slug: Option<String>,
+    /// One line, at most 120 characters; required to create.
+    #[schema(example = "Hearing dates")]
     pub name: Option<String>,
+    #[schema(example = "When the court sits")]
     pub description: Option<String>,
     pub public: Option<bool>,
     pub archive: Option<bool>,

@@ -43,6 +43,8 @@ pub struct Context {
     pub secret_key: Arc<Vec<u8>>,
     /// Wakes the outbox worker when mail is queued.
     pub outbox_wakeup: Arc<Notify>,
+    /// This process's Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// One field's problem, safe to show to the person who filled the form.

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// The profile part of a data copy.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ExportProfile {
     pub id: Uuid,
     pub email: String,
@@ -29,7 +29,7 @@ pub struct ExportProfile {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ExportSubscription {
     /// The list's slug.
     pub list: String,
@@ -42,7 +42,7 @@ pub struct ExportSubscription {
 }
 
 /// The privacy notice a consent event points at, with its full text.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ExportNotice {
     pub version: Option<i64>,
     pub url: Option<String>,
@@ -51,7 +51,7 @@ pub struct ExportNotice {
 }
 
 /// One ledger entry with the exact wording and notice text it refers to.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ExportConsentEvent {
     pub id: Uuid,
     pub kind: String,
@@ -66,7 +66,7 @@ pub struct ExportConsentEvent {
     pub privacy_notice: ExportNotice,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ExportDelivery {
     pub update_id: Uuid,
     pub subject: String,
@@ -78,7 +78,7 @@ pub struct ExportDelivery {
 }
 
 /// Everything Tidings holds about one subscriber.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SubscriberExport {
     pub exported_at: DateTime<Utc>,
     pub profile: ExportProfile,

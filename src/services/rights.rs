@@ -18,7 +18,7 @@ pub fn one_month_after(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// A request as shown: its row plus what follows from it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RightsRequest {
     #[serde(flatten)]
     pub row: RightsRequestRow,
@@ -36,8 +36,9 @@ impl RightsRequest {
     }
 }
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct NewRightsRequest {
+    /// access, erasure, rectification, portability, objection or restriction.
     pub kind: String,
     /// Who asked (an address, a name, how they can be reached).
     pub subject: String,
@@ -115,7 +116,7 @@ pub async fn get(ctx: &Context, id: Uuid) -> Result<RightsRequest> {
 }
 
 /// What an organiser does to an open request.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Change {
     /// Two further months, once, with the reason (e.g. complex or numerous).

@@ -9,7 +9,7 @@ use crate::store::{SubscriberRow, Tx};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SubscriptionView {
     pub list: String,
     pub status: String,
@@ -17,7 +17,7 @@ pub struct SubscriptionView {
 }
 
 /// A subscriber in the DESIGN §4 shape.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SubscriberView {
     pub id: Uuid,
     pub email: String,
@@ -58,13 +58,21 @@ pub async fn get(ctx: &Context, id: Uuid) -> Result<SubscriberView> {
     view(&mut tx, row).await
 }
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct AddSubscriberInput {
+    #[schema(example = "sam@example.org")]
     pub email: Option<String>,
+    #[schema(example = "Sam Supporter")]
     pub name: Option<String>,
+    /// List slugs.
     #[serde(default)]
+    #[schema(example = json!(["updates"]))]
     pub lists: Vec<String>,
+    /// Why we may mail them; required with `"status": "confirmed"`.
+    #[schema(example = "Signed up on paper at the town meeting, 3 March")]
     pub basis: Option<String>,
+    /// `pending` (the default: a confirmation mail is sent) or `confirmed`.
+    #[schema(example = "pending")]
     pub status: Option<String>,
 }
 

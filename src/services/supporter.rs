@@ -398,7 +398,8 @@ pub async fn unsubscribe(
     let mut tx = ctx.store.write().await?;
     let list = tx.list_by_id(token.list).await?.ok_or(ServiceError::Gone)?;
     let existing = subscriptions_by_list(&mut tx, token.subscriber).await?;
-    if existing.get(&token.list).is_some_and(|s| is_active(&s.status)) {
+    let withdrawn = existing.get(&token.list).is_some_and(|s| is_active(&s.status));
+    if withdrawn {
         let notice_version = current_notice_version(&mut tx, now).await?;
         let t = Transition {
             to: SubscriptionStatus::Unsubscribed,
@@ -408,6 +409,9 @@ pub async fn unsubscribe(
         change_status(&mut tx, token.subscriber, token.list, t, &supporter(meta), notice_version, now).await?;
     }
     tx.commit().await?;
+    if withdrawn {
+        ctx.metrics.unsubscribed(method.as_str());
+    }
     Ok(UnsubscribeTarget {
         list_name: list.name,
         preferences_token: SignedToken::preferences(token.subscriber).encode(&ctx.secret_key),
@@ -492,6 +496,7 @@ pub async fn update_preferences(
     let notice_version = current_notice_version(&mut tx, now).await?;
     let subs = subscriptions_by_list(&mut tx, subscriber.id).await?;
     let method = Some(WithdrawalMethod::Preferences.as_str());
+    let mut withdrawn = 0;
     for list in tx.lists().await? {
         let sub = subs.get(&list.id);
         let status = sub.and_then(|s| SubscriptionStatus::parse(&s.status).ok());
@@ -508,10 +513,14 @@ pub async fn update_preferences(
         } else if !wanted && active {
             let t = Transition { to: SubscriptionStatus::Unsubscribed, kind: ConsentKind::Withdrawn, detail: method };
             change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
+            withdrawn += 1;
         }
     }
     let prefs = load_preferences(&mut tx, subscriber.id).await?;
     tx.commit().await?;
+    for _ in 0..withdrawn {
+        ctx.metrics.unsubscribed(WithdrawalMethod::Preferences.as_str());
+    }
     Ok(prefs)
 }
 

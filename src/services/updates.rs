@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// An update in the DESIGN §4 shape (plus timestamps).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct UpdateView {
     pub id: Uuid,
     pub subject: String,
@@ -28,10 +28,14 @@ pub struct UpdateView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct UpdateInput {
+    #[schema(example = "The hearing is on Monday")]
     pub subject: Option<String>,
+    #[schema(example = "Dear {{name}},\n\nThe hearing is on **Monday** at 10:00.")]
     pub body_markdown: Option<String>,
+    /// List slugs.
+    #[schema(example = json!(["updates"]))]
     pub lists: Option<Vec<String>>,
 }
 
@@ -198,7 +202,7 @@ pub async fn delete(ctx: &Context, id: Uuid) -> Result<()> {
 }
 
 /// The rendered email, for the preview pane.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Preview {
     pub subject: String,
     pub html: String,
@@ -350,7 +354,7 @@ pub async fn stats(ctx: &Context, id: Uuid) -> Result<DeliveryStats> {
 }
 
 /// One row of `GET /api/v1/updates/{id}/deliveries`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
     pub subscriber_id: Uuid,
     pub email: String,

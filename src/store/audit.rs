@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// One audit entry, as written and as read back.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditRow {
     pub id: Uuid,
     pub occurred_at: DateTime<Utc>,
@@ -31,7 +31,7 @@ pub struct AuditFilter {
 }
 
 /// A data-protection rights request.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct RightsRequestRow {
     pub id: Uuid,
     pub kind: String,

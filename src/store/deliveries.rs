@@ -39,7 +39,7 @@ pub struct DeliveryRow {
 }
 
 /// Counts by status for one update.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct DeliveryStats {
     pub total: i64,
     pub pending: i64,

@@ -41,7 +41,7 @@ pub struct ExportNoticeRow {
 }
 
 /// What an erasure removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ErasureCounts {
     pub subscriptions: u64,
     pub consent_events: u64,

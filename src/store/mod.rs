@@ -12,7 +12,7 @@
 //! Layout: `mod.rs` (connecting, migrating, transactions, errors) and one
 //! module per area: `settings`, `lists`, `consent` (notices, statements,
 //! ledger), `subscribers`, `confirmations`, `outbox`, `accounts` (users, API
-//! tokens), `suppressions`.
+//! tokens), `suppressions`, `queue` (queue depths for `/metrics`).
 
 mod accounts;
 mod archive;
@@ -26,6 +26,7 @@ mod directory;
 mod erasure;
 mod lists;
 mod outbox;
+mod queue;
 mod retention;
 mod schedules;
 mod settings;
@@ -42,6 +43,7 @@ pub use directory::SubscriberSearch;
 pub use erasure::{ErasureCounts, ExportDeliveryRow, ExportNoticeRow, ExportSubscriptionRow};
 pub use lists::{ListChanges, ListRow};
 pub use outbox::{NewOutboxMessage, OutboxRow};
+pub use queue::QueueDepth;
 pub use retention::PurgeCounts;
 pub use schedules::{ScheduleRow, ScheduleRun};
 pub use subscribers::{SubscriberRow, SubscriptionRow};

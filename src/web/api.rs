@@ -1,13 +1,20 @@
 //! The organiser JSON API under `/api/v1` (DESIGN §4). Every route needs
 //! `Authorization: Bearer TOKEN`; errors are always JSON.
+//!
+//! Each handler carries a `#[utoipa::path]` describing it; `openapi` builds
+//! `GET /api/v1/openapi.json` from them, and a test proves every route in
+//! [`routes`] is described with exactly the methods it answers.
 
 use super::input::{Client, client_ip};
 use super::{AppState, WebError};
 use super::{records_api, schedules_api};
 use crate::domain::Actor;
 use crate::services::audit::{self, Action, Who};
-use crate::services::lists::ListInput;
-use crate::services::subscribers::AddSubscriberInput;
+use crate::services::consent::ConsentEventView;
+use crate::services::directory::SubscriberPage;
+use crate::services::lists::{ListInput, ListView};
+use crate::services::privacy_ops::SubscriberExport;
+use crate::services::subscribers::{AddSubscriberInput, SubscriberView};
 use crate::services::{ServiceError, accounts, consent, lists, privacy_ops, subscribers, updates};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, MatchedPath, OriginalUri, Path, Query, Request, State};
@@ -46,6 +53,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/audit-log", get(records_api::audit_log)),
         ("/rights-requests", get(records_api::rights_requests).post(records_api::create_rights_request)),
         ("/rights-requests/{id}", get(records_api::rights_request).patch(records_api::change_rights_request)),
+        ("/openapi.json", get(super::openapi::document)),
     ]
 }
 
@@ -64,6 +72,46 @@ pub fn router(state: AppState) -> Router<AppState> {
         // Authentication wraps every route above, and the fallback too, so
         // an anonymous caller learns nothing about which routes exist.
         .layer(axum::middleware::from_fn_with_state(state, require_token))
+        .layer(axum::middleware::from_fn(json_errors))
+}
+
+/// Errors axum answers itself (a path or query it cannot decode, a method a
+/// route does not take) come as plain text: give them the API's JSON error
+/// shape too, keeping their status and headers (`Allow` on a 405).
+async fn json_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    };
+    let message = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_owned(),
+        t => t.to_owned(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let mut res = (parts.status, Json(super::error::ErrorBody::new(code, message))).into_response();
+    for (name, value) in parts.headers.iter().filter(|(n, _)| *n != header::CONTENT_TYPE) {
+        res.headers_mut().insert(name, value.clone());
+    }
+    res
 }
 
 type Result<T, E = WebError> = std::result::Result<T, E>;
@@ -148,19 +196,51 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/lists",
+    tag = "lists",
+    operation_id = "list_lists",
+    responses((status = 200, description = "Every list", body = Vec<ListView>))
+)]
 async fn all_lists(State(s): State<AppState>) -> Result<Response> {
     Ok(Json(lists::all(&s.ctx).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/lists",
+    tag = "lists",
+    operation_id = "create_list",
+    request_body = ListInput,
+    responses((status = 201, description = "The new list", body = ListView), (status = 409, description = "Conflicts with the current state", body = crate::web::error::ErrorBody))
+)]
 async fn create_list(State(s): State<AppState>, ApiJson(input): ApiJson<ListInput>) -> Result<Response> {
     let list = lists::create(&s.ctx, &input).await.map_err(service)?;
     Ok((StatusCode::CREATED, Json(list)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/lists/{id}",
+    tag = "lists",
+    operation_id = "get_list",
+    params(("id" = String, Path, description = "The list's id or slug")),
+    responses((status = 200, description = "The list", body = ListView))
+)]
 async fn get_list(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(lists::get(&s.ctx, &id).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    method(patch, put),
+    path = "/api/v1/lists/{id}",
+    tag = "lists",
+    operation_id = "update_list",
+    request_body = ListInput,
+    params(("id" = String, Path, description = "The list's id or slug")),
+    responses((status = 200, description = "The changed list", body = ListView), (status = 409, description = "Conflicts with the current state", body = crate::web::error::ErrorBody))
+)]
 async fn update_list(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -169,6 +249,14 @@ async fn update_list(
     Ok(Json(lists::update(&s.ctx, &id, &input).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/lists/{id}",
+    tag = "lists",
+    operation_id = "delete_list",
+    params(("id" = String, Path, description = "The list's id or slug")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn delete_list(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     lists::delete(&s.ctx, &id).await.map_err(service)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -183,17 +271,42 @@ struct SubscriberQuery {
 /// page of subscribers, newest first: `{"subscribers": […], "next": cursor
 /// or null}`, filtered by `list`, `status`, `q`, `created_from`,
 /// `created_to`, continued with `cursor`, at most `limit` (≤ 500) long.
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscribers",
+    tag = "subscribers",
+    operation_id = "find_subscribers",
+    params(("email" = Option<String>, Query, description = "Find one subscriber by address"), ("list" = Option<String>, Query, description = "Only subscribers of this list (slug or id)"), ("status" = Option<String>, Query, description = "Only this subscription status"), ("q" = Option<String>, Query, description = "A substring of the address"), ("created_from" = Option<String>, Query, description = "YYYY-MM-DD or RFC 3339, inclusive"), ("created_to" = Option<String>, Query, description = "YYYY-MM-DD or RFC 3339, inclusive"), ("cursor" = Option<String>, Query, description = "The `next` value of the previous page"), ("limit" = Option<String>, Query, description = "Page size, 1 to 500 (default 50)")),
+    responses((status = 200, description = "With `email`: that subscriber (a SubscriberView); otherwise a page of subscribers (a SubscriberPage)", body = SubscriberLookup), (status = 404, description = "No subscriber has that address", body = crate::web::error::ErrorBody), (status = 422, description = "Invalid fields", body = crate::web::error::ErrorBody))
+)]
 async fn find_subscriber(
     State(s): State<AppState>,
     Query(q): Query<SubscriberQuery>,
     Query(search): Query<crate::services::directory::SearchInput>,
 ) -> Result<Response> {
-    match q.email {
-        Some(email) => Ok(Json(subscribers::find_by_email(&s.ctx, &email).await.map_err(service)?).into_response()),
-        None => Ok(Json(crate::services::directory::search(&s.ctx, &search).await.map_err(service)?).into_response()),
-    }
+    let found = match q.email {
+        Some(email) => SubscriberLookup::One(subscribers::find_by_email(&s.ctx, &email).await.map_err(service)?),
+        None => SubscriberLookup::Page(crate::services::directory::search(&s.ctx, &search).await.map_err(service)?),
+    };
+    Ok(Json(found).into_response())
 }
 
+/// `GET /subscribers` answers one subscriber (`?email=`) or a page.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+enum SubscriberLookup {
+    One(SubscriberView),
+    Page(SubscriberPage),
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscribers",
+    tag = "subscribers",
+    operation_id = "add_subscriber",
+    request_body = AddSubscriberInput,
+    responses((status = 201, description = "Created", body = SubscriberView), (status = 200, description = "The address was already known; its subscriptions were extended", body = SubscriberView))
+)]
 async fn add_subscriber(
     State(s): State<AppState>,
     Extension(Caller(actor)): Extension<Caller>,
@@ -209,10 +322,26 @@ fn parse_id(raw: &str) -> Result<Uuid> {
     Uuid::parse_str(raw).map_err(|_| WebError::new(StatusCode::NOT_FOUND, "not_found", "No such subscriber."))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscribers/{id}",
+    tag = "subscribers",
+    operation_id = "get_subscriber",
+    params(("id" = String, Path, description = "The subscriber's id (uuid)")),
+    responses((status = 200, description = "The subscriber", body = SubscriberView))
+)]
 async fn get_subscriber(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(subscribers::get(&s.ctx, parse_id(&id)?).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscribers/{id}/consent",
+    tag = "subscribers",
+    operation_id = "consent_ledger",
+    params(("id" = String, Path, description = "The subscriber's id (uuid)")),
+    responses((status = 200, description = "The consent ledger, oldest first", body = Vec<ConsentEventView>))
+)]
 async fn consent_ledger(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(consent::ledger(&s.ctx, parse_id(&id)?).await.map_err(service)?).into_response())
 }
@@ -224,6 +353,14 @@ struct ExportQuery {
 
 /// A copy of everything held about one subscriber: JSON, or CSV with
 /// `?format=csv` or `Accept: text/csv`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscribers/{id}/export",
+    tag = "subscribers",
+    operation_id = "export_subscriber",
+    params(("id" = String, Path, description = "The subscriber's id (uuid)"), ("format" = Option<String>, Query, description = "`csv` for CSV")),
+    responses((status = 200, description = "Everything held about the subscriber (CSV with ?format=csv or Accept: text/csv)", body = SubscriberExport))
+)]
 async fn export_subscriber(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -260,28 +397,77 @@ async fn export_subscriber(
 
 /// Erases a subscriber, keeping only a suppression entry; `404` if unknown
 /// (so a second call is a 404).
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscribers/{id}/erase",
+    tag = "subscribers",
+    operation_id = "erase_subscriber",
+    params(("id" = String, Path, description = "The subscriber's id (uuid)")),
+    responses((status = 200, description = "Erased; only a suppression entry remains", body = Erased))
+)]
 async fn erase_subscriber(
     State(s): State<AppState>,
     Extension(Caller(actor)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response> {
     let erased = privacy_ops::erase(&s.ctx.store, &s.ctx.clock, parse_id(&id)?, &actor).await.map_err(service)?;
-    Ok(Json(serde_json::json!({ "id": erased.id, "erased": true, "suppressed": erased.suppressed, "removed": erased.removed }))
+    Ok(Json(Erased { id: erased.id, erased: true, suppressed: erased.suppressed, removed: erased.removed })
         .into_response())
 }
 
+/// What `POST /subscribers/{id}/erase` did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Erased {
+    id: Uuid,
+    /// Always true.
+    erased: bool,
+    /// The address is on the suppression list (always true afterwards).
+    suppressed: bool,
+    removed: crate::store::ErasureCounts,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/privacy-notices",
+    tag = "consent",
+    operation_id = "current_privacy_notice",
+    responses((status = 200, description = "The privacy notice in force", body = consent::NoticeView), (status = 404, description = "No notice is in force", body = crate::web::error::ErrorBody))
+)]
 async fn current_notice(State(s): State<AppState>) -> Result<Response> {
     Ok(Json(consent::current_notice(&s.ctx).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/privacy-notices",
+    tag = "consent",
+    operation_id = "publish_privacy_notice",
+    request_body = consent::NoticeInput,
+    responses((status = 201, description = "The new version", body = consent::NoticeView))
+)]
 async fn publish_notice(State(s): State<AppState>, ApiJson(input): ApiJson<consent::NoticeInput>) -> Result<Response> {
     Ok((StatusCode::CREATED, Json(consent::publish_notice(&s.ctx, &input).await.map_err(service)?)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/consent-statements",
+    tag = "consent",
+    operation_id = "current_consent_statements",
+    responses((status = 200, description = "Each list's consent statement in force", body = Vec<consent::StatementView>))
+)]
 async fn current_statements(State(s): State<AppState>) -> Result<Response> {
     Ok(Json(consent::current_statements(&s.ctx).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/consent-statements",
+    tag = "consent",
+    operation_id = "publish_consent_statement",
+    request_body = consent::StatementInput,
+    responses((status = 201, description = "The new version", body = consent::StatementView), (status = 404, description = "No such list", body = crate::web::error::ErrorBody))
+)]
 async fn publish_statement(
     State(s): State<AppState>,
     ApiJson(input): ApiJson<consent::StatementInput>,
@@ -293,10 +479,25 @@ fn update_id(raw: &str) -> Result<Uuid> {
     Uuid::parse_str(raw).map_err(|_| WebError::new(StatusCode::NOT_FOUND, "not_found", "No such update."))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/updates",
+    tag = "updates",
+    operation_id = "list_updates",
+    responses((status = 200, description = "The 100 most recent updates", body = Vec<updates::UpdateView>))
+)]
 async fn recent_updates(State(s): State<AppState>) -> Result<Response> {
     Ok(Json(updates::recent(&s.ctx, 100).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/updates",
+    tag = "updates",
+    operation_id = "create_update",
+    request_body = updates::UpdateInput,
+    responses((status = 201, description = "The new draft", body = updates::UpdateView), (status = 404, description = "A list does not exist", body = crate::web::error::ErrorBody))
+)]
 async fn create_update(
     State(s): State<AppState>,
     Extension(Caller(actor)): Extension<Caller>,
@@ -305,10 +506,27 @@ async fn create_update(
     Ok((StatusCode::CREATED, Json(updates::create(&s.ctx, &input, &actor).await.map_err(service)?)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/updates/{id}",
+    tag = "updates",
+    operation_id = "get_update",
+    params(("id" = String, Path, description = "The update's id (uuid)")),
+    responses((status = 200, description = "The update", body = updates::UpdateView))
+)]
 async fn get_update(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(updates::get(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    method(patch, put),
+    path = "/api/v1/updates/{id}",
+    tag = "updates",
+    operation_id = "edit_update",
+    request_body = updates::UpdateInput,
+    params(("id" = String, Path, description = "The update's id (uuid)")),
+    responses((status = 200, description = "The changed update", body = updates::UpdateView), (status = 409, description = "Conflicts with the current state", body = crate::web::error::ErrorBody))
+)]
 async fn edit_update(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -317,36 +535,80 @@ async fn edit_update(
     Ok(Json(updates::edit(&s.ctx, update_id(&id)?, &input).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/updates/{id}",
+    tag = "updates",
+    operation_id = "delete_update",
+    params(("id" = String, Path, description = "The update's id (uuid)")),
+    responses((status = 204, description = "Deleted"), (status = 409, description = "Conflicts with the current state", body = crate::web::error::ErrorBody))
+)]
 async fn delete_update(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     updates::delete(&s.ctx, update_id(&id)?).await.map_err(service)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/updates/{id}/preview",
+    tag = "updates",
+    operation_id = "preview_update",
+    params(("id" = String, Path, description = "The update's id (uuid)")),
+    responses((status = 200, description = "The email as a sample supporter gets it", body = updates::Preview))
+)]
 async fn preview_update(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(updates::preview(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())
 }
 
-#[derive(serde::Deserialize)]
+/// Where to send test copies.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 struct TestInput {
     #[serde(default)]
+    #[schema(example = json!(["organiser@example.org"]))]
     emails: Vec<String>,
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct TestQueued {
+    /// How many test copies were queued.
+    queued: usize,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/updates/{id}/test",
+    tag = "updates",
+    operation_id = "test_update",
+    request_body = TestInput,
+    params(("id" = String, Path, description = "The update's id (uuid)")),
+    responses((status = 202, description = "Test copies queued", body = TestQueued))
+)]
 async fn test_update(
     State(s): State<AppState>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<TestInput>,
 ) -> Result<Response> {
     let queued = updates::test_send(&s.ctx, update_id(&id)?, &input.emails).await.map_err(service)?;
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "queued": queued }))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(TestQueued { queued })).into_response())
 }
 
-#[derive(serde::Deserialize, Default)]
+/// When to send; no body, or no `at`, sends now.
+#[derive(serde::Deserialize, Default, utoipa::ToSchema)]
 struct SendInput {
+    #[schema(example = "2030-01-07T09:00:00Z")]
     at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `{"at": RFC3339}` schedules; an empty body or no `at` sends now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/updates/{id}/send",
+    tag = "updates",
+    operation_id = "send_update",
+    request_body = Option<SendInput>,
+    params(("id" = String, Path, description = "The update's id (uuid)")),
+    responses((status = 202, description = "Sending, or scheduled for `at`", body = updates::UpdateView), (status = 409, description = "Conflicts with the current state", body = crate::web::error::ErrorBody))
+)]
 async fn send_update(State(s): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response> {
     let input: SendInput = if body.iter().all(u8::is_ascii_whitespace) {
         SendInput::default()
@@ -363,18 +625,50 @@ async fn send_update(State(s): State<AppState>, Path(id): Path<String>, body: ax
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/updates/{id}/pause",
+    tag = "updates",
+    operation_id = "pause_update",
+    params(("id" = String, Path, description = "The update's id (uuid)")),
+    responses((status = 200, description = "Paused", body = updates::UpdateView), (status = 409, description = "Conflicts with the current state", body = crate::web::error::ErrorBody))
+)]
 async fn pause_update(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(updates::pause(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/updates/{id}/resume",
+    tag = "updates",
+    operation_id = "resume_update",
+    params(("id" = String, Path, description = "The update's id (uuid)")),
+    responses((status = 200, description = "Sending again", body = updates::UpdateView), (status = 409, description = "Conflicts with the current state", body = crate::web::error::ErrorBody))
+)]
 async fn resume_update(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(updates::resume(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/updates/{id}/cancel",
+    tag = "updates",
+    operation_id = "cancel_update",
+    params(("id" = String, Path, description = "The update's id (uuid)")),
+    responses((status = 200, description = "Cancelled", body = updates::UpdateView), (status = 409, description = "Conflicts with the current state", body = crate::web::error::ErrorBody))
+)]
 async fn cancel_update(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(updates::cancel(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/updates/{id}/stats",
+    tag = "updates",
+    operation_id = "update_stats",
+    params(("id" = String, Path, description = "The update's id (uuid)")),
+    responses((status = 200, description = "Deliveries by status", body = crate::store::DeliveryStats))
+)]
 async fn update_stats(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(updates::stats(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())
 }
@@ -385,6 +679,14 @@ struct PageQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/updates/{id}/deliveries",
+    tag = "updates",
+    operation_id = "update_deliveries",
+    params(("id" = String, Path, description = "The update's id (uuid)"), ("cursor" = Option<uuid::Uuid>, Query, description = "The `next` value of the previous page"), ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 100)")),
+    responses((status = 200, description = "A page of the per-recipient record", body = DeliveriesPage))
+)]
 async fn update_deliveries(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -392,5 +694,12 @@ async fn update_deliveries(
 ) -> Result<Response> {
     let (deliveries, next) =
         updates::deliveries(&s.ctx, update_id(&id)?, q.cursor, q.limit.unwrap_or(100)).await.map_err(service)?;
-    Ok(Json(serde_json::json!({ "deliveries": deliveries, "next": next })).into_response())
+    Ok(Json(DeliveriesPage { deliveries, next }).into_response())
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct DeliveriesPage {
+    deliveries: Vec<updates::DeliveryView>,
+    /// The cursor of the next page, if there may be one.
+    next: Option<Uuid>,
 }

@@ -58,25 +58,35 @@ impl WebError {
     }
 }
 
-#[derive(serde::Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// Every JSON error, as sent (and as the API description shows it).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(serde::Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable machine-readable code: `invalid`, `not_found`, `unauthorized`, …
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+    /// With `invalid`: what is wrong with each field, by field name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<std::collections::BTreeMap<&'a str, &'a str>>,
+    pub fields: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl ErrorBody {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self { error: ErrorDetail { code: code.to_owned(), message: message.into(), fields: None } }
+    }
 }
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         if self.json {
-            let fields =
-                (!self.fields.is_empty()).then(|| self.fields.iter().map(|f| (f.field, f.message.as_str())).collect());
-            let body = Body { error: Inner { code: self.code, message: &self.message, fields } };
+            let fields = (!self.fields.is_empty())
+                .then(|| self.fields.iter().map(|f| (f.field.to_owned(), f.message.clone())).collect());
+            let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message, fields } };
             (self.status, Json(body)).into_response()
         } else {
             let page = ErrorPage { status: self.status.as_u16(), message: self.message, fields: self.fields };

@@ -4,12 +4,18 @@
 //! Layout: `public` (supporter pages), `api` (organiser JSON API, bearer
 //! tokens), `error` (one error type → the right status, as JSON or HTML),
 //! `input` (request bodies and client facts), `ratelimit`, `pages`
-//! (template structs).
+//! (template structs), `observability` (`/metrics`, request ids, request
+//! latency), `embed` (what the campaign's own site needs: CORS for the JSON
+//! subscribe endpoint and the copy-paste form), `openapi` (the API
+//! description).
 
 pub mod admin;
 mod api;
+mod embed;
 mod error;
 mod input;
+mod observability;
+mod openapi;
 mod pages;
 mod public;
 mod ratelimit;
@@ -17,7 +23,10 @@ mod records_api;
 mod schedules_api;
 mod webhooks;
 
+pub use embed::subscribe_snippet;
 pub use error::WebError;
+pub use observability::{REQUEST_ID, ops_router};
+pub use openapi::api_doc;
 pub use ratelimit::RateLimiter;
 
 use crate::services::Context;
@@ -26,7 +35,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use std::sync::Arc;
 use std::time::Duration;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -52,22 +63,42 @@ pub fn api_paths() -> Vec<&'static str> {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.ctx.config.max_body_bytes;
     Router::new()
-        .merge(public::router())
+        .merge(public::router(&state))
+        .merge(observability::router())
         .nest("/api/v1", api::router(state.clone()))
         .merge(admin::router(state.clone()))
         .merge(webhooks::router())
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observability::record_request))
+        // One INFO line per request, inside a span carrying the request id.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(observability::request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(observability::screen_request_id))
         .with_state(state)
 }
 
 /// Conservative headers on every response: no framing, no sniffing, no
-/// referrer leaking tokens from URLs, no inline script.
-async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+/// referrer leaking tokens from URLs, no script at all (so none inline),
+/// and, when the public address is https, HSTS.
+async fn security_headers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
+    if state.ctx.config.base_url.scheme() == "https" {
+        // Only a site reached over https may pin browsers to https; one year,
+        // and not includeSubDomains (the operator's other hosts are not ours).
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

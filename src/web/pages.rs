@@ -29,6 +29,9 @@ pub struct SubscribePage {
     /// with errors).
     pub ticked: Vec<String>,
     pub errors: Vec<FieldError>,
+    /// A checked link back to the campaign's site (the `return` field), kept
+    /// through a form that comes back with errors.
+    pub return_to: String,
 }
 
 impl SubscribePage {
@@ -45,6 +48,16 @@ impl SubscribePage {
 #[template(path = "check_inbox.html")]
 pub struct CheckInboxPage {
     pub group: String,
+    /// Where "back to the campaign's site" goes, when the form named one of
+    /// the configured origins.
+    pub back: Option<BackLink>,
+}
+
+/// A link back to a configured campaign site.
+pub struct BackLink {
+    pub url: String,
+    /// The site's host name, as the link's text.
+    pub host: String,
 }
 
 #[derive(Template, WebTemplate)]

@@ -15,10 +15,16 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    let mut subscribe_route = get(subscribe_form).post(subscribe);
+    // Only this route answers other sites' browsers, and only the origins
+    // the operator listed (see `embed`).
+    if let Some(cors) = super::embed::cors_layer(&state.ctx.config) {
+        subscribe_route = subscribe_route.layer(cors);
+    }
     Router::new()
         .route("/", get(index))
-        .route("/subscribe", get(subscribe_form).post(subscribe))
+        .route("/subscribe", subscribe_route)
         .route("/confirm/{token}", get(confirm_page).post(confirm))
         .route("/unsubscribe/{token}", get(unsubscribe_page).post(unsubscribe))
         .route("/preferences/{token}", get(preferences_page).post(update_preferences))
@@ -44,19 +50,32 @@ fn group(state: &AppState) -> String {
 }
 
 async fn index(State(state): State<AppState>, client: Client) -> Result<Response> {
-    subscribe_form_for(&state, &client, None).await
+    subscribe_form_for(&state, &client, None, None).await
 }
 
 #[derive(serde::Deserialize)]
 struct ListQuery {
     list: Option<String>,
+    /// A page of the campaign's site to offer a link back to afterwards.
+    #[serde(rename = "return")]
+    return_to: Option<String>,
 }
 
 async fn subscribe_form(State(state): State<AppState>, client: Client, Query(q): Query<ListQuery>) -> Result<Response> {
-    subscribe_form_for(&state, &client, q.list.as_deref()).await
+    subscribe_form_for(&state, &client, q.list.as_deref(), q.return_to.as_deref()).await
 }
 
-async fn subscribe_form_for(state: &AppState, client: &Client, only: Option<&str>) -> Result<Response> {
+/// The checked form of a `return` value, or empty.
+fn return_to(state: &AppState, raw: Option<&str>) -> String {
+    raw.and_then(|r| state.ctx.config.return_link(r)).map(String::from).unwrap_or_default()
+}
+
+async fn subscribe_form_for(
+    state: &AppState,
+    client: &Client,
+    only: Option<&str>,
+    return_raw: Option<&str>,
+) -> Result<Response> {
     let lists = supporter::public_lists(&state.ctx, only).await.map_err(|e| WebError::from_service(e, client.json))?;
     if only.is_some() && lists.is_empty() {
         return Err(WebError::new(StatusCode::NOT_FOUND, "not_found", "There is no such list.").as_json(client.json));
@@ -77,6 +96,7 @@ async fn subscribe_form_for(state: &AppState, client: &Client, only: Option<&str
         source: client.referer.clone().unwrap_or_default(),
         ticked: Vec::new(),
         errors: Vec::new(),
+        return_to: return_to(state, return_raw),
     };
     Ok(page.into_response())
 }
@@ -133,6 +153,7 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
     if let Some(ip) = client.ip
         && let Err(retry) = state.subscribe_limiter.check(ip)
     {
+        state.ctx.metrics.subscribe_request("rate_limited");
         let mut res = WebError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -153,10 +174,21 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
         Ok(req) => supporter::subscribe(&state.ctx, &req, &client.meta()).await,
         Err(e) => Err(e),
     };
+    state.ctx.metrics.subscribe_request(match &outcome {
+        Ok(()) => "accepted",
+        Err(ServiceError::Invalid(_)) => "invalid",
+        Err(_) => "error",
+    });
+    let return_raw = body.first("return");
     match outcome {
         // The same answer whoever the address belongs to.
         Ok(()) if client.json => Ok((StatusCode::ACCEPTED, Json(json!({ "status": "pending" }))).into_response()),
-        Ok(()) => Ok(CheckInboxPage { group: group(&state) }.into_response()),
+        Ok(()) => {
+            let back = return_raw
+                .and_then(|r| state.ctx.config.return_link(&r))
+                .map(|url| BackLink { host: url.host_str().unwrap_or_default().to_owned(), url: url.into() });
+            Ok(CheckInboxPage { group: group(&state), back }.into_response())
+        }
         Err(ServiceError::Invalid(errors)) if !client.json => {
             let lists =
                 supporter::public_lists(&state.ctx, None).await.map_err(|e| WebError::from_service(e, false))?;
@@ -169,6 +201,7 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
                 source: input.source.unwrap_or_default(),
                 ticked: body.all("consent"),
                 errors,
+                return_to: return_to(&state, return_raw.as_deref()),
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
@@ -194,7 +227,13 @@ async fn confirm_page(State(state): State<AppState>, client: Client, Path(token)
 }
 
 async fn confirm(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
-    match supporter::confirm(&state.ctx, &token, &client.meta()).await {
+    let outcome = supporter::confirm(&state.ctx, &token, &client.meta()).await;
+    match &outcome {
+        Ok(_) => state.ctx.metrics.confirmation("confirmed"),
+        Err(ServiceError::Gone) => state.ctx.metrics.confirmation("gone"),
+        Err(_) => {}
+    }
+    match outcome {
         Ok(c) if client.json => Ok(Json(json!({ "status": "confirmed", "lists": c.list_names })).into_response()),
         Ok(c) => Ok(ConfirmedPage {
             group: group(&state),
@@ -479,16 +518,23 @@ async fn archive_feed(State(state): State<AppState>) -> Result<Response> {
     Ok(([(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")], xml).into_response())
 }
 
-async fn healthz() -> &'static str {
+pub(super) async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
-    match state.ctx.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => {
+/// 200 when the database answers a query within 3 seconds, else 503, so a
+/// load balancer stops sending requests an instance cannot serve.
+pub(super) async fn readyz(State(state): State<AppState>) -> Response {
+    let unavailable = || (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response();
+    match tokio::time::timeout(std::time::Duration::from_secs(3), state.ctx.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+            unavailable()
+        }
+        Err(_) => {
+            tracing::warn!("readiness check failed: the database did not answer within 3 s");
+            unavailable()
         }
     }
 }

@@ -23,9 +23,36 @@ pub(super) struct Format {
     format: String,
 }
 
+/// One page of the audit log.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct AuditPage {
+    entries: Vec<crate::store::AuditRow>,
+    /// Pass back as `before` for the next (older) page; null on the last.
+    next: Option<Uuid>,
+}
+
 /// A page of entries, newest first: `{"entries": […], "next": id or null}`
 /// (pass `next` back as `before`); or, with `format=csv`, every matching
 /// entry as CSV, streamed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit-log",
+    tag = "records",
+    operation_id = "audit_log",
+    params(
+        ("actor" = Option<String>, Query, description = "Part of who acted (token name, organiser address, actor id)"),
+        ("action" = Option<String>, Query, description = "Part of what was done (e.g. `send`, `/lists`) or of its target"),
+        ("from" = Option<String>, Query, description = "YYYY-MM-DD or RFC 3339: entries from then on"),
+        ("until" = Option<String>, Query, description = "YYYY-MM-DD (to the end of that day) or RFC 3339 (before it)"),
+        ("before" = Option<String>, Query, description = "The `next` value of the previous page"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 100)"),
+        ("format" = Option<String>, Query, description = "`csv` for every matching entry as CSV"),
+    ),
+    responses(
+        (status = 200, description = "A page of entries (or CSV with format=csv)", body = AuditPage, content_type = "application/json"),
+        (status = 422, description = "Invalid filters", body = crate::web::error::ErrorBody),
+    )
+)]
 pub(super) async fn audit_log(
     State(s): State<AppState>,
     Query(input): Query<FilterInput>,
@@ -38,7 +65,7 @@ pub(super) async fn audit_log(
     let limit = input.limit.unwrap_or(100).clamp(1, audit::MAX_PAGE);
     let entries = audit::page(&s.ctx, &filter, limit).await.map_err(service)?;
     let next = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();
-    Ok(Json(serde_json::json!({ "entries": entries, "next": next })).into_response())
+    Ok(Json(AuditPage { entries, next }).into_response())
 }
 
 /// Streams every entry matching `filter` as CSV, a page at a time, so an
@@ -74,10 +101,29 @@ pub(super) struct StatusQuery {
     status: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/rights-requests",
+    tag = "records",
+    operation_id = "list_rights_requests",
+    params(("status" = Option<String>, Query, description = "`open`, `completed` or `refused`")),
+    responses(
+        (status = 200, description = "Open requests first (soonest due first), then closed ones", body = Vec<rights::RightsRequest>),
+        (status = 422, description = "Unknown status", body = crate::web::error::ErrorBody),
+    )
+)]
 pub(super) async fn rights_requests(State(s): State<AppState>, Query(q): Query<StatusQuery>) -> Result<Response> {
     Ok(Json(rights::list(&s.ctx, q.status.as_deref()).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/rights-requests",
+    tag = "records",
+    operation_id = "log_rights_request",
+    request_body = NewRightsRequest,
+    responses((status = 201, description = "The request, due one calendar month after receipt", body = rights::RightsRequest))
+)]
 pub(super) async fn create_rights_request(
     State(s): State<AppState>,
     Extension(Caller(actor)): Extension<Caller>,
@@ -90,12 +136,32 @@ fn request_id(raw: &str) -> Result<Uuid> {
     Uuid::parse_str(raw).map_err(|_| WebError::new(StatusCode::NOT_FOUND, "not_found", "No such rights request."))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/rights-requests/{id}",
+    tag = "records",
+    operation_id = "get_rights_request",
+    params(("id" = String, Path, description = "The request's id (uuid)")),
+    responses((status = 200, description = "The request", body = rights::RightsRequest))
+)]
 pub(super) async fn rights_request(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(rights::get(&s.ctx, request_id(&id)?).await.map_err(service)?).into_response())
 }
 
 /// `{"action": "extend", "reason"}`, `{"action": "complete", "outcome"}`,
 /// `{"action": "refuse", "outcome"}` or `{"action": "note", "notes"}`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/rights-requests/{id}",
+    tag = "records",
+    operation_id = "change_rights_request",
+    request_body = Change,
+    params(("id" = String, Path, description = "The request's id (uuid)")),
+    responses(
+        (status = 200, description = "The changed request", body = rights::RightsRequest),
+        (status = 409, description = "Already closed, or already extended", body = crate::web::error::ErrorBody),
+    )
+)]
 pub(super) async fn change_rights_request(
     State(s): State<AppState>,
     Path(id): Path<String>,

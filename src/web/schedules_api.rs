@@ -5,7 +5,7 @@
 
 use super::api::{ApiJson, Caller, service};
 use super::{AppState, WebError};
-use crate::services::schedules::{self, ScheduleInput};
+use crate::services::schedules::{self, ScheduleInput, ScheduleView};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -18,10 +18,25 @@ fn schedule_id(raw: &str) -> Result<Uuid> {
     Uuid::parse_str(raw).map_err(|_| WebError::new(StatusCode::NOT_FOUND, "not_found", "No such schedule."))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/schedules",
+    tag = "schedules",
+    operation_id = "list_schedules",
+    responses((status = 200, description = "Every schedule", body = Vec<ScheduleView>))
+)]
 pub(super) async fn all(State(s): State<AppState>) -> Result<Response> {
     Ok(Json(schedules::all(&s.ctx).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/schedules",
+    tag = "schedules",
+    operation_id = "create_schedule",
+    request_body = ScheduleInput,
+    responses((status = 201, description = "The new schedule", body = ScheduleView), (status = 404, description = "A list does not exist", body = crate::web::error::ErrorBody))
+)]
 pub(super) async fn create(
     State(s): State<AppState>,
     Extension(Caller(actor)): Extension<Caller>,
@@ -30,10 +45,27 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(schedules::create(&s.ctx, &input, &actor).await.map_err(service)?)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/schedules/{id}",
+    tag = "schedules",
+    operation_id = "get_schedule",
+    params(("id" = String, Path, description = "The schedule's id (uuid)")),
+    responses((status = 200, description = "The schedule", body = ScheduleView))
+)]
 pub(super) async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(schedules::get(&s.ctx, schedule_id(&id)?).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/schedules/{id}",
+    tag = "schedules",
+    operation_id = "edit_schedule",
+    request_body = ScheduleInput,
+    params(("id" = String, Path, description = "The schedule's id (uuid)")),
+    responses((status = 200, description = "The changed schedule", body = ScheduleView))
+)]
 pub(super) async fn edit(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -42,6 +74,14 @@ pub(super) async fn edit(
     Ok(Json(schedules::edit(&s.ctx, schedule_id(&id)?, &input).await.map_err(service)?).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/schedules/{id}",
+    tag = "schedules",
+    operation_id = "delete_schedule",
+    params(("id" = String, Path, description = "The schedule's id (uuid)")),
+    responses((status = 204, description = "Deleted"))
+)]
 pub(super) async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     schedules::delete(&s.ctx, schedule_id(&id)?).await.map_err(service)?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -443,6 +443,7 @@ impl DeliveryWorker {
             tx.count_sent(accepted.len() as i64, now).await?;
         }
         tx.commit().await?;
+        self.ctx.metrics.deliveries(step.sent, step.retried, step.failed, step.bounced);
         Ok(())
     }
 

@@ -101,6 +101,7 @@ impl OutboxWorker {
             }
         }
         self.release(rest).await?;
+        self.ctx.metrics.transactional_mail(step.sent, step.retried, step.failed);
         Ok(step)
     }
 

@@ -16,12 +16,12 @@ both_backends!(
     the_cli_creates_tokens_and_users_and_checks_its_setup,
 );
 
-struct Env {
-    vars: Vec<(String, String)>,
-    dir: tempfile::TempDir,
+pub(crate) struct Env {
+    pub(crate) vars: Vec<(String, String)>,
+    pub(crate) dir: tempfile::TempDir,
 }
 
-async fn env(db: &Db, smtp_url: &str) -> (Env, u16) {
+pub(crate) async fn env(db: &Db, smtp_url: &str) -> (Env, u16) {
     let dir = tempfile::tempdir().unwrap();
     let url = db.fresh_url(dir.path()).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -34,7 +34,7 @@ async fn env(db: &Db, smtp_url: &str) -> (Env, u16) {
     (Env { vars, dir }, port)
 }
 
-fn tidings(env: &Env, args: &[&str]) -> Command {
+pub(crate) fn tidings(env: &Env, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidings"));
     cmd.args(args).envs(env.vars.iter().map(|(k, v)| (k, v))).current_dir(env.dir.path());
     // Never read tidings.toml from the developer's checkout.
@@ -46,7 +46,7 @@ fn spawn(env: &Env, args: &[&str]) -> Child {
     tidings(env, args).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("spawn tidings")
 }
 
-fn run(env: &Env, args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn run(env: &Env, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = tidings(env, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -60,7 +60,7 @@ fn run(env: &Env, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-async fn wait_healthy(port: u16) {
+pub(crate) async fn wait_healthy(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let client = reqwest::Client::new();
     while Instant::now() < deadline {

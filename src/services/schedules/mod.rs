@@ -37,7 +37,7 @@ use recurrence::{Recurrence, parse_zone};
 use uuid::Uuid;
 
 /// A schedule as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ScheduleView {
     pub id: Uuid,
     pub name: String,
@@ -61,13 +61,21 @@ pub struct ScheduleView {
 /// Creation needs `name`, `cron`, `lists` and `subject`; `timezone`
 /// defaults to `TIDINGS_TIMEZONE`, `kind` to `repeat`, `enabled` to true.
 /// In an edit, absent fields stay as they are.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct ScheduleInput {
+    #[schema(example = "Weekly round-up")]
     pub name: Option<String>,
+    /// 5-field (`min hour dom mon dow`) or 6/7-field cron.
+    #[schema(example = "0 9 * * Mon")]
     pub cron: Option<String>,
+    #[schema(example = "Europe/London")]
     pub timezone: Option<String>,
+    /// `repeat` or `digest`.
+    #[schema(example = "repeat")]
     pub kind: Option<String>,
+    #[schema(example = json!(["updates"]))]
     pub lists: Option<Vec<String>>,
+    #[schema(example = "This week at the campaign")]
     pub subject: Option<String>,
     pub body_markdown: Option<String>,
     pub enabled: Option<bool>,

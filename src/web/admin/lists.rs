@@ -3,9 +3,9 @@
 
 use super::auth::{CsrfToken, Organiser, RequireAdmin};
 use super::error::AdminError;
-use super::pages::{Chrome, DashboardPage, ListDeletePage, ListFormPage, ListSummary, ListsPage};
+use super::pages::{Chrome, DashboardPage, Embed, ListDeletePage, ListFormPage, ListSummary, ListsPage};
 use crate::services::lists::{self, ListInput};
-use crate::services::{FieldError, ServiceError, directory};
+use crate::services::{FieldError, ServiceError, consent, directory};
 use crate::web::AppState;
 use crate::web::input::Submitted;
 use axum::extract::{Path, Query, State};
@@ -48,7 +48,22 @@ pub async fn index(
     Query(q): Query<NoticeQuery>,
 ) -> Result<Response> {
     let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "lists");
-    Ok(ListsPage { chrome, lists: summaries(&state).await?, notice: notice(q.notice.as_deref()) }.into_response())
+    let lists = summaries(&state).await?;
+    let statements = consent::current_statements(&state.ctx).await?;
+    let embeds = lists
+        .iter()
+        .filter(|l| l.list.public)
+        .map(|l| {
+            let statement = statements.iter().find(|s| s.list == l.list.slug).map(|s| s.text.as_str()).unwrap_or("");
+            Embed {
+                slug: l.list.slug.clone(),
+                name: l.list.name.clone(),
+                snippet: crate::web::subscribe_snippet(&state.ctx.config, &l.list.slug, &l.list.name, statement),
+            }
+        })
+        .collect();
+    let sites = state.ctx.config.cors_origins.clone();
+    Ok(ListsPage { chrome, lists, notice: notice(q.notice.as_deref()), embeds, sites }.into_response())
 }
 
 pub async fn new_form(State(state): State<AppState>, RequireAdmin(me): RequireAdmin, csrf: CsrfToken) -> Response {

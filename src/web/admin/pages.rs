@@ -125,6 +125,17 @@ pub struct ListsPage {
     pub chrome: Chrome,
     pub lists: Vec<ListSummary>,
     pub notice: Option<&'static str>,
+    /// The copy-paste subscribe form of each public list.
+    pub embeds: Vec<Embed>,
+    /// `TIDINGS_CORS_ORIGINS`, to say where the form may send people back to.
+    pub sites: Vec<String>,
+}
+
+/// One public list's form for the campaign's own site.
+pub struct Embed {
+    pub slug: String,
+    pub name: String,
+    pub snippet: String,
 }
 
 /// The create and edit forms.

@@ -56,6 +56,11 @@ async fn an_organiser_sets_up_tidings_and_creates_a_list_in_a_browser() {
     assert!(text.contains("The list has been created.") && text.contains("Hearing <dates>"), "{text}");
     browser.screenshot("admin-05-lists").await;
     assert_eq!(app.api_get("/lists/hearings").await["name"], "Hearing <dates>");
+    // The copy-paste form for the campaign's own site.
+    browser.click("details.embed summary").await;
+    let snippet = browser.property("#embed-hearings", "value").await.unwrap_or_default();
+    assert!(snippet.contains("Subscribe to Hearing &#60;dates&#62;"), "{snippet}");
+    browser.screenshot("admin-05b-embed-form").await;
 
     browser.click("a[href='/admin/subscribers']").await;
     browser.type_into("#q", "zoe").await;
@@ -79,4 +84,68 @@ async fn an_organiser_sets_up_tidings_and_creates_a_list_in_a_browser() {
     arrived(&browser, "#lists-heading").await;
     assert!(browser.text().await.contains("Dashboard"));
     browser.screenshot("admin-08-logged-in-again").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organiser_writes_previews_tests_and_schedules_an_update_in_a_browser() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = TestApp::spawn_with(Db::Sqlite, &[("TIDINGS_BASE_URL", "self"), ("TIDINGS_TIMEZONE", "UTC")]).await;
+    let password = app.add_organiser("writer@hospital.test", tidings::services::accounts::Role::Admin).await;
+    app.confirmed_subscribers("backer", 2, "updates").await;
+
+    browser.goto(&app.url("/admin/login")).await;
+    browser.type_into("#email", "writer@hospital.test").await;
+    browser.type_into("#password", &password).await;
+    browser.screenshot("admin-update-01-login").await;
+    browser.click("main button[type=submit]").await;
+    arrived(&browser, "#lists-heading").await;
+
+    browser.goto(&app.url("/admin/updates/new")).await;
+    arrived(&browser, "#subject").await;
+    browser.type_into("#subject", "Hearing on <Monday>").await;
+    browser.type_into("#body_markdown", "Dear {{name}},\n\nThe hearing is on **Monday** at 10:00.").await;
+    browser.click("#list-updates").await;
+    browser.screenshot("admin-update-02-new").await;
+    browser.click("main button[type=submit]").await;
+    arrived(&browser, ".notice").await;
+    assert!(browser.text().await.contains("The draft has been saved."));
+    browser.screenshot("admin-update-03-draft").await;
+    let page = browser.url().await;
+    let id = page.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    assert_eq!(app.api_get(&format!("/updates/{id}")).await["status"], "draft");
+
+    // The preview opens in its own tab; visit it directly.
+    let preview = browser.attribute("a[href$='/preview']", "href").await.expect("a preview link");
+    browser.goto(&app.url(&preview)).await;
+    let text = browser.text().await;
+    assert!(text.contains("The hearing is on Monday at 10:00.") && text.contains("Sam Supporter"), "{text}");
+    browser.screenshot("admin-update-04-preview").await;
+
+    browser.goto(&page).await;
+    browser.type_into("#emails", "writer@hospital.test").await;
+    browser.click("form[action$='/test'] button").await;
+    arrived(&browser, ".notice").await;
+    assert!(browser.text().await.contains("Test copies are on their way."));
+    browser.screenshot("admin-update-05-test-sent").await;
+    app.drain_outbox().await;
+    let test_copies = app.smtp.messages_to("writer@hospital.test");
+    assert_eq!(test_copies.len(), 1);
+    assert!(crate::support::app::header(&test_copies[0], "Subject").unwrap().contains("Hearing on <Monday>"));
+
+    // Schedule it for a time to come, on the form's local clock (UTC here).
+    let at = (app.ctx.clock.now() + chrono::Duration::days(2)).format("%Y-%m-%dT%H:%M").to_string();
+    browser.click("#when-later").await;
+    browser.set_value("#at", &at).await;
+    browser.screenshot("admin-update-06-schedule-form").await;
+    browser.click("form[action$='/send'] button[type=submit]").await;
+    arrived(&browser, ".notice").await;
+    let text = browser.text().await;
+    assert!(text.contains("The update is scheduled."), "{text}");
+    assert_eq!(browser.attribute("#status", "id").await.as_deref(), Some("status"));
+    assert!(text.contains("Status: scheduled"), "{text}");
+    browser.screenshot("admin-update-07-scheduled").await;
+    let update = app.api_get(&format!("/updates/{id}")).await;
+    assert_eq!(update["status"], "scheduled");
+    assert!(update["send_at"].as_str().unwrap().starts_with(&at), "{update}");
+    assert_eq!(app.smtp.messages_to("backer0@example.org").len(), 0, "nothing sent before its time");
 }

@@ -149,6 +149,27 @@ impl Browser {
         self.on_element("body", reqwest::Method::GET, "/text", None).await.as_str().unwrap_or("").to_owned()
     }
 
+    /// Sets a form control's value as a person picking it would: for
+    /// controls whose typed input depends on the browser's locale (a
+    /// `datetime-local` field). WebDriver runs the script outside the page's
+    /// CSP, which allows no script at all.
+    pub async fn set_value(&self, css: &str, value: &str) {
+        let element = self.find(css).await;
+        let script =
+            "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input', {bubbles: true}));";
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [{ ELEMENT: element }, value] })),
+        )
+        .await;
+    }
+
+    /// A DOM property (e.g. a textarea's `value`), as a string.
+    pub async fn property(&self, css: &str, name: &str) -> Option<String> {
+        self.on_element(css, reqwest::Method::GET, &format!("/property/{name}"), None).await.as_str().map(str::to_owned)
+    }
+
     pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
         self.on_element(css, reqwest::Method::GET, &format!("/attribute/{name}"), None)
             .await

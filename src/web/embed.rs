@@ -1,0 +1,102 @@
+//! Putting the subscribe form on the campaign's own site.
+//!
+//! Two ways, both limited to the sites the operator lists in
+//! `TIDINGS_CORS_ORIGINS`:
+//! - a plain HTML form (the snippet the admin lists page shows per list),
+//!   posting to `TIDINGS_BASE_URL/subscribe`; its hidden `return` field
+//!   lets the "check your inbox" page link back to the campaign's site;
+//! - a script on that site calling `POST /subscribe` with JSON: CORS allows
+//!   exactly those origins, on that one route, and only `POST` (with the
+//!   `Content-Type` and `Accept` headers). No credentials are allowed: the
+//!   endpoint needs none.
+
+use crate::config::Config;
+use askama::Template;
+use axum::http::{HeaderValue, Method, header};
+use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// CORS for `/subscribe`, or `None` when no origin is configured (then the
+/// route sends no CORS headers and a preflight gets 405 like any `OPTIONS`).
+pub(super) fn cors_layer(config: &Config) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::ACCEPT])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "embed/subscribe_form.html")]
+struct SubscribeForm<'a> {
+    action: String,
+    privacy_url: String,
+    slug: &'a str,
+    list_name: &'a str,
+    statement: &'a str,
+    return_to: Option<String>,
+}
+
+/// The HTML form to paste into the campaign's site for one list: the same
+/// fields as our own form (email, name, the list, consent with the list's
+/// exact wording, the honeypot), a link to the privacy notice, and a
+/// `return` field pointing at the first configured site (to be edited to
+/// the page the supporter should go back to).
+pub fn subscribe_snippet(config: &Config, slug: &str, list_name: &str, statement: &str) -> String {
+    let form = SubscribeForm {
+        action: config.link("/subscribe"),
+        privacy_url: config.link("/privacy"),
+        slug,
+        list_name,
+        statement,
+        return_to: config.cors_origins.first().map(|o| format!("{o}/")),
+    };
+    // Rendering a template of plain fields cannot fail; if it ever did, an
+    // empty snippet is shown rather than a broken page.
+    form.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "rendering the subscribe snippet failed");
+        String::new()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_map(&map).unwrap()
+    }
+
+    #[test]
+    fn the_snippet_posts_to_the_base_url_with_the_consent_wording_escaped() {
+        let c = config(&[
+            ("TIDINGS_BASE_URL", "https://news.hospital.example"),
+            ("TIDINGS_CORS_ORIGINS", "https://savethehospital.example"),
+        ]);
+        let html = subscribe_snippet(&c, "hearings", "Hearing <dates>", "Email me \"hearing\" dates & news");
+        assert!(html.contains(r#"action="https://news.hospital.example/subscribe""#), "{html}");
+        assert!(html.contains(r#"<input type="hidden" name="lists" value="hearings">"#), "{html}");
+        assert!(html.contains(r#"name="consent" value="hearings" required"#), "{html}");
+        assert!(html.contains("Email me &#34;hearing&#34; dates &#38; news"), "{html}");
+        assert!(html.contains("Subscribe to Hearing &#60;dates&#62;"), "{html}");
+        assert!(html.contains(r#"href="https://news.hospital.example/privacy""#), "{html}");
+        assert!(html.contains(r#"name="website""#), "the honeypot is there: {html}");
+        assert!(html.contains(r#"name="return" value="https://savethehospital.example/""#), "{html}");
+        assert!(!html.contains("<script"), "{html}");
+    }
+
+    #[test]
+    fn without_configured_sites_there_is_no_return_field_and_no_cors() {
+        let c = config(&[]);
+        assert!(!subscribe_snippet(&c, "updates", "Updates", "Yes").contains("name=\"return\""));
+        assert!(cors_layer(&c).is_none());
+    }
+}
