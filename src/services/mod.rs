@@ -14,6 +14,7 @@ pub mod consent;
 pub mod data_copy;
 pub mod directory;
 pub mod lists;
+pub mod notice_change;
 pub mod privacy_ops;
 pub mod retention;
 pub mod rights;

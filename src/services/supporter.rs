@@ -510,6 +510,15 @@ pub async fn update_preferences(
             };
             let t = Transition { to: SubscriptionStatus::Confirmed, kind, detail: method };
             change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
+        } else if wanted
+            && status == Some(SubscriptionStatus::Confirmed)
+            && tx.latest_notice_version(subscriber.id, list.id).await?.is_none_or(|v| v < notice_version)
+        {
+            // Saved again under a newer privacy notice (a re-permission
+            // campaign): the ledger records agreement to this version.
+            let detail = Some("re-confirmed from the preferences page under a new privacy notice");
+            let t = Transition { to: SubscriptionStatus::Confirmed, kind: ConsentKind::Confirmed, detail };
+            change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
         } else if !wanted && active {
             let t = Transition { to: SubscriptionStatus::Unsubscribed, kind: ConsentKind::Withdrawn, detail: method };
             change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;

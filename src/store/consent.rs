@@ -164,6 +164,19 @@ impl Tx {
         Ok(id)
     }
 
+    /// The newest privacy-notice version any ledger entry of this person
+    /// and list names.
+    pub async fn latest_notice_version(&mut self, subscriber_id: Uuid, list_id: Uuid) -> Result<Option<i64>> {
+        let v = on_backend!(self, c => sqlx::query_scalar(
+            "SELECT MAX(notice_version) FROM consent_events WHERE subscriber_id = $1 AND list_id = $2",
+        )
+        .bind(subscriber_id)
+        .bind(list_id)
+        .fetch_one(c)
+        .await?);
+        Ok(v)
+    }
+
     /// One subscriber's whole ledger, oldest first.
     pub async fn consent_events(&mut self, subscriber_id: Uuid) -> Result<Vec<ConsentEventRow>> {
         let rows = on_backend!(self, c => sqlx::query_as(

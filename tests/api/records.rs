@@ -14,6 +14,7 @@ both_backends!(
     rights_requests_in_the_admin_ui,
     erasure_leaves_rights_requests_with_only_the_hash,
     retention_purges_stale_pending_and_withdrawn_evidence_once_a_day,
+    a_new_privacy_notice_shows_its_diff_and_re_permission_is_recorded,
 );
 
 async fn audit(app: &TestApp, query: &str) -> Vec<Value> {
@@ -283,4 +284,58 @@ async fn retention_purges_stale_pending_and_withdrawn_evidence_once_a_day(db: Db
     assert_eq!(purges[0]["actor"], "system");
     let detail: Value = serde_json::from_str(purges[1]["detail"].as_str().unwrap()).unwrap();
     assert_eq!(detail["counts"]["unconfirmed_subscriptions"], 1);
+}
+
+async fn a_new_privacy_notice_shows_its_diff_and_re_permission_is_recorded(db: Db) {
+    let app = TestApp::spawn(db).await;
+    // A supporter who agreed under the first notice.
+    assert_eq!(app.subscribe("ann@example.org", "updates").await.status(), 200);
+    app.drain_outbox().await;
+    let token = confirm_token(app.smtp.messages_to("ann@example.org").last().unwrap());
+    assert_eq!(app.post_form(&format!("/confirm/{token}"), &[]).await.status(), 200);
+    let first = app.api_get("/privacy-notices").await;
+    let v1 = first["version"].as_i64().unwrap();
+    let old_text = first["text"].as_str().unwrap().to_owned();
+    let old_first_line = old_text.lines().next().unwrap().to_owned();
+
+    let admin = app.login_as_admin().await;
+    let new_text = format!("{old_text}\nWe now also keep <b>which updates you open</b>.");
+    let res = admin.submit("/admin/privacy", "/admin/privacy/preview", &[("text", &new_text), ("url", "")]).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(
+        res.body.contains("<ins>+ We now also keep &#60;b&#62;which updates you open&#60;/b&#62;.</ins>"),
+        "{}",
+        res.body
+    );
+    assert!(!res.body.contains("<del>"), "nothing removed");
+    assert!(res.body.contains(&format!("  {}", crate::support::app::html_escaped(&old_first_line))));
+    let res = admin.submit("/admin/privacy", "/admin/privacy", &[("text", &new_text), ("url", "")]).await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let v2 = v1 + 1;
+    assert_eq!(res.location(), Some(format!("/admin/privacy?published={v2}").as_str()));
+    assert_eq!(app.api_get("/privacy-notices").await["version"], v2);
+
+    let page = admin.get(&format!("/admin/privacy?published={v2}")).await;
+    assert!(page.body.contains("Draft a re-permission update"));
+    let res = admin.submit("/admin/privacy", "/admin/privacy/announce", &[("kind", "repermission")]).await;
+    assert_eq!(res.status, 303);
+    let id = res.location().unwrap().trim_start_matches("/admin/updates/").trim_end_matches("/edit").to_owned();
+    let update = app.api_get(&format!("/updates/{id}")).await;
+    assert_eq!(update["status"], "draft");
+    assert!(update["subject"].as_str().unwrap().starts_with("Please confirm"));
+    assert!(update["body_markdown"].as_str().unwrap().contains("/privacy"));
+
+    // Ann saves her choices unchanged: one new ledger entry, naming v2.
+    let sid: uuid::Uuid = app.subscriber("ann@example.org").await["id"].as_str().unwrap().parse().unwrap();
+    let prefs = tidings::domain::SignedToken::preferences(sid).encode(&app.ctx.secret_key);
+    let before = app.ledger("ann@example.org").await.len();
+    let save = [("name", ""), ("lists", "updates"), ("action", "save")];
+    assert_eq!(app.post_form(&format!("/preferences/{prefs}"), &save).await.status(), 200);
+    let ledger = app.ledger("ann@example.org").await;
+    assert_eq!(ledger.len(), before + 1);
+    let newest = ledger.iter().max_by_key(|e| e["occurred_at"].as_str().unwrap().to_owned()).unwrap();
+    assert_eq!((newest["kind"].as_str(), newest["privacy_notice"]["version"].as_i64()), (Some("confirmed"), Some(v2)));
+    assert_eq!(app.post_form(&format!("/preferences/{prefs}"), &save).await.status(), 200);
+    assert_eq!(app.ledger("ann@example.org").await.len(), before + 1, "once per version");
+    assert_eq!(app.login_as_editor().await.get("/admin/privacy").await.status, 403);
 }

@@ -28,6 +28,7 @@ mod error;
 mod lists;
 mod login;
 mod pages;
+mod privacy;
 mod records;
 mod subscribers;
 mod updates;
@@ -130,6 +131,10 @@ pub const ROUTES: &[Route] = &[
     Route::new(Verb::Post, "/admin/tokens/{id}/revoke", Access::Admin, |m| on(m, accounts::revoke_token)),
     Route::new(Verb::Get, "/admin/users", Access::Admin, |m| on(m, accounts::users)),
     Route::new(Verb::Post, "/admin/users", Access::Admin, |m| on(m, accounts::add_user)),
+    Route::new(Verb::Get, "/admin/privacy", Access::Admin, |m| on(m, privacy::show)),
+    Route::new(Verb::Post, "/admin/privacy/preview", Access::Admin, |m| on(m, privacy::preview)),
+    Route::new(Verb::Post, "/admin/privacy", Access::Admin, |m| on(m, privacy::publish)),
+    Route::new(Verb::Post, "/admin/privacy/announce", Access::Admin, |m| on(m, privacy::announce)),
     Route::new(Verb::Get, "/admin/audit", Access::Admin, |m| on(m, records::audit_log)),
     Route::new(Verb::Get, "/admin/audit.csv", Access::Admin, |m| on(m, records::audit_log_csv)),
     Route::new(Verb::Get, "/admin/rights", Access::Admin, |m| on(m, records::rights_requests)),

@@ -296,3 +296,15 @@ pub struct RightsRequestPage {
     pub errors: Vec<FieldError>,
     pub notice: Option<&'static str>,
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/privacy.html")]
+pub struct PrivacyNoticePage {
+    pub chrome: Chrome,
+    pub current: Option<crate::services::consent::NoticeView>,
+    pub diff: Option<Vec<crate::services::notice_change::DiffLine>>,
+    pub text: String,
+    pub url: String,
+    pub published: Option<i64>,
+    pub errors: Vec<FieldError>,
+}
