@@ -246,21 +246,23 @@ impl Tx {
         }
         let n = match self {
             // SQLite has no arrays: the batch travels as one JSON array of
-            // [subscriber id in hex, message id, reply]. The unary `+` keeps
-            // SQLite from driving the join from every delivery of the update
-            // (it has no statistics to know better): it walks the batch and
-            // finds each row by subscriber.
+            // [subscriber id in hex, message id, reply]. MATERIALIZED makes
+            // SQLite walk the batch and find each row by primary key; left to
+            // itself (it keeps no statistics) it would scan every delivery of
+            // the update for each row of the batch.
             Tx::Sqlite(t) => {
                 let rows: Vec<serde_json::Value> = accepted
                     .iter()
                     .map(|a| serde_json::json!([a.subscriber_id.simple().to_string(), a.message_id, a.reply]))
                     .collect();
                 sqlx::query(
-                    "UPDATE deliveries SET status = 'sent', message_id = v.message_id, smtp_reply = v.reply,
+                    "WITH v AS MATERIALIZED (
+                         SELECT unhex(value ->> 0) AS subscriber_id, value ->> 1 AS message_id, value ->> 2 AS reply
+                         FROM json_each($3))
+                     UPDATE deliveries SET status = 'sent', message_id = v.message_id, smtp_reply = v.reply,
                             sent_at = $2, lease_until = NULL
-                     FROM (SELECT unhex(value ->> 0) AS subscriber_id, value ->> 1 AS message_id, value ->> 2 AS reply
-                           FROM json_each($3)) AS v
-                     WHERE +deliveries.update_id = $1 AND deliveries.subscriber_id = v.subscriber_id",
+                     FROM v
+                     WHERE deliveries.update_id = $1 AND deliveries.subscriber_id = v.subscriber_id",
                 )
                 .bind(update_id)
                 .bind(now)
