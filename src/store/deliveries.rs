@@ -49,6 +49,18 @@ pub struct DeliveryStats {
     pub skipped: i64,
 }
 
+/// The claim's condition on a delivery `d`: its person is still confirmed
+/// on one of the update's lists and not suppressed (one text for every
+/// query that re-checks it).
+macro_rules! still_eligible {
+    () => {
+        "EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
+                 WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id AND sub.status = 'confirmed')
+         AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
+                         WHERE s.id = d.subscriber_id)"
+    };
+}
+
 impl Tx {
     /// Takes the audience in one statement: every confirmed subscriber of
     /// any of the update's lists, not suppressed, once however many of the
@@ -110,35 +122,31 @@ impl Tx {
     ) -> Result<Vec<DeliveryClaim>> {
         let rows = match self {
             Tx::Sqlite(t) => {
-                sqlx::query_as(
+                sqlx::query_as(concat!(
                     "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
                      WHERE update_id = $1 AND subscriber_id IN (
                          SELECT subscriber_id FROM (
                              SELECT d.subscriber_id FROM deliveries d
                              WHERE d.update_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2
-                               AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
-                                           WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
-                                             AND sub.status = 'confirmed')
-                               AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
-                                               WHERE s.id = d.subscriber_id)
+                               AND ",
+                    still_eligible!(),
+                    "
                              ORDER BY d.next_attempt_at
                              LIMIT $4)
                          UNION ALL
                          SELECT subscriber_id FROM (
                              SELECT d.subscriber_id FROM deliveries d
                              WHERE d.update_id = $1 AND d.status = 'sending' AND d.lease_until <= $2
-                               AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
-                                           WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
-                                             AND sub.status = 'confirmed')
-                               AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
-                                               WHERE s.id = d.subscriber_id)
+                               AND ",
+                    still_eligible!(),
+                    "
                              LIMIT $4)
                          LIMIT $4)
                      RETURNING update_id, subscriber_id, list_id,
                                (SELECT s.email FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS email,
                                (SELECT s.name FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS name,
                                attempts",
-                )
+                ))
                 .bind(update_id)
                 .bind(now)
                 .bind(lease_until)
@@ -149,26 +157,22 @@ impl Tx {
             // CTEs fix the picked set before the UPDATE runs, so LIMIT and
             // SKIP LOCKED apply exactly once.
             Tx::Postgres(t) => {
-                sqlx::query_as(
+                sqlx::query_as(concat!(
                     "WITH due AS (
                          SELECT d.update_id, d.subscriber_id FROM deliveries d
                          WHERE d.update_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2
-                           AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
-                                       WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
-                                         AND sub.status = 'confirmed')
-                           AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
-                                           WHERE s.id = d.subscriber_id)
+                           AND ",
+                    still_eligible!(),
+                    "
                          ORDER BY d.next_attempt_at
                          LIMIT $4
                          FOR UPDATE OF d SKIP LOCKED),
                      expired AS (
                          SELECT d.update_id, d.subscriber_id FROM deliveries d
                          WHERE d.update_id = $1 AND d.status = 'sending' AND d.lease_until <= $2
-                           AND EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
-                                       WHERE ul.update_id = d.update_id AND sub.subscriber_id = d.subscriber_id
-                                         AND sub.status = 'confirmed')
-                           AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
-                                           WHERE s.id = d.subscriber_id)
+                           AND ",
+                    still_eligible!(),
+                    "
                          LIMIT $4
                          FOR UPDATE OF d SKIP LOCKED),
                      picked AS (SELECT * FROM due UNION ALL SELECT * FROM expired LIMIT $4)
@@ -178,7 +182,7 @@ impl Tx {
                        AND s.id = picked.subscriber_id
                      RETURNING deliveries.update_id, deliveries.subscriber_id, deliveries.list_id, s.email, s.name,
                                deliveries.attempts",
-                )
+                ))
                 .bind(update_id)
                 .bind(now)
                 .bind(lease_until)
