@@ -163,3 +163,75 @@ pub async fn add(
     ctx.outbox_wakeup.notify_one();
     Ok((out, created))
 }
+
+/// Corrections to a subscriber (right to rectification); absent fields stay.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct RectifyInput {
+    #[schema(example = "sam.supporter@example.org")]
+    pub email: Option<String>,
+    #[schema(example = "Sam Supporter")]
+    pub name: Option<String>,
+    /// Replaces the attributes (a JSON object).
+    pub attributes: Option<serde_json::Value>,
+}
+
+/// The largest attributes object accepted, serialised.
+const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+/// Corrects a subscriber's address, name or attributes. They keep their id,
+/// so the ledger, subscriptions and deliveries stay linked. A new address
+/// that is suppressed (erased, bounced, complained) is refused, as is one
+/// another subscriber has.
+pub async fn rectify(ctx: &Context, id: Uuid, input: &RectifyInput) -> Result<SubscriberView> {
+    let mut errors = Vec::new();
+    let email = match input.email.as_deref() {
+        Some(raw) => EmailAddress::parse(raw).map_err(|e| errors.push(FieldError::from_parse("email", e))).ok(),
+        None => None,
+    };
+    let name = match input.name.as_deref() {
+        Some(raw) => SubscriberName::parse_optional(raw)
+            .map_err(|e| errors.push(FieldError::from_parse("name", e)))
+            .ok()
+            .map(|n| n.map(|n| n.as_str().to_owned()).unwrap_or_default()),
+        None => None,
+    };
+    let attributes = match &input.attributes {
+        Some(v @ serde_json::Value::Object(_)) if v.to_string().len() <= MAX_ATTRIBUTES_BYTES => Some(v.to_string()),
+        Some(serde_json::Value::Object(_)) => {
+            errors.push(FieldError::new("attributes", format!("at most {MAX_ATTRIBUTES_BYTES} bytes")));
+            None
+        }
+        Some(_) => {
+            errors.push(FieldError::new("attributes", "a JSON object"));
+            None
+        }
+        None => None,
+    };
+    ensure_valid(errors)?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let mut row = tx.subscriber_by_id(id).await?.ok_or(ServiceError::NotFound("subscriber"))?;
+    if let Some(email) = email
+        && email.normalised() != row.email_norm
+    {
+        if tx.is_suppressed(&crate::domain::sha256_hex(email.normalised())).await? {
+            return Err(ServiceError::Invalid(vec![FieldError::new(
+                "email",
+                "that address is on the suppression list and may not be mailed",
+            )]));
+        }
+        row.email = email.as_str().to_owned();
+        row.email_norm = email.normalised().to_owned();
+    }
+    if let Some(name) = name {
+        row.name = name;
+    }
+    if let Some(attributes) = attributes {
+        row.attributes = attributes;
+    }
+    row.updated_at = now;
+    tx.rectify_subscriber(&row).await?;
+    let view = view(&mut tx, row).await?;
+    tx.commit().await?;
+    Ok(view)
+}

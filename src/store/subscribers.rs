@@ -174,3 +174,27 @@ impl Tx {
         Ok(n)
     }
 }
+
+impl Tx {
+    /// Rectification: the person keeps their id, so their subscriptions,
+    /// ledger and deliveries stay linked to the corrected details.
+    pub async fn rectify_subscriber(&mut self, row: &SubscriberRow) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE subscribers SET email = $2, email_norm = $3, email_hash = $4, name = $5, attributes = $6,
+                                    updated_at = $7
+             WHERE id = $1",
+        )
+        .bind(row.id)
+        .bind(&row.email)
+        .bind(&row.email_norm)
+        .bind(crate::domain::sha256_hex(&row.email_norm))
+        .bind(&row.name)
+        .bind(&row.attributes)
+        .bind(row.updated_at)
+        .execute(c)
+        .await
+        .map_err(super::conflict_on_unique("a subscriber with that address"))?
+        .rows_affected());
+        Ok(())
+    }
+}

@@ -32,7 +32,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/lists", get(all_lists).post(create_list)),
         ("/lists/{id}", get(get_list).patch(update_list).put(update_list).delete(delete_list)),
         ("/subscribers", get(find_subscriber).post(add_subscriber)),
-        ("/subscribers/{id}", get(get_subscriber)),
+        ("/subscribers/{id}", get(get_subscriber).patch(rectify_subscriber).delete(delete_subscriber)),
         ("/subscribers/{id}/consent", get(consent_ledger)),
         ("/subscribers/{id}/export", get(export_subscriber)),
         ("/subscribers/{id}/erase", post(erase_subscriber)),
@@ -393,6 +393,41 @@ async fn export_subscriber(
         csv,
     )
         .into_response())
+}
+
+/// Corrects a subscriber's address, name or attributes (rectification):
+/// the ledger, subscriptions and deliveries stay linked.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/subscribers/{id}",
+    tag = "subscribers",
+    operation_id = "rectify_subscriber",
+    request_body = subscribers::RectifyInput,
+    params(("id" = String, Path, description = "The subscriber's id (uuid)")),
+    responses(
+        (status = 200, description = "The corrected subscriber", body = SubscriberView),
+        (status = 409, description = "Another subscriber has that address", body = crate::web::error::ErrorBody),
+    )
+)]
+async fn rectify_subscriber(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<subscribers::RectifyInput>,
+) -> Result<Response> {
+    Ok(Json(subscribers::rectify(&s.ctx, parse_id(&id)?, &input).await.map_err(service)?).into_response())
+}
+
+/// `DELETE` is erasure, as `POST …/erase`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/subscribers/{id}",
+    tag = "subscribers",
+    operation_id = "delete_subscriber",
+    params(("id" = String, Path, description = "The subscriber's id (uuid)")),
+    responses((status = 200, description = "Erased; only a suppression entry remains", body = Erased))
+)]
+async fn delete_subscriber(state: State<AppState>, caller: Extension<Caller>, id: Path<String>) -> Result<Response> {
+    erase_subscriber(state, caller, id).await
 }
 
 /// Erases a subscriber, keeping only a suppression entry; `404` if unknown

@@ -40,6 +40,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
         api::find_subscriber,
         api::add_subscriber,
         api::get_subscriber,
+        api::rectify_subscriber,
+        api::delete_subscriber,
         api::consent_ledger,
         api::export_subscriber,
         api::erase_subscriber,

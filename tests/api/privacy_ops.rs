@@ -14,6 +14,7 @@ both_backends!(
     erasure_in_the_admin_ui_is_for_admins_and_needs_the_address_typed,
     the_cli_erases_by_address,
     a_supporter_gets_their_copy_by_mail_after_a_fresh_click,
+    rectification_keeps_the_ledger_linked,
 );
 
 const ANN: &str = "ann@example.org";
@@ -329,4 +330,34 @@ async fn a_supporter_gets_their_copy_by_mail_after_a_fresh_click(db: Db) {
     }
     app.drain_outbox().await;
     assert_eq!(app.smtp.messages_to(ANN).len(), before + 2 + 2, "at most three links a day");
+}
+
+async fn rectification_keeps_the_ledger_linked(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let id = subscribed_and_confirmed(&app, ANN, "Ann").await;
+    let ledger_before = app.ledger(ANN).await;
+    let patch = |body: Value| app.api(Method::PATCH, &format!("/subscribers/{id}")).json(&body).send();
+    let res =
+        patch(json!({"email": "Ann.New@Example.org", "name": "Ann <New>", "attributes": {"ward": "B"}})).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let s: Value = res.json().await.unwrap();
+    assert_eq!((s["id"].as_str(), s["email"].as_str()), (Some(id.as_str()), Some("Ann.New@Example.org")));
+    assert_eq!(s["attributes"]["ward"], "B");
+    assert_eq!(s["subscriptions"][0]["status"], "confirmed");
+    assert_eq!(app.ledger("ann.new@example.org").await, ledger_before, "the same ledger, linked by id");
+    assert_eq!(app.api(Method::GET, &format!("/subscribers?email={ANN}")).send().await.unwrap().status(), 404);
+
+    // The next update goes to the corrected address.
+    send_update(&app, "Corrected").await;
+    assert_eq!(app.smtp.messages_to("Ann.New@Example.org").len(), 1);
+
+    // Refused: another subscriber's address, a suppressed one, bad fields.
+    subscribed_and_confirmed(&app, "bob@example.org", "Bob").await;
+    assert_eq!(patch(json!({"email": "BOB@example.org"})).await.unwrap().status(), 409);
+    let erased = app.subscriber("bob@example.org").await["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.api(Method::DELETE, &format!("/subscribers/{erased}")).send().await.unwrap().status(), 200);
+    assert_eq!(patch(json!({"email": "bob@example.org"})).await.unwrap().status(), 422, "suppressed");
+    assert_eq!(patch(json!({"email": "not an address"})).await.unwrap().status(), 422);
+    assert_eq!(patch(json!({"attributes": [1, 2]})).await.unwrap().status(), 422);
+    assert_eq!(patch(json!({"name": "x\r\nBcc: evil@example.org"})).await.unwrap().status(), 422);
 }
