@@ -12,6 +12,7 @@ use crate::services::{Context, ServiceError, setup};
 use crate::store::{Store, StoreError};
 use crate::web::{self, AppState};
 use crate::workers::delivery::DeliveryWorker;
+use crate::workers::imports::ImportWorker;
 use crate::workers::outbox::OutboxWorker;
 use crate::workers::scheduler::SchedulerWorker;
 use lettre::message::dkim::{
@@ -93,6 +94,10 @@ impl App {
         SchedulerWorker::new(self.ctx.clone())
     }
 
+    pub fn import_worker(&self) -> ImportWorker {
+        ImportWorker::new(self.ctx.clone())
+    }
+
     pub fn router(&self) -> axum::Router {
         web::router(AppState::new(self.ctx.clone()))
     }
@@ -116,6 +121,7 @@ impl App {
             tasks.spawn(self.outbox_worker().run(shutdown.clone()));
             tasks.spawn(self.delivery_worker().run(shutdown.clone()));
             tasks.spawn(self.scheduler_worker().run(shutdown.clone()));
+            tasks.spawn(self.import_worker().run(shutdown.clone()));
         }
         let server = match (role, listener) {
             (Role::Workers, _) | (_, None) => None,

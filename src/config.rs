@@ -69,6 +69,9 @@ pub struct Config {
     pub verp_domain: Option<String>,
     /// IANA zone in which times are shown and cron schedules run.
     pub timezone: String,
+    /// Largest CSV file accepted by `POST /api/v1/imports` and the admin
+    /// upload form (streamed to the database, never held in memory).
+    pub import_max_bytes: u64,
 }
 
 /// Names of every key, in the order the README documents them.
@@ -98,6 +101,7 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_TIMEZONE",
     "TIDINGS_WORKER_LEASE_SECONDS",
     "TIDINGS_VERP_DOMAIN",
+    "TIDINGS_IMPORT_MAX_BYTES",
 ];
 
 impl Config {
@@ -167,6 +171,7 @@ impl Config {
             verp_domain: get("TIDINGS_VERP_DOMAIN").map(str::to_owned),
             worker_lease: Duration::from_secs(parse_num(get, "TIDINGS_WORKER_LEASE_SECONDS", 120u64)?.max(2)),
             timezone: parse_timezone(get("TIDINGS_TIMEZONE").unwrap_or("Europe/London"))?,
+            import_max_bytes: parse_num(get, "TIDINGS_IMPORT_MAX_BYTES", 256 * 1024 * 1024)?,
         })
     }
 

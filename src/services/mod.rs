@@ -10,6 +10,8 @@ pub mod accounts;
 pub mod archive;
 pub mod consent;
 pub mod directory;
+pub mod exports;
+pub mod imports;
 pub mod lists;
 pub mod privacy_ops;
 pub mod schedules;

@@ -21,6 +21,8 @@ mod consent;
 mod deliveries;
 mod directory;
 mod erasure;
+mod exports;
+mod imports;
 mod lists;
 mod outbox;
 mod schedules;
@@ -34,6 +36,11 @@ pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, Privacy
 pub use deliveries::{AcceptedDelivery, DeliveryClaim, DeliveryRow, DeliveryStats};
 pub use directory::SubscriberSearch;
 pub use erasure::{ErasureCounts, ExportDeliveryRow, ExportNoticeRow, ExportSubscriptionRow};
+pub use exports::ExportRow;
+pub use imports::{
+    BatchProgress, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate, ImportedSubscriber,
+    ImportedSubscription, NewImport, NewImportedSubscriber,
+};
 pub use lists::{ListChanges, ListRow};
 pub use outbox::{NewOutboxMessage, OutboxRow};
 pub use schedules::{ScheduleRow, ScheduleRun};

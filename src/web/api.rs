@@ -2,12 +2,13 @@
 //! `Authorization: Bearer TOKEN`; errors are always JSON.
 
 use super::input::Client;
-use super::schedules_api;
 use super::{AppState, WebError};
+use super::{imports_api, schedules_api};
 use crate::domain::Actor;
 use crate::services::lists::ListInput;
 use crate::services::subscribers::AddSubscriberInput;
 use crate::services::{ServiceError, accounts, consent, lists, privacy_ops, subscribers, updates};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -42,6 +43,10 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/consent-statements", get(current_statements).post(publish_statement)),
         ("/schedules", get(schedules_api::all).post(schedules_api::create)),
         ("/schedules/{id}", get(schedules_api::get).patch(schedules_api::edit).delete(schedules_api::delete)),
+        // Uploads are streamed with their own limit (TIDINGS_IMPORT_MAX_BYTES).
+        ("/imports", get(imports_api::all).post(imports_api::create).layer(DefaultBodyLimit::disable())),
+        ("/imports/{id}", get(imports_api::get)),
+        ("/lists/{id}/export", get(imports_api::export_list)),
     ]
 }
 

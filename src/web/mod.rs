@@ -9,11 +9,13 @@
 pub mod admin;
 mod api;
 mod error;
+mod imports_api;
 mod input;
 mod pages;
 mod public;
 mod ratelimit;
 mod schedules_api;
+mod upload;
 
 pub use error::WebError;
 pub use ratelimit::RateLimiter;
@@ -24,7 +26,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use std::sync::Arc;
 use std::time::Duration;
-use tower_http::timeout::TimeoutLayer;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -55,9 +56,28 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router(state.clone()))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(security_headers))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(axum::middleware::from_fn(request_timeout))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Requests that stream a large upload (a CSV import): exempt from the
+/// 30-second limit, since a big file over a slow link takes longer; they
+/// are bounded instead by their size limit and an idle timeout on each
+/// piece (`upload::IDLE_TIMEOUT`), plus this hour overall.
+const UPLOADS: &[&str] = &["/api/v1/imports", "/admin/imports"];
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Answers `408 Request Timeout` when a handler takes longer than its limit.
+async fn request_timeout(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let upload = req.method() == axum::http::Method::POST && UPLOADS.contains(&req.uri().path());
+    let limit = if upload { UPLOAD_TIMEOUT } else { REQUEST_TIMEOUT };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => axum::http::StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
 }
 
 /// Conservative headers on every response: no framing, no sniffing, no

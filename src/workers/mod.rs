@@ -3,6 +3,7 @@
 //! and a `run` loop that stops when the shutdown signal fires.
 
 pub mod delivery;
+pub mod imports;
 pub mod outbox;
 pub mod scheduler;
 

@@ -11,6 +11,7 @@ mod bad_input;
 mod browser;
 mod delivery;
 mod dkim;
+mod imports;
 mod journey;
 mod links;
 mod outbox;

@@ -24,6 +24,7 @@
 mod accounts;
 mod auth;
 mod error;
+mod imports;
 mod lists;
 mod login;
 mod pages;
@@ -128,6 +129,12 @@ pub const ROUTES: &[Route] = &[
     Route::new(Verb::Post, "/admin/tokens/{id}/revoke", Access::Admin, |m| on(m, accounts::revoke_token)),
     Route::new(Verb::Get, "/admin/users", Access::Admin, |m| on(m, accounts::users)),
     Route::new(Verb::Post, "/admin/users", Access::Admin, |m| on(m, accounts::add_user)),
+    Route::new(Verb::Get, "/admin/imports", Access::Admin, |m| on(m, imports::index)),
+    // Streamed: its own size limit (TIDINGS_IMPORT_MAX_BYTES), see `auth::CsrfMultipart`.
+    Route::new(Verb::Post, "/admin/imports", Access::Admin, |m| {
+        on(m, imports::upload).layer(axum::extract::DefaultBodyLimit::disable())
+    }),
+    Route::new(Verb::Get, "/admin/imports/{id}", Access::Admin, |m| on(m, imports::show)),
 ];
 
 /// The admin UI's router (merged into the application's at its full paths),
