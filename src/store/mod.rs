@@ -12,7 +12,8 @@
 //! Layout: `mod.rs` (connecting, migrating, transactions, errors) and one
 //! module per area: `settings`, `lists`, `consent` (notices, statements,
 //! ledger), `subscribers`, `confirmations`, `outbox`, `accounts` (users, API
-//! tokens), `suppressions`.
+//! tokens), `suppressions`, `imports` (import jobs and set-based batch
+//! writes), `exports` (keyset pages for CSV exports).
 
 mod accounts;
 mod archive;

@@ -4,7 +4,8 @@
 //! Layout: `public` (supporter pages), `api` (organiser JSON API, bearer
 //! tokens), `error` (one error type → the right status, as JSON or HTML),
 //! `input` (request bodies and client facts), `ratelimit`, `pages`
-//! (template structs).
+//! (template structs), `imports_api` (CSV imports and list exports) and
+//! `upload` (streamed import forms).
 
 pub mod admin;
 mod api;

@@ -257,13 +257,15 @@ async fn count(app: &TestApp, sql: &'static str) -> i64 {
 
 async fn an_import_resumes_after_a_crash_without_losing_or_doubling_a_row(db: Db) {
     let app = TestApp::spawn(db).await;
-    // 4,500 rows: three batches (2,000, 2,000, 500). Line 102 is invalid,
-    // and the row on line 4,402 repeats line 7's address, a batch apart.
+    // Three batches (full, full, 500 rows). Line 102 is invalid, and a row
+    // in the last batch repeats line 7's address.
+    let batch = tidings::services::imports::BATCH_ROWS;
+    let (total, repeat) = (2 * batch + 500, 2 * batch + 400);
     let mut csv = String::from("email,name\n");
-    for i in 0..4500 {
+    for i in 0..total {
         match i {
             100 => csv.push_str("not an address,X\n"),
-            4400 => csv.push_str("P5@EXAMPLE.ORG,again\n"),
+            _ if i == repeat => csv.push_str("P5@EXAMPLE.ORG,again\n"),
             _ => csv.push_str(&format!("p{i}@example.org,Person {i}\n")),
         }
     }
@@ -277,8 +279,9 @@ async fn an_import_resumes_after_a_crash_without_losing_or_doubling_a_row(db: Db
     let crashed = tokio::spawn(async move { doomed.run_once(&never).await }).await;
     assert!(crashed.is_err_and(|e| e.is_panic()));
     let job = import(&app, &id).await;
-    assert_eq!((job["state"].as_str(), job["progress"]["rows_done"].as_i64()), (Some("running"), Some(2000)));
-    assert_eq!(summary(&job), [1999, 0, 0, 0, 1]);
+    let batch = batch as i64;
+    assert_eq!((job["state"].as_str(), job["progress"]["rows_done"].as_i64()), (Some("running"), Some(batch)));
+    assert_eq!(summary(&job), [batch - 1, 0, 0, 0, 1]);
 
     // Its lease still holds: nobody else may take the import yet.
     let (_keep, never) = tokio::sync::watch::channel(false);
@@ -290,19 +293,21 @@ async fn an_import_resumes_after_a_crash_without_losing_or_doubling_a_row(db: Db
 
     let job = import(&app, &id).await;
     assert_eq!(job["state"], "done", "{job}");
-    assert_eq!(job["progress"]["rows_done"], 4500);
-    assert_eq!(summary(&job), [4498, 0, 1, 0, 1]);
+    let (total, added) = (total as i64, total as i64 - 2);
+    assert_eq!(job["progress"]["rows_done"], total);
+    assert_eq!(summary(&job), [added, 0, 1, 0, 1]);
+    let repeat_line = repeat as i64 + 2;
     assert_eq!(
         errors(&job),
-        [(102, "invalid".into(), "invalid_email".into()), (4402, "skipped".into(), "duplicate".into())]
+        [(102, "invalid".into(), "invalid_email".into()), (repeat_line, "skipped".into(), "duplicate".into())]
     );
     assert_eq!(job["errors"][1]["message"], "the same address as an earlier row");
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM consent_events WHERE kind = 'imported'").await, 4498);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM consent_events WHERE kind = 'imported'").await, added);
     assert_eq!(
         count(&app, "SELECT COUNT(DISTINCT subscriber_id) FROM consent_events WHERE kind = 'imported'").await,
-        4498
+        added
     );
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM subscriptions WHERE status = 'confirmed'").await, 4498);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM subscriptions WHERE status = 'confirmed'").await, added);
     assert_eq!(count(&app, "SELECT COUNT(*) FROM import_chunks").await, 0, "the stored file is deleted at the end");
 }
 
