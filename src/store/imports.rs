@@ -157,12 +157,10 @@ pub struct ImportedEventTemplate {
 /// One `imported` entry: (event id, subscriber, list, statement shown).
 pub type ImportedEvent = (Uuid, Uuid, Uuid, Option<Uuid>);
 
-fn hex(id: Uuid) -> String {
-    id.simple().to_string()
-}
-
-fn json_text(v: serde_json::Value) -> String {
-    v.to_string()
+/// A batch as one JSON array of rows, each an array of its values (ids as
+/// 32 hex digits), written straight from borrowed values.
+fn json_text<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
+    serde_json::to_string(&rows.collect::<Vec<T>>()).unwrap_or_else(|_| "[]".to_owned())
 }
 
 impl Tx {
@@ -483,7 +481,7 @@ impl Tx {
                  SELECT $1, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3 FROM json_each($2) j",
             )
             .bind(id)
-            .bind(json_text(errors.iter().map(|e| serde_json::json!([e.line, e.outcome, e.code, e.message])).collect()))
+            .bind(json_text(errors.iter().map(|e| (e.line, &e.outcome, &e.code, &e.message))))
             .execute(&mut **t)
             .await?
             .rows_affected(),
@@ -514,7 +512,7 @@ impl Tx {
                 sqlx::query_scalar(
                     "SELECT email_hash FROM suppressions WHERE email_hash IN (SELECT value FROM json_each($1))",
                 )
-                .bind(json_text(hashes.into()))
+                .bind(json_text(hashes.iter()))
                 .fetch_all(&mut **t)
                 .await?
             }
@@ -539,7 +537,7 @@ impl Tx {
                     "SELECT id, email, email_norm, name, attributes, last_import_id FROM subscribers
                  WHERE email_norm IN (SELECT value FROM json_each($1))",
                 )
-                .bind(json_text(emails_norm.into()))
+                .bind(json_text(emails_norm.iter()))
                 .fetch_all(&mut **t)
                 .await?
             }
@@ -567,7 +565,7 @@ impl Tx {
                     "SELECT subscriber_id, list_id, status FROM subscriptions
                  WHERE subscriber_id IN (SELECT unhex(value) FROM json_each($1))",
                 )
-                .bind(json_text(subscriber_ids.iter().map(|id| hex(*id)).collect()))
+                .bind(json_text(subscriber_ids.iter().map(|id| id.simple())))
                 .fetch_all(&mut **t)
                 .await?
             }
@@ -600,9 +598,7 @@ impl Tx {
                  FROM json_each($1) j",
             )
             .bind(json_text(
-                rows.iter()
-                    .map(|r| serde_json::json!([hex(r.id), r.email, r.email_norm, r.email_hash, r.name, r.attributes]))
-                    .collect(),
+                rows.iter().map(|r| (r.id.simple(), &r.email, &r.email_norm, &r.email_hash, &r.name, &r.attributes)),
             ))
             .bind(now)
             .bind(import_id)
@@ -649,7 +645,7 @@ impl Tx {
                        FROM json_each($1) j) AS x
                  WHERE subscribers.id = x.id",
             )
-            .bind(json_text(rows.iter().map(|r| serde_json::json!([hex(r.id), r.name, r.attributes])).collect()))
+            .bind(json_text(rows.iter().map(|r| (r.id.simple(), &r.name, &r.attributes))))
             .bind(now)
             .bind(import_id)
             .execute(&mut **t)
@@ -681,7 +677,7 @@ impl Tx {
             Tx::Sqlite(t) => sqlx::query(
                 "UPDATE subscribers SET last_import_id = $2 WHERE id IN (SELECT unhex(value) FROM json_each($1))",
             )
-            .bind(json_text(ids.iter().map(|id| hex(*id)).collect()))
+            .bind(json_text(ids.iter().map(|id| id.simple())))
             .bind(import_id)
             .execute(&mut **t)
             .await?
@@ -713,7 +709,7 @@ impl Tx {
                  SET status = excluded.status, updated_at = excluded.updated_at,
                      confirmed_at = COALESCE(excluded.confirmed_at, subscriptions.confirmed_at)",
             )
-            .bind(json_text(pairs.iter().map(|(s, l)| serde_json::json!([hex(*s), hex(*l)])).collect()))
+            .bind(json_text(pairs.iter().map(|(s, l)| (s.simple(), l.simple()))))
             .bind(now)
             .execute(&mut **t)
             .await?
@@ -750,10 +746,7 @@ impl Tx {
                  FROM json_each($1) j",
             )
             .bind(json_text(
-                events
-                    .iter()
-                    .map(|(id, s, l, st)| serde_json::json!([hex(*id), hex(*s), hex(*l), st.map(hex)]))
-                    .collect(),
+                events.iter().map(|(id, s, l, st)| (id.simple(), s.simple(), l.simple(), st.map(|st| st.simple()))),
             ))
             .bind(t.notice_version)
             .bind(t.occurred_at)

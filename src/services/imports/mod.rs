@@ -719,7 +719,7 @@ async fn apply_batch(
     let hashes: Vec<String> = rows.iter().map(|(_, d)| d.email.suppression_hash()).collect();
     let suppressed = tx.suppressed_among(&hashes).await?;
     let mut first_seen: HashMap<&str, i64> = HashMap::with_capacity(rows.len());
-    let mut unique: Vec<(i64, &RowData)> = Vec::with_capacity(rows.len());
+    let mut unique: Vec<(i64, &RowData, &str)> = Vec::with_capacity(rows.len());
     for ((line, data), hash) in rows.into_iter().zip(&hashes) {
         if suppressed.contains(hash) {
             p.suppressed += 1;
@@ -734,12 +734,12 @@ async fn apply_batch(
             errors.push(problem(line, "skipped", "duplicate", format!("the same address as line {first}")));
         } else {
             first_seen.insert(data.email.normalised(), line);
-            unique.push((line, data));
+            unique.push((line, data, hash));
         }
     }
 
     // Who is known already, and where they stand on the import's lists.
-    let norms: Vec<String> = unique.iter().map(|(_, d)| d.email.normalised().to_owned()).collect();
+    let norms: Vec<String> = unique.iter().map(|(_, d, _)| d.email.normalised().to_owned()).collect();
     let existing: HashMap<String, crate::store::ImportedSubscriber> =
         tx.subscribers_among(&norms).await?.into_iter().map(|s| (s.email_norm.clone(), s)).collect();
     let ids: Vec<Uuid> = existing.values().map(|s| s.id).collect();
@@ -755,7 +755,7 @@ async fn apply_batch(
     let mut changes = Vec::new();
     let mut seen_only = Vec::new();
     let mut accepted: Vec<Accepted<'_>> = Vec::with_capacity(unique.len());
-    for (line, data) in unique {
+    for (line, data, hash) in unique {
         let Some(known) = existing.get(data.email.normalised()) else {
             p.added += 1;
             let subscriber = SubscriberRow {
@@ -771,7 +771,7 @@ async fn apply_batch(
                 id: subscriber.id,
                 email: subscriber.email.clone(),
                 email_norm: subscriber.email_norm.clone(),
-                email_hash: data.email.suppression_hash(),
+                email_hash: hash.to_owned(),
                 name: subscriber.name.clone(),
                 attributes: subscriber.attributes.clone(),
             });
