@@ -1,9 +1,10 @@
 //! The organiser JSON API under `/api/v1` (DESIGN §4). Every route needs
 //! `Authorization: Bearer TOKEN`; errors are always JSON.
 
+use super::imports_api;
 use super::input::Client;
+use super::schedules_api;
 use super::{AppState, WebError};
-use super::{imports_api, schedules_api};
 use crate::domain::Actor;
 use crate::services::lists::ListInput;
 use crate::services::subscribers::AddSubscriberInput;

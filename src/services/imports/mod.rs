@@ -47,10 +47,12 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-/// Rows per batch (one transaction) for `confirmed` imports: big enough
-/// that the per-statement and per-commit (disk flush) costs vanish, small
-/// enough that a batch holds SQLite's write lock for about half a second.
-pub const BATCH_ROWS: usize = 5000;
+/// Rows per batch (one transaction) for `confirmed` imports. Each batch
+/// writes every index page it touches once, however many of its rows land
+/// there, so bigger batches write much less (see BENCHMARKS.md, "Imports");
+/// 10,000 rows hold SQLite's write lock for about a second, which other
+/// writers wait out (busy timeout 10 s).
+pub const BATCH_ROWS: usize = 10_000;
 /// `pending` imports compose and queue one mail per row, so their batches
 /// are smaller to keep each transaction short.
 pub const PENDING_BATCH_ROWS: usize = 200;
