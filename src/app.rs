@@ -13,6 +13,7 @@ use crate::store::{Store, StoreError};
 use crate::web::{self, AppState};
 use crate::workers::bounce_mailbox::BounceMailboxWorker;
 use crate::workers::delivery::DeliveryWorker;
+use crate::workers::imports::ImportWorker;
 use crate::workers::maintenance::MaintenanceWorker;
 use crate::workers::outbox::OutboxWorker;
 use crate::workers::scheduler::SchedulerWorker;
@@ -107,6 +108,10 @@ impl App {
         Ok(BounceMailboxWorker::new(self.ctx.clone())?)
     }
 
+    pub fn import_worker(&self) -> ImportWorker {
+        ImportWorker::new(self.ctx.clone())
+    }
+
     pub fn router(&self) -> axum::Router {
         web::router(AppState::new(self.ctx.clone()))
     }
@@ -151,6 +156,7 @@ impl App {
             if let Some(mailbox) = self.bounce_mailbox_worker()? {
                 tasks.spawn(mailbox.run(shutdown.clone()));
             }
+            tasks.spawn(self.import_worker().run(shutdown.clone()));
         }
         let server = match (role, listener) {
             (Role::Workers, _) | (_, None) => None,

@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::BufRead;
 use std::path::PathBuf;
 
+mod transfer;
+
 #[derive(Debug, Parser)]
 #[command(name = "tidings", version, about = "Mailing lists and supporter updates for campaign groups")]
 pub struct Cli {
@@ -50,6 +52,15 @@ pub enum Command {
     Erase {
         #[arg(long)]
         email: String,
+    },
+    /// Import subscribers from a CSV file (header row required), with a
+    /// recorded basis (confirmed) or a confirmation mail each (pending).
+    Import(transfer::ImportArgs),
+    /// Write subscribers as CSV to standard output (one line per subscription).
+    Export {
+        /// Only this list's subscribers.
+        #[arg(long)]
+        list: Option<String>,
     },
     /// Bounces and complaints.
     Bounces {
@@ -150,6 +161,8 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Check => check(config).await?,
         Command::Erase { email } => erase(&config, &clock, &email).await?,
         Command::Bounces { command: BouncesCommand::Ingest } => ingest_bounce(config, clock).await?,
+        Command::Import(args) => transfer::import(config, clock, args).await?,
+        Command::Export { list } => transfer::export(config, list).await?,
     }
     Ok(())
 }

@@ -94,6 +94,9 @@ pub struct Config {
     /// When set, `/metrics`, `/healthz` and `/readyz` are also served on
     /// this address (the only HTTP a `tidings worker` process offers).
     pub metrics_bind: Option<SocketAddr>,
+    /// Largest CSV file accepted by `POST /api/v1/imports` and the admin
+    /// upload form (streamed to the database, never held in memory).
+    pub import_max_bytes: u64,
 }
 
 /// Names of every key, in the order the README documents them.
@@ -132,6 +135,7 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_BOUNCE_MAILBOX_INTERVAL_SECONDS",
     "TIDINGS_CORS_ORIGINS",
     "TIDINGS_METRICS_BIND",
+    "TIDINGS_IMPORT_MAX_BYTES",
 ];
 
 impl Config {
@@ -224,6 +228,7 @@ impl Config {
                     s.parse().map_err(|_| invalid("TIDINGS_METRICS_BIND", "expected host:port, e.g. 0.0.0.0:9090"))
                 })
                 .transpose()?,
+            import_max_bytes: parse_num(get, "TIDINGS_IMPORT_MAX_BYTES", 256 * 1024 * 1024)?,
         })
     }
 

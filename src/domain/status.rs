@@ -88,6 +88,19 @@ impl Actor {
             Actor::System => "system".to_owned(),
         }
     }
+
+    /// The inverse of [`Actor::to_db`] (for work recorded now and carried
+    /// out later, such as an import run by a worker).
+    pub fn from_db(raw: &str) -> Option<Actor> {
+        let id = |rest: &str| uuid::Uuid::parse_str(rest).ok();
+        match raw.split_once(':') {
+            None if raw == "supporter" => Some(Actor::Supporter),
+            None if raw == "system" => Some(Actor::System),
+            Some(("api-token", rest)) => id(rest).map(Actor::ApiToken),
+            Some(("organiser", rest)) => id(rest).map(Actor::Organiser),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -103,5 +116,10 @@ mod tests {
             assert_eq!(ConsentKind::parse(k.as_str()).unwrap(), *k);
         }
         assert!(ConsentKind::parse("nonsense").is_err());
+        let id = uuid::Uuid::now_v7();
+        for a in [Actor::Supporter, Actor::System, Actor::ApiToken(id), Actor::Organiser(id)] {
+            assert_eq!(Actor::from_db(&a.to_db()), Some(a));
+        }
+        assert_eq!(Actor::from_db("organiser:nonsense"), None);
     }
 }

@@ -13,6 +13,8 @@ pub mod bounces;
 pub mod consent;
 pub mod data_copy;
 pub mod directory;
+pub mod exports;
+pub mod imports;
 pub mod lists;
 pub mod notice_change;
 pub mod privacy_ops;

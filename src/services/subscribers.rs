@@ -5,7 +5,7 @@
 use super::supporter::{self, Origin, Transition};
 use super::{Actor, Context, FieldError, RequestMeta, Result, ServiceError, ensure_valid};
 use crate::domain::{ConsentKind, EmailAddress, ListSlug, SubscriberName, SubscriptionStatus};
-use crate::store::{SubscriberRow, Tx};
+use crate::store::{ListRow, SubscriberRow, Tx};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -76,6 +76,93 @@ pub struct AddSubscriberInput {
     pub status: Option<String>,
 }
 
+/// The terms on which an organiser adds people: `pending` (a confirmation
+/// mail asks them) or `confirmed` on a recorded basis. Shared by adding one
+/// subscriber and by imports, so both apply the same rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddTerms {
+    pub status: SubscriptionStatus,
+    /// Why the organiser may mail them (required for `confirmed`).
+    pub basis: Option<String>,
+}
+
+/// Parses `status` (default `pending`) and `basis`, pushing any problem onto
+/// `errors`: `confirmed` needs a basis, and a basis is one line of at most
+/// 2000 characters.
+pub(crate) fn parse_terms(status: Option<&str>, basis: Option<&str>, errors: &mut Vec<FieldError>) -> Option<AddTerms> {
+    let status = match status.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("pending") {
+        "pending" => Some(SubscriptionStatus::Pending),
+        "confirmed" => Some(SubscriptionStatus::Confirmed),
+        _ => {
+            errors.push(FieldError::new("status", "status is \"pending\" or \"confirmed\""));
+            None
+        }
+    };
+    let basis = basis.map(str::trim).filter(|b| !b.is_empty());
+    if status == Some(SubscriptionStatus::Confirmed) && basis.is_none() {
+        errors
+            .push(FieldError::new("basis", "adding a confirmed subscriber needs the basis on which you may mail them"));
+    }
+    if basis.is_some_and(|b| b.len() > 2000 || b.chars().any(char::is_control)) {
+        errors.push(FieldError::new("basis", "the basis is one line of at most 2000 characters"));
+        return None;
+    }
+    status.map(|status| AddTerms { status, basis: basis.map(str::to_owned) })
+}
+
+/// Parses the list slugs an organiser named (at least one), pushing any
+/// problem onto `errors`.
+pub(crate) fn parse_list_slugs(raw: &[String], errors: &mut Vec<FieldError>) -> Vec<ListSlug> {
+    if raw.is_empty() {
+        errors.push(FieldError::new("lists", "name at least one list"));
+    }
+    let mut slugs: Vec<ListSlug> = Vec::new();
+    for l in raw {
+        match ListSlug::parse(l.trim()) {
+            Ok(slug) if !slugs.contains(&slug) => slugs.push(slug),
+            Ok(_) => {}
+            Err(e) => errors.push(FieldError::from_parse("lists", e)),
+        }
+    }
+    slugs
+}
+
+/// The lists behind `slugs` (public or private: organisers may add people
+/// to either); an unknown one is an input error.
+pub(crate) async fn resolve_lists(tx: &mut Tx, slugs: &[ListSlug]) -> Result<Vec<ListRow>> {
+    let mut lists = Vec::with_capacity(slugs.len());
+    for slug in slugs {
+        lists.push(tx.list_by_slug(slug.as_str()).await?.ok_or_else(|| {
+            ServiceError::Invalid(vec![FieldError::new("lists", format!("there is no list {slug}"))])
+        })?);
+    }
+    Ok(lists)
+}
+
+/// What adding someone to one list on a recorded basis does, given where
+/// they stand on it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BasisOutcome {
+    /// Confirmed already: nothing to record.
+    AlreadyConfirmed,
+    /// New, or pending: confirm, with one `imported` ledger entry.
+    Confirm,
+    /// They withdrew (unsubscribed), or their mail bounced or they
+    /// complained. One person added by hand is the organiser's deliberate
+    /// decision and goes ahead; an import never silently overrides this.
+    Withdrawn(SubscriptionStatus),
+}
+
+pub(crate) fn basis_outcome(current: Option<SubscriptionStatus>) -> BasisOutcome {
+    match current {
+        Some(SubscriptionStatus::Confirmed) => BasisOutcome::AlreadyConfirmed,
+        None | Some(SubscriptionStatus::Pending) => BasisOutcome::Confirm,
+        Some(s @ (SubscriptionStatus::Unsubscribed | SubscriptionStatus::Bounced | SubscriptionStatus::Complained)) => {
+            BasisOutcome::Withdrawn(s)
+        }
+    }
+}
+
 /// Adds (or extends) a subscriber. Returns the subscriber and whether it
 /// was created.
 pub async fn add(
@@ -92,41 +179,14 @@ pub async fn add(
         .map_err(|e| errors.push(FieldError::from_parse("name", e)))
         .ok()
         .flatten();
-    let status = match input.status.as_deref().unwrap_or("pending") {
-        "pending" => Some(SubscriptionStatus::Pending),
-        "confirmed" => Some(SubscriptionStatus::Confirmed),
-        _ => {
-            errors.push(FieldError::new("status", "status is \"pending\" or \"confirmed\""));
-            None
-        }
-    };
-    let basis = input.basis.as_deref().map(str::trim).filter(|b| !b.is_empty());
-    if status == Some(SubscriptionStatus::Confirmed) && basis.is_none() {
-        errors
-            .push(FieldError::new("basis", "adding a confirmed subscriber needs the basis on which you may mail them"));
-    }
-    if basis.is_some_and(|b| b.len() > 2000 || b.chars().any(char::is_control)) {
-        errors.push(FieldError::new("basis", "the basis is one line of at most 2000 characters"));
-    }
-    if input.lists.is_empty() {
-        errors.push(FieldError::new("lists", "name at least one list"));
-    }
-    let slugs: Vec<ListSlug> = input
-        .lists
-        .iter()
-        .filter_map(|l| ListSlug::parse(l).map_err(|e| errors.push(FieldError::from_parse("lists", e))).ok())
-        .collect();
+    let terms = parse_terms(input.status.as_deref(), input.basis.as_deref(), &mut errors);
+    let slugs = parse_list_slugs(&input.lists, &mut errors);
     ensure_valid(errors)?;
-    let (Some(email), Some(status)) = (email, status) else { unreachable!("errors were checked") };
+    let (Some(email), Some(terms)) = (email, terms) else { unreachable!("errors were checked") };
 
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
-    let mut lists = Vec::with_capacity(slugs.len());
-    for slug in &slugs {
-        lists.push(tx.list_by_slug(slug.as_str()).await?.ok_or_else(|| {
-            ServiceError::Invalid(vec![FieldError::new("lists", format!("there is no list {slug}"))])
-        })?);
-    }
+    let lists = resolve_lists(&mut tx, &slugs).await?;
     if tx.is_suppressed(&email.suppression_hash()).await? {
         return Err(ServiceError::Invalid(vec![FieldError::new(
             "email",
@@ -140,14 +200,20 @@ pub async fn add(
     }
     let notice_version = supporter::current_notice_version(&mut tx, now).await?;
     let origin = Origin { meta, source: None, actor };
-    match status {
+    match terms.status {
         SubscriptionStatus::Confirmed => {
             let current = tx.subscriptions(subscriber.id).await?;
             for list in &lists {
-                let already = current.iter().any(|s| s.list_id == list.id && s.status == "confirmed");
-                if !already {
-                    let t =
-                        Transition { to: SubscriptionStatus::Confirmed, kind: ConsentKind::Imported, detail: basis };
+                let status = current
+                    .iter()
+                    .find(|s| s.list_id == list.id)
+                    .and_then(|s| SubscriptionStatus::parse(&s.status).ok());
+                if basis_outcome(status) != BasisOutcome::AlreadyConfirmed {
+                    let t = Transition {
+                        to: SubscriptionStatus::Confirmed,
+                        kind: ConsentKind::Imported,
+                        detail: terms.basis.as_deref(),
+                    };
                     supporter::change_status(&mut tx, subscriber.id, list.id, t, &origin, notice_version, now).await?;
                 }
             }

@@ -159,20 +159,17 @@ pub(crate) async fn request_confirmation(
         let statement = tx.current_statement(list.id).await?.ok_or(ServiceError::NotFound("consent statement"))?;
         tx.set_subscription_status(subscriber.id, list.id, SubscriptionStatus::Pending.as_str(), now).await?;
         tx.note_subscribe_request(subscriber.id, list.id, now).await?;
-        tx.append_consent_event(&NewConsentEvent {
-            subscriber_id: subscriber.id,
-            list_id: list.id,
-            kind: ConsentKind::Requested.as_str(),
-            statement_id: Some(statement.id),
-            notice_version: Some(notice_version),
-            occurred_at: now,
-            ip: origin.meta.ip.clone(),
-            user_agent: origin.meta.user_agent.clone(),
-            source: origin.source.map(str::to_owned),
-            actor: origin.actor.to_db(),
-            detail: None,
-        })
-        .await?;
+        let entry = ledger_entry(
+            subscriber.id,
+            list.id,
+            ConsentKind::Requested,
+            Some(statement.id),
+            origin,
+            notice_version,
+            None,
+            now,
+        );
+        tx.append_consent_event(&entry).await?;
         let recently_mailed = current.and_then(|s| s.last_confirmation_sent_at).is_some_and(|at| at > resend_after);
         if !recently_mailed {
             to_mail.push(list);
@@ -336,21 +333,39 @@ pub(crate) async fn change_status(
 ) -> Result<()> {
     let statement = tx.current_statement(list_id).await?;
     tx.set_subscription_status(subscriber_id, list_id, t.to.as_str(), now).await?;
-    tx.append_consent_event(&NewConsentEvent {
+    let entry =
+        ledger_entry(subscriber_id, list_id, t.kind, statement.map(|s| s.id), origin, notice_version, t.detail, now);
+    tx.append_consent_event(&entry).await?;
+    Ok(())
+}
+
+/// The ledger entry recording `kind` for one subscription, with the facts
+/// of the request behind it. Every entry an organiser's or supporter's
+/// action writes is built here (imports included, which write them in sets).
+#[expect(clippy::too_many_arguments, reason = "every fact a ledger entry records")]
+pub(crate) fn ledger_entry(
+    subscriber_id: Uuid,
+    list_id: Uuid,
+    kind: ConsentKind,
+    statement_id: Option<Uuid>,
+    origin: &Origin<'_>,
+    notice_version: i64,
+    detail: Option<&str>,
+    now: DateTime<Utc>,
+) -> NewConsentEvent {
+    NewConsentEvent {
         subscriber_id,
         list_id,
-        kind: t.kind.as_str(),
-        statement_id: statement.map(|s| s.id),
+        kind: kind.as_str(),
+        statement_id,
         notice_version: Some(notice_version),
         occurred_at: now,
         ip: origin.meta.ip.clone(),
         user_agent: origin.meta.user_agent.clone(),
         source: origin.source.map(str::to_owned),
         actor: origin.actor.to_db(),
-        detail: t.detail.map(str::to_owned),
-    })
-    .await?;
-    Ok(())
+        detail: detail.map(str::to_owned),
+    }
 }
 
 /// What an unsubscribe link points at.

@@ -13,6 +13,8 @@
 //! module per area: `settings`, `lists`, `consent` (notices, statements,
 //! ledger), `subscribers`, `confirmations`, `outbox`, `accounts` (users, API
 //! tokens), `suppressions`, `queue` (queue depths for `/metrics`).
+//! tokens), `suppressions`, `imports` (import jobs and set-based batch
+//! writes), `exports` (keyset pages for CSV exports).
 
 mod accounts;
 mod archive;
@@ -24,6 +26,8 @@ mod data_copies;
 mod deliveries;
 mod directory;
 mod erasure;
+mod exports;
+mod imports;
 mod lists;
 mod outbox;
 mod queue;
@@ -41,6 +45,11 @@ pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, Privacy
 pub use deliveries::{AcceptedDelivery, DeliveryClaim, DeliveryRow, DeliveryStats};
 pub use directory::SubscriberSearch;
 pub use erasure::{ErasureCounts, ExportDeliveryRow, ExportNoticeRow, ExportSubscriptionRow};
+pub use exports::ExportRow;
+pub use imports::{
+    BatchProgress, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate, ImportedSubscriber,
+    ImportedSubscription, NewImport, NewImportedSubscriber,
+};
 pub use lists::{ListChanges, ListRow};
 pub use outbox::{NewOutboxMessage, OutboxRow};
 pub use queue::QueueDepth;

@@ -5,6 +5,7 @@
 //! `GET /api/v1/openapi.json` from them, and a test proves every route in
 //! [`routes`] is described with exactly the methods it answers.
 
+use super::imports_api;
 use super::input::{Client, client_ip};
 use super::{AppState, WebError};
 use super::{records_api, schedules_api};
@@ -16,6 +17,7 @@ use crate::services::lists::{ListInput, ListView};
 use crate::services::privacy_ops::SubscriberExport;
 use crate::services::subscribers::{AddSubscriberInput, SubscriberView};
 use crate::services::{ServiceError, accounts, consent, lists, privacy_ops, subscribers, updates};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, MatchedPath, OriginalUri, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -54,6 +56,10 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/rights-requests", get(records_api::rights_requests).post(records_api::create_rights_request)),
         ("/rights-requests/{id}", get(records_api::rights_request).patch(records_api::change_rights_request)),
         ("/openapi.json", get(super::openapi::document)),
+        // Uploads are streamed with their own limit (TIDINGS_IMPORT_MAX_BYTES).
+        ("/imports", get(imports_api::all).post(imports_api::create).layer(DefaultBodyLimit::disable())),
+        ("/imports/{id}", get(imports_api::get)),
+        ("/lists/{id}/export", get(imports_api::export_list)),
     ]
 }
 

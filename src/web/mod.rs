@@ -8,11 +8,14 @@
 //! latency), `embed` (what the campaign's own site needs: CORS for the JSON
 //! subscribe endpoint and the copy-paste form), `openapi` (the API
 //! description).
+//! (template structs), `imports_api` (CSV imports and list exports) and
+//! `upload` (streamed import forms).
 
 pub mod admin;
 mod api;
 mod embed;
 mod error;
+mod imports_api;
 mod input;
 mod observability;
 mod openapi;
@@ -21,6 +24,7 @@ mod public;
 mod ratelimit;
 mod records_api;
 mod schedules_api;
+mod upload;
 mod webhooks;
 
 pub use embed::subscribe_snippet;
@@ -36,7 +40,6 @@ use axum::http::{HeaderValue, header};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 /// Shared by every handler.
@@ -70,7 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security_headers))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(axum::middleware::from_fn(request_timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observability::record_request))
         // One INFO line per request, inside a span carrying the request id.
         .layer(
@@ -82,6 +85,25 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::from_fn(observability::screen_request_id))
         .with_state(state)
+}
+
+/// Requests that stream a large upload (a CSV import): exempt from the
+/// 30-second limit, since a big file over a slow link takes longer; they
+/// are bounded instead by their size limit and an idle timeout on each
+/// piece (`upload::IDLE_TIMEOUT`), plus this hour overall.
+const UPLOADS: &[&str] = &["/api/v1/imports", "/admin/imports"];
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Answers `408 Request Timeout` when a handler takes longer than its limit.
+async fn request_timeout(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let upload = req.method() == axum::http::Method::POST && UPLOADS.contains(&req.uri().path());
+    let limit = if upload { UPLOAD_TIMEOUT } else { REQUEST_TIMEOUT };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => axum::http::StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
 }
 
 /// Conservative headers on every response: no framing, no sniffing, no

@@ -17,7 +17,7 @@
 use super::AppState;
 use super::api;
 use super::error::{ErrorBody, ErrorDetail};
-use super::{records_api, schedules_api};
+use super::{imports_api, records_api, schedules_api};
 use axum::Json;
 use axum::extract::State;
 use utoipa::OpenApi;
@@ -67,6 +67,10 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
         schedules_api::get,
         schedules_api::edit,
         schedules_api::delete,
+        imports_api::create,
+        imports_api::all,
+        imports_api::get,
+        imports_api::export_list,
         records_api::audit_log,
         records_api::rights_requests,
         records_api::create_rights_request,
@@ -83,6 +87,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
         (name = "consent", description = "Privacy notices and consent statements (versioned, never changed)"),
         (name = "updates", description = "Updates: drafts, previews, test sends, sending and its record"),
         (name = "schedules", description = "Recurring sends (cron)"),
+        (name = "imports", description = "CSV imports as background jobs"),
         (name = "records", description = "The audit log and the rights-request log"),
         (name = "meta", description = "This description"),
     )

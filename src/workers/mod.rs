@@ -4,6 +4,7 @@
 
 pub mod bounce_mailbox;
 pub mod delivery;
+pub mod imports;
 pub mod maintenance;
 pub mod outbox;
 pub mod scheduler;

@@ -13,6 +13,7 @@ mod browser;
 mod delivery;
 mod dkim;
 mod embedding;
+mod imports;
 mod journey;
 mod links;
 mod observability;

@@ -237,6 +237,53 @@ fn presented_token(headers: &HeaderMap, body: &[u8]) -> Option<String> {
     form_urlencoded::parse(body).find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v.into_owned())
 }
 
+/// Admin routes whose POST streams a large `multipart/form-data` upload
+/// (a CSV import). The guard cannot buffer such a body to find the CSRF
+/// token in it; it leaves an [`UploadCsrf`] instead, and the handler reads
+/// the form through [`CsrfMultipart`], which refuses the request unless
+/// the form's first field is a valid `csrf` token.
+const STREAMED_UPLOADS: &[&str] = &["/admin/imports"];
+
+/// What the guard leaves for a streamed upload's CSRF check.
+#[derive(Clone)]
+pub struct UploadCsrf {
+    key: std::sync::Arc<Vec<u8>>,
+    session_key: String,
+}
+
+/// A multipart form whose first field, `csrf`, has been checked.
+pub struct CsrfMultipart(pub axum::extract::Multipart);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for CsrfMultipart {
+    type Rejection = AdminError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let check = req.extensions().get::<UploadCsrf>().cloned().ok_or(AdminError::BadBody)?;
+        let mut multipart =
+            axum::extract::Multipart::from_request(req, state).await.map_err(|_| AdminError::BadBody)?;
+        let mut token = None;
+        if let Ok(Some(mut field)) = multipart.next_field().await
+            && field.name() == Some(CSRF_FIELD)
+        {
+            let mut value = Vec::new();
+            // A token is 43 characters: read no more than a little over that.
+            while let Ok(Some(piece)) = field.chunk().await {
+                value.extend_from_slice(&piece);
+                if value.len() > 256 {
+                    break;
+                }
+            }
+            token = String::from_utf8(value).ok();
+        }
+        if token.is_some_and(|t| csrf_matches(&check.key, Binding::Session(&check.session_key), &t)) {
+            Ok(CsrfMultipart(multipart))
+        } else {
+            tracing::warn!("admin upload refused: CSRF token missing, wrong, or not the first field");
+            Err(AdminError::Csrf)
+        }
+    }
+}
+
 /// Wraps every admin route (see the module docs of [`super`]).
 pub(super) async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, next: Next) -> Response {
     let mut res = match guarded(&state, access, req, next).await {
@@ -284,7 +331,20 @@ async fn guarded(state: &AppState, access: Access, mut req: Request, next: Next)
     };
     let key = ctx.secret_key.as_slice();
 
-    if !safe {
+    let streamed = !safe
+        && session.is_some()
+        && STREAMED_UPLOADS.contains(&req.uri().path())
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if streamed {
+        // Too big to buffer: the handler's extractor checks the token, the
+        // form's first field, before it reads anything else.
+        let session_key = session.as_ref().map(|s| s.key.as_str().to_owned()).unwrap_or_default();
+        req.extensions_mut().insert(UploadCsrf { key: ctx.secret_key.clone(), session_key });
+    } else if !safe {
         let (parts, body) = req.into_parts();
         let bytes = axum::body::to_bytes(body, ctx.config.max_body_bytes).await.map_err(|_| AdminError::BadBody)?;
         // A nonce issued just now was never in a form: the request had no

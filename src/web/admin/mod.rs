@@ -25,6 +25,7 @@ mod accounts;
 mod auth;
 mod bounces;
 mod error;
+mod imports;
 mod lists;
 mod login;
 mod pages;
@@ -143,6 +144,12 @@ pub const ROUTES: &[Route] = &[
     Route::new(Verb::Post, "/admin/rights/{id}", Access::Admin, |m| on(m, records::change_rights_request)),
     Route::new(Verb::Get, "/admin/bounces", Access::Organiser, |m| on(m, bounces::index)),
     Route::new(Verb::Post, "/admin/alerts/{id}/dismiss", Access::Admin, |m| on(m, bounces::dismiss)),
+    Route::new(Verb::Get, "/admin/imports", Access::Admin, |m| on(m, imports::index)),
+    // Streamed: its own size limit (TIDINGS_IMPORT_MAX_BYTES), see `auth::CsrfMultipart`.
+    Route::new(Verb::Post, "/admin/imports", Access::Admin, |m| {
+        on(m, imports::upload).layer(axum::extract::DefaultBodyLimit::disable())
+    }),
+    Route::new(Verb::Get, "/admin/imports/{id}", Access::Admin, |m| on(m, imports::show)),
 ];
 
 /// The admin UI's router (merged into the application's at its full paths),

@@ -1,0 +1,389 @@
+//! Reading an import CSV: the header row and which columns hold what, then
+//! the rows, in batches, each parsed into domain values or refused with a
+//! reason and its line number.
+//!
+//! Pure: it reads from any [`Read`] and does no database work, so it runs on
+//! a thread of its own while the previous batch is being written. Rows are
+//! read as bytes, so a row of non-UTF-8 garbage is refused on its own rather
+//! than ending the file. Line numbers are the file's own (the header is
+//! line 1; a quoted field spanning lines counts each of them), so an
+//! organiser can find a refused row in a text editor or spreadsheet.
+
+use crate::domain::{EmailAddress, SubscriberName};
+use std::io::Read;
+
+/// A UTF-8 byte-order mark, as spreadsheet programs write at the start.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// Longest value kept in one attribute.
+pub const MAX_VALUE_CHARS: usize = 2000;
+
+/// Which columns hold what: resolved once, from the header row and the
+/// organiser's explicit choices, and stored with the import.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Columns {
+    /// The header row as written.
+    pub headers: Vec<String>,
+    /// Index of the address column.
+    pub email: usize,
+    /// Index of a full-name column.
+    pub name: Option<usize>,
+    /// First- and last-name columns, joined when there is no full-name column.
+    pub first_name: Option<usize>,
+    pub last_name: Option<usize>,
+    /// Lines end in a lone CR (old Mac spreadsheets), not LF or CRLF.
+    #[serde(default)]
+    pub cr_only: bool,
+}
+
+/// Explicit column choices by header name (case-insensitive); each one
+/// overrides detection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct ColumnChoice {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// The header row, and where the first data row starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub names: Vec<String>,
+    /// Byte offset of the first data row (after the BOM and header).
+    pub data_offset: i64,
+    /// Its line number.
+    pub data_line: i64,
+    /// Lines end in a lone CR.
+    pub cr_only: bool,
+}
+
+/// How rows end. LF (which covers CRLF: a CR before it is trimmed with the
+/// field) keeps the csv reader's line numbers true to the file; only files
+/// whose lines end in a lone CR need CR treated as an end of line too.
+fn terminator(cr_only: bool) -> ::csv::Terminator {
+    if cr_only { ::csv::Terminator::CRLF } else { ::csv::Terminator::Any(b'\n') }
+}
+
+fn reader_builder(cr_only: bool) -> ::csv::ReaderBuilder {
+    let mut b = ::csv::ReaderBuilder::new();
+    b.has_headers(false).flexible(true).terminator(terminator(cr_only));
+    b
+}
+
+/// Lower-case letters and digits only: "E-mail Address" → "emailaddress".
+fn squash(header: &str) -> String {
+    header.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+/// Reads the header row from the start of a file. `prefix` is the start of
+/// the file; `whole` says whether it is all of it.
+pub fn read_header(prefix: &[u8], whole: bool) -> Result<Header, String> {
+    let skip = if prefix.starts_with(BOM) { BOM.len() } else { 0 };
+    let first_end = prefix[skip..].iter().position(|b| matches!(b, b'\r' | b'\n'));
+    let cr_only = first_end.is_some_and(|i| prefix[skip + i] == b'\r' && prefix.get(skip + i + 1) != Some(&b'\n'));
+    let mut reader = reader_builder(cr_only).from_reader(&prefix[skip..]);
+    let mut record = ::csv::ByteRecord::new();
+    let found = reader.read_byte_record(&mut record).map_err(|e| format!("the header row cannot be read: {e}"))?;
+    if !found {
+        return Err("the file is empty: the first row must name the columns".to_owned());
+    }
+    let end = reader.position().clone();
+    // A header that runs to the end of a partial prefix may go on.
+    let ends_line = prefix[skip..skip + end.byte() as usize].last().is_some_and(|b| matches!(b, b'\n' | b'\r'));
+    if !whole && !ends_line {
+        return Err("the header row is too long".to_owned());
+    }
+    let mut names = Vec::with_capacity(record.len());
+    for field in record.iter() {
+        let text = std::str::from_utf8(field).map_err(|_| "the header row is not valid UTF-8 text".to_owned())?;
+        names.push(text.trim().to_owned());
+    }
+    if names.iter().all(String::is_empty) {
+        return Err("the first row must name the columns".to_owned());
+    }
+    Ok(Header { names, data_offset: (skip as u64 + end.byte()) as i64, data_line: end.line() as i64, cr_only })
+}
+
+fn find(headers: &[String], wanted: &str) -> Option<usize> {
+    let wanted = squash(wanted);
+    headers.iter().position(|h| squash(h) == wanted)
+}
+
+fn find_any(headers: &[String], candidates: &[&str]) -> Option<usize> {
+    candidates.iter().find_map(|c| find(headers, c))
+}
+
+/// Decides which columns hold the address and the name: the organiser's
+/// explicit choices first, then well-known header names.
+pub fn resolve_columns(headers: Vec<String>, choice: &ColumnChoice) -> Result<Columns, String> {
+    let chosen = |what: &str, name: &Option<String>| -> Result<Option<usize>, String> {
+        match name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            None => Ok(None),
+            Some(n) => find(&headers, n).map(Some).ok_or_else(|| format!("there is no {what} column \"{n}\"")),
+        }
+    };
+    let email =
+        match chosen("email", &choice.email)? {
+            Some(i) => i,
+            None => find_any(&headers, &["email", "e-mail", "email address", "e-mail address", "mail"]).ok_or_else(
+                || "no email column: name one \"email\" (or \"e-mail\", \"email address\"), or choose it".to_owned(),
+            )?,
+        };
+    let explicit_name = chosen("name", &choice.name)?;
+    let explicit_first = chosen("first name", &choice.first_name)?;
+    let explicit_last = chosen("last name", &choice.last_name)?;
+    let name = if explicit_first.is_some() || explicit_last.is_some() {
+        explicit_name
+    } else {
+        explicit_name.or_else(|| find_any(&headers, &["name", "full name"]))
+    };
+    let (first_name, last_name) = if name.is_some() && explicit_first.is_none() && explicit_last.is_none() {
+        (None, None)
+    } else {
+        (
+            explicit_first.or_else(|| find_any(&headers, &["first name", "firstname", "given name", "forename"])),
+            explicit_last.or_else(|| find_any(&headers, &["last name", "lastname", "surname", "family name"])),
+        )
+    };
+    let used = [Some(email), name, first_name, last_name];
+    if used.iter().flatten().filter(|&&i| i == email).count() > 1 {
+        return Err("the email column cannot also be a name column".to_owned());
+    }
+    Ok(Columns { headers, email, name, first_name, last_name, cr_only: false })
+}
+
+/// One data row as an import sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowData {
+    pub email: EmailAddress,
+    pub name: Option<SubscriberName>,
+    /// Every other non-empty column, by header name.
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why a row was refused as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowProblem {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl RowProblem {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// A data row with its line number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedRow {
+    pub line: i64,
+    pub row: Result<RowData, RowProblem>,
+}
+
+/// Consecutive rows, and where the next batch starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub rows: Vec<ParsedRow>,
+    /// Byte offset and line number just after the batch's last row.
+    pub end_offset: i64,
+    pub end_line: i64,
+}
+
+impl Columns {
+    /// Column indexes that are neither the address nor the name.
+    fn is_attribute(&self, i: usize) -> bool {
+        i != self.email && Some(i) != self.name && Some(i) != self.first_name && Some(i) != self.last_name
+    }
+
+    fn attribute_key(&self, i: usize) -> String {
+        match self.headers.get(i).map(String::as_str) {
+            Some(h) if !h.is_empty() => h.to_owned(),
+            _ => format!("column {}", i + 1),
+        }
+    }
+
+    /// Parses one record (already known to be non-blank).
+    pub fn parse_record(&self, record: &::csv::ByteRecord) -> Result<RowData, RowProblem> {
+        if record.len() != self.headers.len() {
+            return Err(RowProblem::new(
+                "wrong_field_count",
+                format!("expected {} fields, found {}", self.headers.len(), record.len()),
+            ));
+        }
+        let mut fields = Vec::with_capacity(record.len());
+        for (i, raw) in record.iter().enumerate() {
+            let text = std::str::from_utf8(raw)
+                .map_err(|_| RowProblem::new("not_utf8", format!("field {} is not valid UTF-8 text", i + 1)))?;
+            fields.push(text.trim());
+        }
+        let email = EmailAddress::parse(fields[self.email])
+            .map_err(|e| RowProblem::new("invalid_email", format!("email: {e}")))?;
+        let name_text = match (self.name, self.first_name, self.last_name) {
+            (Some(i), _, _) => fields[i].to_owned(),
+            (None, first, last) => [first, last]
+                .into_iter()
+                .flatten()
+                .map(|i| fields[i])
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        let name = SubscriberName::parse_optional(&name_text)
+            .map_err(|e| RowProblem::new("invalid_name", format!("name: {e}")))?;
+        let mut attributes = serde_json::Map::new();
+        for (i, value) in fields.iter().enumerate() {
+            if !self.is_attribute(i) || value.is_empty() {
+                continue;
+            }
+            if value.chars().count() > MAX_VALUE_CHARS {
+                return Err(RowProblem::new(
+                    "value_too_long",
+                    format!("field {} is longer than {MAX_VALUE_CHARS} characters", i + 1),
+                ));
+            }
+            attributes.insert(self.attribute_key(i), serde_json::Value::String((*value).to_owned()));
+        }
+        Ok(RowData { email, name, attributes })
+    }
+}
+
+/// Reads data rows from `source`, which starts at byte `start_offset` (line
+/// `start_line`) of the file, and hands them to `deliver` in batches of
+/// `batch_rows`. Blank rows (every field empty) are passed over. Stops when
+/// the file ends, or when `deliver` returns `false` (nobody is listening).
+pub fn read_batches(
+    source: impl Read,
+    start_offset: i64,
+    start_line: i64,
+    columns: &Columns,
+    batch_rows: usize,
+    mut deliver: impl FnMut(Result<Batch, String>) -> bool,
+) {
+    let mut reader = reader_builder(columns.cr_only).buffer_capacity(256 * 1024).from_reader(source);
+    let mut record = ::csv::ByteRecord::new();
+    let mut rows = Vec::with_capacity(batch_rows);
+    loop {
+        let more = match reader.read_byte_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => {
+                deliver(Err(format!("the file could not be read: {e}")));
+                return;
+            }
+        };
+        if more {
+            let blank = record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace));
+            if !blank {
+                let line = record.position().map_or(1, |p| p.line()) as i64 + start_line - 1;
+                rows.push(ParsedRow { line, row: columns.parse_record(&record) });
+            }
+        }
+        if rows.len() >= batch_rows || (!more && !rows.is_empty()) {
+            let pos = reader.position();
+            let batch = Batch {
+                rows: std::mem::replace(&mut rows, Vec::with_capacity(batch_rows)),
+                end_offset: start_offset + pos.byte() as i64,
+                end_line: start_line + pos.line() as i64 - 1,
+            };
+            if !deliver(Ok(batch)) {
+                return;
+            }
+        }
+        if !more {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns(headers: &[&str]) -> Columns {
+        resolve_columns(headers.iter().map(|h| (*h).to_owned()).collect(), &ColumnChoice::default()).unwrap()
+    }
+
+    fn batches(data: &[u8], batch_rows: usize) -> Vec<Batch> {
+        let header = read_header(data, true).unwrap();
+        let mut columns = resolve_columns(header.names, &ColumnChoice::default()).unwrap();
+        columns.cr_only = header.cr_only;
+        let mut out = Vec::new();
+        let start = header.data_offset as usize;
+        read_batches(&data[start..], header.data_offset, header.data_line, &columns, batch_rows, |b| {
+            out.push(b.unwrap());
+            true
+        });
+        out
+    }
+
+    #[test]
+    fn detects_columns_by_common_names_case_insensitively() {
+        let c = columns(&["E-Mail", "Name", "Town"]);
+        assert_eq!((c.email, c.name, c.first_name, c.last_name), (0, Some(1), None, None));
+        let c = columns(&["First Name", "Surname", "Email Address"]);
+        assert_eq!((c.email, c.name, c.first_name, c.last_name), (2, None, Some(0), Some(1)));
+        assert!(resolve_columns(vec!["phone".into()], &ColumnChoice::default()).unwrap_err().contains("no email"));
+        let choice = ColumnChoice { email: Some("Contact".into()), name: Some("who".into()), ..Default::default() };
+        let c = resolve_columns(vec!["who".into(), "email".into(), "contact".into()], &choice).unwrap();
+        assert_eq!((c.email, c.name), (2, Some(0)));
+        let bad = ColumnChoice { email: Some("nope".into()), ..Default::default() };
+        assert!(resolve_columns(vec!["email".into()], &bad).unwrap_err().contains("\"nope\""));
+    }
+
+    #[test]
+    fn reads_a_bom_quotes_crlf_blank_lines_and_reports_true_line_numbers() {
+        let data = b"\xEF\xBB\xBFemail,name,note\r\na@example.org,\"Smith, Ann\",\"two\r\nlines\"\r\n\r\n,,\r\nnot-an-address,B,\r\nc@example.org,C\r\nd@example.org,\xFF\xFE,x\r\n";
+        let all = batches(data, 100);
+        assert_eq!(all.len(), 1);
+        let rows = &all[0].rows;
+        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), vec![2, 6, 7, 8]);
+        let first = rows[0].row.as_ref().unwrap();
+        assert_eq!(first.email.as_str(), "a@example.org");
+        assert_eq!(first.name.as_ref().unwrap().as_str(), "Smith, Ann");
+        assert_eq!(first.attributes["note"], "two\r\nlines");
+        assert_eq!(first.attributes.len(), 1, "the line's CR is not a value");
+        assert_eq!(rows[1].row.as_ref().unwrap_err().code, "invalid_email");
+        assert_eq!(rows[2].row.as_ref().unwrap_err().code, "wrong_field_count");
+        assert_eq!(rows[3].row.as_ref().unwrap_err().code, "not_utf8");
+        assert_eq!(all[0].end_offset as usize, data.len());
+    }
+
+    #[test]
+    fn batches_resume_exactly_where_the_checkpoint_says() {
+        let mut data = b"email,first name,last name\n".to_vec();
+        for i in 0..10 {
+            data.extend_from_slice(format!("p{i}@example.org,\"P\n{i}\",Q\n").as_bytes());
+        }
+        let all = batches(&data, 3);
+        assert_eq!(all.iter().map(|b| b.rows.len()).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
+        // Start again from the end of the second batch, as a resumed worker does.
+        let header = read_header(&data, true).unwrap();
+        let columns = resolve_columns(header.names, &ColumnChoice::default()).unwrap();
+        let (offset, line) = (all[1].end_offset, all[1].end_line);
+        let mut resumed = Vec::new();
+        read_batches(&data[offset as usize..], offset, line, &columns, 3, |b| {
+            resumed.push(b.unwrap());
+            true
+        });
+        assert_eq!(resumed, all[2..].to_vec());
+        let lines: Vec<i64> = all.iter().flat_map(|b| b.rows.iter().map(|r| r.line)).collect();
+        assert_eq!(lines, (0..10).map(|i| 2 + 2 * i).collect::<Vec<_>>());
+        let name = all[0].rows[1].row.as_ref().unwrap_err();
+        assert_eq!(name.code, "invalid_name", "a name must be one line");
+    }
+
+    #[test]
+    fn lines_ending_in_a_lone_cr_are_rows_too() {
+        let all = batches(b"email,name\ra@example.org,A\rb@example.org,B\r", 10);
+        let rows: Vec<_> = all[0].rows.iter().map(|r| r.row.as_ref().unwrap().email.as_str().to_owned()).collect();
+        assert_eq!(rows, ["a@example.org", "b@example.org"]);
+    }
+
+    #[test]
+    fn empty_or_headerless_files_are_refused() {
+        assert!(read_header(b"", true).is_err());
+        assert!(read_header(b"\xEF\xBB\xBF", true).is_err());
+        assert!(read_header(b"email,name", false).is_err(), "a header that may go on is not complete");
+        assert_eq!(read_header(b"email\n", false).unwrap().data_offset, 6);
+    }
+}
