@@ -137,7 +137,19 @@ async fn stored_html_in_names_is_escaped_in_admin_pages_and_mail(db: Db) {
     let admin = app.login_as_admin().await;
     let subscriber = app.subscriber("xss@example.org").await;
     let id = subscriber["id"].as_str().unwrap();
+    // A rights request whose subject and notes are hostile, too.
+    let logged = admin
+        .submit(
+            "/admin/rights",
+            "/admin/rights",
+            &[("kind", "access"), ("subject", SCRIPT_NAME), ("received_at", ""), ("notes", SCRIPT_NAME)],
+        )
+        .await;
+    assert_eq!(logged.status, 303, "{}", logged.body);
+    let request_page = logged.location().unwrap().split('?').next().unwrap().to_owned();
+    assert!(admin.get(&request_page).await.body.contains(&html_escaped(SCRIPT_NAME)), "shown, escaped");
     let pages = [
+        request_page,
         "/admin/subscribers".to_owned(),
         format!("/admin/subscribers/{id}"),
         "/admin/lists".to_owned(),
