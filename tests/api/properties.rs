@@ -157,6 +157,7 @@ async fn run_case(app: &TestApp, case: u32, ops: &[Op], totals: &mut Totals) {
                 None => Ok(()),
             },
             Op::Erase { who } => {
+                let before = ids(app, &addr(*who), "updates").await.map(|(s, _)| s);
                 let r = tidings::services::privacy_ops::erase_by_email(
                     &ctx.store,
                     &ctx.clock,
@@ -167,6 +168,11 @@ async fn run_case(app: &TestApp, case: u32, ops: &[Op], totals: &mut Totals) {
                 if r.is_ok() {
                     totals.erased += 1;
                     erased.insert(*who);
+                    // Nothing keyed by the old id survives either.
+                    let id = before.expect("an erased person existed");
+                    let mut tx = ctx.store.read().await.expect("tx");
+                    assert!(tx.consent_events(id).await.expect("query").is_empty(), "ledger rows after {op:?}");
+                    assert!(tx.subscriptions(id).await.expect("query").is_empty(), "subscriptions after {op:?}");
                     seen.remove(who);
                 }
                 r.map(|_| ())
