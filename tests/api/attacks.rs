@@ -326,7 +326,10 @@ async fn subscription_bombing_from_many_addresses_sends_one_mail(db: Db) {
             .send()
             .await
             .unwrap();
-        assert!(res.status().as_u16() < 500, "{}", res.status());
+        // Every request is answered as a normal subscribe: the per-address
+        // limit never fires (each comes from its own address), so only the
+        // resend limit stands between the victim and 300 mails.
+        assert!(res.status().is_success() || res.status().is_redirection(), "request {i}: {}", res.status());
     }
     app.drain_outbox().await;
     let mails = app.smtp.messages_to("victim@example.org");
