@@ -182,7 +182,7 @@ impl Composer {
         body: MultiPart,
     ) -> Result<Composed, MailError> {
         let message_id = self.new_message_id();
-        let to_mailbox = Mailbox::new((!name.is_empty()).then(|| name.to_owned()), to.as_str().parse()?);
+        let to_mailbox = Mailbox::new(display_name(name), to.as_str().parse()?);
         let mut message = Message::builder()
             .from(self.from.clone())
             .to(to_mailbox)
@@ -203,6 +203,18 @@ impl Composer {
 pub struct Parts {
     pub text: String,
     pub html: String,
+}
+
+/// The recipient's name as a `To` display name, or `None` if there is
+/// nothing to show. Names are checked when they come in, but a row written
+/// some other way (an old import, a manual fix in the database) must still
+/// never reach the header with a line break or other control character:
+/// lettre panics on those while rendering the header, which would stop
+/// the worker at that recipient.
+pub(crate) fn display_name(name: &str) -> Option<String> {
+    let cleaned: String = name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let cleaned = cleaned.trim();
+    (!cleaned.is_empty()).then(|| cleaned.to_owned())
 }
 
 pub fn parts(raw: &[u8]) -> Parts {

@@ -188,7 +188,7 @@ impl Composer {
         let message_id =
             if r.test { self.new_message_id() } else { self.update_message_id(u.update_id, r.subscriber_id) };
         let subject = if r.test { format!("[TEST] {}", u.subject) } else { u.subject.clone() };
-        let to = Mailbox::new((!r.name.is_empty()).then(|| r.name.to_owned()), r.email.parse()?);
+        let to = Mailbox::new(super::compose::display_name(r.name), r.email.parse()?);
         let unsubscribe_token = r.unsubscribe_url.rsplit('/').next().unwrap_or_default();
         let mailto = format!("mailto:{}?subject=unsubscribe%20{unsubscribe_token}", self.from.email);
         let mut message = Message::builder()
