@@ -6,6 +6,7 @@
 //! `web::api::require_token`), so a new route is audited without anyone
 //! remembering to; the CLI and the daily jobs record their own actions.
 
+use super::exports::defuse;
 use super::{Context, Result};
 use crate::clock::Clock;
 use crate::store::{AuditFilter, AuditRow, Store};
@@ -90,15 +91,6 @@ pub async fn page(ctx: &Context, filter: &AuditFilter, limit: i64) -> Result<Vec
     Ok(tx.audit_page(filter, limit.clamp(1, MAX_PAGE)).await?)
 }
 
-/// A CSV cell that a spreadsheet will not run as a formula (OWASP's
-/// advice: a leading `=`, `+`, `-`, `@`, tab or CR gets a `'`).
-pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
-        _ => cell.into(),
-    }
-}
-
 pub const CSV_HEADER: [&str; 9] =
     ["id", "occurred_at", "actor", "actor_label", "action", "target", "status", "ip", "detail"];
 
@@ -109,13 +101,13 @@ pub fn csv_rows(rows: &[AuditRow]) -> std::result::Result<Vec<u8>, csv::Error> {
         w.write_record([
             r.id.to_string().as_str(),
             &r.occurred_at.to_rfc3339(),
-            &spreadsheet_safe(&r.actor),
-            &spreadsheet_safe(&r.actor_label),
-            &spreadsheet_safe(&r.action),
-            &spreadsheet_safe(&r.target),
+            &defuse(&r.actor),
+            &defuse(&r.actor_label),
+            &defuse(&r.action),
+            &defuse(&r.target),
             &r.status.to_string(),
-            &spreadsheet_safe(r.ip.as_deref().unwrap_or("")),
-            &spreadsheet_safe(&r.detail),
+            &defuse(r.ip.as_deref().unwrap_or("")),
+            &defuse(&r.detail),
         ])?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
@@ -134,10 +126,10 @@ mod tests {
 
     #[test]
     fn formulas_are_defused() {
-        assert_eq!(spreadsheet_safe("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(spreadsheet_safe("@SUM"), "'@SUM");
-        assert_eq!(spreadsheet_safe("ann@example.org"), "ann@example.org");
-        assert_eq!(spreadsheet_safe(""), "");
+        assert_eq!(defuse("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(defuse("@SUM"), "'@SUM");
+        assert_eq!(defuse("ann@example.org"), "ann@example.org");
+        assert_eq!(defuse(""), "");
     }
 }
 

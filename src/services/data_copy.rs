@@ -5,9 +5,9 @@
 //! (JSON attached) to that same address. Each request is logged in the
 //! rights-request log as a completed access request.
 
-use super::{Context, RequestMeta, Result, ServiceError, privacy_ops};
+use super::{Context, RequestMeta, Result, ServiceError, privacy_ops, queue_mail};
 use crate::domain::{Actor, ConfirmToken, EmailAddress, SignedToken, TokenPurpose};
-use crate::store::{NewOutboxMessage, RightsRequestRow};
+use crate::store::RightsRequestRow;
 use chrono::Duration;
 use uuid::Uuid;
 
@@ -34,7 +34,7 @@ pub async fn request(ctx: &Context, preferences_token: &str, _meta: &RequestMeta
     let to = parse_stored(&subscriber.email)?;
     let link = ctx.config.link(&format!("/data-copy/{}", link_token.as_str()));
     let mail = ctx.composer.data_copy_link(&to, &subscriber.name, &link, LINK_HOURS as u64)?;
-    enqueue(&mut tx, "data-copy-link", mail, now).await?;
+    queue_mail(&mut tx, "data-copy-link", mail, now).await?;
     tx.commit().await?;
     ctx.outbox_wakeup.notify_one();
     Ok(())
@@ -60,7 +60,7 @@ pub async fn release(ctx: &Context, raw: &str) -> Result<()> {
     let export = privacy_ops::export(&ctx.store, &ctx.clock, subscriber_id).await?;
     let json = serde_json::to_vec_pretty(&export).map_err(|e| ServiceError::Conflict(e.to_string()))?;
     let mail = ctx.composer.data_copy(&parse_stored(&subscriber.email)?, &subscriber.name, json)?;
-    enqueue(&mut tx, "data-copy", mail, now).await?;
+    queue_mail(&mut tx, "data-copy", mail, now).await?;
     tx.insert_rights_request(&RightsRequestRow {
         id: Uuid::now_v7(),
         kind: "access".into(),
@@ -86,15 +86,4 @@ pub async fn release(ctx: &Context, raw: &str) -> Result<()> {
 
 fn parse_stored(email: &str) -> Result<EmailAddress> {
     EmailAddress::parse(email).map_err(|e| ServiceError::Conflict(format!("stored address unusable: {}", e.0)))
-}
-
-async fn enqueue(
-    tx: &mut crate::store::Tx,
-    kind: &'static str,
-    mail: crate::mail::Composed,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<()> {
-    let m = NewOutboxMessage { kind, recipient: mail.recipient, message_id: mail.message_id, message: mail.bytes };
-    tx.enqueue_mail(&m, now).await?;
-    Ok(())
 }

@@ -113,6 +113,24 @@ fn describe(errors: &[FieldError]) -> String {
     errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
 }
 
+/// Writes a composed message to the outbox in the caller's transaction; the
+/// outbox worker sends it once the transaction has committed.
+pub(crate) async fn queue_mail(
+    tx: &mut crate::store::Tx,
+    kind: &'static str,
+    mail: crate::mail::Composed,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let m = crate::store::NewOutboxMessage {
+        kind,
+        recipient: mail.recipient,
+        message_id: mail.message_id,
+        message: mail.bytes,
+    };
+    tx.enqueue_mail(&m, now).await?;
+    Ok(())
+}
+
 /// Fails with one 422-style error if any field was refused.
 pub(crate) fn ensure_valid(errors: Vec<FieldError>) -> Result<()> {
     if errors.is_empty() { Ok(()) } else { Err(ServiceError::Invalid(errors)) }

@@ -190,16 +190,7 @@ pub(crate) async fn request_confirmation(
         &ctx.config.link(&format!("/confirm/{}", token.as_str())),
         ctx.config.confirm_token_ttl.as_secs() / 3600,
     )?;
-    tx.enqueue_mail(
-        &crate::store::NewOutboxMessage {
-            kind: "confirmation",
-            recipient: mail.recipient,
-            message_id: mail.message_id,
-            message: mail.bytes,
-        },
-        now,
-    )
-    .await?;
+    super::queue_mail(tx, "confirmation", mail, now).await?;
     for id in list_ids {
         tx.mark_confirmation_sent(subscriber.id, id, now).await?;
     }

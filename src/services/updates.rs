@@ -9,7 +9,7 @@
 use super::{Actor, Context, FieldError, Result, ServiceError, ensure_valid};
 use crate::domain::{EmailAddress, HeaderSafeText, ListSlug, SignedToken};
 use crate::mail::update::{PreparedUpdate, Recipient};
-use crate::store::{DeliveryRow, DeliveryStats, NewOutboxMessage, Tx, UpdateRow};
+use crate::store::{DeliveryRow, DeliveryStats, Tx, UpdateRow};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -262,16 +262,7 @@ pub async fn test_send(ctx: &Context, id: Uuid, emails: &[String]) -> Result<usi
         r.email = address.as_str();
         r.name = "";
         let mail = ctx.composer.update(&prepared, &r)?;
-        tx.enqueue_mail(
-            &NewOutboxMessage {
-                kind: "test",
-                recipient: mail.recipient,
-                message_id: mail.message_id,
-                message: mail.bytes,
-            },
-            now,
-        )
-        .await?;
+        super::queue_mail(&mut tx, "test", mail, now).await?;
     }
     tx.commit().await?;
     ctx.outbox_wakeup.notify_one();
