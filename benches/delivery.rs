@@ -29,9 +29,11 @@
 //! `smtp-source` (Debian's `postfix` package; no daemon) and, for PostgreSQL,
 //! a server where the admin URL may create databases.
 
-use clap::{Parser, ValueEnum};
+mod common;
+
+use clap::Parser;
+use common::{BoxResult, Db, DbChoice, fresh_database, median, proc_status_kb};
 use std::collections::BTreeMap;
-use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,8 +44,6 @@ use tidings::domain::{Actor, SignedToken};
 use tidings::mail::update::{PreparedUpdate, Recipient};
 use tidings::services::updates::{self, UpdateInput};
 use tidings::store::Store;
-
-type BoxResult<T> = Result<T, Box<dyn Error>>;
 
 #[derive(Debug, Parser)]
 #[command(about = "Times one update to N subscribers through smtp-sink, against smtp-source")]
@@ -75,28 +75,6 @@ struct Args {
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum DbChoice {
-    Sqlite,
-    Postgres,
-    Both,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-impl Db {
-    fn name(self) -> &'static str {
-        match self {
-            Db::Sqlite => "sqlite",
-            Db::Postgres => "postgres",
-        }
-    }
 }
 
 /// What one run measured.
@@ -145,22 +123,6 @@ Thank you, {{name}}. We will write again on the day of the hearing.
 
 Save Our Maternity Unit
 ";
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// A field of `/proc/PID/status` in kB (`VmHWM`, `VmRSS`).
-fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
 
 /// User + system CPU time a process has used so far.
 fn proc_cpu(pid: u32) -> Duration {
@@ -219,22 +181,6 @@ fn start_sink(postfix_bin: &Path, port: u16) -> BoxResult<Guard> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(sink)
-}
-
-/// A fresh, empty database; returns its URL.
-async fn fresh_database(db: Db, dir: &Path, pg_admin_url: &str) -> BoxResult<String> {
-    match db {
-        Db::Sqlite => Ok(format!("sqlite://{}", dir.join("bench.db").display())),
-        Db::Postgres => {
-            let admin = sqlx::PgPool::connect(pg_admin_url).await?;
-            sqlx::query("DROP DATABASE IF EXISTS tidings_bench WITH (FORCE)").execute(&admin).await?;
-            sqlx::query("CREATE DATABASE tidings_bench").execute(&admin).await?;
-            admin.close().await;
-            let mut url = url::Url::parse(pg_admin_url)?;
-            url.set_path("/tidings_bench");
-            Ok(url.to_string())
-        }
-    }
 }
 
 /// N subscribers confirmed on `list_id`, in two statements. Ids are
@@ -314,7 +260,7 @@ async fn one_run(args: &Args, db: Db, n: u64, concurrency: u32) -> BoxResult<Run
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let sink = start_sink(&args.postfix_bin, port)?;
-    let database_url = fresh_database(db, dir.path(), &args.pg_admin_url).await?;
+    let database_url = fresh_database(db, dir.path(), &args.pg_admin_url, "tidings_bench").await?;
     let env = settings(&database_url, port, concurrency);
 
     // Schema, first-run setup (secret key, the "updates" list), fixtures.

@@ -22,14 +22,14 @@
 //!
 //! It prints one line per run and then the medians.
 
-use clap::{Parser, ValueEnum};
-use std::error::Error;
+mod common;
+
+use clap::Parser;
+use common::{BoxResult, Db, DbChoice, fresh_database, median, proc_status_kb};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-type BoxResult<T> = Result<T, Box<dyn Error>>;
 
 #[derive(Debug, Parser)]
 #[command(about = "Times `tidings import` of an N-row CSV into a fresh SQLite and PostgreSQL database")]
@@ -48,28 +48,6 @@ struct Args {
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum DbChoice {
-    Sqlite,
-    Postgres,
-    Both,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-impl Db {
-    fn name(self) -> &'static str {
-        match self {
-            Db::Sqlite => "sqlite",
-            Db::Postgres => "postgres",
-        }
-    }
 }
 
 struct RunResult {
@@ -108,40 +86,11 @@ fn write_csv(path: &Path, n: u64) -> BoxResult<u64> {
     Ok(added)
 }
 
-fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(f64::NAN)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-async fn fresh_database(db: Db, dir: &Path, pg_admin_url: &str) -> BoxResult<String> {
-    match db {
-        Db::Sqlite => Ok(format!("sqlite://{}", dir.join("bench.db").display())),
-        Db::Postgres => {
-            let admin = sqlx::PgPool::connect(pg_admin_url).await?;
-            sqlx::query("DROP DATABASE IF EXISTS tidings_bench_imports WITH (FORCE)").execute(&admin).await?;
-            sqlx::query("CREATE DATABASE tidings_bench_imports").execute(&admin).await?;
-            admin.close().await;
-            let mut url = url::Url::parse(pg_admin_url)?;
-            url.set_path("/tidings_bench_imports");
-            Ok(url.to_string())
-        }
-    }
 }
 
 fn tidings(database_url: &str, dir: &Path) -> Command {
@@ -175,7 +124,7 @@ async fn counts(database_url: &str) -> BoxResult<(i64, i64, i64)> {
 
 async fn one_run(args: &Args, db: Db, csv: &Path, n: u64, added: u64) -> BoxResult<RunResult> {
     let dir = tempfile::tempdir()?;
-    let database_url = fresh_database(db, dir.path(), &args.pg_admin_url).await?;
+    let database_url = fresh_database(db, dir.path(), &args.pg_admin_url, "tidings_bench_imports").await?;
     let migrated = tidings(&database_url, dir.path()).arg("migrate").stdout(Stdio::null()).status()?;
     if !migrated.success() {
         return Err("tidings migrate failed".into());
