@@ -32,10 +32,13 @@
 mod common;
 
 use clap::Parser;
-use common::{BoxResult, Db, DbChoice, fresh_database, median, proc_status_kb};
+use common::{
+    BoxResult, Db, DbChoice, Guard, free_port, fresh_database, generate_subscribers, machine_jiffies, median, proc_cpu,
+    proc_status_kb,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tidings::app::App;
 use tidings::clock::Clock;
@@ -43,7 +46,6 @@ use tidings::config::Config;
 use tidings::domain::{Actor, SignedToken};
 use tidings::mail::update::{PreparedUpdate, Recipient};
 use tidings::services::updates::{self, UpdateInput};
-use tidings::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(about = "Times one update to N subscribers through smtp-sink, against smtp-source")]
@@ -124,46 +126,11 @@ Thank you, {{name}}. We will write again on the day of the hearing.
 Save Our Maternity Unit
 ";
 
-/// User + system CPU time a process has used so far.
-fn proc_cpu(pid: u32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return Duration::ZERO };
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return Duration::ZERO };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
-    // USER_HZ is 100 on Linux.
-    Duration::from_millis(ticks * 10)
-}
-
-/// (busy, total) jiffies of the whole machine.
-fn machine_jiffies() -> (u64, u64) {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return (0, 0) };
-    let Some(cpu) = stat.lines().next() else { return (0, 0) };
-    let v: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
-    let total: u64 = v.iter().take(8).sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (total - idle, total)
-}
-
 fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false)
-}
-
-fn free_port() -> BoxResult<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// A child process that is killed when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn start_sink(postfix_bin: &Path, port: u16) -> BoxResult<Guard> {
@@ -181,63 +148,6 @@ fn start_sink(postfix_bin: &Path, port: u16) -> BoxResult<Guard> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(sink)
-}
-
-/// N subscribers confirmed on `list_id`, in two statements. Ids are
-/// UUIDv7-shaped and increasing, as the application's own are.
-async fn generate_subscribers(store: &Store, list_id: uuid::Uuid, n: u64) -> BoxResult<()> {
-    let now = chrono::Utc::now();
-    let n = i64::try_from(n)?;
-    match store {
-        Store::Sqlite(pool) => {
-            sqlx::query(
-                "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1)
-                 INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at)
-                 SELECT unhex(printf('%012x70008000%012x', 1700000000000 + i, i)),
-                        'backer' || i || '@example.org', 'backer' || i || '@example.org',
-                        lower(hex(randomblob(32))), 'Backer ' || i, '{}', $2, $2
-                 FROM seq",
-            )
-            .bind(n)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            sqlx::query(
-                "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at)
-                 SELECT id, $1, 'confirmed', $2, $2, $2 FROM subscribers",
-            )
-            .bind(list_id)
-            .bind(now)
-            .execute(pool)
-            .await?;
-        }
-        Store::Postgres(pool) => {
-            sqlx::query(
-                "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at)
-                 SELECT (lpad(to_hex(1700000000000 + i), 12, '0') || '70008000' || lpad(to_hex(i), 12, '0'))::uuid,
-                        'backer' || i || '@example.org', 'backer' || i || '@example.org',
-                        encode(sha256(convert_to('backer' || i || '@example.org', 'UTF8')), 'hex'),
-                        'Backer ' || i, '{}', $2, $2
-                 FROM generate_series(1, $1) AS i",
-            )
-            .bind(n)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            sqlx::query(
-                "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at)
-                 SELECT id, $1, 'confirmed', $2, $2, $2 FROM subscribers",
-            )
-            .bind(list_id)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            // What autovacuum would have done long before anyone sends.
-            sqlx::query("ANALYZE subscribers").execute(pool).await?;
-            sqlx::query("ANALYZE subscriptions").execute(pool).await?;
-        }
-    }
-    Ok(())
 }
 
 /// The settings shared by the in-process setup and the worker subprocess.
@@ -408,11 +318,7 @@ fn rate(n: u64, d: Duration) -> f64 {
 
 fn main() -> BoxResult<()> {
     let args = Args::parse();
-    let dbs: &[Db] = match args.db {
-        DbChoice::Sqlite => &[Db::Sqlite],
-        DbChoice::Postgres => &[Db::Postgres],
-        DbChoice::Both => &[Db::Sqlite, Db::Postgres],
-    };
+    let dbs = Db::chosen(args.db);
     let runtime = tokio::runtime::Runtime::new()?;
     let mut results: BTreeMap<(Db, u64, u32), Vec<RunResult>> = BTreeMap::new();
     println!(

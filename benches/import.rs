@@ -171,18 +171,14 @@ async fn one_run(args: &Args, db: Db, csv: &Path, n: u64, added: u64) -> BoxResu
 #[tokio::main]
 async fn main() -> BoxResult<()> {
     let args = Args::parse();
-    let dbs: Vec<Db> = match args.db {
-        DbChoice::Sqlite => vec![Db::Sqlite],
-        DbChoice::Postgres => vec![Db::Postgres],
-        DbChoice::Both => vec![Db::Sqlite, Db::Postgres],
-    };
+    let dbs = Db::chosen(args.db);
     let data = tempfile::tempdir()?;
     for &n in &args.n {
         let csv = data.path().join(format!("import-{n}.csv"));
         let added = write_csv(&csv, n)?;
         let bytes = std::fs::metadata(&csv)?.len();
         println!("CSV: {n} rows, {added} to add, {:.1} MB", bytes as f64 / 1e6);
-        for &db in &dbs {
+        for &db in dbs {
             let mut results = Vec::new();
             for run in 1..=args.runs {
                 let r = one_run(&args, db, &csv, n, added).await?;

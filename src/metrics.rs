@@ -77,6 +77,7 @@ pub struct Metrics {
     queue_depth: Family<Queue, Gauge>,
     send_rate: Gauge<f64, AtomicU64>,
     http_requests: HistogramFamily<HttpRequest>,
+    subscribe_batch_size: Histogram,
     /// Messages accepted by the relay, by when: for the current send rate.
     recent_sends: Mutex<VecDeque<(Instant, u64)>>,
 }
@@ -144,6 +145,14 @@ impl Metrics {
             "HTTP request latency by method, route template and status class",
             http_requests.clone(),
         );
+        // 1 … 256 requests, doubling (the queue's largest batch is 256).
+        let subscribe_batch_size =
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 9));
+        registry.register(
+            "tidings_subscribe_batch_size",
+            "Subscribe requests committed together in one transaction (group commit)",
+            subscribe_batch_size.clone(),
+        );
         // Every known series starts at 0, so rates are defined from the first
         // scrape and a dashboard shows "none yet" rather than "no data".
         for outcome in ["accepted", "invalid", "rate_limited", "error"] {
@@ -171,8 +180,14 @@ impl Metrics {
             queue_depth,
             send_rate,
             http_requests,
+            subscribe_batch_size,
             recent_sends: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// One group commit of `requests` subscribe requests.
+    pub fn subscribe_batch(&self, requests: usize) {
+        self.subscribe_batch_size.observe(requests as f64);
     }
 
     /// One `POST /subscribe`: `accepted`, `invalid`, `rate_limited` or `error`.

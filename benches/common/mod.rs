@@ -1,9 +1,15 @@
-//! What the benchmarks share: the database choice, a fresh database, and
-//! reading `/proc` and medians.
+//! What the benchmarks share: the database choice, a fresh database,
+//! fixture subscribers, child processes, reading `/proc` and medians.
+
+// Each bench uses its own subset.
+#![allow(dead_code)]
 
 use clap::ValueEnum;
 use std::error::Error;
 use std::path::Path;
+use std::process::Child;
+use std::time::Duration;
+use tidings::store::Store;
 
 pub type BoxResult<T> = Result<T, Box<dyn Error>>;
 
@@ -25,6 +31,15 @@ impl Db {
         match self {
             Db::Sqlite => "sqlite",
             Db::Postgres => "postgres",
+        }
+    }
+
+    /// The databases a `--db` choice names.
+    pub fn chosen(choice: DbChoice) -> &'static [Db] {
+        match choice {
+            DbChoice::Sqlite => &[Db::Sqlite],
+            DbChoice::Postgres => &[Db::Postgres],
+            DbChoice::Both => &[Db::Sqlite, Db::Postgres],
         }
     }
 }
@@ -62,4 +77,96 @@ pub async fn fresh_database(db: Db, dir: &Path, pg_admin_url: &str, pg_name: &st
             Ok(url.to_string())
         }
     }
+}
+
+/// User + system CPU time a process has used so far.
+pub fn proc_cpu(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return Duration::ZERO };
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return Duration::ZERO };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+/// (busy, total) jiffies of the whole machine.
+pub fn machine_jiffies() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return (0, 0) };
+    let Some(cpu) = stat.lines().next() else { return (0, 0) };
+    let v: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+pub fn free_port() -> BoxResult<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A child process that is killed when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// N subscribers confirmed on `list_id`, in two statements. Ids are
+/// UUIDv7-shaped and increasing, as the application's own are.
+pub async fn generate_subscribers(store: &Store, list_id: uuid::Uuid, n: u64) -> BoxResult<()> {
+    let now = chrono::Utc::now();
+    let n = i64::try_from(n)?;
+    match store {
+        Store::Sqlite(pool) => {
+            sqlx::query(
+                "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1)
+                 INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at)
+                 SELECT unhex(printf('%012x70008000%012x', 1700000000000 + i, i)),
+                        'backer' || i || '@example.org', 'backer' || i || '@example.org',
+                        lower(hex(randomblob(32))), 'Backer ' || i, '{}', $2, $2
+                 FROM seq",
+            )
+            .bind(n)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            sqlx::query(
+                "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at)
+                 SELECT id, $1, 'confirmed', $2, $2, $2 FROM subscribers",
+            )
+            .bind(list_id)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        }
+        Store::Postgres(pool) => {
+            sqlx::query(
+                "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at)
+                 SELECT (lpad(to_hex(1700000000000 + i), 12, '0') || '70008000' || lpad(to_hex(i), 12, '0'))::uuid,
+                        'backer' || i || '@example.org', 'backer' || i || '@example.org',
+                        encode(sha256(convert_to('backer' || i || '@example.org', 'UTF8')), 'hex'),
+                        'Backer ' || i, '{}', $2, $2
+                 FROM generate_series(1, $1) AS i",
+            )
+            .bind(n)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            sqlx::query(
+                "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at)
+                 SELECT id, $1, 'confirmed', $2, $2, $2 FROM subscribers",
+            )
+            .bind(list_id)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            // What autovacuum would have done long before anyone sends.
+            sqlx::query("ANALYZE subscribers").execute(pool).await?;
+            sqlx::query("ANALYZE subscriptions").execute(pool).await?;
+        }
+    }
+    Ok(())
 }

@@ -23,6 +23,7 @@ pub mod rights;
 pub mod schedules;
 pub mod sessions;
 pub mod setup;
+pub mod subscribe_queue;
 pub mod subscribers;
 pub mod supporter;
 pub mod updates;
@@ -86,6 +87,10 @@ pub enum ServiceError {
     Random(#[from] getrandom::Error),
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
+    /// Could not be done now (the database failed mid-way); nothing was
+    /// changed and the same request may be sent again.
+    #[error("temporarily unavailable")]
+    Unavailable,
 }
 
 impl From<StoreError> for ServiceError {

@@ -102,25 +102,61 @@ impl SubscribeRequest {
 pub async fn subscribe(ctx: &Context, req: &SubscribeRequest, meta: &RequestMeta) -> Result<()> {
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
-    let lists = resolve_public_lists(&mut tx, &req.lists).await?;
+    subscribe_in(ctx, &mut tx, req, meta, now).await?;
+    tx.commit().await?;
+    ctx.outbox_wakeup.notify_one();
+    Ok(())
+}
+
+/// Takes many subscribe requests in one write transaction and one commit
+/// (see [`super::subscribe_queue`]). Each request runs inside its own
+/// savepoint, so one that fails (an unknown list) leaves the others whole.
+/// The outer error is the commit's: then none of them was taken.
+pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &RequestMeta)]) -> Result<Vec<Result<()>>> {
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let mut results = Vec::with_capacity(requests.len());
+    for (req, meta) in requests {
+        tx.savepoint().await?;
+        match subscribe_in(ctx, &mut tx, req, meta, now).await {
+            Ok(()) => {
+                tx.release_savepoint().await?;
+                results.push(Ok(()));
+            }
+            Err(e) => {
+                tx.rollback_to_savepoint().await?;
+                results.push(Err(e));
+            }
+        }
+    }
+    tx.commit().await?;
+    ctx.outbox_wakeup.notify_one();
+    Ok(results)
+}
+
+/// One subscribe request inside the caller's write transaction.
+async fn subscribe_in(
+    ctx: &Context,
+    tx: &mut Tx,
+    req: &SubscribeRequest,
+    meta: &RequestMeta,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let lists = resolve_public_lists(tx, &req.lists).await?;
     if req.is_bot {
         return Ok(());
     }
     let hash = req.email.suppression_hash();
     if tx.is_suppressed(&hash).await? {
         tx.note_suppressed_attempt(&hash, now).await?;
-        tx.commit().await?;
         return Ok(());
     }
-    let notice_version = current_notice_version(&mut tx, now).await?;
+    let notice_version = current_notice_version(tx, now).await?;
     // An existing subscriber's name is never changed from an
     // unauthenticated form: anyone can type anyone's address.
-    let subscriber = find_or_create_subscriber(&mut tx, &req.email, req.name.as_ref(), now).await?;
+    let subscriber = find_or_create_subscriber(tx, &req.email, req.name.as_ref(), now).await?;
     let origin = Origin { meta, source: req.source.as_deref(), actor: Actor::Supporter };
-    request_confirmation(ctx, &mut tx, &subscriber, &req.email, &lists, &origin, notice_version, now).await?;
-    tx.commit().await?;
-    ctx.outbox_wakeup.notify_one();
-    Ok(())
+    request_confirmation(ctx, tx, &subscriber, &req.email, &lists, &origin, notice_version, now).await
 }
 
 /// Where a request came from, for the ledger.

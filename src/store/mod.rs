@@ -211,4 +211,27 @@ impl Tx {
         }
         Ok(())
     }
+
+    /// Marks a point this transaction can return to with
+    /// [`Tx::rollback_to_savepoint`], so that one request of a group commit
+    /// can fail without undoing the others. One savepoint at a time.
+    pub async fn savepoint(&mut self) -> Result<()> {
+        on_backend!(self, c => sqlx::query("SAVEPOINT one_request").execute(c).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Keeps what was done since [`Tx::savepoint`].
+    pub async fn release_savepoint(&mut self) -> Result<()> {
+        on_backend!(self, c => sqlx::query("RELEASE SAVEPOINT one_request").execute(c).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Undoes what was done since [`Tx::savepoint`] and drops the savepoint.
+    pub async fn rollback_to_savepoint(&mut self) -> Result<()> {
+        on_backend!(self, c => {
+            sqlx::query("ROLLBACK TO SAVEPOINT one_request").execute(&mut *c).await?;
+            sqlx::query("RELEASE SAVEPOINT one_request").execute(c).await?.rows_affected()
+        });
+        Ok(())
+    }
 }

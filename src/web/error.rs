@@ -45,6 +45,11 @@ impl WebError {
                 Self::new(StatusCode::GONE, "gone", "That link has expired or has already been used.")
             }
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            ServiceError::Unavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "We could not take that just now; nothing was saved. Please try again in a moment.",
+            ),
             other => {
                 tracing::error!(error = %other, source = ?std::error::Error::source(&other), "request failed");
                 Self::new(

@@ -35,11 +35,14 @@ fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName, max: usize)
 
 /// JSON when the body is JSON, or when `Accept` prefers JSON over HTML.
 pub fn wants_json(headers: &HeaderMap) -> bool {
-    let is_json = |v: &str| v.trim_start().starts_with("application/json") || v.contains("+json");
-    if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_json) {
+    if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_json_type) {
         return true;
     }
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).is_some_and(is_json)
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).is_some_and(is_json_type)
+}
+
+fn is_json_type(v: &str) -> bool {
+    v.trim_start().starts_with("application/json") || v.contains("+json")
 }
 
 impl FromRequestParts<AppState> for Client {
@@ -144,7 +147,10 @@ impl FromRequest<AppState> for Submitted {
                 bad_body(StatusCode::BAD_REQUEST, "The request body could not be read.", json)
             }
         })?;
-        if json {
+        // The body's own type decides how to read it; `Accept` only says
+        // how to answer (a form post may well want a JSON answer).
+        let body_is_json = if content_type.is_empty() { json } else { is_json_type(&content_type) };
+        if body_is_json {
             let value = serde_json::from_slice(&bytes)
                 .map_err(|_| bad_body(StatusCode::BAD_REQUEST, "The request body is not valid JSON.", true))?;
             return Ok(Submitted::Json(value));

@@ -34,6 +34,7 @@ pub use openapi::api_doc;
 pub use ratelimit::RateLimiter;
 
 use crate::services::Context;
+use crate::services::subscribe_queue::SubscribeQueue;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
@@ -47,12 +48,20 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 pub struct AppState {
     pub ctx: Context,
     pub subscribe_limiter: Arc<RateLimiter>,
+    /// Commits public subscribes in batches (group commit).
+    pub subscribe_queue: SubscribeQueue,
 }
 
 impl AppState {
+    /// Must be called inside a tokio runtime (it starts the subscribe
+    /// queue's task).
     pub fn new(ctx: Context) -> Self {
         let limit = ctx.config.subscribe_limit_per_ip;
-        Self { ctx, subscribe_limiter: Arc::new(RateLimiter::new(limit, Duration::from_secs(60))) }
+        Self {
+            subscribe_limiter: Arc::new(RateLimiter::new(limit, Duration::from_secs(60))),
+            subscribe_queue: SubscribeQueue::start(ctx.clone()),
+            ctx,
+        }
     }
 }
 

@@ -171,7 +171,7 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
         input.source = client.referer.clone();
     }
     let outcome = match SubscribeRequest::parse(&input) {
-        Ok(req) => supporter::subscribe(&state.ctx, &req, &client.meta()).await,
+        Ok(req) => state.subscribe_queue.subscribe(req, client.meta()).await,
         Err(e) => Err(e),
     };
     state.ctx.metrics.subscribe_request(match &outcome {
