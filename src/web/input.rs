@@ -38,7 +38,11 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
     if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_json_type) {
         return true;
     }
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).is_some_and(is_json_type)
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(is_json_type)
 }
 
 fn is_json_type(v: &str) -> bool {
