@@ -6,7 +6,7 @@
 //! the disk's flush rate, and on SQLite every request would also queue for
 //! the single write lock. So requests that arrive while a commit is under
 //! way wait in a queue; one task takes everything queued, runs it in one
-//! transaction (a savepoint per request) and commits once; then every
+//! transaction (a few set statements for the whole batch) and commits once; then every
 //! request in the batch gets its answer. Under light load a batch is one
 //! request and nothing waits; under heavy load batches grow and the flush
 //! is shared.

@@ -10,9 +10,12 @@ use crate::domain::{
     Actor, ConfirmToken, ConsentKind, EmailAddress, ListSlug, SignedToken, SubscriberName, SubscriptionStatus,
     TokenPurpose, WithdrawalMethod,
 };
-use crate::store::{ListRow, NewConsentEvent, SubscriberRow, SubscriptionRow, Tx};
+use crate::store::{
+    ListRow, NewConfirmationToken, NewConsentEvent, NewImportedSubscriber, NewOutboxMessage, RequestedSubscription,
+    SubscriberRow, SubscriptionRow, Tx,
+};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
 
 /// Which lists the person ticked a consent box for.
@@ -100,63 +103,102 @@ impl SubscribeRequest {
 /// (an unknown list).
 #[tracing::instrument(skip_all, fields(lists = req.lists.len()))]
 pub async fn subscribe(ctx: &Context, req: &SubscribeRequest, meta: &RequestMeta) -> Result<()> {
-    let now = ctx.clock.now();
-    let mut tx = ctx.store.write().await?;
-    subscribe_in(ctx, &mut tx, req, meta, now).await?;
-    tx.commit().await?;
-    ctx.outbox_wakeup.notify_one();
-    Ok(())
+    let mut results = subscribe_batch(ctx, &[(req, meta)]).await?;
+    results.pop().unwrap_or(Ok(()))
 }
 
 /// Takes many subscribe requests in one write transaction and one commit
-/// (see [`super::subscribe_queue`]). Each request runs inside its own
-/// savepoint, so one that fails (an unknown list) leaves the others whole.
-/// The outer error is the commit's: then none of them was taken.
+/// (see [`super::subscribe_queue`]), with a fixed number of set statements
+/// however many requests there are: each statement is a round trip to the
+/// database (on SQLite, to its thread), and those, not the work, are what
+/// a request costs. Requests are applied in order, so the second of two
+/// for one address sees the first (and mails nothing new). A request for
+/// an unknown list fails alone and writes nothing; the outer error is the
+/// database's, and then none of the requests was taken.
 pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &RequestMeta)]) -> Result<Vec<Result<()>>> {
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
-    let mut results = Vec::with_capacity(requests.len());
-    for (req, meta) in requests {
-        tx.savepoint().await?;
-        match subscribe_in(ctx, &mut tx, req, meta, now).await {
-            Ok(()) => {
-                tx.release_savepoint().await?;
-                results.push(Ok(()));
-            }
-            Err(e) => {
-                tx.rollback_to_savepoint().await?;
-                results.push(Err(e));
+    let mut results: Vec<Result<()>> = requests.iter().map(|_| Ok(())).collect();
+
+    // Each list once per batch; an unknown or private one fails its request.
+    let mut lists: HashMap<&str, Option<ListRow>> = HashMap::new();
+    for (req, _) in requests {
+        for slug in &req.lists {
+            if !lists.contains_key(slug.as_str()) {
+                let list = tx.list_by_slug(slug.as_str()).await?.filter(|l| l.public);
+                lists.insert(slug.as_str(), list);
             }
         }
+    }
+    let mut live: Vec<(usize, Vec<&ListRow>)> = Vec::with_capacity(requests.len());
+    for (i, (req, _)) in requests.iter().enumerate() {
+        let wanted: Option<Vec<&ListRow>> =
+            req.lists.iter().map(|s| lists.get(s.as_str()).and_then(Option::as_ref)).collect();
+        match wanted {
+            None => results[i] = Err(ServiceError::Invalid(vec![FieldError::new("lists", "unknown list")])),
+            Some(_) if req.is_bot => {}
+            Some(wanted) => live.push((i, wanted)),
+        }
+    }
+
+    // Suppressed addresses: noted, and nothing else.
+    let hashes: Vec<String> = live.iter().map(|(i, _)| requests[*i].0.email.suppression_hash()).collect();
+    let suppressed = tx.suppressed_among(&hashes).await?;
+    let mut attempts = Vec::new();
+    let mut people = Vec::with_capacity(live.len());
+    for (entry, hash) in live.into_iter().zip(hashes) {
+        if suppressed.contains(&hash) {
+            attempts.push(hash);
+        } else {
+            people.push(entry);
+        }
+    }
+    tx.note_suppressed_attempts(&attempts, now).await?;
+
+    // Find or create each person. An existing subscriber's name is never
+    // changed from an unauthenticated form: anyone can type anyone's address.
+    let norms: Vec<String> = people.iter().map(|(i, _)| requests[*i].0.email.normalised().to_owned()).collect();
+    let mut known: HashMap<String, (Uuid, String)> =
+        tx.subscribers_among(&norms).await?.into_iter().map(|s| (s.email_norm, (s.id, s.name))).collect();
+    let mut new_rows = Vec::new();
+    for (i, _) in &people {
+        let req = requests[*i].0;
+        if !known.contains_key(req.email.normalised()) {
+            let row = new_subscriber(&req.email, req.name.as_ref());
+            known.insert(row.email_norm.clone(), (row.id, row.name.clone()));
+            new_rows.push(row);
+        }
+    }
+    tx.insert_subscribers(None, &new_rows, now).await?;
+
+    if !people.is_empty() {
+        let ids: Vec<Uuid> = known.values().map(|(id, _)| *id).collect();
+        let involved: Vec<&ListRow> = lists.values().flatten().collect();
+        let notice_version = current_notice_version(&mut tx, now).await?;
+        let mut confirmations = ConfirmationRequests::load(ctx, &mut tx, &ids, &involved, notice_version, now).await?;
+        for (i, wanted) in &people {
+            let (req, meta) = requests[*i];
+            let Some((id, name)) = known.get(req.email.normalised()) else { continue };
+            let origin = Origin { meta, source: req.source.as_deref(), actor: Actor::Supporter };
+            confirmations.request(*id, name, &req.email, wanted, &origin)?;
+        }
+        confirmations.write(&mut tx).await?;
     }
     tx.commit().await?;
     ctx.outbox_wakeup.notify_one();
     Ok(results)
 }
 
-/// One subscribe request inside the caller's write transaction.
-async fn subscribe_in(
-    ctx: &Context,
-    tx: &mut Tx,
-    req: &SubscribeRequest,
-    meta: &RequestMeta,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let lists = resolve_public_lists(tx, &req.lists).await?;
-    if req.is_bot {
-        return Ok(());
+/// A subscriber row for a new address (no attributes yet).
+fn new_subscriber(email: &EmailAddress, name: Option<&SubscriberName>) -> NewImportedSubscriber {
+    NewImportedSubscriber {
+        id: Uuid::now_v7(),
+        email: email.as_str().to_owned(),
+        email_norm: email.normalised().to_owned(),
+        email_hash: email.suppression_hash(),
+        name: name.map(|n| n.as_str().to_owned()).unwrap_or_default(),
+        attributes: "{}".to_owned(),
     }
-    let hash = req.email.suppression_hash();
-    if tx.is_suppressed(&hash).await? {
-        tx.note_suppressed_attempt(&hash, now).await?;
-        return Ok(());
-    }
-    let notice_version = current_notice_version(tx, now).await?;
-    // An existing subscriber's name is never changed from an
-    // unauthenticated form: anyone can type anyone's address.
-    let subscriber = find_or_create_subscriber(tx, &req.email, req.name.as_ref(), now).await?;
-    let origin = Origin { meta, source: req.source.as_deref(), actor: Actor::Supporter };
-    request_confirmation(ctx, tx, &subscriber, &req.email, &lists, &origin, notice_version, now).await
 }
 
 /// Where a request came from, for the ledger.
@@ -181,69 +223,154 @@ pub(crate) async fn request_confirmation(
     notice_version: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let existing = subscriptions_by_list(tx, subscriber.id).await?;
-    let resend_after = now - ctx.config.confirm_resend_interval;
-    let mut to_mail: Vec<&ListRow> = Vec::new();
-    for list in lists {
-        let current = existing.get(&list.id);
-        let status = current.and_then(|s| SubscriptionStatus::parse(&s.status).ok());
-        // Already confirmed: nothing to do. Complained: never again.
-        if matches!(status, Some(SubscriptionStatus::Confirmed | SubscriptionStatus::Complained)) {
-            tx.note_subscribe_request(subscriber.id, list.id, now).await?;
-            continue;
-        }
-        let statement = tx.current_statement(list.id).await?.ok_or(ServiceError::NotFound("consent statement"))?;
-        tx.set_subscription_status(subscriber.id, list.id, SubscriptionStatus::Pending.as_str(), now).await?;
-        tx.note_subscribe_request(subscriber.id, list.id, now).await?;
-        let entry = ledger_entry(
-            subscriber.id,
-            list.id,
-            ConsentKind::Requested,
-            Some(statement.id),
-            origin,
-            notice_version,
-            None,
-            now,
-        );
-        tx.append_consent_event(&entry).await?;
-        let recently_mailed = current.and_then(|s| s.last_confirmation_sent_at).is_some_and(|at| at > resend_after);
-        if !recently_mailed {
-            to_mail.push(list);
-        }
-    }
-    if to_mail.is_empty() {
-        return Ok(());
-    }
-    let token = ConfirmToken::generate()?;
-    let list_ids: Vec<Uuid> = to_mail.iter().map(|l| l.id).collect();
-    let expires_at = now + ctx.config.confirm_token_ttl;
-    tx.insert_confirmation_token(&token.hash(), subscriber.id, &list_ids, now, expires_at).await?;
-    let names: Vec<String> = to_mail.iter().map(|l| l.name.clone()).collect();
-    let mail = ctx.composer.confirmation(
-        email,
-        &subscriber.name,
-        &names,
-        &ctx.config.link(&format!("/confirm/{}", token.as_str())),
-        ctx.config.confirm_token_ttl.as_secs() / 3600,
-    )?;
-    super::queue_mail(tx, "confirmation", mail, now).await?;
-    for id in list_ids {
-        tx.mark_confirmation_sent(subscriber.id, id, now).await?;
-    }
-    Ok(())
+    let lists: Vec<&ListRow> = lists.iter().collect();
+    let mut confirmations = ConfirmationRequests::load(ctx, tx, &[subscriber.id], &lists, notice_version, now).await?;
+    confirmations.request(subscriber.id, &subscriber.name, email, &lists, origin)?;
+    confirmations.write(tx).await
 }
 
-/// Public lists for the given slugs; any unknown or private slug is an
-/// input error (the same for both, so private lists stay unseen).
-async fn resolve_public_lists(tx: &mut Tx, slugs: &[ListSlug]) -> Result<Vec<ListRow>> {
-    let mut lists = Vec::with_capacity(slugs.len());
-    for slug in slugs {
-        match tx.list_by_slug(slug.as_str()).await? {
-            Some(list) if list.public => lists.push(list),
-            _ => return Err(ServiceError::Invalid(vec![FieldError::new("lists", "unknown list")])),
+/// What subscribe requests do, gathered in memory and then written with a
+/// few set statements ([`request_confirmation`] for one person, or a whole
+/// batch of requests or import rows at once). Requests are applied in
+/// order: each sees where the earlier ones left a subscription.
+pub(crate) struct ConfirmationRequests<'c> {
+    ctx: &'c Context,
+    now: DateTime<Utc>,
+    notice_version: i64,
+    /// The newest consent statement of each list involved.
+    statements: HashMap<Uuid, Uuid>,
+    /// (subscriber, list) → status and when a confirmation was last mailed.
+    standing: HashMap<(Uuid, Uuid), (Option<SubscriptionStatus>, Option<DateTime<Utc>>)>,
+    /// Subscriptions moved to pending → whether mailed now.
+    requested: BTreeMap<(Uuid, Uuid), bool>,
+    /// Confirmed or complained subscriptions asked for again: only noted.
+    noted: BTreeSet<(Uuid, Uuid)>,
+    events: Vec<NewConsentEvent>,
+    tokens: Vec<NewConfirmationToken>,
+    mails: Vec<NewOutboxMessage>,
+}
+
+impl<'c> ConfirmationRequests<'c> {
+    /// Reads where these people stand on every list, and the current
+    /// consent statement of each of `lists`.
+    pub(crate) async fn load(
+        ctx: &'c Context,
+        tx: &mut Tx,
+        subscriber_ids: &[Uuid],
+        lists: &[&ListRow],
+        notice_version: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Self> {
+        let standing = tx
+            .subscriptions_of(subscriber_ids)
+            .await?
+            .into_iter()
+            .map(|s| {
+                ((s.subscriber_id, s.list_id), (SubscriptionStatus::parse(&s.status).ok(), s.last_confirmation_sent_at))
+            })
+            .collect();
+        let mut statements = HashMap::with_capacity(lists.len());
+        for list in lists {
+            if !statements.contains_key(&list.id) {
+                let statement =
+                    tx.current_statement(list.id).await?.ok_or(ServiceError::NotFound("consent statement"))?;
+                statements.insert(list.id, statement.id);
+            }
         }
+        Ok(Self {
+            ctx,
+            now,
+            notice_version,
+            statements,
+            standing,
+            requested: BTreeMap::new(),
+            noted: BTreeSet::new(),
+            events: Vec::new(),
+            tokens: Vec::new(),
+            mails: Vec::new(),
+        })
     }
-    Ok(lists)
+
+    /// One person asks for `lists` (each loaded by [`Self::load`]).
+    pub(crate) fn request(
+        &mut self,
+        subscriber_id: Uuid,
+        name: &str,
+        email: &EmailAddress,
+        lists: &[&ListRow],
+        origin: &Origin<'_>,
+    ) -> Result<()> {
+        let resend_after = self.now - self.ctx.config.confirm_resend_interval;
+        let mut to_mail: Vec<&ListRow> = Vec::new();
+        for list in lists {
+            let key = (subscriber_id, list.id);
+            let (status, last_mailed) = self.standing.get(&key).copied().unwrap_or_default();
+            // Already confirmed: nothing to do. Complained: never again.
+            if matches!(status, Some(SubscriptionStatus::Confirmed | SubscriptionStatus::Complained)) {
+                self.noted.insert(key);
+                continue;
+            }
+            self.events.push(ledger_entry(
+                subscriber_id,
+                list.id,
+                ConsentKind::Requested,
+                self.statements.get(&list.id).copied(),
+                origin,
+                self.notice_version,
+                None,
+                self.now,
+            ));
+            self.requested.entry(key).or_insert(false);
+            self.standing.insert(key, (Some(SubscriptionStatus::Pending), last_mailed));
+            if !last_mailed.is_some_and(|at| at > resend_after) {
+                to_mail.push(list);
+            }
+        }
+        if to_mail.is_empty() {
+            return Ok(());
+        }
+        let token = ConfirmToken::generate()?;
+        let names: Vec<String> = to_mail.iter().map(|l| l.name.clone()).collect();
+        let mail = self.ctx.composer.confirmation(
+            email,
+            name,
+            &names,
+            &self.ctx.config.link(&format!("/confirm/{}", token.as_str())),
+            self.ctx.config.confirm_token_ttl.as_secs() / 3600,
+        )?;
+        self.mails.push(NewOutboxMessage {
+            kind: "confirmation",
+            recipient: mail.recipient,
+            message_id: mail.message_id,
+            message: mail.bytes,
+        });
+        for list in &to_mail {
+            self.requested.insert((subscriber_id, list.id), true);
+            self.standing.insert((subscriber_id, list.id), (Some(SubscriptionStatus::Pending), Some(self.now)));
+        }
+        self.tokens.push(NewConfirmationToken {
+            token_hash: token.hash(),
+            subscriber_id,
+            list_ids: to_mail.iter().map(|l| l.id).collect(),
+        });
+        Ok(())
+    }
+
+    /// Writes everything gathered, in the caller's transaction.
+    pub(crate) async fn write(self, tx: &mut Tx) -> Result<()> {
+        let requested: Vec<RequestedSubscription> = self
+            .requested
+            .iter()
+            .map(|(&(subscriber_id, list_id), &mailed)| RequestedSubscription { subscriber_id, list_id, mailed })
+            .collect();
+        tx.request_subscriptions(&requested, self.now).await?;
+        let noted: Vec<(Uuid, Uuid)> = self.noted.into_iter().collect();
+        tx.note_subscribe_requests(&noted, self.now).await?;
+        tx.append_consent_events(&self.events).await?;
+        tx.insert_confirmation_tokens(&self.tokens, self.now, self.now + self.ctx.config.confirm_token_ttl).await?;
+        tx.enqueue_mails(&self.mails, self.now).await?;
+        Ok(())
+    }
 }
 
 /// The subscriber with this address, created (with `name`) if new.

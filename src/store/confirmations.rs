@@ -82,3 +82,46 @@ impl Tx {
         Ok(lists)
     }
 }
+
+/// A confirmation token to store: the hash of the secret mailed, whose it
+/// is, and the lists it confirms.
+#[derive(Debug, Clone)]
+pub struct NewConfirmationToken {
+    pub token_hash: String,
+    pub subscriber_id: Uuid,
+    pub list_ids: Vec<Uuid>,
+}
+
+impl Tx {
+    /// The set form of [`Tx::insert_confirmation_token`].
+    pub async fn insert_confirmation_tokens(
+        &mut self,
+        tokens: &[NewConfirmationToken],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        for chunk in tokens.chunks(super::subscribers::ROWS_PER_STATEMENT) {
+            on_backend!(self, c => {
+                let mut b = sqlx::QueryBuilder::new(
+                    "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at) ",
+                );
+                b.push_values(chunk, |mut v, t| {
+                    v.push_bind(t.token_hash.clone()).push_bind(t.subscriber_id).push_bind(now).push_bind(expires_at);
+                });
+                b.build().execute(c).await?.rows_affected()
+            });
+        }
+        let lists: Vec<(&str, Uuid)> =
+            tokens.iter().flat_map(|t| t.list_ids.iter().map(|l| (t.token_hash.as_str(), *l))).collect();
+        for chunk in lists.chunks(super::subscribers::ROWS_PER_STATEMENT) {
+            on_backend!(self, c => {
+                let mut b = sqlx::QueryBuilder::new("INSERT INTO confirmation_token_lists (token_hash, list_id) ");
+                b.push_values(chunk, |mut v, (hash, list)| {
+                    v.push_bind(hash.to_string()).push_bind(*list);
+                });
+                b.build().execute(c).await?.rows_affected()
+            });
+        }
+        Ok(())
+    }
+}

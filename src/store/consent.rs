@@ -197,3 +197,33 @@ impl Tx {
         Ok(rows)
     }
 }
+
+impl Tx {
+    /// The set form of [`Tx::append_consent_event`].
+    pub async fn append_consent_events(&mut self, events: &[NewConsentEvent]) -> Result<()> {
+        for chunk in events.chunks(super::subscribers::ROWS_PER_STATEMENT) {
+            on_backend!(self, c => {
+                let mut b = sqlx::QueryBuilder::new(
+                    "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
+                         occurred_at, ip, user_agent, source, actor, detail) ",
+                );
+                b.push_values(chunk, |mut v, e| {
+                    v.push_bind(Uuid::now_v7())
+                        .push_bind(e.subscriber_id)
+                        .push_bind(e.list_id)
+                        .push_bind(e.kind)
+                        .push_bind(e.statement_id)
+                        .push_bind(e.notice_version)
+                        .push_bind(e.occurred_at)
+                        .push_bind(e.ip.clone())
+                        .push_bind(e.user_agent.clone())
+                        .push_bind(e.source.clone())
+                        .push_bind(e.actor.clone())
+                        .push_bind(e.detail.clone());
+                });
+                b.build().execute(c).await?.rows_affected()
+            });
+        }
+        Ok(())
+    }
+}

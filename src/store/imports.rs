@@ -579,10 +579,11 @@ impl Tx {
         Ok(rows)
     }
 
-    /// Creates subscribers, marked as seen by import `import_id`.
-    pub async fn insert_imported_subscribers(
+    /// Creates subscribers (marked as seen by import `import_id`, if one
+    /// creates them): the set form of [`Tx::insert_subscriber`].
+    pub async fn insert_subscribers(
         &mut self,
-        import_id: Uuid,
+        import_id: Option<Uuid>,
         rows: &[NewImportedSubscriber],
         now: DateTime<Utc>,
     ) -> Result<()> {

@@ -41,6 +41,7 @@ mod updates;
 pub use accounts::{ApiTokenRow, ApiTokenSummary, NewSession, SessionRow, UserRow};
 pub use audit::{AuditFilter, AuditRow, RightsRequestRow};
 pub use bounces::{AlertRow, BounceEventRow, BouncedDelivery, NewAlert, NewBounceEvent};
+pub use confirmations::NewConfirmationToken;
 pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, PrivacyNoticeRow};
 pub use deliveries::{AcceptedDelivery, DeliveryClaim, DeliveryRow, DeliveryStats};
 pub use directory::SubscriberSearch;
@@ -55,7 +56,7 @@ pub use outbox::{NewOutboxMessage, OutboxRow};
 pub use queue::QueueDepth;
 pub use retention::PurgeCounts;
 pub use schedules::{ScheduleRow, ScheduleRun};
-pub use subscribers::{SubscriberRow, SubscriptionRow};
+pub use subscribers::{RequestedSubscription, SubscriberRow, SubscriptionRow};
 pub use updates::{UpdateListRow, UpdateRow};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -209,29 +210,6 @@ impl Tx {
             Tx::Sqlite(t) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
         }
-        Ok(())
-    }
-
-    /// Marks a point this transaction can return to with
-    /// [`Tx::rollback_to_savepoint`], so that one request of a group commit
-    /// can fail without undoing the others. One savepoint at a time.
-    pub async fn savepoint(&mut self) -> Result<()> {
-        on_backend!(self, c => sqlx::query("SAVEPOINT one_request").execute(c).await?.rows_affected());
-        Ok(())
-    }
-
-    /// Keeps what was done since [`Tx::savepoint`].
-    pub async fn release_savepoint(&mut self) -> Result<()> {
-        on_backend!(self, c => sqlx::query("RELEASE SAVEPOINT one_request").execute(c).await?.rows_affected());
-        Ok(())
-    }
-
-    /// Undoes what was done since [`Tx::savepoint`] and drops the savepoint.
-    pub async fn rollback_to_savepoint(&mut self) -> Result<()> {
-        on_backend!(self, c => {
-            sqlx::query("ROLLBACK TO SAVEPOINT one_request").execute(&mut *c).await?;
-            sqlx::query("RELEASE SAVEPOINT one_request").execute(c).await?.rows_affected()
-        });
         Ok(())
     }
 }

@@ -170,3 +170,28 @@ impl Tx {
         Ok(at)
     }
 }
+
+impl Tx {
+    /// The set form of [`Tx::enqueue_mail`].
+    pub async fn enqueue_mails(&mut self, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
+        for chunk in mails.chunks(super::subscribers::ROWS_PER_STATEMENT) {
+            on_backend!(self, c => {
+                let mut b = sqlx::QueryBuilder::new(
+                    "INSERT INTO outbox (id, kind, recipient, message_id, message, status, next_attempt_at, created_at) ",
+                );
+                b.push_values(chunk, |mut v, m| {
+                    v.push_bind(Uuid::now_v7())
+                        .push_bind(m.kind)
+                        .push_bind(m.recipient.clone())
+                        .push_bind(m.message_id.clone())
+                        .push_bind(m.message.clone())
+                        .push_bind("pending")
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                b.build().execute(c).await?.rows_affected()
+            });
+        }
+        Ok(())
+    }
+}

@@ -198,3 +198,67 @@ impl Tx {
         Ok(())
     }
 }
+
+/// A subscription a subscribe request moves to `pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestedSubscription {
+    pub subscriber_id: Uuid,
+    pub list_id: Uuid,
+    /// Whether a confirmation mail for it goes into the outbox now.
+    pub mailed: bool,
+}
+
+/// Rows per statement in the set-form writes: far below either database's
+/// limit on bound values (SQLite 32,766) at a dozen columns a row.
+pub(crate) const ROWS_PER_STATEMENT: usize = 500;
+
+impl Tx {
+    /// The set form of [`Tx::set_subscription_status`] (`pending`),
+    /// [`Tx::note_subscribe_request`] and, where `mailed`,
+    /// [`Tx::mark_confirmation_sent`]. Each (subscriber, list) pair at most
+    /// once (PostgreSQL refuses to upsert one row twice in a statement).
+    pub async fn request_subscriptions(&mut self, rows: &[RequestedSubscription], now: DateTime<Utc>) -> Result<()> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            on_backend!(self, c => {
+                let mut b = sqlx::QueryBuilder::new(
+                    "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
+                                                last_requested_at, last_confirmation_sent_at) ",
+                );
+                b.push_values(chunk, |mut v, r| {
+                    v.push_bind(r.subscriber_id)
+                        .push_bind(r.list_id)
+                        .push_bind("pending")
+                        .push_bind(now)
+                        .push_bind(now)
+                        .push_bind(now)
+                        .push_bind(r.mailed.then_some(now));
+                });
+                b.push(
+                    " ON CONFLICT (subscriber_id, list_id) DO UPDATE
+                     SET status = excluded.status, updated_at = excluded.updated_at,
+                         last_requested_at = excluded.last_requested_at,
+                         last_confirmation_sent_at =
+                             COALESCE(excluded.last_confirmation_sent_at, subscriptions.last_confirmation_sent_at)",
+                );
+                b.build().execute(c).await?.rows_affected()
+            });
+        }
+        Ok(())
+    }
+
+    /// The set form of [`Tx::note_subscribe_request`].
+    pub async fn note_subscribe_requests(&mut self, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
+        for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+            on_backend!(self, c => {
+                let mut b = sqlx::QueryBuilder::new("UPDATE subscriptions SET last_requested_at = ");
+                b.push_bind(now).push(" WHERE (subscriber_id, list_id) IN (");
+                b.push_values(chunk, |mut v, (s, l)| {
+                    v.push_bind(*s).push_bind(*l);
+                });
+                b.push(")");
+                b.build().execute(c).await?.rows_affected()
+            });
+        }
+        Ok(())
+    }
+}

@@ -39,3 +39,22 @@ impl Tx {
         Ok(())
     }
 }
+
+impl Tx {
+    /// The set form of [`Tx::note_suppressed_attempt`].
+    pub async fn note_suppressed_attempts(&mut self, hashes: &[String], now: DateTime<Utc>) -> Result<()> {
+        for chunk in hashes.chunks(super::subscribers::ROWS_PER_STATEMENT) {
+            on_backend!(self, c => {
+                let mut b = sqlx::QueryBuilder::new("UPDATE suppressions SET last_attempt_at = ");
+                b.push_bind(now).push(" WHERE email_hash IN (");
+                let mut list = b.separated(", ");
+                for h in chunk {
+                    list.push_bind(h.clone());
+                }
+                b.push(")");
+                b.build().execute(c).await?.rows_affected()
+            });
+        }
+        Ok(())
+    }
+}

@@ -34,7 +34,7 @@ pub use parse::{ColumnChoice, Columns};
 use super::subscribers::{self, AddTerms, BasisOutcome};
 use super::supporter::{self, Origin};
 use super::{Context, FieldError, RequestMeta, ServiceError, ensure_valid};
-use crate::domain::{Actor, ConsentKind, EmailAddress, ListSlug, SubscriptionStatus};
+use crate::domain::{Actor, ConsentKind, ListSlug, SubscriptionStatus};
 use crate::store::{
     BatchProgress, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate, ListRow, NewImport,
     NewImportedSubscriber, StoreError, SubscriberRow, Tx,
@@ -830,7 +830,7 @@ async fn apply_batch(
         accepted.push(Accepted { data, subscriber, to_confirm });
     }
 
-    tx.insert_imported_subscribers(def.id, &new_rows, now).await?;
+    tx.insert_subscribers(Some(def.id), &new_rows, now).await?;
     tx.update_imported_subscribers(def.id, &changes, now).await?;
     tx.mark_seen_by_import(def.id, &seen_only).await?;
 
@@ -869,11 +869,14 @@ async fn apply_batch(
         tx.confirm_subscriptions(&pairs, now).await?;
         tx.append_imported_events(&events, &template).await?;
     } else {
+        let ids: Vec<Uuid> = accepted.iter().map(|a| a.subscriber.id).collect();
+        let lists: Vec<&ListRow> = def.lists.iter().collect();
+        let mut confirmations =
+            supporter::ConfirmationRequests::load(ctx, tx, &ids, &lists, notice_version, now).await?;
         for a in &accepted {
-            let email: &EmailAddress = &a.data.email;
-            supporter::request_confirmation(ctx, tx, &a.subscriber, email, &def.lists, &origin, notice_version, now)
-                .await?;
+            confirmations.request(a.subscriber.id, &a.subscriber.name, &a.data.email, &lists, &origin)?;
         }
+        confirmations.write(tx).await?;
     }
     Ok((p, errors))
 }
