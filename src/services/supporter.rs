@@ -229,6 +229,9 @@ pub(crate) async fn request_confirmation(
     confirmations.write(tx).await
 }
 
+/// A subscription's status, and when a confirmation was last mailed.
+type Standing = (Option<SubscriptionStatus>, Option<DateTime<Utc>>);
+
 /// What subscribe requests do, gathered in memory and then written with a
 /// few set statements ([`request_confirmation`] for one person, or a whole
 /// batch of requests or import rows at once). Requests are applied in
@@ -240,7 +243,7 @@ pub(crate) struct ConfirmationRequests<'c> {
     /// The newest consent statement of each list involved.
     statements: HashMap<Uuid, Uuid>,
     /// (subscriber, list) → status and when a confirmation was last mailed.
-    standing: HashMap<(Uuid, Uuid), (Option<SubscriptionStatus>, Option<DateTime<Utc>>)>,
+    standing: HashMap<(Uuid, Uuid), Standing>,
     /// Subscriptions moved to pending → whether mailed now.
     requested: BTreeMap<(Uuid, Uuid), bool>,
     /// Confirmed or complained subscriptions asked for again: only noted.
@@ -271,10 +274,10 @@ impl<'c> ConfirmationRequests<'c> {
             .collect();
         let mut statements = HashMap::with_capacity(lists.len());
         for list in lists {
-            if !statements.contains_key(&list.id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = statements.entry(list.id) {
                 let statement =
                     tx.current_statement(list.id).await?.ok_or(ServiceError::NotFound("consent statement"))?;
-                statements.insert(list.id, statement.id);
+                slot.insert(statement.id);
             }
         }
         Ok(Self {
