@@ -325,7 +325,7 @@ impl<'c> ConfirmationRequests<'c> {
             ));
             self.requested.entry(key).or_insert(false);
             self.standing.insert(key, (Some(SubscriptionStatus::Pending), last_mailed));
-            if !last_mailed.is_some_and(|at| at > resend_after) {
+            if last_mailed.is_none_or(|at| at <= resend_after) {
                 to_mail.push(list);
             }
         }
