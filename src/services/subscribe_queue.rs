@@ -11,22 +11,41 @@
 //! request and nothing waits; under heavy load batches grow and the flush
 //! is shared.
 //!
-//! Side effect, wanted: an answer's timing depends on the batch, not on
-//! whether the address was already known.
+//! Timing: a new address costs more writes than a known one, so a lone
+//! request's answer time could tell whether an address is on a list. In a
+//! busy batch that difference drowns in everyone else's work; a request
+//! that was committed in a small batch (a quiet server, where one request
+//! can be timed alone) is answered no sooner than [`QUIET_ANSWER_FLOOR`]
+//! after it arrived, which is longer than either path takes. Under load
+//! no request waits for the floor, so throughput is not capped by it.
 
 use super::supporter::{self, SubscribeRequest};
 use super::{Context, RequestMeta, Result, ServiceError};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// The most requests one transaction takes. Large enough to share a flush
 /// among every connection a busy server has open; small enough that one
 /// batch stays a few milliseconds long.
 const MAX_BATCH: usize = 256;
 
+/// Batches smaller than this are "quiet": their answers wait for the floor.
+const QUIET_BATCH: usize = 4;
+
+/// How soon after arrival a request committed in a quiet batch is answered.
+pub const QUIET_ANSWER_FLOOR: Duration = Duration::from_millis(25);
+
 struct Job {
     request: SubscribeRequest,
     meta: RequestMeta,
-    answer: oneshot::Sender<Result<()>>,
+    answer: oneshot::Sender<Answer>,
+}
+
+struct Answer {
+    result: Result<()>,
+    /// Whether the batch was quiet (see the module docs).
+    quiet: bool,
 }
 
 /// A handle to the task that commits subscribes in batches. Cheap to
@@ -48,9 +67,14 @@ impl SubscribeQueue {
     /// Takes one subscribe request; returns once it is committed (or
     /// refused), exactly as [`supporter::subscribe`] does.
     pub async fn subscribe(&self, request: SubscribeRequest, meta: RequestMeta) -> Result<()> {
+        let arrived = Instant::now();
         let (answer, answered) = oneshot::channel();
         self.jobs.send(Job { request, meta, answer }).await.map_err(|_| ServiceError::Unavailable)?;
-        answered.await.map_err(|_| ServiceError::Unavailable)?
+        let answer = answered.await.map_err(|_| ServiceError::Unavailable)?;
+        if answer.quiet {
+            tokio::time::sleep_until(arrived + QUIET_ANSWER_FLOOR).await;
+        }
+        answer.result
     }
 }
 
@@ -60,12 +84,13 @@ async fn commit_batches(ctx: Context, mut queued: mpsc::Receiver<Job>) {
         let requests: Vec<(&SubscribeRequest, &RequestMeta)> = batch.iter().map(|j| (&j.request, &j.meta)).collect();
         let outcome = supporter::subscribe_batch(&ctx, &requests).await;
         ctx.metrics.subscribe_batch(batch.len());
+        let quiet = batch.len() < QUIET_BATCH;
         match outcome {
             Ok(results) => {
                 for (job, result) in batch.drain(..).zip(results) {
                     // The requester may have gone (client disconnected);
                     // its subscribe is committed all the same.
-                    let _ = job.answer.send(result);
+                    let _ = job.answer.send(Answer { result, quiet });
                 }
             }
             Err(e) => {
@@ -73,7 +98,7 @@ async fn commit_batches(ctx: Context, mut queued: mpsc::Receiver<Job>) {
                 // told to try again, none is told "done".
                 tracing::error!(error = %e, requests = batch.len(), "a subscribe batch failed");
                 for job in batch.drain(..) {
-                    let _ = job.answer.send(Err(ServiceError::Unavailable));
+                    let _ = job.answer.send(Answer { result: Err(ServiceError::Unavailable), quiet });
                 }
             }
         }

@@ -16,7 +16,7 @@ both_backends!(
     header_injection_never_adds_a_mail_header,
     confirmation_tokens_cannot_be_replayed_and_signed_links_cannot_be_forged,
     subscription_bombing_from_many_addresses_sends_one_mail,
-    subscribe_answer_timing_for_known_and_unknown_addresses_has_no_gross_leak,
+    subscribe_answers_for_known_and_unknown_addresses_take_the_same_time,
 );
 
 const SCRIPT_NAME: &str = "<script>alert(1)</script>\"'><img src=x onerror=alert(1)>";
@@ -341,7 +341,7 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-async fn subscribe_answer_timing_for_known_and_unknown_addresses_has_no_gross_leak(db: Db) {
+async fn subscribe_answers_for_known_and_unknown_addresses_take_the_same_time(db: Db) {
     let app = TestApp::spawn_with(db, &[("TIDINGS_SUBSCRIBE_LIMIT_PER_IP", "100000")]).await;
     app.confirmed_subscribers("known", 1, "updates").await;
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
@@ -360,15 +360,12 @@ async fn subscribe_answer_timing_for_known_and_unknown_addresses_has_no_gross_le
     let iqr = |v: &[f64]| v[v.len() * 3 / 4] - v[v.len() / 4];
     let spread = iqr(&known).max(iqr(&unknown));
     eprintln!("subscribe timing: known median {mk:.3} ms, unknown median {mu:.3} ms, larger IQR {spread:.3} ms");
-    // What this proves, and what it does not: the two paths do different
-    // amounts of database work (a new address inserts the subscriber, the
-    // ledger entry, the token and the outbox mail; a confirmed one only
-    // notes the request), and on this machine that shows as a few
-    // milliseconds between the medians (debug build, loaded CI machine).
-    // That is measurable with enough samples, and is reported rather than
-    // hidden behind a bound that would flake. The assertion catches a gross
-    // leak: an expensive step (a password hash, a mail sent inline, a
-    // sleep) on one path only.
-    let bound = (spread * 2.0).max(10.0);
+    // A new address costs more writes than a known one; alone on a quiet
+    // server (the only place one request can be timed by itself) the
+    // answer waits for a floor longer than either path, so the medians
+    // differ only by noise. The floor is really there:
+    let floor = tidings::services::subscribe_queue::QUIET_ANSWER_FLOOR.as_secs_f64() * 1000.0;
+    assert!(mk >= floor && mu >= floor, "known {mk:.3} ms, unknown {mu:.3} ms, floor {floor} ms");
+    let bound = (spread / 2.0).max(1.5);
     assert!((mk - mu).abs() <= bound, "known {mk:.3} ms vs unknown {mu:.3} ms (IQR {spread:.3}, bound {bound:.1})");
 }
