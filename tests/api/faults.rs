@@ -26,7 +26,7 @@ use reqwest::Method;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -51,6 +51,22 @@ fn backend(db: &Db) -> &'static str {
     match db {
         Db::Sqlite => "SQLite",
         Db::Postgres(_) => "PostgreSQL",
+    }
+}
+
+/// Prints how long a test took when it ends (for the figures in the
+/// reliability notes).
+struct Timed(&'static str, &'static str, Instant);
+
+impl Timed {
+    fn start(what: &'static str, db: &Db) -> Timed {
+        Timed(what, backend(db), Instant::now())
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        eprintln!("FAULTS TIME {} ({}): {:.1} s", self.0, self.1, self.2.elapsed().as_secs_f64());
     }
 }
 
@@ -336,6 +352,7 @@ impl Observed {
 }
 
 async fn kill_9_at_random_moments_of_a_large_send_loses_nobody_and_doubles_at_most_the_window(db: Db) {
+    let _timed = Timed::start("kill -9", &db);
     let (n, kills) = if long() { (100_000, 50) } else { (20_000, 20) };
     let mut rng = Rng::from_env("kill -9");
     // A short lease, so a killed process's batch is taken up again within seconds.
@@ -389,6 +406,7 @@ enum Moment {
 /// than the application's busy timeout (writers wait) and then for longer
 /// (writers fail with `SQLITE_BUSY`).
 async fn the_database_going_away_mid_send_loses_nobody_and_the_worker_carries_on(db: Db) {
+    let _timed = Timed::start("database outage", &db);
     let n = if long() { 20_000 } else { 5_000 };
     let outage = if long() { Duration::from_secs(30) } else { Duration::from_secs(5) };
     let cluster = match &db {
@@ -495,27 +513,33 @@ impl PrivatePg {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// Runs `pg_ctl` with this cluster's options. Its output, and the
+    /// server's, go to files: a server it starts must not hold a pipe of
+    /// ours open.
     fn pg_ctl(&self, args: &[&str]) {
-        let sockets = self.data.parent().unwrap().display().to_string();
-        let options = format!("-p {} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off", self.port);
-        let out = self
+        let dir = self.data.parent().unwrap();
+        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, dir.display());
+        let out_path = dir.join("pg_ctl.out");
+        let out = std::fs::File::create(&out_path).unwrap();
+        let status = self
             .as_postgres("pg_ctl")
             .arg("-D")
             .arg(&self.data)
-            .args(["-o", &options, "-w"])
+            .args(["-o", &options, "-l"])
+            .arg(dir.join("server.log"))
+            .args(["-w", "-t", "60"])
             .args(args)
-            .output()
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .status()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let said = std::fs::read_to_string(&out_path).unwrap_or_default();
+        assert!(status.success(), "pg_ctl {args:?}: {said}");
     }
 
     fn start_again(&self) {
-        self.pg_ctl(&["-l", &self.data.parent().unwrap().join("log").display().to_string(), "start"]);
+        self.pg_ctl(&["start"]);
     }
 
     /// Every backend is killed at once, open transactions are lost, and the
@@ -531,7 +555,15 @@ impl PrivatePg {
 
 impl Drop for PrivatePg {
     fn drop(&mut self) {
-        let _ = self.as_postgres("pg_ctl").arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
+        let _ = self
+            .as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -543,6 +575,7 @@ fn is_root() -> bool {
 /// sessions are cut, then every `MAIL`/`RCPT`/`DATA` is answered `421`, then
 /// every new connection is greeted with `421`; then it recovers.
 async fn an_smtp_relay_refusing_service_mid_send_loses_nobody_and_spends_no_attempts(db: Db) {
+    let _timed = Timed::start("SMTP 421 outage", &db);
     let (n, outage) = if long() { (20_000, Duration::from_secs(60)) } else { (5_000, Duration::from_secs(10)) };
     let mut send = BulkSend::start(&db, n, &[]).await;
     let at = n / 4;
@@ -690,6 +723,7 @@ fn whole_message_recipient(path: &Path) -> String {
 /// spins) and nothing half-written is left; once space is freed every
 /// message is written, once, whole.
 async fn a_full_disk_under_the_outbox_folder_delays_mail_then_writes_each_once_and_whole(db: Db) {
+    let _timed = Timed::start("full disk", &db);
     const JOINERS: usize = 5;
     const BACKERS: usize = 20;
     let full_for = if long() { Duration::from_secs(60) } else { Duration::from_secs(6) };
@@ -802,6 +836,7 @@ async fn schedule_made_updates(app: &TestApp) -> Vec<serde_json::Value> {
 /// once per missed tick), and a jump back after the send (even one that
 /// lands mid-send) sends nothing again and lets the send finish.
 async fn clock_jumps_around_a_scheduled_send_neither_repeat_it_nor_send_it_early(db: Db) {
+    let _timed = Timed::start("clock jumps (in-process)", &db);
     const BACKERS: usize = 120;
     let app = TestApp::spawn_with(db, &[("TIDINGS_SEND_CONCURRENCY", "1")]).await;
     app.confirmed_subscribers("c", BACKERS, "updates").await;
@@ -880,6 +915,7 @@ fn libfaketime() -> Option<PathBuf> {
 /// as the in-process test, around a daily schedule and a one-off update set
 /// for the same instant.
 async fn clock_jumps_in_the_real_binary_neither_repeat_a_scheduled_send_nor_send_it_early(db: Db) {
+    let _timed = Timed::start("clock jumps (libfaketime)", &db);
     const BACKERS: usize = 20;
     let Some(lib) = libfaketime() else { return };
     let smtp = TestSmtp::start();
