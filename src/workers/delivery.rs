@@ -13,8 +13,9 @@
 //!
 //! Outcomes: accepted → `sent`; 4xx → retried with backoff; 5xx → `failed`
 //! with the reply, and a 5.1.x hard bounce also marks the person `bounced`
-//! everywhere and suppresses the address; relay unreachable → released
-//! untouched, and the worker pauses.
+//! everywhere and suppresses the address; relay unreachable (or answering
+//! 421) → that message and the rest of the batch are released untouched,
+//! and the worker pauses.
 
 use super::{Shutdown, sleep_or_shutdown};
 use crate::domain::SignedToken;

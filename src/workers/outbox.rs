@@ -5,7 +5,8 @@
 //! - 4xx: retried with exponential backoff, up to [`MAX_ATTEMPTS`].
 //! - 5xx: failed at once, with the server's reply kept.
 //! - relay unreachable: the claimed messages are released untouched and the
-//!   worker pauses, so an outage never burns through attempts.
+//!   worker pauses (new mail does not cut the pause short), so an outage
+//!   never burns through attempts.
 
 use super::{Shutdown, sleep_or_shutdown};
 use crate::mail::{SendError, Transport};
