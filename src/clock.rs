@@ -1,6 +1,6 @@
 //! The time source. Everything that compares times asks a [`Clock`], so
 //! tests can move time forward (token expiry, backoff, retention) instead of
-//! sleeping.
+//! sleeping, or make it jump back as a corrected wall clock does.
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use std::sync::Arc;
@@ -49,5 +49,12 @@ impl Clock {
     pub fn advance(&self, by: std::time::Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// Moves this clock (and every clone of it) back, as a wall clock that
+    /// is corrected backwards does (for tests of clock jumps).
+    pub fn rewind(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms.fetch_sub(ms, Ordering::Relaxed);
     }
 }

@@ -305,10 +305,17 @@ pub async fn connect_nodelay(host: &str, port: u16) -> Result<TcpStream, SendErr
 
 /// Classifies an error from the MAIL/RCPT/DATA transaction.
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    let status = e.status().map(u16::from);
     // 530 "authentication required" (or "must issue STARTTLS first") is about
     // how we connect, not about this message: it must not fail it for good.
-    if e.status().map(u16::from) == Some(530) {
+    if status == Some(530) {
         SendError::Unavailable(format!("the relay wants us to authenticate or encrypt first: {e}"))
+    } else if status == Some(421) {
+        // "Service not available, closing transmission channel" (RFC 5321
+        // 3.8): the relay is going away, whichever command it answers. Taken
+        // as a retry of this message, an outage would spend every queued
+        // message's attempts and open a connection per message.
+        SendError::Unavailable(format!("the relay is not taking mail now: {e}"))
     } else if e.is_permanent() {
         SendError::Permanent(e.to_string())
     } else if e.is_transient() {

@@ -69,7 +69,17 @@ async fn write_eml(dir: &std::path::Path, name: &str, message: &[u8]) -> Result<
     // Write then rename, so a reader never sees half a message and a crash
     // never leaves one.
     let tmp = dir.join(format!(".{safe}.eml.tmp"));
-    tokio::fs::write(&tmp, message).await.map_err(unavailable)?;
-    tokio::fs::rename(&tmp, &final_path).await.map_err(unavailable)?;
+    let written = match tokio::fs::write(&tmp, message).await {
+        Ok(()) => tokio::fs::rename(&tmp, &final_path).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        // A write cut short by a full disk leaves half a message, holding
+        // space, and kept for good if that message is never retried (its
+        // person erased meanwhile, say): remove it. The message is retried
+        // whole.
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(unavailable(e));
+    }
     Ok(format!("written to {}", final_path.display()))
 }

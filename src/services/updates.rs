@@ -305,7 +305,7 @@ pub(crate) async fn start_sending(tx: &mut Tx, id: Uuid, from: &[&str], now: Dat
     if !tx.transition_update(id, from, "sending", current.send_at, now).await? {
         return Ok(false);
     }
-    let n = tx.snapshot_audience(id, now).await?;
+    let n = tx.snapshot_audience(id).await?;
     tracing::info!(update = %id, recipients = n, "sending started");
     Ok(true)
 }

@@ -66,7 +66,13 @@ impl Tx {
     /// any of the update's lists, not suppressed, once however many of the
     /// lists they are on. Runs once per update, as it leaves draft or
     /// scheduled (the primary key would refuse a second run's rows).
-    pub async fn snapshot_audience(&mut self, update_id: Uuid, now: DateTime<Utc>) -> Result<u64> {
+    ///
+    /// The new deliveries are due from the epoch, not from now: due whatever
+    /// the clock says later. Due from the moment the send started, a wall
+    /// clock put back after it (one that had run days fast, say) would hold
+    /// the rest of the send back until it caught up again.
+    pub async fn snapshot_audience(&mut self, update_id: Uuid) -> Result<u64> {
+        let due = DateTime::<Utc>::UNIX_EPOCH;
         let n = match self {
             // SQLite: a bare column beside MIN() takes its value from the
             // row that MIN() picked, so list_id is one real list per person.
@@ -81,7 +87,7 @@ impl Tx {
                  GROUP BY sub.subscriber_id",
             )
             .bind(update_id)
-            .bind(now)
+            .bind(due)
             .execute(&mut **t)
             .await?
             .rows_affected(),
@@ -96,7 +102,7 @@ impl Tx {
                  ORDER BY sub.subscriber_id, sub.list_id",
             )
             .bind(update_id)
-            .bind(now)
+            .bind(due)
             .execute(&mut **t)
             .await?
             .rows_affected(),

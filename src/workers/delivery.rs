@@ -13,8 +13,9 @@
 //!
 //! Outcomes: accepted → `sent`; 4xx → retried with backoff; 5xx → `failed`
 //! with the reply, and a 5.1.x hard bounce also marks the person `bounced`
-//! everywhere and suppresses the address; relay unreachable → released
-//! untouched, and the worker pauses.
+//! everywhere and suppresses the address; relay unreachable (or answering
+//! 421) → that message and the rest of the batch are released untouched,
+//! and the worker pauses.
 
 use super::{Shutdown, sleep_or_shutdown};
 use crate::domain::SignedToken;
@@ -24,6 +25,7 @@ use crate::services::{Context, bounces};
 use crate::store::{AcceptedDelivery, DeliveryClaim, StoreError, UpdateListRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
@@ -58,6 +60,16 @@ fn merge_recorded(
 /// How long the long-running worker keeps to one update, batch after batch,
 /// before it looks at the others and at due schedules again.
 const TURN: Duration = Duration::from_secs(5);
+
+/// Deliveries claimed per SMTP session in one batch.
+const CLAIMS_PER_SESSION: u32 = 50;
+
+/// How many deliveries one claim takes with `send_concurrency` sessions.
+/// It is also the most a crash can re-send: what is sent but not yet
+/// recorded never exceeds one batch (see `send_claimed`).
+pub fn batch_size(send_concurrency: u32) -> usize {
+    (send_concurrency.saturating_mul(CLAIMS_PER_SESSION) as usize).clamp(50, 1000)
+}
 
 /// After this many temporary failures a delivery is given up on.
 pub const MAX_ATTEMPTS: i64 = 8;
@@ -119,7 +131,8 @@ pub struct DeliveryWorker {
 enum Outcome {
     Sent(String),
     Failed(SendError),
-    /// The batch's send window closed before this message was started.
+    /// The batch's send window closed, or the relay was found unavailable,
+    /// before this message was started.
     NotStarted,
 }
 
@@ -129,7 +142,7 @@ fn backoff(attempt: i64) -> chrono::Duration {
 
 impl DeliveryWorker {
     pub fn new(ctx: Context, transport: Transport) -> Self {
-        let batch = (ctx.config.send_concurrency as i64 * 50).clamp(50, 1000);
+        let batch = batch_size(ctx.config.send_concurrency) as i64;
         Self { ctx, transport, batch, prepared: Arc::new(Mutex::new(HashMap::new())) }
     }
 
@@ -309,19 +322,27 @@ impl DeliveryWorker {
         let prepared = self.prepared(update_id).await?;
         let senders = (self.ctx.config.send_concurrency as usize).clamp(1, claims.len().max(1));
         let queue = Arc::new(Mutex::new(claims.into_iter()));
+        // Once one sender finds the relay unavailable, the others start
+        // nothing more: the rest of the batch is released, and the relay is
+        // not tried once per message.
+        let relay_down = Arc::new(AtomicBool::new(false));
         let (outcomes, mut results) = tokio::sync::mpsc::unbounded_channel();
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..senders {
-            let (worker, prepared, queue, outcomes) = (self.clone(), prepared.clone(), queue.clone(), outcomes.clone());
+            let (worker, prepared, queue, outcomes, relay_down) =
+                (self.clone(), prepared.clone(), queue.clone(), outcomes.clone(), relay_down.clone());
             tasks.spawn(async move {
                 loop {
                     let Some(claim) = queue.lock().unwrap_or_else(|p| p.into_inner()).next() else { break };
                     let message_id = worker.ctx.composer.update_message_id(claim.update_id, claim.subscriber_id);
-                    let outcome = if std::time::Instant::now() < window_closes {
+                    let outcome = if std::time::Instant::now() < window_closes && !relay_down.load(Ordering::Relaxed) {
                         worker.deliver(&prepared, &claim).await
                     } else {
                         Outcome::NotStarted
                     };
+                    if matches!(outcome, Outcome::Failed(SendError::Unavailable(_))) {
+                        relay_down.store(true, Ordering::Relaxed);
+                    }
                     if outcomes.send((claim, message_id, outcome)).is_err() {
                         break;
                     }

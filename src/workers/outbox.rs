@@ -5,7 +5,8 @@
 //! - 4xx: retried with exponential backoff, up to [`MAX_ATTEMPTS`].
 //! - 5xx: failed at once, with the server's reply kept.
 //! - relay unreachable: the claimed messages are released untouched and the
-//!   worker pauses, so an outage never burns through attempts.
+//!   worker pauses (new mail does not cut the pause short), so an outage
+//!   never burns through attempts.
 
 use super::{Shutdown, sleep_or_shutdown};
 use crate::mail::{SendError, Transport};
@@ -141,10 +142,12 @@ impl OutboxWorker {
             if *shutdown.borrow() {
                 return;
             }
-            let wait = match self.run_once(&shutdown).await {
+            // While the relay is down, new mail does not cut the pause short:
+            // each subscribe would otherwise knock on the relay again.
+            let (wait, wake_on_mail) = match self.run_once(&shutdown).await {
                 Ok(step) if step.relay_down => {
                     pause = (pause * 2).min(Duration::from_secs(60));
-                    pause
+                    (pause, false)
                 }
                 Ok(step) if step.claimed_any() => {
                     pause = Duration::from_secs(1);
@@ -152,14 +155,20 @@ impl OutboxWorker {
                 }
                 Ok(_) => {
                     pause = Duration::from_secs(1);
-                    self.idle_wait().await
+                    (self.idle_wait().await, true)
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "outbox step failed; will retry");
                     pause = (pause * 2).min(Duration::from_secs(60));
-                    pause
+                    (pause, true)
                 }
             };
+            if !wake_on_mail {
+                if sleep_or_shutdown(wait, &mut shutdown).await {
+                    return;
+                }
+                continue;
+            }
             let woken = self.ctx.outbox_wakeup.clone();
             tokio::select! {
                 stop = sleep_or_shutdown(wait, &mut shutdown) => if stop { return },

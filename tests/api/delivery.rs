@@ -7,7 +7,6 @@ use crate::support::app::{Db, TestApp, header, html_body, text_body};
 use crate::support::smtp::TestSmtp;
 use reqwest::Method;
 use serde_json::json;
-use std::collections::HashMap;
 use std::time::Duration;
 
 both_backends!(
@@ -24,17 +23,6 @@ both_backends!(
     a_verp_return_path_names_each_delivery,
     the_api_covers_drafts_previews_tests_and_the_per_recipient_record,
 );
-
-/// How many copies each recipient received.
-fn copies(smtp: &TestSmtp) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for m in smtp.messages() {
-        for to in m.to {
-            *counts.entry(to.to_lowercase()).or_insert(0) += 1;
-        }
-    }
-    counts
-}
 
 async fn send_now(app: &TestApp, id: &str) {
     let res = app.api(Method::POST, &format!("/updates/{id}/send")).send().await.unwrap();
@@ -60,7 +48,7 @@ async fn an_update_reaches_3000_backers_once_each_despite_refusals(db: Db) {
         (stats["total"].as_i64(), stats["sent"].as_i64(), stats["failed"].as_i64(), stats["pending"].as_i64()),
         (Some(3000), Some(2999), Some(1), Some(0))
     );
-    let counts = copies(&app.smtp);
+    let counts = app.smtp.copies();
     assert_eq!(counts.len(), 2999);
     assert!(counts.values().all(|&n| n == 1), "nobody got two copies");
     assert!(!counts.contains_key("b17@example.org"));
@@ -238,7 +226,7 @@ async fn someone_who_unsubscribes_mid_send_gets_nothing_more(db: Db) {
     send_now(&app, &id).await;
     let no_stop = tokio::sync::watch::channel(false).1;
     app.delivery.run_once(&no_stop).await.unwrap();
-    let sent: Vec<String> = copies(&app.smtp).into_keys().collect();
+    let sent: Vec<String> = app.smtp.copies().into_keys().collect();
     let leaver = (0..120).map(|i| format!("u{i}@example.org")).find(|e| !sent.contains(e)).unwrap();
     let token = app.unsubscribe_token(&leaver, "updates").await;
     app.post_form(&format!("/unsubscribe/{token}"), &[("List-Unsubscribe", "One-Click")]).await;
@@ -267,8 +255,8 @@ async fn an_smtp_outage_pauses_a_send_without_failing_anyone(db: Db) {
     assert_eq!((stats["pending"].as_i64(), stats["failed"].as_i64()), (Some(30), Some(0)));
     let relay = TestSmtp::start_on(port);
     app.drive_delivery(&id, 10).await;
-    assert_eq!(copies(&relay).len(), 30);
-    assert!(copies(&relay).values().all(|&n| n == 1));
+    assert_eq!(relay.copies().len(), 30);
+    assert!(relay.copies().values().all(|&n| n == 1));
 }
 
 async fn two_workers_share_a_send_without_doubling(db: Db) {
@@ -297,7 +285,7 @@ async fn two_workers_share_a_send_without_doubling(db: Db) {
     let (n1, n2) = (t1.await.unwrap(), t2.await.unwrap());
     assert_eq!(n1 + n2, 1000);
     assert!(n1 > 0 && n2 > 0, "both workers took part: {n1} + {n2}");
-    let counts = copies(&app.smtp);
+    let counts = app.smtp.copies();
     assert_eq!(counts.len(), 1000);
     assert!(counts.values().all(|&n| n == 1));
 }

@@ -14,6 +14,7 @@ mod browser;
 mod delivery;
 mod dkim;
 mod embedding;
+mod faults;
 mod group_commit;
 mod imports;
 mod journey;

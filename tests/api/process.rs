@@ -42,7 +42,7 @@ pub(crate) fn tidings(env: &Env, args: &[&str]) -> Command {
     cmd
 }
 
-fn spawn(env: &Env, args: &[&str]) -> Child {
+pub(crate) fn spawn(env: &Env, args: &[&str]) -> Child {
     tidings(env, args).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("spawn tidings")
 }
 
@@ -72,6 +72,91 @@ pub(crate) async fn wait_healthy(port: u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("tidings did not become healthy on port {port}");
+}
+
+impl Env {
+    /// The `TIDINGS_DATABASE_URL` the processes use.
+    pub(crate) fn database_url(&self) -> String {
+        self.var("TIDINGS_DATABASE_URL").expect("a database URL").to_owned()
+    }
+
+    pub(crate) fn var(&self, key: &str) -> Option<&str> {
+        self.vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `key` (replacing an earlier value), or removes it with `None`.
+    pub(crate) fn set(&mut self, key: &str, value: Option<&str>) {
+        self.vars.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.vars.push((key.to_owned(), v.to_owned()));
+        }
+    }
+}
+
+/// An API token made with `tidings token create`.
+pub(crate) fn create_token(env: &Env) -> String {
+    let out = run(env, &["token", "create", "--name", "process-test"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_owned()
+}
+
+/// The organiser API of a running `tidings` on `port`.
+pub(crate) struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    pub(crate) fn new(port: u16, token: &str) -> Api {
+        Api { http: reqwest::Client::new(), base: format!("http://127.0.0.1:{port}/api/v1"), token: token.to_owned() }
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> serde_json::Value {
+        let res = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.unwrap();
+        assert!(res.status().is_success(), "GET {path}: {}", res.status());
+        res.json().await.unwrap()
+    }
+
+    /// Creates an update to the `updates` list and starts sending it; returns its id.
+    pub(crate) async fn send_update(&self, subject: &str) -> String {
+        let created: serde_json::Value = self
+            .http
+            .post(format!("{}/updates", self.base))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({"subject": subject, "body_markdown": "Hello {{name}}", "lists": ["updates"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_str().unwrap().to_owned();
+        let res =
+            self.http.post(format!("{}/updates/{id}/send", self.base)).bearer_auth(&self.token).send().await.unwrap();
+        assert_eq!(res.status(), 202);
+        id
+    }
+
+    /// Polls until update `id` is `sent`; panics after `timeout`, or at once when `alive` says the process
+    /// sending it has exited.
+    pub(crate) async fn wait_until_sent(&self, id: &str, timeout: Duration, mut alive: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            assert!(alive(), "tidings exited while update {id} was sending");
+            // The server may be between restarts or its database briefly away: keep asking.
+            if let Ok(res) = self.http.get(format!("{}/updates/{id}", self.base)).bearer_auth(&self.token).send().await
+                && let Ok(u) = res.json::<serde_json::Value>().await
+            {
+                if u["status"] == "sent" {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "update {id} did not finish within {timeout:?}: {u}");
+            }
+            assert!(Instant::now() < deadline, "update {id} did not finish within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 async fn a_crash_between_subscribe_and_send_still_sends_the_confirmation_exactly_once(db: Db) {
@@ -176,129 +261,69 @@ async fn the_cli_creates_tokens_and_users_and_checks_its_setup(db: Db) {
 
 async fn kill_9_during_a_send_loses_nobody_and_repeats_at_most_the_batch_in_flight(db: Db) {
     const N: usize = 1500;
-    const CONCURRENCY: usize = 2;
-    // The worker claims 50 per session per batch: the in-flight window.
-    const BATCH: usize = 50 * CONCURRENCY;
+    const CONCURRENCY: u32 = 2;
     const KILLS: usize = 3;
+    let window = tidings::workers::delivery::batch_size(CONCURRENCY);
     let smtp = TestSmtp::start();
     let (mut env, port) = env(&db, &smtp.url()).await;
-    env.vars.push(("TIDINGS_SEND_CONCURRENCY".into(), CONCURRENCY.to_string()));
-    env.vars.push(("TIDINGS_WORKER_LEASE_SECONDS".into(), "4".into()));
+    env.set("TIDINGS_SEND_CONCURRENCY", Some(&CONCURRENCY.to_string()));
+    env.set("TIDINGS_WORKER_LEASE_SECONDS", Some("4"));
     assert!(run(&env, &["migrate"], None).status.success());
-    let token_out = run(&env, &["token", "create", "--name", "crash-test"], None);
-    let token = String::from_utf8(token_out.stdout).unwrap().lines().last().unwrap().to_owned();
+    let token = create_token(&env);
     // `serve` bootstraps the default list; seed once it exists.
     let mut server = spawn(&env, &["serve"]);
     wait_healthy(port).await;
-    let url = env.vars.iter().find(|(k, _)| k == "TIDINGS_DATABASE_URL").unwrap().1.clone();
-    let store = tidings::store::Store::connect(&url).await.unwrap();
+    let store = tidings::store::Store::connect(&env.database_url()).await.unwrap();
     crate::support::app::seed_confirmed(&store, chrono::Utc::now(), "k", N, "updates").await;
     store.close().await;
 
-    let http = reqwest::Client::new();
-    let api = |path: &str| format!("http://127.0.0.1:{port}/api/v1{path}");
-    let created: serde_json::Value = http
-        .post(api("/updates"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"subject": "Crash test", "body_markdown": "Hello {{name}}", "lists": ["updates"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
-    let res = http.post(api(&format!("/updates/{id}/send"))).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(res.status(), 202);
-
+    let api = Api::new(port, &token);
+    let id = api.send_update("Crash test").await;
     for kill in 1..=KILLS {
         // Let some mail through, then pull the plug mid-send.
         let target = kill * N / (KILLS + 1);
-        smtp.wait_for(target, Duration::from_secs(60)).await;
+        smtp.wait_for_count(target, Duration::from_secs(60)).await;
         server.kill().unwrap();
         server.wait().unwrap();
         server = spawn(&env, &["serve"]);
         wait_healthy(port).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let u: serde_json::Value =
-            http.get(api(&format!("/updates/{id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-        if u["status"] == "sent" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the send did not finish after the restarts: {u}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let stats: serde_json::Value =
-        http.get(api(&format!("/updates/{id}/stats"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    api.wait_until_sent(&id, Duration::from_secs(120), || server.try_wait().unwrap().is_none()).await;
+    let stats = api.get(&format!("/updates/{id}/stats")).await;
     server.kill().unwrap();
     server.wait().unwrap();
     assert_eq!(stats["sent"], N, "every recipient recorded as sent: {stats}");
 
-    let mut copies = std::collections::HashMap::new();
-    for m in smtp.messages() {
-        for to in m.to {
-            *copies.entry(to).or_insert(0usize) += 1;
-        }
-    }
+    let copies = smtp.copies();
     assert_eq!(copies.len(), N, "nobody was lost");
     let repeats: usize = copies.values().map(|n| n - 1).sum();
-    assert!(repeats <= KILLS * BATCH, "{repeats} repeats after {KILLS} kills exceed the in-flight window");
-    eprintln!("kill -9 x{KILLS}: {N} recipients, {repeats} repeated copies (window {BATCH} per kill)");
+    assert!(repeats <= KILLS * window, "{repeats} repeats after {KILLS} kills exceed the in-flight window");
+    eprintln!("kill -9 x{KILLS}: {N} recipients, {repeats} repeated copies (window {window} per kill)");
 }
 
 async fn three_worker_processes_share_a_send_and_never_double_send(db: Db) {
     const N: usize = 1200;
     let smtp = TestSmtp::start();
     let (mut env, port) = env(&db, &smtp.url()).await;
-    env.vars.push(("TIDINGS_SEND_CONCURRENCY".into(), "2".into()));
-    let token_out = run(&env, &["token", "create", "--name", "workers"], None);
-    let token = String::from_utf8(token_out.stdout).unwrap().lines().last().unwrap().to_owned();
+    env.set("TIDINGS_SEND_CONCURRENCY", Some("2"));
+    let token = create_token(&env);
     let mut web = spawn(&env, &["serve", "--no-workers"]);
     wait_healthy(port).await;
-    let url = env.vars.iter().find(|(k, _)| k == "TIDINGS_DATABASE_URL").unwrap().1.clone();
-    let store = tidings::store::Store::connect(&url).await.unwrap();
+    let store = tidings::store::Store::connect(&env.database_url()).await.unwrap();
     crate::support::app::seed_confirmed(&store, chrono::Utc::now(), "m", N, "updates").await;
     store.close().await;
 
-    let http = reqwest::Client::new();
-    let api = |path: &str| format!("http://127.0.0.1:{port}/api/v1{path}");
-    let created: serde_json::Value = http
-        .post(api("/updates"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"subject": "Shared", "body_markdown": "Body", "lists": ["updates"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
+    let api = Api::new(port, &token);
     let mut workers: Vec<Child> = (0..3).map(|_| spawn(&env, &["worker"])).collect();
-    assert_eq!(http.post(api(&format!("/updates/{id}/send"))).bearer_auth(&token).send().await.unwrap().status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let u: serde_json::Value =
-            http.get(api(&format!("/updates/{id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-        if u["status"] == "sent" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "three workers did not finish: {u}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let id = api.send_update("Shared").await;
+    api.wait_until_sent(&id, Duration::from_secs(120), || true).await;
     for w in &mut workers {
         w.kill().unwrap();
         w.wait().unwrap();
     }
     web.kill().unwrap();
     web.wait().unwrap();
-    let mut copies = std::collections::HashMap::new();
-    for m in smtp.messages() {
-        for to in m.to {
-            *copies.entry(to).or_insert(0usize) += 1;
-        }
-    }
+    let copies = smtp.copies();
     assert_eq!(copies.len(), N);
     assert!(copies.values().all(|&n| n == 1), "no recipient got two copies");
 }

@@ -3,7 +3,8 @@
 //! [`TestSmtp`] listens on `127.0.0.1`, speaks SMTP through the `mailin` protocol crate and records every message
 //! it accepts, so tests can point the application's SMTP transport at it and then inspect what was sent.
 //! Replies to `RCPT TO` can be scripted (temporary or permanent failures for one address, or for every address),
-//! and the server can be stopped and started again on the same port to simulate an outage.
+//! and the server can be stopped and started again on the same port to simulate an outage, or keep listening but
+//! refuse service with `421` for a while ([`TestSmtp::set_outage`]), cutting the sessions that were open.
 //!
 //! [`TestSmtp::start_tls`] starts a server with a self-signed certificate for `localhost`, made at start with rcgen
 //! and served with rustls (ring provider, the same rustls lettre uses): either STARTTLS is advertised and upgrades
@@ -76,6 +77,18 @@ struct Shared {
     auth: Option<Credentials>,
     /// Connections accepted so far.
     connections: usize,
+    /// When set, the server is refusing service (see [`TestSmtp::set_outage`]).
+    outage: Option<Outage>,
+}
+
+/// How a server refuses service during [`TestSmtp::set_outage`], as a relay that is overloaded or restarting does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// New connections are greeted with `421` and closed.
+    Greeting421,
+    /// Sessions are greeted and may say `EHLO`, but `MAIL`, `RCPT` and `DATA` are answered with `421` and the
+    /// connection is closed.
+    Command421,
 }
 
 /// A user name and password.
@@ -215,6 +228,46 @@ impl TestSmtp {
     /// once the session is encrypted, as real servers do; a plain server offers it in clear text.
     pub fn require_auth(&self, user: &str, pass: &str) {
         lock(&self.shared).auth = Some(Credentials { user: user.to_owned(), pass: pass.to_owned() });
+    }
+
+    /// Starts (`Some`) or ends (`None`) an outage. Starting one also cuts every open session at once, as a relay
+    /// that restarts does: a message whose data was already taken is kept, but its client may not see the reply.
+    pub fn set_outage(&self, outage: Option<Outage>) {
+        lock(&self.shared).outage = outage;
+        if outage.is_some() {
+            for stream in lock(&self.sessions).values() {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    /// How many messages were captured so far.
+    pub fn message_count(&self) -> usize {
+        lock(&self.shared).messages.len()
+    }
+
+    /// How many copies each envelope recipient (lower-cased) received, without copying the messages.
+    pub fn copies(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for m in &lock(&self.shared).messages {
+            for to in &m.to {
+                *counts.entry(normalize(to)).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// Waits (polling every 20 ms) until at least `n` messages were captured or `timeout` passes; returns how many
+    /// were. Cheaper than [`TestSmtp::wait_for`] on a large send: nothing is copied.
+    pub async fn wait_for_count(&self, n: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let count = self.message_count();
+            if count >= n || Instant::now() >= deadline {
+                return count;
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
     }
 
     /// How many connections the server has accepted so far.
@@ -357,7 +410,7 @@ fn run_session(
         }
     }
     let handler = CaptureHandler {
-        shared,
+        shared: shared.clone(),
         session: state.clone(),
         auth: auth.clone(),
         from: String::new(),
@@ -374,6 +427,10 @@ fn run_session(
         }
         _ => BufReader::new(Box::new(stream.try_clone()?)),
     };
+    if lock(&shared).outage == Some(Outage::Greeting421) {
+        reader.get_mut().write_all(b"421 tidings-test-smtp Service not available, closing transmission channel\r\n")?;
+        return stream.shutdown(Shutdown::Both);
+    }
     write_response(reader.get_mut(), &session.greeting())?;
     let mut line = Vec::with_capacity(128);
     loop {
@@ -386,6 +443,13 @@ fn run_session(
         if auth.is_some() && lock(&state).auth_user.is_none() && starts_with_ignore_case(&line, b"MAIL ") {
             write_response(reader.get_mut(), &mailin::response::AUTHENTICATION_REQUIRED)?;
             continue;
+        }
+        let refused = [b"MAIL ".as_slice(), b"RCPT ", b"DATA"].iter().any(|c| starts_with_ignore_case(&line, c));
+        if refused && lock(&shared).outage == Some(Outage::Command421) {
+            reader
+                .get_mut()
+                .write_all(b"421 tidings-test-smtp Service not available, closing transmission channel\r\n")?;
+            return stream.shutdown(Shutdown::Both);
         }
         let response = session.process(&line);
         match (&response.action, &tls) {
