@@ -144,11 +144,19 @@ impl FromRequest<AppState> for Submitted {
                 bad_body(StatusCode::BAD_REQUEST, "The request body could not be read.", json)
             }
         })?;
+        Submitted::decode(&bytes, json)
+            .map_err(|_| bad_body(StatusCode::BAD_REQUEST, "The request body is not valid JSON.", true))
+    }
+}
+
+impl Submitted {
+    /// Decodes a whole URL-encoded (`json` false) or JSON body. Multipart
+    /// forms are streamed by the extractor instead. Pure, so the fuzz
+    /// targets can drive it without a server.
+    pub fn decode(bytes: &[u8], json: bool) -> Result<Self, serde_json::Error> {
         if json {
-            let value = serde_json::from_slice(&bytes)
-                .map_err(|_| bad_body(StatusCode::BAD_REQUEST, "The request body is not valid JSON.", true))?;
-            return Ok(Submitted::Json(value));
+            return serde_json::from_slice(bytes).map(Submitted::Json);
         }
-        Ok(Submitted::Form(form_urlencoded::parse(&bytes).into_owned().collect()))
+        Ok(Submitted::Form(form_urlencoded::parse(bytes).into_owned().collect()))
     }
 }
