@@ -60,6 +60,14 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(batch.end_line >= last_line, "a batch ends on or after its last row's line");
     }
+    // Without quotes, each line is a record: the rows are exactly the lines
+    // that are not blank, numbered as in the file.
+    let data = &file[start..];
+    if !data.contains(&b'"') {
+        let got: Vec<i64> = all.iter().flat_map(|b| b.rows.iter().map(|r| r.line)).collect();
+        assert_eq!(got, expected_lines(data, header.cr_only, header.data_line), "line numbers");
+    }
+
     // Resuming from any checkpoint (the end of a batch) reads exactly the
     // batches that followed it; after the last one, no row is left (blank
     // lines may be: they are not part of any batch).
@@ -69,6 +77,25 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(rest, all[i + 1..], "resumed at byte {offset}, line {}", checkpoint.end_line);
     }
 });
+
+/// The line of each row of quote-free data: every line (ended by LF, CRLF
+/// or, in a file whose lines end in a lone CR, a lone CR) that holds more
+/// than blanks and commas.
+fn expected_lines(data: &[u8], cr_only: bool, first_line: i64) -> Vec<i64> {
+    let mut text = data.to_vec();
+    if cr_only {
+        for i in 0..text.len() {
+            if text[i] == b'\r' && text.get(i + 1) != Some(&b'\n') {
+                text[i] = b'\n';
+            }
+        }
+    }
+    text.split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.iter().all(|b| b.is_ascii_whitespace() || *b == b','))
+        .map(|(i, _)| first_line + i as i64)
+        .collect()
+}
 
 /// Explicit column choices, by header name, picked by the control byte.
 fn choice(control: u8, names: &[String]) -> ColumnChoice {
