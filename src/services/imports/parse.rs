@@ -85,7 +85,7 @@ fn record_line<R: Read>(reader: &::csv::Reader<Source<R>>, record: &::csv::ByteR
 
 /// The file as the csv reader reads it: byte for byte (so offsets stay the
 /// file's), but with a lone CR (one not followed by LF) read as LF when the
-/// file's lines end that way; noting where each LF is, for [`record_line`].
+/// file's lines end that way; noting runs of LFs, for [`record_line`].
 struct Source<R> {
     inner: R,
     cr_only: bool,
@@ -95,24 +95,29 @@ struct Source<R> {
     eof: bool,
     /// Bytes handed to the csv reader so far.
     handed: u64,
-    /// Offsets of the LFs handed out and not yet passed.
-    newlines: RefCell<VecDeque<u64>>,
+    /// The run of LFs handed out last: where it starts and how long it is.
+    run: (u64, u64),
+    /// Earlier runs that may hold empty lines (two LFs or more, or one at
+    /// the very start), as (start, length), oldest first, not yet passed.
+    runs: RefCell<VecDeque<(u64, u64)>>,
 }
 
 impl<R> Source<R> {
     fn new(inner: R, cr_only: bool) -> Self {
         let buf = vec![0; 64 * 1024].into_boxed_slice();
-        Self { inner, cr_only, buf, start: 0, end: 0, eof: false, handed: 0, newlines: RefCell::default() }
+        Self { inner, cr_only, buf, start: 0, end: 0, eof: false, handed: 0, run: (0, 0), runs: RefCell::default() }
     }
 
     /// How many LFs follow one another from `offset` on: the empty lines
     /// the csv reader passed over before a record it says began there.
+    /// Forgets the runs before `offset`, so call it for every record.
     fn empty_lines_at(&self, offset: u64) -> u64 {
-        let mut newlines = self.newlines.borrow_mut();
-        while newlines.front().is_some_and(|&at| at < offset) {
-            newlines.pop_front();
+        let mut runs = self.runs.borrow_mut();
+        while runs.front().is_some_and(|&(start, len)| start + len <= offset) {
+            runs.pop_front();
         }
-        newlines.iter().zip(offset..).take_while(|(at, expected)| *at == expected).count() as u64
+        let (start, len) = runs.front().copied().filter(|&(start, _)| start <= offset).unwrap_or(self.run);
+        if start <= offset && offset < start + len { start + len - offset } else { 0 }
     }
 }
 
@@ -144,15 +149,27 @@ impl<R: Read> Read for Source<R> {
         if self.cr_only && n == available.len() && n > 1 && !self.eof && available[n - 1] == b'\r' {
             n -= 1;
         }
-        let mut newlines = self.newlines.borrow_mut();
+        let mut runs = self.runs.borrow_mut();
         for (i, (slot, &byte)) in out.iter_mut().zip(available).take(n).enumerate() {
             let lone_cr = self.cr_only && byte == b'\r' && available.get(i + 1) != Some(&b'\n');
             *slot = if lone_cr { b'\n' } else { byte };
-            if *slot == b'\n' {
-                newlines.push_back(self.handed + i as u64);
+            if *slot != b'\n' {
+                continue;
+            }
+            let at = self.handed + i as u64;
+            let (start, len) = self.run;
+            if start + len == at && len > 0 {
+                self.run.1 += 1;
+            } else {
+                // Only runs that can hold an empty line are kept: a lone LF
+                // ends a row, unless it is the very first byte.
+                if len >= 2 || (start == 0 && len == 1) {
+                    runs.push_back(self.run);
+                }
+                self.run = (at, 1);
             }
         }
-        drop(newlines);
+        drop(runs);
         self.start += n;
         self.handed += n as u64;
         Ok(n)
@@ -170,11 +187,6 @@ pub fn read_header(prefix: &[u8], whole: bool) -> Result<Header, String> {
     let skip = if prefix.starts_with(BOM) { BOM.len() } else { 0 };
     let first_end = prefix[skip..].iter().position(|b| matches!(b, b'\r' | b'\n'));
     let cr_only = first_end.is_some_and(|i| prefix[skip + i] == b'\r' && prefix.get(skip + i + 1) != Some(&b'\n'));
-    // A CR that ends a partial prefix may be the first half of a CRLF: the
-    // header row may go on, as below.
-    if !whole && first_end.is_some_and(|i| skip + i + 1 == prefix.len() && prefix[skip + i] == b'\r') {
-        return Err("the header row is too long".to_owned());
-    }
     let mut reader = csv_reader(cr_only, 8 * 1024, &prefix[skip..]);
     let mut record = ::csv::ByteRecord::new();
     let found = reader.read_byte_record(&mut record).map_err(|e| format!("the header row cannot be read: {e}"))?;
@@ -198,12 +210,16 @@ pub fn read_header(prefix: &[u8], whole: bool) -> Result<Header, String> {
     Ok(Header { names, data_offset: (skip as u64 + end.byte()) as i64, data_line: end.line() as i64, cr_only })
 }
 
-/// Whether a header row read to the very end of a partial prefix would go
-/// on with more bytes: a line end inside quotes is part of a field. (Found
-/// by the `csv_import` fuzz target.)
+/// Whether a header row read to the very end of a partial prefix may go on
+/// with more bytes: a CR there may be the first half of a CRLF, and a line
+/// end inside quotes is part of a field. (Found by the `csv_import` fuzz
+/// target.)
 fn runs_on(prefix: &[u8], cr_only: bool, header: &::csv::ByteRecord, end: &::csv::Position) -> bool {
     if end.byte() as usize != prefix.len() {
         return false;
+    }
+    if prefix.last() == Some(&b'\r') {
+        return true;
     }
     let mut longer = prefix.to_vec();
     longer.push(b'x');
@@ -382,9 +398,9 @@ pub fn read_batches(
             }
         };
         if more {
+            let line = record_line(&reader, &record) as i64 + start_line - 1;
             let blank = record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace));
             if !blank {
-                let line = record_line(&reader, &record) as i64 + start_line - 1;
                 rows.push(ParsedRow { line, row: columns.parse_record(&record) });
             }
         }
@@ -558,6 +574,7 @@ mod tests {
             }
             assert_eq!(out, b"a\nb\r\nc\n\r\n\n", "reads of {size} bytes");
             assert_eq!((reader.empty_lines_at(8), reader.empty_lines_at(9), reader.empty_lines_at(10)), (2, 1, 0));
+            assert_eq!(reader.empty_lines_at(1), 0, "passed runs are forgotten");
         }
     }
 
@@ -569,6 +586,7 @@ mod tests {
         // Found by the `csv_import` fuzz target: a partial prefix ending in the
         // CR of a CRLF was read as a file whose lines end in a lone CR.
         assert!(read_header(b"email\r", false).is_err(), "the CR may be half of a CRLF");
+        assert!(read_header(b"\"a\nb\"\r", false).is_err(), "also when the header spans lines");
         assert!(read_header(b"email\r", true).unwrap().cr_only);
         assert!(!read_header(b"email\r\n", false).unwrap().cr_only);
         // ... and one ending inside a quoted header field that spans lines.
