@@ -154,11 +154,19 @@ impl FromRequest<AppState> for Submitted {
         // The body's own type decides how to read it; `Accept` only says
         // how to answer (a form post may well want a JSON answer).
         let body_is_json = if content_type.is_empty() { json } else { is_json_type(&content_type) };
-        if body_is_json {
-            let value = serde_json::from_slice(&bytes)
-                .map_err(|_| bad_body(StatusCode::BAD_REQUEST, "The request body is not valid JSON.", true))?;
-            return Ok(Submitted::Json(value));
+        Submitted::decode(&bytes, body_is_json)
+            .map_err(|_| bad_body(StatusCode::BAD_REQUEST, "The request body is not valid JSON.", true))
+    }
+}
+
+impl Submitted {
+    /// Decodes a whole URL-encoded (`json` false) or JSON body. Multipart
+    /// forms are streamed by the extractor instead. Pure, so the fuzz
+    /// targets can drive it without a server.
+    pub fn decode(bytes: &[u8], json: bool) -> Result<Self, serde_json::Error> {
+        if json {
+            return serde_json::from_slice(bytes).map(Submitted::Json);
         }
-        Ok(Submitted::Form(form_urlencoded::parse(&bytes).into_owned().collect()))
+        Ok(Submitted::Form(form_urlencoded::parse(bytes).into_owned().collect()))
     }
 }

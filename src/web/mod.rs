@@ -29,8 +29,10 @@ mod webhooks;
 
 pub use embed::subscribe_snippet;
 pub use error::WebError;
+pub use input::Submitted;
 pub use observability::{REQUEST_ID, ops_router};
 pub use openapi::api_doc;
+pub use public::subscribe_input;
 pub use ratelimit::RateLimiter;
 
 use crate::services::Context;

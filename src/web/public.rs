@@ -101,8 +101,9 @@ async fn subscribe_form_for(
     Ok(page.into_response())
 }
 
-/// Turns a form or JSON body into the service's input.
-fn subscribe_input(body: &Submitted) -> SubscribeInput {
+/// Turns a form or JSON body into the service's input. Public for the
+/// fuzz targets (fuzz/), which check that the two body formats agree.
+pub fn subscribe_input(body: &Submitted) -> SubscribeInput {
     match body {
         Submitted::Form(_) => {
             let consent_values = body.all("consent");

@@ -10,6 +10,8 @@
 //! organiser can find a refused row in a text editor or spreadsheet.
 
 use crate::domain::{EmailAddress, SubscriberName};
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::Read;
 
 /// A UTF-8 byte-order mark, as spreadsheet programs write at the start.
@@ -57,17 +59,121 @@ pub struct Header {
     pub cr_only: bool,
 }
 
-/// How rows end. LF (which covers CRLF: a CR before it is trimmed with the
-/// field) keeps the csv reader's line numbers true to the file; only files
-/// whose lines end in a lone CR need CR treated as an end of line too.
-fn terminator(cr_only: bool) -> ::csv::Terminator {
-    if cr_only { ::csv::Terminator::CRLF } else { ::csv::Terminator::Any(b'\n') }
+/// A csv reader over `source`, `buffer` bytes at a time. Rows end at LF,
+/// which covers CRLF (a CR before it is trimmed with the field) and keeps
+/// the csv reader's line numbers true to the file: it counts LF bytes. A
+/// file whose lines end in a lone CR has them read as LF (see [`Source`]),
+/// so its rows end, and are numbered, the same way. (Treating CR as an end
+/// of line in the csv reader instead numbered every row of such a file
+/// "line 1", and a row after a CRLF with the line of the row before.)
+fn csv_reader<R: Read>(cr_only: bool, buffer: usize, source: R) -> ::csv::Reader<Source<R>> {
+    ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .terminator(::csv::Terminator::Any(b'\n'))
+        .buffer_capacity(buffer)
+        .from_reader(Source::new(source, cr_only))
 }
 
-fn reader_builder(cr_only: bool) -> ::csv::ReaderBuilder {
-    let mut b = ::csv::ReaderBuilder::new();
-    b.has_headers(false).flexible(true).terminator(terminator(cr_only));
-    b
+/// The line a record starts on, in the numbering of the reader (line 1 is
+/// where it started). The csv reader reports where it began looking for the
+/// record, before the empty lines it passed over.
+fn record_line<R: Read>(reader: &::csv::Reader<Source<R>>, record: &::csv::ByteRecord) -> u64 {
+    let (byte, line) = record.position().map_or((0, 1), |p| (p.byte(), p.line()));
+    line + reader.get_ref().empty_lines_at(byte)
+}
+
+/// The file as the csv reader reads it: byte for byte (so offsets stay the
+/// file's), but with a lone CR (one not followed by LF) read as LF when the
+/// file's lines end that way; noting runs of LFs, for [`record_line`].
+struct Source<R> {
+    inner: R,
+    cr_only: bool,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// Bytes handed to the csv reader so far.
+    handed: u64,
+    /// The run of LFs handed out last: where it starts and how long it is.
+    run: (u64, u64),
+    /// Earlier runs that may hold empty lines (two LFs or more, or one at
+    /// the very start), as (start, length), oldest first, not yet passed.
+    runs: RefCell<VecDeque<(u64, u64)>>,
+}
+
+impl<R> Source<R> {
+    fn new(inner: R, cr_only: bool) -> Self {
+        let buf = vec![0; 64 * 1024].into_boxed_slice();
+        Self { inner, cr_only, buf, start: 0, end: 0, eof: false, handed: 0, run: (0, 0), runs: RefCell::default() }
+    }
+
+    /// How many LFs follow one another from `offset` on: the empty lines
+    /// the csv reader passed over before a record it says began there.
+    /// Forgets the runs before `offset`, so call it for every record.
+    fn empty_lines_at(&self, offset: u64) -> u64 {
+        let mut runs = self.runs.borrow_mut();
+        while runs.front().is_some_and(|&(start, len)| start + len <= offset) {
+            runs.pop_front();
+        }
+        let (start, len) = runs.front().copied().filter(|&(start, _)| start <= offset).unwrap_or(self.run);
+        if start <= offset && offset < start + len { start + len - offset } else { 0 }
+    }
+}
+
+impl<R: Read> Read for Source<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        // Keep two bytes buffered where the file has them, so the byte after
+        // a CR can be seen before the CR is handed out.
+        if self.end - self.start < 2 && !self.eof {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            while self.end < 2 && !self.eof {
+                match self.inner.read(&mut self.buf[self.end..])? {
+                    0 => self.eof = true,
+                    got => self.end += got,
+                }
+            }
+        }
+        let available = &self.buf[self.start..self.end];
+        let mut n = available.len().min(out.len());
+        // The first byte alone: csv-core strips a UTF-8 BOM from the start
+        // of its input when the three bytes arrive together, so a row
+        // starting with one would read differently when a resumed import
+        // starts at it. (read_header skips the file's own BOM itself.)
+        if self.handed == 0 {
+            n = n.min(1);
+        }
+        // A CR last in the buffer waits until what follows it is known.
+        if self.cr_only && n == available.len() && n > 1 && !self.eof && available[n - 1] == b'\r' {
+            n -= 1;
+        }
+        let mut runs = self.runs.borrow_mut();
+        for (i, (slot, &byte)) in out.iter_mut().zip(available).take(n).enumerate() {
+            let lone_cr = self.cr_only && byte == b'\r' && available.get(i + 1) != Some(&b'\n');
+            *slot = if lone_cr { b'\n' } else { byte };
+            if *slot != b'\n' {
+                continue;
+            }
+            let at = self.handed + i as u64;
+            let (start, len) = self.run;
+            if start + len == at && len > 0 {
+                self.run.1 += 1;
+            } else {
+                // Only runs that can hold an empty line are kept: a lone LF
+                // ends a row, unless it is the very first byte.
+                if len >= 2 || (start == 0 && len == 1) {
+                    runs.push_back(self.run);
+                }
+                self.run = (at, 1);
+            }
+        }
+        drop(runs);
+        self.start += n;
+        self.handed += n as u64;
+        Ok(n)
+    }
 }
 
 /// Lower-case letters and digits only: "E-mail Address" → "emailaddress".
@@ -81,7 +187,7 @@ pub fn read_header(prefix: &[u8], whole: bool) -> Result<Header, String> {
     let skip = if prefix.starts_with(BOM) { BOM.len() } else { 0 };
     let first_end = prefix[skip..].iter().position(|b| matches!(b, b'\r' | b'\n'));
     let cr_only = first_end.is_some_and(|i| prefix[skip + i] == b'\r' && prefix.get(skip + i + 1) != Some(&b'\n'));
-    let mut reader = reader_builder(cr_only).from_reader(&prefix[skip..]);
+    let mut reader = csv_reader(cr_only, 8 * 1024, &prefix[skip..]);
     let mut record = ::csv::ByteRecord::new();
     let found = reader.read_byte_record(&mut record).map_err(|e| format!("the header row cannot be read: {e}"))?;
     if !found {
@@ -90,7 +196,7 @@ pub fn read_header(prefix: &[u8], whole: bool) -> Result<Header, String> {
     let end = reader.position().clone();
     // A header that runs to the end of a partial prefix may go on.
     let ends_line = prefix[skip..skip + end.byte() as usize].last().is_some_and(|b| matches!(b, b'\n' | b'\r'));
-    if !whole && !ends_line {
+    if !whole && (!ends_line || runs_on(&prefix[skip..], cr_only, &record, &end)) {
         return Err("the header row is too long".to_owned());
     }
     let mut names = Vec::with_capacity(record.len());
@@ -102,6 +208,26 @@ pub fn read_header(prefix: &[u8], whole: bool) -> Result<Header, String> {
         return Err("the first row must name the columns".to_owned());
     }
     Ok(Header { names, data_offset: (skip as u64 + end.byte()) as i64, data_line: end.line() as i64, cr_only })
+}
+
+/// Whether a header row read to the very end of a partial prefix may go on
+/// with more bytes: a CR there may be the first half of a CRLF, and a line
+/// end inside quotes is part of a field. (Found by the `csv_import` fuzz
+/// target.)
+fn runs_on(prefix: &[u8], cr_only: bool, header: &::csv::ByteRecord, end: &::csv::Position) -> bool {
+    if end.byte() as usize != prefix.len() {
+        return false;
+    }
+    if prefix.last() == Some(&b'\r') {
+        return true;
+    }
+    let mut longer = prefix.to_vec();
+    longer.push(b'x');
+    let mut reader = csv_reader(cr_only, 8 * 1024, &longer[..]);
+    let mut again = ::csv::ByteRecord::new();
+    !matches!(reader.read_byte_record(&mut again), Ok(true))
+        || again != *header
+        || reader.position().byte() != end.byte()
 }
 
 fn find(headers: &[String], wanted: &str) -> Option<usize> {
@@ -260,7 +386,7 @@ pub fn read_batches(
     batch_rows: usize,
     mut deliver: impl FnMut(Result<Batch, String>) -> bool,
 ) {
-    let mut reader = reader_builder(columns.cr_only).buffer_capacity(256 * 1024).from_reader(source);
+    let mut reader = csv_reader(columns.cr_only, 256 * 1024, source);
     let mut record = ::csv::ByteRecord::new();
     let mut rows = Vec::with_capacity(batch_rows);
     loop {
@@ -272,9 +398,9 @@ pub fn read_batches(
             }
         };
         if more {
+            let line = record_line(&reader, &record) as i64 + start_line - 1;
             let blank = record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace));
             if !blank {
-                let line = record.position().map_or(1, |p| p.line()) as i64 + start_line - 1;
                 rows.push(ParsedRow { line, row: columns.parse_record(&record) });
             }
         }
@@ -380,10 +506,93 @@ mod tests {
     }
 
     #[test]
+    fn rows_of_a_lone_cr_file_have_their_own_line_numbers() {
+        // Found by the `csv_import` fuzz target (fuzz/regressions/csv_import/):
+        // the csv reader counts LF bytes, so every row of such a file was
+        // reported as line 1; and once that was fixed, a row after a CRLF
+        // shared the line number of the row before it.
+        let data = b"email,note\ra@example.org,\"A\rB\"\rb@example.org,B\r\n\rc@example.org,C";
+        let header = read_header(data, true).unwrap();
+        assert!(header.cr_only);
+        assert_eq!((header.data_offset, header.data_line), (11, 2));
+        let all = batches(data, 1);
+        let lines: Vec<i64> = all.iter().flat_map(|b| b.rows.iter().map(|r| r.line)).collect();
+        assert_eq!(lines, [2, 4, 6], "a quoted CR starts a line too, and a blank line counts");
+        assert_eq!(all[0].rows[0].row.as_ref().unwrap().attributes["note"], "A\nB");
+        let columns = Columns { cr_only: true, ..columns(&["email", "note"]) };
+        let (offset, line) = (all[0].end_offset, all[0].end_line);
+        let mut resumed = Vec::new();
+        read_batches(&data[offset as usize..], offset, line, &columns, 1, |b| {
+            resumed.push(b.unwrap());
+            true
+        });
+        assert_eq!(resumed, all[1..].to_vec());
+    }
+
+    #[test]
+    fn a_resumed_import_reads_a_row_starting_with_a_bom_as_before() {
+        // Found by the `csv_import` fuzz target: resuming at a row that
+        // starts with a BOM (as where two files were joined) lost the BOM,
+        // so the row read differently than without the interruption.
+        let data = b"email\na@example.org\n\xEF\xBB\xBFb@example.org\n";
+        let all = batches(data, 1);
+        assert_eq!(all[1].rows[0].row.as_ref().unwrap_err().code, "invalid_email");
+        let columns = columns(&["email"]);
+        let (offset, line) = (all[0].end_offset, all[0].end_line);
+        let mut resumed = Vec::new();
+        read_batches(&data[offset as usize..], offset, line, &columns, 1, |b| {
+            resumed.push(b.unwrap());
+            true
+        });
+        assert_eq!(resumed, all[1..].to_vec());
+    }
+
+    #[test]
+    fn a_row_after_empty_lines_has_its_own_line_number() {
+        // The csv reader passes over empty lines before a row and reported
+        // the row on the first of them.
+        let all = batches(b"email\na@example.org\n\n\nb@example.org\n\nc@example.org", 2);
+        let lines: Vec<i64> = all.iter().flat_map(|b| b.rows.iter().map(|r| r.line)).collect();
+        assert_eq!(lines, [2, 5, 7]);
+        let all = batches(b"email\n\n\na@example.org\n", 1);
+        assert_eq!(all[0].rows[0].line, 4, "empty lines right after the header");
+    }
+
+    #[test]
+    fn lone_crs_read_as_lf_whatever_the_read_sizes() {
+        let data = b"a\rb\r\nc\r\r\n\r";
+        for size in 1..=4 {
+            let mut reader = Source::new(&data[..], true);
+            let mut out = Vec::new();
+            let mut piece = vec![0; size];
+            loop {
+                let n = reader.read(&mut piece).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&piece[..n]);
+            }
+            assert_eq!(out, b"a\nb\r\nc\n\r\n\n", "reads of {size} bytes");
+            assert_eq!((reader.empty_lines_at(8), reader.empty_lines_at(9), reader.empty_lines_at(10)), (2, 1, 0));
+            assert_eq!(reader.empty_lines_at(1), 0, "passed runs are forgotten");
+        }
+    }
+
+    #[test]
     fn empty_or_headerless_files_are_refused() {
         assert!(read_header(b"", true).is_err());
         assert!(read_header(b"\xEF\xBB\xBF", true).is_err());
         assert!(read_header(b"email,name", false).is_err(), "a header that may go on is not complete");
+        // Found by the `csv_import` fuzz target: a partial prefix ending in the
+        // CR of a CRLF was read as a file whose lines end in a lone CR.
+        assert!(read_header(b"email\r", false).is_err(), "the CR may be half of a CRLF");
+        assert!(read_header(b"\"a\nb\"\r", false).is_err(), "also when the header spans lines");
+        assert!(read_header(b"email\r", true).unwrap().cr_only);
+        assert!(!read_header(b"email\r\n", false).unwrap().cr_only);
+        // ... and one ending inside a quoted header field that spans lines.
+        let quoted = b"email,\"two\r\nlines\"\r\na@example.org\r\n";
+        assert!(read_header(&quoted[..13], false).is_err(), "the quoted field goes on");
+        assert_eq!(read_header(&quoted[..22], false), read_header(quoted, true));
         assert_eq!(read_header(b"email\n", false).unwrap().data_offset, 6);
     }
 }

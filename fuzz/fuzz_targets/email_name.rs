@@ -1,0 +1,59 @@
+//! `EmailAddress::parse` and `SubscriberName::parse_optional`: never panic,
+//! and what they accept is safe to put in a mail header and stable when
+//! parsed again.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tidings::domain::{EmailAddress, SubscriberName, sha256_hex};
+
+/// Characters that would let an address smuggle a second address, a
+/// comment or a header into a mail.
+const NEVER_IN_AN_ADDRESS: &[char] = &['<', '>', ',', ';', ':', '"', '(', ')', '[', ']', '\\', ' '];
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(raw) = std::str::from_utf8(data) else { return };
+    check_email(raw);
+    check_name(raw);
+});
+
+fn check_email(raw: &str) {
+    let Ok(addr) = EmailAddress::parse(raw) else { return };
+    let s = addr.as_str();
+    assert_eq!(s, raw.trim(), "the address is kept as typed, trimmed");
+    assert!(!s.is_empty() && s.len() <= 254);
+    assert!(!s.chars().any(|c| c.is_control() || c.is_whitespace()), "no CR/LF, controls or spaces: {s:?}");
+    assert!(!s.contains(NEVER_IN_AN_ADDRESS), "no address or header syntax: {s:?}");
+    assert_eq!(s.matches('@').count(), 1, "exactly one @: {s:?}");
+    let (local, domain) = s.split_once('@').unwrap_or_default();
+    assert!(!local.is_empty() && local.len() <= 64);
+    assert_eq!(addr.domain(), domain);
+    assert!(domain.contains('.'));
+    assert_eq!(addr.normalised(), s.to_lowercase());
+    assert_eq!(addr.suppression_hash(), sha256_hex(addr.normalised()));
+    // Parsing the stored form again gives the same value, with or without
+    // surrounding blanks.
+    assert_eq!(EmailAddress::parse(s).as_ref(), Ok(&addr));
+    assert_eq!(EmailAddress::parse(&format!(" \t{s}\r\n")).as_ref(), Ok(&addr));
+    // Every address a supporter can subscribe with is one the mailer can
+    // address: otherwise the confirmation mail could never be sent.
+    assert!(s.parse::<lettre::Address>().is_ok(), "accepted but not mailable: {s:?}");
+}
+
+fn check_name(raw: &str) {
+    let trimmed = raw.trim();
+    let expected_ok = trimmed.is_empty()
+        || (!trimmed.chars().any(char::is_control) && trimmed.chars().count() <= SubscriberName::MAX_CHARS);
+    match SubscriberName::parse_optional(raw) {
+        Ok(None) => assert!(trimmed.is_empty(), "only a blank name is no name"),
+        Ok(Some(name)) => {
+            assert!(expected_ok);
+            let s = name.as_str();
+            assert_eq!(s, trimmed);
+            assert!(!s.is_empty());
+            assert!(!s.chars().any(char::is_control), "one line, no controls: {s:?}");
+            assert!(s.chars().count() <= SubscriberName::MAX_CHARS);
+            assert_eq!(SubscriberName::parse_optional(s), Ok(Some(name.clone())));
+        }
+        Err(_) => assert!(!expected_ok, "refused a name that is one line and short: {raw:?}"),
+    }
+}
