@@ -13,23 +13,9 @@ impl Tx {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(token_hash)
-        .bind(subscriber_id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *c)
-        .await?.rows_affected());
-        for list_id in list_ids {
-            on_backend!(self, c => sqlx::query("INSERT INTO confirmation_token_lists (token_hash, list_id) VALUES ($1, $2)")
-                .bind(token_hash)
-                .bind(list_id)
-                .execute(c)
-                .await?.rows_affected());
-        }
-        Ok(())
+        let token =
+            NewConfirmationToken { token_hash: token_hash.to_owned(), subscriber_id, list_ids: list_ids.to_vec() };
+        self.insert_confirmation_tokens(&[token], now, expires_at).await
     }
 
     /// The subscriber and lists of a token that is unused and unexpired at
@@ -93,7 +79,7 @@ pub struct NewConfirmationToken {
 }
 
 impl Tx {
-    /// The set form of [`Tx::insert_confirmation_token`].
+    /// Stores confirmation tokens and the lists each confirms.
     pub async fn insert_confirmation_tokens(
         &mut self,
         tokens: &[NewConfirmationToken],

@@ -124,45 +124,6 @@ impl Tx {
         Ok(())
     }
 
-    /// Records that a confirmation mail for this list went into the outbox.
-    pub async fn mark_confirmation_sent(
-        &mut self,
-        subscriber_id: Uuid,
-        list_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE subscriptions SET last_confirmation_sent_at = $3 WHERE subscriber_id = $1 AND list_id = $2",
-        )
-        .bind(subscriber_id)
-        .bind(list_id)
-        .bind(now)
-        .execute(c)
-        .await?.rows_affected());
-        Ok(())
-    }
-
-    /// Notes a subscribe request for this address and list, whatever its
-    /// status. Every subscribe path therefore writes, so an address's
-    /// status cannot be read from how long the answer took.
-    pub async fn note_subscribe_request(
-        &mut self,
-        subscriber_id: Uuid,
-        list_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE subscriptions SET last_requested_at = $3 WHERE subscriber_id = $1 AND list_id = $2",
-        )
-        .bind(subscriber_id)
-        .bind(list_id)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
-        Ok(())
-    }
-
     /// Confirmed subscriber count per list id.
     pub async fn confirmed_count(&mut self, list_id: Uuid) -> Result<i64> {
         let n = on_backend!(self, c => sqlx::query_scalar(
@@ -213,9 +174,9 @@ pub struct RequestedSubscription {
 pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
 impl Tx {
-    /// The set form of [`Tx::set_subscription_status`] (`pending`),
-    /// [`Tx::note_subscribe_request`] and, where `mailed`,
-    /// [`Tx::mark_confirmation_sent`]. Each (subscriber, list) pair at most
+    /// The set form of [`Tx::set_subscription_status`] (`pending`), also
+    /// noting the request and, where `mailed`, when a confirmation went
+    /// into the outbox. Each (subscriber, list) pair at most
     /// once (PostgreSQL refuses to upsert one row twice in a statement).
     pub async fn request_subscriptions(&mut self, rows: &[RequestedSubscription], now: DateTime<Utc>) -> Result<()> {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -246,7 +207,9 @@ impl Tx {
         Ok(())
     }
 
-    /// The set form of [`Tx::note_subscribe_request`].
+    /// Notes a subscribe request for subscriptions whose status it does not
+    /// change (confirmed, complained): every subscribe path writes, so an
+    /// address's status cannot be read from how long the answer took.
     pub async fn note_subscribe_requests(&mut self, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
         for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
             on_backend!(self, c => {

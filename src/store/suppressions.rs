@@ -26,22 +26,10 @@ impl Tx {
         .await?.rows_affected());
         Ok(())
     }
-
-    /// Notes a refused attempt to subscribe a suppressed address. Besides
-    /// being useful to an operator, it gives this path a write like every
-    /// other subscribe path, so its timing does not stand out.
-    pub async fn note_suppressed_attempt(&mut self, email_hash: &str, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query("UPDATE suppressions SET last_attempt_at = $2 WHERE email_hash = $1")
-            .bind(email_hash)
-            .bind(now)
-            .execute(c)
-            .await?.rows_affected());
-        Ok(())
-    }
 }
 
 impl Tx {
-    /// The set form of [`Tx::note_suppressed_attempt`].
+    /// Notes that someone tried to subscribe these suppressed addresses.
     pub async fn note_suppressed_attempts(&mut self, hashes: &[String], now: DateTime<Utc>) -> Result<()> {
         for chunk in hashes.chunks(super::subscribers::ROWS_PER_STATEMENT) {
             on_backend!(self, c => {
