@@ -73,17 +73,54 @@ impl Tx {
     /// the rest of the send back until it caught up again.
     pub async fn snapshot_audience(&mut self, update_id: Uuid) -> Result<u64> {
         let due = DateTime::<Utc>::UNIX_EPOCH;
-        let n = match self {
+        let lists: Vec<Uuid> = on_backend!(self, c => sqlx::query_scalar(
+            "SELECT list_id FROM update_lists WHERE update_id = $1 ORDER BY list_id",
+        )
+        .bind(update_id)
+        .fetch_all(c)
+        .await?);
+        let n = match (self, lists.as_slice()) {
+            (_, []) => 0,
+            // One list, the usual case: its subscriptions are already one
+            // row per person, so nothing to group or sort. The suppression
+            // check goes from the (few) suppressions to their subscribers,
+            // so the million subscribers are not joined row by row.
+            (Tx::Sqlite(t), [list]) => sqlx::query(
+                "INSERT INTO deliveries (update_id, subscriber_id, list_id, status, next_attempt_at)
+                 SELECT $1, sub.subscriber_id, sub.list_id, 'pending', $2
+                 FROM subscriptions sub
+                 WHERE sub.list_id = $3 AND sub.status = 'confirmed'
+                   AND sub.subscriber_id NOT IN (SELECT s.id FROM suppressions x JOIN subscribers s ON s.email_hash = x.email_hash)",
+            )
+            .bind(update_id)
+            .bind(due)
+            .bind(list)
+            .execute(&mut **t)
+            .await?
+            .rows_affected(),
+            (Tx::Postgres(t), [list]) => sqlx::query(
+                "INSERT INTO deliveries (update_id, subscriber_id, list_id, status, next_attempt_at)
+                 SELECT $1, sub.subscriber_id, sub.list_id, 'pending', $2
+                 FROM subscriptions sub
+                 WHERE sub.list_id = $3 AND sub.status = 'confirmed'
+                   AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
+                                   WHERE s.id = sub.subscriber_id)",
+            )
+            .bind(update_id)
+            .bind(due)
+            .bind(list)
+            .execute(&mut **t)
+            .await?
+            .rows_affected(),
             // SQLite: a bare column beside MIN() takes its value from the
             // row that MIN() picked, so list_id is one real list per person.
-            Tx::Sqlite(t) => sqlx::query(
+            (Tx::Sqlite(t), _) => sqlx::query(
                 "INSERT INTO deliveries (update_id, subscriber_id, list_id, status, next_attempt_at)
                  SELECT $1, sub.subscriber_id, MIN(sub.list_id), 'pending', $2
                  FROM subscriptions sub
                  JOIN update_lists ul ON ul.list_id = sub.list_id AND ul.update_id = $1
-                 JOIN subscribers s ON s.id = sub.subscriber_id
                  WHERE sub.status = 'confirmed'
-                   AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = s.email_hash)
+                   AND sub.subscriber_id NOT IN (SELECT s.id FROM suppressions x JOIN subscribers s ON s.email_hash = x.email_hash)
                  GROUP BY sub.subscriber_id",
             )
             .bind(update_id)
@@ -91,18 +128,18 @@ impl Tx {
             .execute(&mut **t)
             .await?
             .rows_affected(),
-            Tx::Postgres(t) => sqlx::query(
+            (Tx::Postgres(t), lists) => sqlx::query(
                 "INSERT INTO deliveries (update_id, subscriber_id, list_id, status, next_attempt_at)
                  SELECT DISTINCT ON (sub.subscriber_id) $1, sub.subscriber_id, sub.list_id, 'pending', $2
                  FROM subscriptions sub
-                 JOIN update_lists ul ON ul.list_id = sub.list_id AND ul.update_id = $1
-                 JOIN subscribers s ON s.id = sub.subscriber_id
-                 WHERE sub.status = 'confirmed'
-                   AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = s.email_hash)
+                 WHERE sub.list_id = ANY($3) AND sub.status = 'confirmed'
+                   AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
+                                   WHERE s.id = sub.subscriber_id)
                  ORDER BY sub.subscriber_id, sub.list_id",
             )
             .bind(update_id)
             .bind(due)
+            .bind(lists)
             .execute(&mut **t)
             .await?
             .rows_affected(),
@@ -255,28 +292,28 @@ impl Tx {
             return Ok(0);
         }
         let n = match self {
-            // SQLite has no arrays: the batch travels as one JSON array of
-            // [subscriber id in hex, message id, reply]. MATERIALIZED makes
-            // SQLite walk the batch and find each row by primary key; left to
-            // itself (it keeps no statistics) it would scan every delivery of
-            // the update for each row of the batch.
+            // SQLite has no arrays: the batch travels as one JSON object,
+            // {subscriber id in hex: [message id, reply]}. The rows are
+            // found through `IN` on the primary key, and each takes its
+            // values from the object by key. A join with the batch (UPDATE …
+            // FROM) lets SQLite, which keeps no statistics, walk every
+            // delivery of the update instead: 130 ms per 250 rows at
+            // 1,000,000, against 2 ms this way.
             Tx::Sqlite(t) => {
-                let rows: Vec<serde_json::Value> = accepted
+                let rows: serde_json::Map<String, serde_json::Value> = accepted
                     .iter()
-                    .map(|a| serde_json::json!([a.subscriber_id.simple().to_string(), a.message_id, a.reply]))
+                    .map(|a| (a.subscriber_id.simple().to_string(), serde_json::json!([a.message_id, a.reply])))
                     .collect();
                 sqlx::query(
-                    "WITH v AS MATERIALIZED (
-                         SELECT unhex(value ->> 0) AS subscriber_id, value ->> 1 AS message_id, value ->> 2 AS reply
-                         FROM json_each($3))
-                     UPDATE deliveries SET status = 'sent', message_id = v.message_id, smtp_reply = v.reply,
+                    "UPDATE deliveries SET status = 'sent',
+                            message_id = $3 ->> ('$.\"' || lower(hex(subscriber_id)) || '\"[0]'),
+                            smtp_reply = $3 ->> ('$.\"' || lower(hex(subscriber_id)) || '\"[1]'),
                             sent_at = $2, lease_until = NULL
-                     FROM v
-                     WHERE deliveries.update_id = $1 AND deliveries.subscriber_id = v.subscriber_id",
+                     WHERE update_id = $1 AND subscriber_id IN (SELECT unhex(key) FROM json_each($3))",
                 )
                 .bind(update_id)
                 .bind(now)
-                .bind(serde_json::Value::Array(rows).to_string())
+                .bind(serde_json::Value::Object(rows).to_string())
                 .execute(&mut **t)
                 .await?
                 .rows_affected()
