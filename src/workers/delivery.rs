@@ -36,6 +36,9 @@ use uuid::Uuid;
 /// (27% more messages/s with three; see BENCHMARKS.md).
 const RECORDERS: usize = 3;
 
+/// Transactions recording outcomes, each answering what it recorded.
+type Recording = tokio::task::JoinSet<Result<Step, DeliveryError>>;
+
 /// Adds what one recording transaction did to the step.
 fn merge_recorded(
     joined: Option<Result<Result<Step, DeliveryError>, tokio::task::JoinError>>,
@@ -181,17 +184,21 @@ impl DeliveryWorker {
                 break;
             }
             let started = std::time::Instant::now();
+            // Outcomes still being recorded; they may run into the next
+            // batch's sending (see `send_claimed`), never past this update.
+            let mut recording = Recording::new();
             let mut next = self.claim(id, &mut step).await?;
             while let Some(batch) = next.take() {
                 // Past its turn, an update gives way (with its last batch
                 // sent plainly), so other sends and due schedules are not
                 // held up by a long one.
                 if !pipelined || started.elapsed() > TURN {
-                    self.send_claimed(batch, &mut step).await?;
+                    self.send_claimed(batch, &mut step, &mut recording).await?;
                     break;
                 }
                 let mut ahead = Step::default();
-                let (sent, claimed) = tokio::join!(self.send_claimed(batch, &mut step), self.claim(id, &mut ahead));
+                let (sent, claimed) =
+                    tokio::join!(self.send_claimed(batch, &mut step, &mut recording), self.claim(id, &mut ahead));
                 step.finished += ahead.finished;
                 step.throttled |= ahead.throttled;
                 next = match (sent, claimed) {
@@ -211,6 +218,9 @@ impl DeliveryWorker {
                         self.release(batch).await?;
                     }
                 }
+            }
+            while !recording.is_empty() {
+                merge_recorded(recording.join_next().await, &mut step)?;
             }
         }
         Ok(step)
@@ -317,7 +327,12 @@ impl DeliveryWorker {
     /// to [`RECORDERS`] transactions at once, so what was sent but not yet
     /// recorded never exceeds the batch; a panicking sender loses only the
     /// claim it was on (its lease expires and it is retried).
-    async fn send_claimed(&self, batch: Batch, step: &mut Step) -> Result<(), DeliveryError> {
+    ///
+    /// It returns once every message is sent, leaving the last recordings
+    /// in `recording` to finish while the next batch is sent: waiting for
+    /// them stalled every session at each batch's end. The bound holds
+    /// across batches, as `recording` never holds more than [`RECORDERS`].
+    async fn send_claimed(&self, batch: Batch, step: &mut Step, recording: &mut Recording) -> Result<(), DeliveryError> {
         let Batch { update_id, claims, window_closes } = batch;
         let prepared = self.prepared(update_id).await?;
         let senders = (self.ctx.config.send_concurrency as usize).clamp(1, claims.len().max(1));
@@ -352,7 +367,6 @@ impl DeliveryWorker {
         drop(outcomes);
         let chunk = (self.batch as usize / 4).max(1);
         let mut done = Vec::with_capacity(chunk);
-        let mut recording = tokio::task::JoinSet::new();
         loop {
             let result = results.recv().await;
             let finished = result.is_none();
@@ -371,15 +385,15 @@ impl DeliveryWorker {
                 break;
             }
         }
-        while !recording.is_empty() {
-            merge_recorded(recording.join_next().await, step)?;
-        }
         while let Some(joined) = tasks.join_next().await {
             if let Err(e) = joined {
                 // Its claim stays leased; the lease expires and it is retried.
                 tracing::error!(error = %e, "a delivery task failed");
             }
         }
+        // Known now, not only once the last recording is joined: the next
+        // batch must not be started against a relay that is down.
+        step.relay_down |= relay_down.load(Ordering::Relaxed);
         Ok(())
     }
 
