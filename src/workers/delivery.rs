@@ -332,7 +332,12 @@ impl DeliveryWorker {
     /// in `recording` to finish while the next batch is sent: waiting for
     /// them stalled every session at each batch's end. The bound holds
     /// across batches, as `recording` never holds more than [`RECORDERS`].
-    async fn send_claimed(&self, batch: Batch, step: &mut Step, recording: &mut Recording) -> Result<(), DeliveryError> {
+    async fn send_claimed(
+        &self,
+        batch: Batch,
+        step: &mut Step,
+        recording: &mut Recording,
+    ) -> Result<(), DeliveryError> {
         let Batch { update_id, claims, window_closes } = batch;
         let prepared = self.prepared(update_id).await?;
         let senders = (self.ctx.config.send_concurrency as usize).clamp(1, claims.len().max(1));
