@@ -29,6 +29,7 @@ mod erasure;
 mod exports;
 mod imports;
 mod lists;
+mod nodelay;
 mod outbox;
 mod queue;
 mod retention;
@@ -142,9 +143,16 @@ impl Store {
             Ok(Store::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
+            let port = options.get_port();
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |_, _| {
+                    Box::pin(async move {
+                        nodelay::set_on_sockets_to(port);
+                        Ok(())
+                    })
+                })
                 .connect_with(options)
                 .await?;
             Ok(Store::Postgres(pool))
