@@ -26,17 +26,17 @@ async fn a_supporter_completes_the_journey_in_a_browser() {
     browser.type_into("#name", "Zoë <b>Z</b>").await;
     browser.click("#consent-hearings").await;
     browser.click("button[type=submit]").await;
-    assert!(browser.text().await.contains("Check your inbox"));
+    assert!(browser.shows("Check your inbox").await);
     browser.screenshot("03-check-inbox").await;
 
     app.drain_outbox().await;
     let token = confirm_token(&app.smtp.messages_to("zoe@example.org")[0]);
     browser.goto(&app.url(&format!("/confirm/{token}"))).await;
-    assert!(browser.text().await.contains("Hearing dates"));
+    assert!(browser.shows("Hearing dates").await);
     browser.screenshot("04-confirm").await;
     assert_eq!(app.status("zoe@example.org", "hearings").await, "pending");
     browser.click("button[type=submit]").await;
-    assert!(browser.text().await.contains("you're subscribed"));
+    assert!(browser.shows("you're subscribed").await);
     browser.screenshot("05-confirmed").await;
     assert_eq!(app.status("zoe@example.org", "hearings").await, "confirmed");
 
@@ -51,19 +51,19 @@ async fn a_supporter_completes_the_journey_in_a_browser() {
     browser.screenshot("06-preferences").await;
     browser.click("#list-updates").await;
     browser.click("button[value=save]").await;
-    assert!(browser.text().await.contains("Your choices have been saved"));
+    assert!(browser.shows("Your choices have been saved").await);
     assert_eq!(app.status("zoe@example.org", "updates").await, "confirmed");
 
     let unsub = app.unsubscribe_token("zoe@example.org", "hearings").await;
     browser.goto(&app.url(&format!("/unsubscribe/{unsub}"))).await;
     browser.screenshot("07-unsubscribe").await;
     browser.click("button[type=submit]").await;
-    assert!(browser.text().await.contains("You have been unsubscribed"));
+    assert!(browser.shows("You have been unsubscribed").await);
     assert!(browser.url().await.contains("/unsubscribe/"), "no redirect");
     browser.screenshot("08-unsubscribed").await;
     assert_eq!(app.status("zoe@example.org", "hearings").await, "unsubscribed");
 
     browser.goto(&app.url("/privacy")).await;
-    assert!(browser.text().await.contains("Privacy notice"));
+    assert!(browser.shows("Privacy notice").await);
     browser.screenshot("09-privacy").await;
 }

@@ -27,13 +27,13 @@ async fn an_organiser_sets_up_tidings_and_creates_a_list_in_a_browser() {
     browser.screenshot("admin-01-login").await;
 
     browser.goto(&app.url(&format!("/admin/setup/{token}"))).await;
-    assert!(browser.text().await.contains("Set up Tidings"));
+    assert!(browser.shows("Set up Tidings").await);
     browser.type_into("#email", "organiser@hospital.test").await;
     browser.type_into("#password", "correct horse battery staple").await;
     browser.type_into("#password_confirm", "correct horse battery stable").await;
     browser.click("main button[type=submit]").await;
     arrived(&browser, ".errors").await;
-    assert!(browser.text().await.contains("the two passwords differ"));
+    assert!(browser.shows("the two passwords differ").await);
     browser.screenshot("admin-02-setup-errors").await;
     browser.type_into("#password", "correct horse battery staple").await;
     browser.type_into("#password_confirm", "correct horse battery staple").await;
@@ -66,23 +66,23 @@ async fn an_organiser_sets_up_tidings_and_creates_a_list_in_a_browser() {
     browser.type_into("#q", "zoe").await;
     browser.click("form[role=search] button[type=submit]").await;
     arrived(&browser, "td a[href^='/admin/subscribers/']").await;
-    assert!(browser.text().await.contains("zoe@example.org"));
+    assert!(browser.shows("zoe@example.org").await);
     browser.screenshot("admin-06-subscribers").await;
     browser.click("td a[href^='/admin/subscribers/']").await;
     arrived(&browser, "#ledger-heading").await;
-    assert!(browser.text().await.contains("Consent ledger"));
+    assert!(browser.shows("Consent ledger").await);
     browser.screenshot("admin-07-subscriber").await;
 
     browser.click("form.logout button").await;
     arrived(&browser, ".notice").await;
-    assert!(browser.text().await.contains("You have logged out."));
+    assert!(browser.shows("You have logged out.").await);
     browser.goto(&app.url("/admin")).await;
     assert!(browser.url().await.contains("/admin/login"));
     browser.type_into("#email", "organiser@hospital.test").await;
     browser.type_into("#password", "correct horse battery staple").await;
     browser.click("main button[type=submit]").await;
     arrived(&browser, "#lists-heading").await;
-    assert!(browser.text().await.contains("Dashboard"));
+    assert!(browser.shows("Dashboard").await);
     browser.screenshot("admin-08-logged-in-again").await;
 }
 
@@ -108,7 +108,7 @@ async fn an_organiser_writes_previews_tests_and_schedules_an_update_in_a_browser
     browser.screenshot("admin-update-02-new").await;
     browser.click("main button[type=submit]").await;
     arrived(&browser, ".notice").await;
-    assert!(browser.text().await.contains("The draft has been saved."));
+    assert!(browser.shows("The draft has been saved.").await);
     browser.screenshot("admin-update-03-draft").await;
     let page = browser.url().await;
     let id = page.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
@@ -125,7 +125,7 @@ async fn an_organiser_writes_previews_tests_and_schedules_an_update_in_a_browser
     browser.type_into("#emails", "writer@hospital.test").await;
     browser.click("form[action$='/test'] button").await;
     arrived(&browser, ".notice").await;
-    assert!(browser.text().await.contains("Test copies are on their way."));
+    assert!(browser.shows("Test copies are on their way.").await);
     browser.screenshot("admin-update-05-test-sent").await;
     app.drain_outbox().await;
     let test_copies = app.smtp.messages_to("writer@hospital.test");

@@ -149,6 +149,22 @@ impl Browser {
         self.on_element("body", reqwest::Method::GET, "/text", None).await.as_str().unwrap_or("").to_owned()
     }
 
+    /// Whether the page shows `needle` within 10 s. A click that submits a
+    /// form can return before the next page has loaded on a busy machine, so
+    /// reading the text once right after it may still see the old page.
+    pub async fn shows(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.text().await.contains(needle) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Sets a form control's value as a person picking it would: for
     /// controls whose typed input depends on the browser's locale (a
     /// `datetime-local` field). WebDriver runs the script outside the page's
