@@ -174,7 +174,7 @@ impl Tx {
 impl Tx {
     /// The set form of [`Tx::enqueue_mail`].
     pub async fn enqueue_mails(&mut self, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
-        for chunk in statement_chunks(mails) {
+        for chunk in mails.chunks(super::subscribers::ROWS_PER_STATEMENT) {
             on_backend!(self, c => {
                 let mut b = sqlx::QueryBuilder::new(
                     "INSERT INTO outbox (id, kind, recipient, message_id, message, status, next_attempt_at, created_at) ",
@@ -193,63 +193,5 @@ impl Tx {
             });
         }
         Ok(())
-    }
-}
-
-/// Most message bytes sent in one statement. sqlx does not set `TCP_NODELAY`
-/// on its PostgreSQL connections, so a statement larger than one TCP segment
-/// (64 KiB on loopback) has its last segment held back by Nagle's algorithm
-/// until the server's delayed ACK: 20–40 ms per statement, measured on the
-/// subscribe path's group commit. Statements below it are sent at once.
-const STATEMENT_BYTES: usize = 48 * 1024;
-
-/// Splits `mails` into runs of at most [`STATEMENT_BYTES`] of messages (at
-/// least one message each) and [`super::subscribers::ROWS_PER_STATEMENT`] rows.
-fn statement_chunks(mails: &[NewOutboxMessage]) -> impl Iterator<Item = &[NewOutboxMessage]> {
-    let mut rest = mails;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut bytes = 0;
-        let mut n = 0;
-        while n < rest.len() && n < super::subscribers::ROWS_PER_STATEMENT {
-            bytes += rest[n].message.len();
-            if n > 0 && bytes > STATEMENT_BYTES {
-                break;
-            }
-            n += 1;
-        }
-        let (chunk, tail) = rest.split_at(n);
-        rest = tail;
-        Some(chunk)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mail(len: usize) -> NewOutboxMessage {
-        NewOutboxMessage {
-            kind: "confirmation",
-            recipient: String::new(),
-            message_id: String::new(),
-            message: vec![b'x'; len],
-        }
-    }
-
-    #[test]
-    fn statements_stay_under_one_segment_and_every_mail_is_in_exactly_one() {
-        let mails: Vec<_> = (0..40).map(|_| mail(6_500)).collect();
-        let chunks: Vec<_> = statement_chunks(&mails).collect();
-        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 40);
-        assert!(chunks.iter().all(|c| c.iter().map(|m| m.message.len()).sum::<usize>() <= STATEMENT_BYTES));
-        assert_eq!(chunks[0].len(), STATEMENT_BYTES / 6_500);
-        // A message larger than the limit still goes, alone.
-        let big = [mail(10), mail(STATEMENT_BYTES * 2), mail(10)];
-        let sizes: Vec<_> = statement_chunks(&big).map(<[_]>::len).collect();
-        assert_eq!(sizes, [1, 1, 1]);
-        assert_eq!(statement_chunks(&[]).count(), 0);
     }
 }

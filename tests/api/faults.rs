@@ -19,8 +19,8 @@
 //! earlier run (each run prints its seed).
 
 use crate::both_backends;
-use crate::process::{Api, Env, create_token, env, run, spawn, wait_healthy};
-use crate::support::app::{Db, TestApp, seed_confirmed};
+use crate::process::{Api, Env, create_token, env, run, seed_backers, spawn, wait_healthy};
+use crate::support::app::{Db, TestApp};
 use crate::support::smtp::{Outage, TestSmtp};
 use reqwest::Method;
 use serde_json::json;
@@ -267,9 +267,7 @@ impl BulkSend {
         let server = Guarded::spawn(&env, &["serve"]);
         wait_healthy(port).await;
         let seeding = Instant::now();
-        let store = Store::connect(&env.database_url()).await.unwrap();
-        seed_confirmed(&store, chrono::Utc::now(), "b", n, "updates").await;
-        store.close().await;
+        seed_backers(&env, "b", n).await;
         eprintln!("seeded {n} backers in {:.1} s", seeding.elapsed().as_secs_f64());
         let api = Api::new(port, &token);
         let started = Instant::now();
@@ -738,10 +736,8 @@ async fn a_full_disk_under_the_outbox_folder_delays_mail_then_writes_each_once_a
     let token = create_token(&env);
     let mut server = Guarded::spawn(&env, &["serve"]);
     wait_healthy(port).await;
+    seed_backers(&env, "d", BACKERS).await;
     let url = env.database_url();
-    let store = Store::connect(&url).await.unwrap();
-    seed_confirmed(&store, chrono::Utc::now(), "d", BACKERS, "updates").await;
-    store.close().await;
 
     let filler = disk.fill();
     let cpu_before = cpu_seconds(server.id());
@@ -930,40 +926,13 @@ async fn clock_jumps_in_the_real_binary_neither_repeat_a_scheduled_send_nor_send
     let token = create_token(&env);
     let mut server = Guarded::spawn(&env, &["serve"]);
     wait_healthy(port).await;
-    let store = Store::connect(&env.database_url()).await.unwrap();
-    seed_confirmed(&store, chrono::Utc::now(), "f", BACKERS, "updates").await;
-    store.close().await;
+    seed_backers(&env, "f", BACKERS).await;
     let api = Api::new(port, &token);
-    let http = reqwest::Client::new();
-    let created: serde_json::Value = http
-        .post(format!("http://127.0.0.1:{port}/api/v1/schedules"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Daily", "cron": "0 9 * * *", "lists": ["updates"], "subject": "Daily note"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let schedule = json!({"name": "Daily", "cron": "0 9 * * *", "lists": ["updates"], "subject": "Daily note"});
+    let created: serde_json::Value = api.post("/schedules", &schedule).await.json().await.unwrap();
     let tick: chrono::DateTime<chrono::Utc> = created["next_run_at"].as_str().expect("a next run").parse().unwrap();
-    let one_off: serde_json::Value = http
-        .post(format!("http://127.0.0.1:{port}/api/v1/updates"))
-        .bearer_auth(&token)
-        .json(&json!({"subject": "Hearing result", "body_markdown": "Body", "lists": ["updates"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let one_off = one_off["id"].as_str().unwrap().to_owned();
-    let res = http
-        .post(format!("http://127.0.0.1:{port}/api/v1/updates/{one_off}/send"))
-        .bearer_auth(&token)
-        .json(&json!({"at": tick}))
-        .send()
-        .await
-        .unwrap();
+    let one_off = api.create_update("Hearing result", "Body").await;
+    let res = api.post(&format!("/updates/{one_off}/send"), &json!({"at": tick})).await;
     assert_eq!(res.status(), 202);
     let made = async || -> usize {
         let all = api.get("/updates").await;

@@ -101,6 +101,14 @@ pub(crate) fn create_token(env: &Env) -> String {
 }
 
 /// The organiser API of a running `tidings` on `port`.
+/// Seeds `n` confirmed backers on `updates` in the environment's database
+/// (once `serve` has made that list).
+pub(crate) async fn seed_backers(env: &Env, prefix: &str, n: usize) {
+    let store = tidings::store::Store::connect(&env.database_url()).await.unwrap();
+    crate::support::app::seed_confirmed(&store, chrono::Utc::now(), prefix, n, "updates").await;
+    store.close().await;
+}
+
 pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
@@ -118,22 +126,22 @@ impl Api {
         res.json().await.unwrap()
     }
 
+    /// POSTs `body` as JSON to `path` (under `/api/v1`).
+    pub(crate) async fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body).send().await.unwrap()
+    }
+
+    /// Creates a draft update to the `updates` list; returns its id.
+    pub(crate) async fn create_update(&self, subject: &str, body_markdown: &str) -> String {
+        let body = serde_json::json!({"subject": subject, "body_markdown": body_markdown, "lists": ["updates"]});
+        let created: serde_json::Value = self.post("/updates", &body).await.json().await.unwrap();
+        created["id"].as_str().unwrap().to_owned()
+    }
+
     /// Creates an update to the `updates` list and starts sending it; returns its id.
     pub(crate) async fn send_update(&self, subject: &str) -> String {
-        let created: serde_json::Value = self
-            .http
-            .post(format!("{}/updates", self.base))
-            .bearer_auth(&self.token)
-            .json(&serde_json::json!({"subject": subject, "body_markdown": "Hello {{name}}", "lists": ["updates"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = created["id"].as_str().unwrap().to_owned();
-        let res =
-            self.http.post(format!("{}/updates/{id}/send", self.base)).bearer_auth(&self.token).send().await.unwrap();
+        let id = self.create_update(subject, "Hello {{name}}").await;
+        let res = self.post(&format!("/updates/{id}/send"), &serde_json::json!({})).await;
         assert_eq!(res.status(), 202);
         id
     }
@@ -273,9 +281,7 @@ async fn kill_9_during_a_send_loses_nobody_and_repeats_at_most_the_batch_in_flig
     // `serve` bootstraps the default list; seed once it exists.
     let mut server = spawn(&env, &["serve"]);
     wait_healthy(port).await;
-    let store = tidings::store::Store::connect(&env.database_url()).await.unwrap();
-    crate::support::app::seed_confirmed(&store, chrono::Utc::now(), "k", N, "updates").await;
-    store.close().await;
+    seed_backers(&env, "k", N).await;
 
     let api = Api::new(port, &token);
     let id = api.send_update("Crash test").await;
@@ -309,9 +315,7 @@ async fn three_worker_processes_share_a_send_and_never_double_send(db: Db) {
     let token = create_token(&env);
     let mut web = spawn(&env, &["serve", "--no-workers"]);
     wait_healthy(port).await;
-    let store = tidings::store::Store::connect(&env.database_url()).await.unwrap();
-    crate::support::app::seed_confirmed(&store, chrono::Utc::now(), "m", N, "updates").await;
-    store.close().await;
+    seed_backers(&env, "m", N).await;
 
     let api = Api::new(port, &token);
     let mut workers: Vec<Child> = (0..3).map(|_| spawn(&env, &["worker"])).collect();

@@ -429,17 +429,34 @@ mod tests {
         resolve_columns(headers.iter().map(|h| (*h).to_owned()).collect(), &ColumnChoice::default()).unwrap()
     }
 
-    fn batches(data: &[u8], batch_rows: usize) -> Vec<Batch> {
+    /// The file's header and the columns it names.
+    fn header_and_columns(data: &[u8]) -> (Header, Columns) {
         let header = read_header(data, true).unwrap();
-        let mut columns = resolve_columns(header.names, &ColumnChoice::default()).unwrap();
+        let mut columns = resolve_columns(header.names.clone(), &ColumnChoice::default()).unwrap();
         columns.cr_only = header.cr_only;
+        (header, columns)
+    }
+
+    /// Every batch of `data` from byte `offset` (line `line`) on.
+    fn read_from(data: &[u8], offset: i64, line: i64, columns: &Columns, batch_rows: usize) -> Vec<Batch> {
         let mut out = Vec::new();
-        let start = header.data_offset as usize;
-        read_batches(&data[start..], header.data_offset, header.data_line, &columns, batch_rows, |b| {
+        read_batches(&data[offset as usize..], offset, line, columns, batch_rows, |b| {
             out.push(b.unwrap());
             true
         });
         out
+    }
+
+    fn batches(data: &[u8], batch_rows: usize) -> Vec<Batch> {
+        let (header, columns) = header_and_columns(data);
+        read_from(data, header.data_offset, header.data_line, &columns, batch_rows)
+    }
+
+    /// The batches after `done`, read again from its checkpoint as a
+    /// resumed import does.
+    fn resumed_after(data: &[u8], done: &Batch, batch_rows: usize) -> Vec<Batch> {
+        let (_, columns) = header_and_columns(data);
+        read_from(data, done.end_offset, done.end_line, &columns, batch_rows)
     }
 
     #[test]
@@ -483,15 +500,7 @@ mod tests {
         let all = batches(&data, 3);
         assert_eq!(all.iter().map(|b| b.rows.len()).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
         // Start again from the end of the second batch, as a resumed worker does.
-        let header = read_header(&data, true).unwrap();
-        let columns = resolve_columns(header.names, &ColumnChoice::default()).unwrap();
-        let (offset, line) = (all[1].end_offset, all[1].end_line);
-        let mut resumed = Vec::new();
-        read_batches(&data[offset as usize..], offset, line, &columns, 3, |b| {
-            resumed.push(b.unwrap());
-            true
-        });
-        assert_eq!(resumed, all[2..].to_vec());
+        assert_eq!(resumed_after(&data, &all[1], 3), all[2..].to_vec());
         let lines: Vec<i64> = all.iter().flat_map(|b| b.rows.iter().map(|r| r.line)).collect();
         assert_eq!(lines, (0..10).map(|i| 2 + 2 * i).collect::<Vec<_>>());
         let name = all[0].rows[1].row.as_ref().unwrap_err();
@@ -519,14 +528,7 @@ mod tests {
         let lines: Vec<i64> = all.iter().flat_map(|b| b.rows.iter().map(|r| r.line)).collect();
         assert_eq!(lines, [2, 4, 6], "a quoted CR starts a line too, and a blank line counts");
         assert_eq!(all[0].rows[0].row.as_ref().unwrap().attributes["note"], "A\nB");
-        let columns = Columns { cr_only: true, ..columns(&["email", "note"]) };
-        let (offset, line) = (all[0].end_offset, all[0].end_line);
-        let mut resumed = Vec::new();
-        read_batches(&data[offset as usize..], offset, line, &columns, 1, |b| {
-            resumed.push(b.unwrap());
-            true
-        });
-        assert_eq!(resumed, all[1..].to_vec());
+        assert_eq!(resumed_after(data, &all[0], 1), all[1..].to_vec());
     }
 
     #[test]
@@ -537,14 +539,7 @@ mod tests {
         let data = b"email\na@example.org\n\xEF\xBB\xBFb@example.org\n";
         let all = batches(data, 1);
         assert_eq!(all[1].rows[0].row.as_ref().unwrap_err().code, "invalid_email");
-        let columns = columns(&["email"]);
-        let (offset, line) = (all[0].end_offset, all[0].end_line);
-        let mut resumed = Vec::new();
-        read_batches(&data[offset as usize..], offset, line, &columns, 1, |b| {
-            resumed.push(b.unwrap());
-            true
-        });
-        assert_eq!(resumed, all[1..].to_vec());
+        assert_eq!(resumed_after(data, &all[0], 1), all[1..].to_vec());
     }
 
     #[test]
