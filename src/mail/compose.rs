@@ -31,6 +31,36 @@ pub struct Composer {
     pub dkim: Option<std::sync::Arc<lettre::message::dkim::DkimConfig>>,
 }
 
+/// A message queued as what it says rather than as bytes: composed (and
+/// signed) by the outbox worker when it sends. Stored as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "template", rename_all = "snake_case")]
+pub enum Recipe {
+    Confirmation(ConfirmationMail),
+}
+
+impl Recipe {
+    pub fn to_json(&self) -> Result<String, MailError> {
+        Ok(serde_json::to_string(self)?)
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, MailError> {
+        Ok(serde_json::from_str(json)?)
+    }
+}
+
+/// The double opt-in mail's facts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConfirmationMail {
+    pub to: String,
+    /// The greeting name ('' for none).
+    pub name: String,
+    /// The names of the lists the link confirms.
+    pub lists: Vec<String>,
+    pub link: String,
+    pub expires_hours: u64,
+}
+
 /// What the confirmation mail says; rendered as text and as HTML.
 struct Confirm<'a> {
     group: &'a str,
@@ -82,27 +112,30 @@ impl Composer {
         format!("<{}@{}>", uuid::Uuid::now_v7(), self.host)
     }
 
-    /// The double opt-in mail: one link that confirms `list_names`.
-    pub fn confirmation(
-        &self,
-        to: &EmailAddress,
-        name: &str,
-        list_names: &[String],
-        link: &str,
-        expires_hours: u64,
-    ) -> Result<Composed, MailError> {
+    /// Composes a message queued as a [`Recipe`], under the Message-ID it
+    /// was queued with.
+    pub fn compose(&self, recipe: &Recipe, message_id: &str) -> Result<Vec<u8>, MailError> {
+        match recipe {
+            Recipe::Confirmation(c) => self.confirmation(c, message_id),
+        }
+    }
+
+    /// The double opt-in mail: one link that confirms `c.lists`.
+    fn confirmation(&self, c: &ConfirmationMail, message_id: &str) -> Result<Vec<u8>, MailError> {
         let m = Confirm {
             group: &self.group_name,
-            greeting_name: name,
-            lists: list_names,
-            link,
-            expires_hours,
+            greeting_name: &c.name,
+            lists: &c.lists,
+            link: &c.link,
+            expires_hours: c.expires_hours,
             contact: &self.contact_address,
         };
         let text = ConfirmText { m: &m }.render().map_err(|e| MailError::Template("confirmation text", e))?;
         let html = ConfirmHtml { m: &m }.render().map_err(|e| MailError::Template("confirmation html", e))?;
         let subject = format!("Please confirm your subscription to {}", self.group_name);
-        self.transactional(to, name, &subject, text, html)
+        let to: lettre::Address = c.to.parse()?;
+        let body = MultiPart::alternative_plain_html(text, html);
+        Ok(self.message(Mailbox::new(display_name(&c.name), to), &subject, message_id, body)?.formatted())
     }
 
     /// Asks the supporter to confirm, with one click, that they want a copy
@@ -183,18 +216,24 @@ impl Composer {
     ) -> Result<Composed, MailError> {
         let message_id = self.new_message_id();
         let to_mailbox = Mailbox::new(display_name(name), to.as_str().parse()?);
+        let message = self.message(to_mailbox, subject, &message_id, body)?;
+        Ok(Composed { message_id, recipient: to.as_str().to_owned(), bytes: message.formatted() })
+    }
+
+    /// A transactional message, signed when DKIM is configured.
+    fn message(&self, to: Mailbox, subject: &str, message_id: &str, body: MultiPart) -> Result<Message, MailError> {
         let mut message = Message::builder()
             .from(self.from.clone())
-            .to(to_mailbox)
+            .to(to)
             .subject(subject)
-            .message_id(Some(message_id.clone()))
+            .message_id(Some(message_id.to_owned()))
             .date_now()
             .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".to_owned()))
             .multipart(body)?;
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
-        Ok(Composed { message_id, recipient: to.as_str().to_owned(), bytes: message.formatted() })
+        Ok(message)
     }
 }
 

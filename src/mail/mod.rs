@@ -13,7 +13,7 @@ pub mod transport;
 pub mod update;
 pub mod verp;
 
-pub use compose::{Composed, Composer};
+pub use compose::{Composed, Composer, ConfirmationMail, Recipe};
 pub use transport::{SendError, Transport};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,4 +28,6 @@ pub enum MailError {
     Address(#[from] lettre::address::AddressError),
     #[error("invalid attachment content type")]
     Attachment,
+    #[error("unreadable queued recipe: {0}")]
+    Recipe(#[from] serde_json::Error),
 }

@@ -130,7 +130,7 @@ pub(crate) async fn queue_mail(
         kind,
         recipient: mail.recipient,
         message_id: mail.message_id,
-        message: mail.bytes,
+        body: crate::store::OutboxBody::Message(mail.bytes),
     };
     tx.enqueue_mail(&m, now).await?;
     Ok(())

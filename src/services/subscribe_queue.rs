@@ -24,14 +24,16 @@
 //! once, so requests are spread over [`POSTGRES_LANES`] queues, each with its
 //! own committing task. A request's lane follows from its address, so two
 //! batches never write the same person's rows at once (no conflicts, no
-//! deadlocks). SQLite has one writer at a time: one lane.
+//! deadlocks). SQLite has one writer at a time: one lane, on a thread of its
+//! own (see [`spawn_committer_thread`]).
 
 use super::supporter::{self, SubscribeRequest};
 use super::{Context, RequestMeta, Result, ServiceError};
-use crate::store::Backend;
+use crate::store::{Backend, Store};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 /// The most requests one transaction takes. Large enough to share a flush
@@ -71,18 +73,31 @@ pub struct SubscribeQueue {
 impl SubscribeQueue {
     /// Starts the committing tasks. Must be called inside a tokio runtime.
     pub fn start(ctx: Context) -> Self {
-        let count = match ctx.store.backend() {
-            Backend::Sqlite => 1,
-            Backend::Postgres => POSTGRES_LANES,
-        };
-        let lanes = (0..count)
-            .map(|_| {
+        match ctx.store.backend() {
+            Backend::Sqlite => {
                 let (jobs, queued) = mpsc::channel(4 * MAX_BATCH);
-                tokio::spawn(commit_batches(ctx.clone(), queued));
-                jobs
-            })
-            .collect();
-        Self { lanes }
+                if let Err(e) = spawn_committer_thread(ctx.clone(), queued) {
+                    // No thread: commit on the shared runtime instead.
+                    tracing::warn!(error = %e, "could not start the subscribe committer thread");
+                    let (retry_jobs, queued) = mpsc::channel(4 * MAX_BATCH);
+                    tokio::spawn(commit_batches(ctx, queued, Arc::default()));
+                    return Self { lanes: vec![retry_jobs] };
+                }
+                Self { lanes: vec![jobs] }
+            }
+            Backend::Postgres => {
+                let mut ctx = ctx;
+                ctx.store = ctx.store.dedicated_writer(POSTGRES_LANES);
+                let lanes = (0..POSTGRES_LANES)
+                    .map(|_| {
+                        let (jobs, queued) = mpsc::channel(4 * MAX_BATCH);
+                        tokio::spawn(commit_batches(ctx.clone(), queued, Arc::default()));
+                        jobs
+                    })
+                    .collect();
+                Self { lanes }
+            }
+        }
     }
 
     /// The lane for this request: the same for every request for one address.
@@ -107,12 +122,51 @@ impl SubscribeQueue {
     }
 }
 
-async fn commit_batches(ctx: Context, mut queued: mpsc::Receiver<Job>) {
+/// SQLite's one lane commits on a thread of its own, with its own
+/// connection. On the shared runtime the committing task queued behind every
+/// HTTP request for each of its dozen statements: under load most of a
+/// batch's time was spent waiting to be scheduled, not working. An OS thread
+/// that sleeps while SQLite works is woken at once.
+fn spawn_committer_thread(mut ctx: Context, queued: mpsc::Receiver<Job>) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("subscribe-commit".to_owned()).spawn(move || {
+        runtime.block_on(async move {
+            let shared = ctx.store.clone();
+            ctx.store = shared.dedicated_writer(1);
+            let committed = Arc::new(Notify::new());
+            let checkpoints = tokio::spawn(checkpoint_after_commits(shared, committed.clone()));
+            commit_batches(ctx.clone(), queued, committed).await;
+            checkpoints.abort();
+            ctx.store.close().await;
+        });
+    })?;
+    Ok(())
+}
+
+/// How long after a commit the write-ahead log is checkpointed: often
+/// enough to keep the log small, rarely enough that one checkpoint copies
+/// many batches' pages at once.
+const CHECKPOINT_DELAY: Duration = Duration::from_millis(50);
+
+/// Checkpoints the shared SQLite database a little after commits, on a
+/// connection (and so a thread) other than the committer's.
+async fn checkpoint_after_commits(store: Store, committed: Arc<Notify>) {
+    loop {
+        committed.notified().await;
+        tokio::time::sleep(CHECKPOINT_DELAY).await;
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "a write-ahead log checkpoint failed");
+        }
+    }
+}
+
+async fn commit_batches(ctx: Context, mut queued: mpsc::Receiver<Job>, committed: Arc<Notify>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let requests: Vec<(&SubscribeRequest, &RequestMeta)> = batch.iter().map(|j| (&j.request, &j.meta)).collect();
         let outcome = supporter::subscribe_batch(&ctx, &requests).await;
         ctx.metrics.subscribe_batch(batch.len());
+        committed.notify_one();
         let quiet = batch.len() < QUIET_BATCH;
         match outcome {
             Ok(results) => {

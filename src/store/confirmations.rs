@@ -1,6 +1,7 @@
 //! Confirmation tokens (stored as SHA-256 hashes) and the lists each confirms.
 
-use super::{Result, Tx, on_backend};
+use super::script::SqliteScript;
+use super::{Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -79,35 +80,76 @@ pub struct NewConfirmationToken {
 }
 
 impl Tx {
-    /// Stores confirmation tokens and the lists each confirms.
+    /// Stores confirmation tokens and the lists each confirms (two
+    /// statements of fixed text whatever the number of tokens).
     pub async fn insert_confirmation_tokens(
         &mut self,
         tokens: &[NewConfirmationToken],
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        for chunk in tokens.chunks(super::subscribers::ROWS_PER_STATEMENT) {
-            on_backend!(self, c => {
-                let mut b = sqlx::QueryBuilder::new(
-                    "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at) ",
-                );
-                b.push_values(chunk, |mut v, t| {
-                    v.push_bind(t.token_hash.clone()).push_bind(t.subscriber_id).push_bind(now).push_bind(expires_at);
-                });
-                b.build().execute(c).await?.rows_affected()
-            });
+        if tokens.is_empty() {
+            return Ok(());
         }
-        let lists: Vec<(&str, Uuid)> =
-            tokens.iter().flat_map(|t| t.list_ids.iter().map(|l| (t.token_hash.as_str(), *l))).collect();
-        for chunk in lists.chunks(super::subscribers::ROWS_PER_STATEMENT) {
-            on_backend!(self, c => {
-                let mut b = sqlx::QueryBuilder::new("INSERT INTO confirmation_token_lists (token_hash, list_id) ");
-                b.push_values(chunk, |mut v, (hash, list)| {
-                    v.push_bind(hash.to_string()).push_bind(*list);
-                });
-                b.build().execute(c).await?.rows_affected()
-            });
+        match self {
+            Tx::Sqlite(t) => {
+                let mut script = SqliteScript::default();
+                push_confirmation_tokens(&mut script, tokens, now, expires_at)?;
+                script.run(t).await?;
+            }
+            Tx::Postgres(t) => {
+                let lists = token_lists(tokens);
+                sqlx::query(
+                    "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
+                     SELECT u.h, u.s, $3, $4 FROM UNNEST($1::text[], $2::uuid[]) AS u(h, s)",
+                )
+                .bind(tokens.iter().map(|t| t.token_hash.clone()).collect::<Vec<_>>())
+                .bind(tokens.iter().map(|t| t.subscriber_id).collect::<Vec<_>>())
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut **t)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO confirmation_token_lists (token_hash, list_id)
+                     SELECT * FROM UNNEST($1::text[], $2::uuid[])",
+                )
+                .bind(lists.iter().map(|(hash, _)| hash.to_string()).collect::<Vec<_>>())
+                .bind(lists.iter().map(|(_, list)| *list).collect::<Vec<_>>())
+                .execute(&mut **t)
+                .await?;
+            }
         }
         Ok(())
     }
+}
+
+/// (token hash, list) for every list of every token.
+fn token_lists(tokens: &[NewConfirmationToken]) -> Vec<(&str, Uuid)> {
+    tokens.iter().flat_map(|t| t.list_ids.iter().map(|l| (t.token_hash.as_str(), *l))).collect()
+}
+
+/// The SQLite form of [`Tx::insert_confirmation_tokens`], for a script.
+pub(super) fn push_confirmation_tokens(
+    script: &mut SqliteScript,
+    tokens: &[NewConfirmationToken],
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    script.push(
+        "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
+         SELECT j.value ->> 0, unhex(j.value ->> 1), $2, $3 FROM json_each($1) j",
+        |b| {
+            b.bind(json_text(tokens.iter().map(|t| (&t.token_hash, t.subscriber_id.simple()))))
+                .bind(now)
+                .bind(expires_at);
+        },
+    )?;
+    script.push(
+        "INSERT INTO confirmation_token_lists (token_hash, list_id)
+         SELECT j.value ->> 0, unhex(j.value ->> 1) FROM json_each($1) j",
+        |b| {
+            b.bind(json_text(token_lists(tokens).into_iter().map(|(hash, list)| (hash, list.simple()))));
+        },
+    )?;
+    Ok(())
 }

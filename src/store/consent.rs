@@ -1,7 +1,8 @@
 //! Consent evidence: privacy notices, per-list consent statements (both
 //! versioned and immutable once published) and the append-only ledger.
 
-use super::{Result, Tx, on_backend};
+use super::script::SqliteScript;
+use super::{Result, Tx, json_text, on_backend, sqlite_time};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -199,31 +200,71 @@ impl Tx {
 }
 
 impl Tx {
-    /// The set form of [`Tx::append_consent_event`].
+    /// The set form of [`Tx::append_consent_event`], in one statement of
+    /// fixed text.
     pub async fn append_consent_events(&mut self, events: &[NewConsentEvent]) -> Result<()> {
-        for chunk in events.chunks(super::subscribers::ROWS_PER_STATEMENT) {
-            on_backend!(self, c => {
-                let mut b = sqlx::QueryBuilder::new(
-                    "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
-                         occurred_at, ip, user_agent, source, actor, detail) ",
-                );
-                b.push_values(chunk, |mut v, e| {
-                    v.push_bind(Uuid::now_v7())
-                        .push_bind(e.subscriber_id)
-                        .push_bind(e.list_id)
-                        .push_bind(e.kind)
-                        .push_bind(e.statement_id)
-                        .push_bind(e.notice_version)
-                        .push_bind(e.occurred_at)
-                        .push_bind(e.ip.clone())
-                        .push_bind(e.user_agent.clone())
-                        .push_bind(e.source.clone())
-                        .push_bind(e.actor.clone())
-                        .push_bind(e.detail.clone());
-                });
-                b.build().execute(c).await?.rows_affected()
-            });
+        if events.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Tx::Sqlite(t) => {
+                let mut script = SqliteScript::default();
+                push_consent_events(&mut script, events)?;
+                script.run(t).await?;
+            }
+            Tx::Postgres(t) => sqlx::query(
+                "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
+                     occurred_at, ip, user_agent, source, actor, detail)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::bigint[],
+                                      $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])",
+            )
+            .bind(events.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.subscriber_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.list_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.statement_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.notice_version).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.ip.clone()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.user_agent.clone()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.source.clone()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.actor.clone()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.detail.clone()).collect::<Vec<_>>())
+            .execute(&mut **t)
+            .await
+            .map(drop)?,
         }
         Ok(())
     }
+}
+
+/// The SQLite form of [`Tx::append_consent_events`], for a script.
+pub(super) fn push_consent_events(script: &mut SqliteScript, events: &[NewConsentEvent]) -> Result<()> {
+    script.push(
+        "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
+             occurred_at, ip, user_agent, source, actor, detail)
+         SELECT unhex(j.value ->> 0), unhex(j.value ->> 1), unhex(j.value ->> 2), j.value ->> 3,
+                unhex(j.value ->> 4), j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 8,
+                j.value ->> 9, j.value ->> 10, j.value ->> 11
+         FROM json_each($1) j",
+        |b| {
+            b.bind(json_text(events.iter().map(|e| {
+                (
+                    Uuid::now_v7().simple(),
+                    e.subscriber_id.simple(),
+                    e.list_id.simple(),
+                    e.kind,
+                    e.statement_id.map(|s| s.simple()),
+                    e.notice_version,
+                    sqlite_time(e.occurred_at),
+                    &e.ip,
+                    &e.user_agent,
+                    &e.source,
+                    &e.actor,
+                    &e.detail,
+                )
+            })));
+        },
+    )?;
+    Ok(())
 }

@@ -7,7 +7,7 @@
 //! predicate: a query with `$n IS NULL OR …` for every filter would leave
 //! PostgreSQL's cached generic plan unable to use the right index.
 
-use super::{Result, SubscriberRow, SubscriptionRow, Tx, on_backend};
+use super::{Result, SubscriberRow, SubscriptionRow, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
@@ -104,20 +104,28 @@ impl Tx {
         if subscriber_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = on_backend!(self, c => {
-            let mut b = QueryBuilder::new(
-                "SELECT s.subscriber_id, s.list_id, l.slug AS list_slug, l.name AS list_name, s.status,
-                        s.created_at, s.updated_at, s.confirmed_at, s.last_confirmation_sent_at
-                 FROM subscriptions s JOIN lists l ON l.id = s.list_id
-                 WHERE l.deleted_at IS NULL AND s.subscriber_id IN (",
-            );
-            let mut ids = b.separated(", ");
-            for id in subscriber_ids {
-                ids.push_bind(*id);
+        const COLUMNS: &str = "SELECT s.subscriber_id, s.list_id, l.slug AS list_slug, l.name AS list_name, s.status,
+                    s.created_at, s.updated_at, s.confirmed_at, s.last_confirmation_sent_at
+             FROM subscriptions s JOIN lists l ON l.id = s.list_id
+             WHERE l.deleted_at IS NULL AND ";
+        let rows = match self {
+            Tx::Sqlite(t) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{COLUMNS} s.subscriber_id IN (SELECT unhex(value) FROM json_each($1)) ORDER BY l.name, l.slug"
+                )))
+                .bind(json_text(subscriber_ids.iter().map(|id| id.simple())))
+                .fetch_all(&mut **t)
+                .await?
             }
-            b.push(") ORDER BY l.name, l.slug");
-            b.build_query_as().fetch_all(c).await?
-        });
+            Tx::Postgres(t) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{COLUMNS} s.subscriber_id = ANY($1) ORDER BY l.name, l.slug"
+                )))
+                .bind(subscriber_ids)
+                .fetch_all(&mut **t)
+                .await?
+            }
+        };
         Ok(rows)
     }
 

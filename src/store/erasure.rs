@@ -144,7 +144,7 @@ impl Tx {
         // after the person asked to be forgotten, and its body holds their
         // address: fail it and drop the body.
         let outbox_cancelled = on_backend!(self, c => sqlx::query(
-            "UPDATE outbox SET status = 'failed', last_error = 'erased', message = NULL, lease_until = NULL
+            "UPDATE outbox SET status = 'failed', last_error = 'erased', message = NULL, recipe = NULL, lease_until = NULL
              WHERE status = 'pending' AND (LOWER(recipient) = $1 OR recipient = $2)",
         )
         .bind(email_norm)

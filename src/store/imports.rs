@@ -8,7 +8,7 @@
 //! `unhex`), so each statement is fixed text whatever the batch size, and a
 //! batch of thousands of rows costs a handful of statements, not thousands.
 
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -159,9 +159,6 @@ pub type ImportedEvent = (Uuid, Uuid, Uuid, Option<Uuid>);
 
 /// A batch as one JSON array of rows, each an array of its values (ids as
 /// 32 hex digits), written straight from borrowed values.
-fn json_text<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
-    serde_json::to_string(&rows.collect::<Vec<T>>()).unwrap_or_else(|_| "[]".to_owned())
-}
 
 impl Tx {
     pub async fn insert_import(&mut self, i: &NewImport, now: DateTime<Utc>) -> Result<()> {

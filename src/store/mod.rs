@@ -34,6 +34,7 @@ mod outbox;
 mod queue;
 mod retention;
 mod schedules;
+mod script;
 mod settings;
 mod subscribers;
 mod suppressions;
@@ -53,11 +54,11 @@ pub use imports::{
     ImportedSubscription, NewImport, NewImportedSubscriber,
 };
 pub use lists::{ListChanges, ListRow};
-pub use outbox::{NewOutboxMessage, OutboxRow};
+pub use outbox::{NewOutboxMessage, OutboxBody, OutboxRow};
 pub use queue::QueueDepth;
 pub use retention::PurgeCounts;
 pub use schedules::{ScheduleRow, ScheduleRun};
-pub use subscribers::{RequestedSubscription, SubscriberRow, SubscriptionRow};
+pub use subscribers::{RequestedSubscription, SignupWrites, SubscriberRow, SubscriptionRow};
 pub use updates::{UpdateListRow, UpdateRow};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -86,6 +87,19 @@ pub(crate) fn conflict_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error)
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
         _ => StoreError::Database(e),
     }
+}
+
+/// Rows as one JSON array, for SQLite statements that read a whole batch
+/// from one parameter through `json_each` (fixed text whatever the batch
+/// size, so each is prepared once per connection).
+pub(crate) fn json_text<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
+    serde_json::to_string(&rows.collect::<Vec<T>>()).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// A timestamp as sqlx writes one to SQLite, for rows passed as JSON (text
+/// columns compare as text, so the form must be the same).
+pub(crate) fn sqlite_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
 
 /// Which database a [`Store`] talks to.
@@ -127,6 +141,22 @@ macro_rules! on_backend {
 }
 pub(crate) use on_backend;
 
+/// A PostgreSQL pool that connects when first used, with TCP_NODELAY set
+/// on every connection (see [`nodelay`]).
+fn postgres_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
+    let port = options.get_port();
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |_, _| {
+            Box::pin(async move {
+                nodelay::set_on_sockets_to(port);
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options)
+}
+
 impl Store {
     /// Connects (creating the SQLite file if missing) without migrating.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -143,18 +173,9 @@ impl Store {
             Ok(Store::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
-            let port = options.get_port();
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
-                .after_connect(move |_, _| {
-                    Box::pin(async move {
-                        nodelay::set_on_sockets_to(port);
-                        Ok(())
-                    })
-                })
-                .connect_with(options)
-                .await?;
+            let pool = postgres_pool(options, 16);
+            // Fail now, not at the first query, if the server is not there.
+            pool.acquire().await?;
             Ok(Store::Postgres(pool))
         } else {
             Err(StoreError::UnsupportedUrl)
@@ -201,6 +222,51 @@ impl Store {
             Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
             Store::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
         };
+        Ok(())
+    }
+
+    /// A store for one task that writes all the time (the subscribe
+    /// committer). On SQLite it is a pool of one connection that is never
+    /// recycled: a connection's page cache is dropped whenever another
+    /// connection has written since it last ran, so taking "any" connection
+    /// from the shared pool for every batch re-reads the pages each time.
+    /// On PostgreSQL it is a pool of `lanes` connections of its own.
+    pub fn dedicated_writer(&self, lanes: usize) -> Store {
+        match self {
+            Store::Sqlite(pool) => {
+                // The cache holds the indexes a busy signup page touches.
+                let options = (*pool.connect_options()).clone().pragma("cache_size", "-32768");
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_lazy_with(options);
+                Store::Sqlite(pool)
+            }
+            Store::Postgres(pool) => {
+                // No sequential scans: a prepared statement's generic plan
+                // is fixed when the connection first runs it a few times,
+                // and on a young database (tables a few pages long, not yet
+                // analysed) that plan is a sequential scan, kept while the
+                // table grows to millions of rows (a 20 s load test spent
+                // most of the server's CPU scanning `subscribers`). Every
+                // statement of the subscribe path is a keyed lookup or
+                // insert with an index to use; planning each execution
+                // afresh (`plan_cache_mode`) also worked but cost CPU.
+                let options = (*pool.connect_options()).clone().options([("enable_seqscan", "off")]);
+                Store::Postgres(postgres_pool(options, lanes as u32))
+            }
+        }
+    }
+
+    /// Copies what the SQLite write-ahead log holds into the database
+    /// without waiting for (or blocking) writers, for a writer that does not
+    /// checkpoint itself ([`Store::dedicated_writer`]). Nothing to do on
+    /// PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if let Store::Sqlite(pool) = self {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(pool).await?;
+        }
         Ok(())
     }
 

@@ -5,7 +5,8 @@
 //! again. So a message can be sent twice only if the process died between
 //! the SMTP server accepting it and the outcome being recorded.
 
-use super::{Result, Tx, on_backend};
+use super::script::SqliteScript;
+use super::{Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -14,8 +15,25 @@ pub struct NewOutboxMessage {
     pub kind: &'static str,
     pub recipient: String,
     pub message_id: String,
+    pub body: OutboxBody,
+}
+
+/// What the outbox holds for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxBody {
     /// The complete RFC 5322 message.
-    pub message: Vec<u8>,
+    Message(Vec<u8>),
+    /// What to compose when sending (JSON, see `mail::Recipe`).
+    Recipe(String),
+}
+
+impl OutboxBody {
+    fn columns(&self) -> (Option<&[u8]>, Option<&str>) {
+        match self {
+            OutboxBody::Message(bytes) => (Some(bytes), None),
+            OutboxBody::Recipe(json) => (None, Some(json)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -25,6 +43,7 @@ pub struct OutboxRow {
     pub recipient: String,
     pub message_id: String,
     pub message: Option<Vec<u8>>,
+    pub recipe: Option<String>,
     pub status: String,
     pub attempts: i64,
     pub last_error: Option<String>,
@@ -33,15 +52,17 @@ pub struct OutboxRow {
 impl Tx {
     pub async fn enqueue_mail(&mut self, m: &NewOutboxMessage, now: DateTime<Utc>) -> Result<Uuid> {
         let id = Uuid::now_v7();
+        let (message, recipe) = m.body.columns();
         on_backend!(self, c => sqlx::query(
-            "INSERT INTO outbox (id, kind, recipient, message_id, message, status, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+            "INSERT INTO outbox (id, kind, recipient, message_id, message, recipe, status, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)",
         )
         .bind(id)
         .bind(m.kind)
         .bind(&m.recipient)
         .bind(&m.message_id)
-        .bind(&m.message)
+        .bind(message)
+        .bind(recipe)
         .bind(now)
         .execute(c)
         .await?.rows_affected());
@@ -67,7 +88,7 @@ impl Tx {
                                   WHERE status = 'pending' AND next_attempt_at <= $1
                                     AND (lease_until IS NULL OR lease_until <= $1)
                                   ORDER BY next_attempt_at LIMIT $3)
-                     RETURNING id, kind, recipient, message_id, message, status, attempts, last_error",
+                     RETURNING id, kind, recipient, message_id, message, recipe, status, attempts, last_error",
                 )
                 .bind(now)
                 .bind(lease_until)
@@ -88,7 +109,7 @@ impl Tx {
                      UPDATE outbox SET lease_until = $2, attempts = outbox.attempts + 1
                      FROM picked WHERE outbox.id = picked.id
                      RETURNING outbox.id, outbox.kind, outbox.recipient, outbox.message_id, outbox.message,
-                               outbox.status, outbox.attempts, outbox.last_error",
+                               outbox.recipe, outbox.status, outbox.attempts, outbox.last_error",
                 )
                 .bind(now)
                 .bind(lease_until)
@@ -103,7 +124,7 @@ impl Tx {
     /// Sent: the body is dropped (it may hold a confirmation token).
     pub async fn outbox_sent(&mut self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
         on_backend!(self, c => sqlx::query(
-            "UPDATE outbox SET status = 'sent', sent_at = $2, message = NULL, lease_until = NULL, last_error = NULL
+            "UPDATE outbox SET status = 'sent', sent_at = $2, message = NULL, recipe = NULL, lease_until = NULL, last_error = NULL
              WHERE id = $1",
         )
         .bind(id)
@@ -129,7 +150,7 @@ impl Tx {
     /// A permanent failure; the body is dropped.
     pub async fn outbox_failed(&mut self, id: Uuid, error: &str) -> Result<()> {
         on_backend!(self, c => sqlx::query(
-            "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = $2, message = NULL WHERE id = $1",
+            "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = $2, message = NULL, recipe = NULL WHERE id = $1",
         )
         .bind(id)
         .bind(error)
@@ -174,24 +195,59 @@ impl Tx {
 impl Tx {
     /// The set form of [`Tx::enqueue_mail`].
     pub async fn enqueue_mails(&mut self, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
-        for chunk in mails.chunks(super::subscribers::ROWS_PER_STATEMENT) {
-            on_backend!(self, c => {
-                let mut b = sqlx::QueryBuilder::new(
-                    "INSERT INTO outbox (id, kind, recipient, message_id, message, status, next_attempt_at, created_at) ",
-                );
-                b.push_values(chunk, |mut v, m| {
-                    v.push_bind(Uuid::now_v7())
-                        .push_bind(m.kind)
-                        .push_bind(m.recipient.clone())
-                        .push_bind(m.message_id.clone())
-                        .push_bind(m.message.clone())
-                        .push_bind("pending")
-                        .push_bind(now)
-                        .push_bind(now);
-                });
-                b.build().execute(c).await?.rows_affected()
-            });
+        if mails.is_empty() {
+            return Ok(());
+        }
+        if mails.iter().any(|m| matches!(m.body, OutboxBody::Message(_))) {
+            // Composed bytes do not go through JSON: one row at a time (no
+            // batch path queues those).
+            for m in mails {
+                self.enqueue_mail(m, now).await?;
+            }
+            return Ok(());
+        }
+        match self {
+            Tx::Sqlite(t) => {
+                let mut script = SqliteScript::default();
+                push_recipes(&mut script, mails, now)?;
+                script.run(t).await?;
+            }
+            Tx::Postgres(t) => {
+                sqlx::query(
+                    "INSERT INTO outbox (id, kind, recipient, message_id, recipe, status, next_attempt_at, created_at)
+                     SELECT u.id, u.kind, u.recipient, u.message_id, u.recipe, 'pending', $6, $6
+                     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+                          AS u(id, kind, recipient, message_id, recipe)",
+                )
+                .bind(mails.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+                .bind(mails.iter().map(|m| m.kind).collect::<Vec<_>>())
+                .bind(mails.iter().map(|m| m.recipient.clone()).collect::<Vec<_>>())
+                .bind(mails.iter().map(|m| m.message_id.clone()).collect::<Vec<_>>())
+                .bind(mails.iter().map(|m| m.body.columns().1.map(str::to_owned)).collect::<Vec<_>>())
+                .bind(now)
+                .execute(&mut **t)
+                .await?;
+            }
         }
         Ok(())
     }
+}
+
+/// The SQLite form of [`Tx::enqueue_mails`] for mails queued as recipes,
+/// for a script.
+pub(super) fn push_recipes(script: &mut SqliteScript, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
+    script.push(
+        "INSERT INTO outbox (id, kind, recipient, message_id, recipe, status, next_attempt_at, created_at)
+         SELECT unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, 'pending', $2, $2
+         FROM json_each($1) j",
+        |b| {
+            b.bind(json_text(
+                mails
+                    .iter()
+                    .map(|m| (Uuid::now_v7().simple(), m.kind, &m.recipient, &m.message_id, m.body.columns().1)),
+            ))
+            .bind(now);
+        },
+    )?;
+    Ok(())
 }

@@ -1,6 +1,13 @@
 //! Subscribers and their per-list subscriptions.
 
-use super::{Result, Tx, conflict_on_unique, on_backend};
+use super::confirmations::push_confirmation_tokens;
+use super::consent::push_consent_events;
+use super::outbox::push_recipes;
+use super::script::SqliteScript;
+use super::{
+    NewConfirmationToken, NewConsentEvent, NewOutboxMessage, OutboxBody, Result, Tx, conflict_on_unique, json_text,
+    on_backend,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -169,40 +176,39 @@ pub struct RequestedSubscription {
     pub mailed: bool,
 }
 
-/// Rows per statement in the set-form writes: far below either database's
-/// limit on bound values (SQLite 32,766) at a dozen columns a row.
-pub(crate) const ROWS_PER_STATEMENT: usize = 500;
-
 impl Tx {
     /// The set form of [`Tx::set_subscription_status`] (`pending`), also
     /// noting the request and, where `mailed`, when a confirmation went
     /// into the outbox. Each (subscriber, list) pair at most
     /// once (PostgreSQL refuses to upsert one row twice in a statement).
     pub async fn request_subscriptions(&mut self, rows: &[RequestedSubscription], now: DateTime<Utc>) -> Result<()> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            on_backend!(self, c => {
-                let mut b = sqlx::QueryBuilder::new(
-                    "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
-                                                last_requested_at, last_confirmation_sent_at) ",
-                );
-                b.push_values(chunk, |mut v, r| {
-                    v.push_bind(r.subscriber_id)
-                        .push_bind(r.list_id)
-                        .push_bind("pending")
-                        .push_bind(now)
-                        .push_bind(now)
-                        .push_bind(now)
-                        .push_bind(r.mailed.then_some(now));
-                });
-                b.push(
-                    " ON CONFLICT (subscriber_id, list_id) DO UPDATE
-                     SET status = excluded.status, updated_at = excluded.updated_at,
-                         last_requested_at = excluded.last_requested_at,
-                         last_confirmation_sent_at =
-                             COALESCE(excluded.last_confirmation_sent_at, subscriptions.last_confirmation_sent_at)",
-                );
-                b.build().execute(c).await?.rows_affected()
-            });
+        if rows.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Tx::Sqlite(t) => {
+                let mut script = SqliteScript::default();
+                push_requested_subscriptions(&mut script, rows, now)?;
+                script.run(t).await?;
+            }
+            Tx::Postgres(t) => sqlx::query(
+                "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
+                                            last_requested_at, last_confirmation_sent_at)
+                 SELECT u.s, u.l, 'pending', $4, $4, $4, CASE WHEN u.mailed THEN $4::timestamptz END
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::bool[]) AS u(s, l, mailed)
+                 ON CONFLICT (subscriber_id, list_id) DO UPDATE
+                 SET status = excluded.status, updated_at = excluded.updated_at,
+                     last_requested_at = excluded.last_requested_at,
+                     last_confirmation_sent_at =
+                         COALESCE(excluded.last_confirmation_sent_at, subscriptions.last_confirmation_sent_at)",
+            )
+            .bind(rows.iter().map(|r| r.subscriber_id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.list_id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.mailed).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut **t)
+            .await
+            .map(drop)?,
         }
         Ok(())
     }
@@ -211,17 +217,112 @@ impl Tx {
     /// change (confirmed, complained): every subscribe path writes, so an
     /// address's status cannot be read from how long the answer took.
     pub async fn note_subscribe_requests(&mut self, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
-        for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
-            on_backend!(self, c => {
-                let mut b = sqlx::QueryBuilder::new("UPDATE subscriptions SET last_requested_at = ");
-                b.push_bind(now).push(" WHERE (subscriber_id, list_id) IN (");
-                b.push_values(chunk, |mut v, (s, l)| {
-                    v.push_bind(*s).push_bind(*l);
-                });
-                b.push(")");
-                b.build().execute(c).await?.rows_affected()
-            });
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Tx::Sqlite(t) => {
+                let mut script = SqliteScript::default();
+                push_noted_requests(&mut script, pairs, now)?;
+                script.run(t).await?;
+            }
+            Tx::Postgres(t) => sqlx::query(
+                "UPDATE subscriptions SET last_requested_at = $3
+                 WHERE (subscriber_id, list_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
+            )
+            .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
+            .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut **t)
+            .await
+            .map(drop)?,
         }
         Ok(())
     }
+}
+
+/// Everything a batch of subscribe requests writes once it has decided
+/// (see `services::supporter::ConfirmationRequests`).
+pub struct SignupWrites<'a> {
+    pub requested: &'a [RequestedSubscription],
+    /// Confirmed or complained subscriptions asked for again.
+    pub noted: &'a [(Uuid, Uuid)],
+    pub events: &'a [NewConsentEvent],
+    pub tokens: &'a [NewConfirmationToken],
+    pub mails: &'a [NewOutboxMessage],
+    pub now: DateTime<Utc>,
+    pub tokens_expire_at: DateTime<Utc>,
+}
+
+impl Tx {
+    /// Writes a batch's subscriptions, ledger entries, tokens and mails, in
+    /// that order. On SQLite in one round trip when every mail is a recipe
+    /// (see [`SqliteScript`]).
+    pub async fn write_signups(&mut self, w: &SignupWrites<'_>) -> Result<()> {
+        let all_recipes = w.mails.iter().all(|m| matches!(m.body, OutboxBody::Recipe(_)));
+        if let Tx::Sqlite(t) = self
+            && all_recipes
+        {
+            let mut script = SqliteScript::default();
+            if !w.requested.is_empty() {
+                push_requested_subscriptions(&mut script, w.requested, w.now)?;
+            }
+            if !w.noted.is_empty() {
+                push_noted_requests(&mut script, w.noted, w.now)?;
+            }
+            if !w.events.is_empty() {
+                push_consent_events(&mut script, w.events)?;
+            }
+            if !w.tokens.is_empty() {
+                push_confirmation_tokens(&mut script, w.tokens, w.now, w.tokens_expire_at)?;
+            }
+            if !w.mails.is_empty() {
+                push_recipes(&mut script, w.mails, w.now)?;
+            }
+            return script.run(t).await;
+        }
+        self.request_subscriptions(w.requested, w.now).await?;
+        self.note_subscribe_requests(w.noted, w.now).await?;
+        self.append_consent_events(w.events).await?;
+        self.insert_confirmation_tokens(w.tokens, w.now, w.tokens_expire_at).await?;
+        self.enqueue_mails(w.mails, w.now).await
+    }
+}
+
+/// The SQLite form of [`Tx::request_subscriptions`], for a script.
+fn push_requested_subscriptions(
+    script: &mut SqliteScript,
+    rows: &[RequestedSubscription],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    // `WHERE true`: SQLite's parser needs it before an upsert's ON CONFLICT.
+    script.push(
+        "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
+                                    last_requested_at, last_confirmation_sent_at)
+         SELECT unhex(j.value ->> 0), unhex(j.value ->> 1), 'pending', $2, $2, $2,
+                CASE WHEN j.value ->> 2 THEN $2 END
+         FROM json_each($1) j
+         WHERE true
+         ON CONFLICT (subscriber_id, list_id) DO UPDATE
+         SET status = excluded.status, updated_at = excluded.updated_at,
+             last_requested_at = excluded.last_requested_at,
+             last_confirmation_sent_at =
+                 COALESCE(excluded.last_confirmation_sent_at, subscriptions.last_confirmation_sent_at)",
+        |b| {
+            b.bind(json_text(rows.iter().map(|r| (r.subscriber_id.simple(), r.list_id.simple(), r.mailed)))).bind(now);
+        },
+    )?;
+    Ok(())
+}
+
+/// The SQLite form of [`Tx::note_subscribe_requests`], for a script.
+fn push_noted_requests(script: &mut SqliteScript, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
+    script.push(
+        "UPDATE subscriptions SET last_requested_at = $2
+         WHERE (subscriber_id, list_id) IN (SELECT unhex(j.value ->> 0), unhex(j.value ->> 1) FROM json_each($1) j)",
+        |b| {
+            b.bind(json_text(pairs.iter().map(|(s, l)| (s.simple(), l.simple())))).bind(now);
+        },
+    )?;
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! Addresses that must never be mailed again, kept only as SHA-256 hashes.
 
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
 
 impl Tx {
@@ -31,18 +31,25 @@ impl Tx {
 impl Tx {
     /// Notes that someone tried to subscribe these suppressed addresses.
     pub async fn note_suppressed_attempts(&mut self, hashes: &[String], now: DateTime<Utc>) -> Result<()> {
-        for chunk in hashes.chunks(super::subscribers::ROWS_PER_STATEMENT) {
-            on_backend!(self, c => {
-                let mut b = sqlx::QueryBuilder::new("UPDATE suppressions SET last_attempt_at = ");
-                b.push_bind(now).push(" WHERE email_hash IN (");
-                let mut list = b.separated(", ");
-                for h in chunk {
-                    list.push_bind(h.clone());
-                }
-                b.push(")");
-                b.build().execute(c).await?.rows_affected()
-            });
+        if hashes.is_empty() {
+            return Ok(());
         }
+        match self {
+            Tx::Sqlite(t) => sqlx::query(
+                "UPDATE suppressions SET last_attempt_at = $2 WHERE email_hash IN (SELECT value FROM json_each($1))",
+            )
+            .bind(json_text(hashes.iter()))
+            .bind(now)
+            .execute(&mut **t)
+            .await?
+            .rows_affected(),
+            Tx::Postgres(t) => sqlx::query("UPDATE suppressions SET last_attempt_at = $2 WHERE email_hash = ANY($1)")
+                .bind(hashes)
+                .bind(now)
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+        };
         Ok(())
     }
 }

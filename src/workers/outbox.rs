@@ -9,7 +9,7 @@
 //!   never burns through attempts.
 
 use super::{Shutdown, sleep_or_shutdown};
-use crate::mail::{SendError, Transport};
+use crate::mail::{Recipe, SendError, Transport};
 use crate::services::Context;
 use crate::store::{OutboxRow, StoreError};
 use std::time::Duration;
@@ -107,8 +107,19 @@ impl OutboxWorker {
     }
 
     async fn deliver(&self, row: &OutboxRow) -> Result<(), SendError> {
-        let Some(message) = &row.message else {
-            return Err(SendError::Permanent("the stored message is missing".into()));
+        let composed;
+        let message = match (&row.message, &row.recipe) {
+            (Some(message), _) => message,
+            (None, Some(recipe)) => {
+                let recipe = Recipe::from_json(recipe).map_err(|e| SendError::Permanent(e.to_string()))?;
+                composed = self
+                    .ctx
+                    .composer
+                    .compose(&recipe, &row.message_id)
+                    .map_err(|e| SendError::Permanent(e.to_string()))?;
+                &composed
+            }
+            (None, None) => return Err(SendError::Permanent("the stored message is missing".into())),
         };
         let from = self.ctx.config.from.email.to_string();
         self.transport.send(&row.id.to_string(), &from, &row.recipient, message).await?;

@@ -5,7 +5,7 @@ use crate::both_backends;
 use crate::support::app::Db;
 use chrono::{Duration, Utc};
 use tidings::clock::Clock;
-use tidings::store::{NewConsentEvent, NewOutboxMessage, Store, StoreError, SubscriberRow};
+use tidings::store::{NewConsentEvent, NewOutboxMessage, OutboxBody, Store, StoreError, SubscriberRow};
 use uuid::Uuid;
 
 both_backends!(
@@ -136,7 +136,7 @@ async fn enqueue(store: &Store, n: usize) {
                 kind: "test",
                 recipient: format!("r{i}@example.org"),
                 message_id: format!("<{i}@test>"),
-                message: b"Subject: t\r\n\r\nhi\r\n".to_vec(),
+                body: OutboxBody::Message(b"Subject: t\r\n\r\nhi\r\n".to_vec()),
             },
             now,
         )
