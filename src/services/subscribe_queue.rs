@@ -48,7 +48,7 @@ const QUIET_BATCH: usize = 4;
 pub const QUIET_ANSWER_FLOOR: Duration = Duration::from_millis(25);
 
 /// Committing tasks on PostgreSQL (see the module docs).
-const POSTGRES_LANES: usize = 4;
+const POSTGRES_LANES: usize = 2;
 
 struct Job {
     request: SubscribeRequest,

@@ -161,6 +161,8 @@ pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &Req
     let norms: Vec<String> = people.iter().map(|(i, _)| requests[*i].0.email.normalised().to_owned()).collect();
     let mut known: HashMap<String, (Uuid, String)> =
         tx.subscribers_among(&norms).await?.into_iter().map(|s| (s.email_norm, (s.id, s.name))).collect();
+    // Only people already known can have subscriptions to look up.
+    let existing: Vec<Uuid> = known.values().map(|(id, _)| *id).collect();
     let mut new_rows = Vec::new();
     for (i, _) in &people {
         let req = requests[*i].0;
@@ -170,20 +172,19 @@ pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &Req
             new_rows.push(row);
         }
     }
-    tx.insert_subscribers(None, &new_rows, now).await?;
-
     if !people.is_empty() {
-        let ids: Vec<Uuid> = known.values().map(|(id, _)| *id).collect();
         let involved: Vec<&ListRow> = lists.values().flatten().collect();
         let notice_version = current_notice_version(&mut tx, now).await?;
-        let mut confirmations = ConfirmationRequests::load(ctx, &mut tx, &ids, &involved, notice_version, now).await?;
+        let mut confirmations =
+            ConfirmationRequests::load(ctx, &mut tx, &existing, &involved, notice_version, now).await?;
         for (i, wanted) in &people {
             let (req, meta) = requests[*i];
             let Some((id, name)) = known.get(req.email.normalised()) else { continue };
             let origin = Origin { meta, source: req.source.as_deref(), actor: Actor::Supporter };
             confirmations.request(*id, name, &req.email, wanted, &origin)?;
         }
-        confirmations.write(&mut tx).await?;
+        // The new subscribers are written with the rest, in one go.
+        confirmations.write(&mut tx, &new_rows).await?;
     }
     tx.commit().await?;
     ctx.outbox_wakeup.notify_one();
@@ -227,7 +228,7 @@ pub(crate) async fn request_confirmation(
     let lists: Vec<&ListRow> = lists.iter().collect();
     let mut confirmations = ConfirmationRequests::load(ctx, tx, &[subscriber.id], &lists, notice_version, now).await?;
     confirmations.request(subscriber.id, &subscriber.name, email, &lists, origin)?;
-    confirmations.write(tx).await
+    confirmations.write(tx, &[]).await
 }
 
 /// A subscription's status, and when a confirmation was last mailed.
@@ -361,8 +362,9 @@ impl<'c> ConfirmationRequests<'c> {
         Ok(())
     }
 
-    /// Writes everything gathered, in the caller's transaction.
-    pub(crate) async fn write(self, tx: &mut Tx) -> Result<()> {
+    /// Writes everything gathered (after `new_subscribers`, the people
+    /// first seen by these requests), in the caller's transaction.
+    pub(crate) async fn write(self, tx: &mut Tx, new_subscribers: &[NewImportedSubscriber]) -> Result<()> {
         let requested: Vec<RequestedSubscription> = self
             .requested
             .iter()
@@ -370,6 +372,7 @@ impl<'c> ConfirmationRequests<'c> {
             .collect();
         let noted: Vec<(Uuid, Uuid)> = self.noted.into_iter().collect();
         tx.write_signups(&SignupWrites {
+            new_subscribers,
             requested: &requested,
             noted: &noted,
             events: &self.events,

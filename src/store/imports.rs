@@ -8,6 +8,7 @@
 //! `unhex`), so each statement is fixed text whatever the batch size, and a
 //! batch of thousands of rows costs a handful of statements, not thousands.
 
+use super::script::SqliteScript;
 use super::{Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
@@ -156,9 +157,6 @@ pub struct ImportedEventTemplate {
 
 /// One `imported` entry: (event id, subscriber, list, statement shown).
 pub type ImportedEvent = (Uuid, Uuid, Uuid, Option<Uuid>);
-
-/// A batch as one JSON array of rows, each an array of its values (ids as
-/// 32 hex digits), written straight from borrowed values.
 
 impl Tx {
     pub async fn insert_import(&mut self, i: &NewImport, now: DateTime<Utc>) -> Result<()> {
@@ -588,21 +586,11 @@ impl Tx {
             return Ok(());
         }
         match self {
-            Tx::Sqlite(t) => sqlx::query(
-                "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at,
-                                          last_import_id)
-                 SELECT unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4,
-                        j.value ->> 5, $2, $2, $3
-                 FROM json_each($1) j",
-            )
-            .bind(json_text(
-                rows.iter().map(|r| (r.id.simple(), &r.email, &r.email_norm, &r.email_hash, &r.name, &r.attributes)),
-            ))
-            .bind(now)
-            .bind(import_id)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
+            Tx::Sqlite(t) => {
+                let mut script = SqliteScript::default();
+                push_new_subscribers(&mut script, import_id, rows, now)?;
+                script.run(t).await?;
+            }
             Tx::Postgres(t) => sqlx::query(
                 "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at,
                                           last_import_id)
@@ -619,9 +607,9 @@ impl Tx {
             .bind(now)
             .bind(import_id)
             .execute(&mut **t)
-            .await?
-            .rows_affected(),
-        };
+            .await
+            .map(drop)?,
+        }
         Ok(())
     }
 
@@ -792,4 +780,28 @@ impl Tx {
         }
         Ok(())
     }
+}
+
+/// The SQLite form of [`Tx::insert_subscribers`], for a script.
+pub(super) fn push_new_subscribers(
+    script: &mut SqliteScript,
+    import_id: Option<Uuid>,
+    rows: &[NewImportedSubscriber],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    script.push(
+        "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at,
+                                  last_import_id)
+         SELECT unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4,
+                j.value ->> 5, $2, $2, $3
+         FROM json_each($1) j",
+        |b| {
+            b.bind(json_text(
+                rows.iter().map(|r| (r.id.simple(), &r.email, &r.email_norm, &r.email_hash, &r.name, &r.attributes)),
+            ))
+            .bind(now)
+            .bind(import_id);
+        },
+    )?;
+    Ok(())
 }

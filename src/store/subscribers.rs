@@ -2,11 +2,12 @@
 
 use super::confirmations::push_confirmation_tokens;
 use super::consent::push_consent_events;
+use super::imports::push_new_subscribers;
 use super::outbox::push_recipes;
 use super::script::SqliteScript;
 use super::{
-    NewConfirmationToken, NewConsentEvent, NewOutboxMessage, OutboxBody, Result, Tx, conflict_on_unique, json_text,
-    on_backend,
+    NewConfirmationToken, NewConsentEvent, NewImportedSubscriber, NewOutboxMessage, OutboxBody, Result, Tx,
+    conflict_on_unique, json_text, on_backend,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -244,6 +245,8 @@ impl Tx {
 /// Everything a batch of subscribe requests writes once it has decided
 /// (see `services::supporter::ConfirmationRequests`).
 pub struct SignupWrites<'a> {
+    /// Subscribers first seen in this batch.
+    pub new_subscribers: &'a [NewImportedSubscriber],
     pub requested: &'a [RequestedSubscription],
     /// Confirmed or complained subscriptions asked for again.
     pub noted: &'a [(Uuid, Uuid)],
@@ -255,8 +258,8 @@ pub struct SignupWrites<'a> {
 }
 
 impl Tx {
-    /// Writes a batch's subscriptions, ledger entries, tokens and mails, in
-    /// that order. On SQLite in one round trip when every mail is a recipe
+    /// Writes a batch's new subscribers, subscriptions, ledger entries,
+    /// tokens and mails, in that order. On SQLite in one round trip when every mail is a recipe
     /// (see [`SqliteScript`]).
     pub async fn write_signups(&mut self, w: &SignupWrites<'_>) -> Result<()> {
         let all_recipes = w.mails.iter().all(|m| matches!(m.body, OutboxBody::Recipe(_)));
@@ -264,6 +267,9 @@ impl Tx {
             && all_recipes
         {
             let mut script = SqliteScript::default();
+            if !w.new_subscribers.is_empty() {
+                push_new_subscribers(&mut script, None, w.new_subscribers, w.now)?;
+            }
             if !w.requested.is_empty() {
                 push_requested_subscriptions(&mut script, w.requested, w.now)?;
             }
@@ -281,6 +287,7 @@ impl Tx {
             }
             return script.run(t).await;
         }
+        self.insert_subscribers(None, w.new_subscribers, w.now).await?;
         self.request_subscriptions(w.requested, w.now).await?;
         self.note_subscribe_requests(w.noted, w.now).await?;
         self.append_consent_events(w.events).await?;

@@ -876,7 +876,7 @@ async fn apply_batch(
         for a in &accepted {
             confirmations.request(a.subscriber.id, &a.subscriber.name, &a.data.email, &lists, &origin)?;
         }
-        confirmations.write(tx).await?;
+        confirmations.write(tx, &[]).await?;
     }
     Ok((p, errors))
 }
