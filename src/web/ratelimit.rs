@@ -9,12 +9,23 @@ pub struct RateLimiter {
     /// Requests allowed per window; 0 disables the limit.
     limit: u32,
     window: Duration,
-    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    state: Mutex<Windows>,
 }
+
+/// Each client's window, and how large the map may grow before expired
+/// windows are swept out.
+struct Windows {
+    by_client: HashMap<IpAddr, (Instant, u32)>,
+    sweep_above: usize,
+}
+
+/// Clients remembered before the first sweep.
+const SWEEP_ABOVE: usize = 100_000;
 
 impl RateLimiter {
     pub fn new(limit: u32, window: Duration) -> Self {
-        Self { limit, window, windows: Mutex::new(HashMap::new()) }
+        let state = Windows { by_client: HashMap::new(), sweep_above: SWEEP_ABOVE };
+        Self { limit, window, state: Mutex::new(state) }
     }
 
     /// Counts one request; `Err(retry_after)` when over the limit.
@@ -25,11 +36,15 @@ impl RateLimiter {
         let now = Instant::now();
         // A poisoned lock only means another request panicked mid-update;
         // the counts are still usable.
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if windows.len() > 100_000 {
-            windows.retain(|_, (start, _)| now.duration_since(*start) < self.window);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.by_client.len() > state.sweep_above {
+            state.by_client.retain(|_, (start, _)| now.duration_since(*start) < self.window);
+            // When most windows are still open (a crowd signing up within a
+            // minute), sweeping again at the next request would walk the
+            // whole map for every request: wait until it has doubled.
+            state.sweep_above = SWEEP_ABOVE.max(2 * state.by_client.len());
         }
-        let entry = windows.entry(ip).or_insert((now, 0));
+        let entry = state.by_client.entry(ip).or_insert((now, 0));
         if now.duration_since(entry.0) >= self.window {
             *entry = (now, 0);
         }
@@ -38,6 +53,12 @@ impl RateLimiter {
         }
         entry.1 += 1;
         Ok(())
+    }
+
+    /// Clients currently remembered.
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.state.lock().map(|s| s.by_client.len()).unwrap_or(0)
     }
 }
 
@@ -55,5 +76,27 @@ mod tests {
         assert!(rl.check(a).is_err());
         assert!(rl.check(b).is_ok());
         assert!(RateLimiter::new(0, Duration::from_secs(60)).check(a).is_ok());
+    }
+
+    #[test]
+    fn a_crowd_of_open_windows_is_swept_rarely_and_expired_ones_go() {
+        let window = Duration::from_millis(200);
+        let rl = RateLimiter::new(1, window);
+        let client = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        for i in 0..=SWEEP_ABOVE as u32 {
+            assert!(rl.check(client(i)).is_ok());
+        }
+        // Over the threshold with every window open: nothing is dropped,
+        // and the next sweep waits until the map has doubled.
+        assert!(rl.check(client(SWEEP_ABOVE as u32 + 1)).is_ok());
+        assert_eq!(rl.remembered(), SWEEP_ABOVE + 2);
+        assert!(rl.check(client(0)).is_err(), "an open window still counts");
+        assert_eq!(rl.state.lock().unwrap().sweep_above, 2 * (SWEEP_ABOVE + 1));
+        // Once the windows have closed, the next sweep drops them.
+        std::thread::sleep(window);
+        for i in 0..=SWEEP_ABOVE as u32 + 1 {
+            let _ = rl.check(client(1_000_000 + i));
+        }
+        assert!(rl.remembered() <= SWEEP_ABOVE + 2, "the old clients are gone: {}", rl.remembered());
     }
 }
