@@ -15,7 +15,7 @@ pub use email::EmailAddress;
 pub use list::{ListName, ListSlug};
 pub use name::SubscriberName;
 pub use status::{Actor, ConsentKind, SubscriptionStatus, WithdrawalMethod};
-pub use text::{HeaderSafeText, sha256_hex};
+pub use text::{HeaderSafeText, hex_lower, sha256_hex};
 pub use token::{ConfirmToken, SignedToken, TokenPurpose};
 
 /// Why a piece of input was refused. The message is safe to show the person

@@ -33,10 +33,16 @@ impl HeaderSafeText {
 /// Lower-case hex SHA-256, used to fingerprint published texts, tokens and
 /// suppressed addresses.
 pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
-    let digest = Sha256::digest(data.as_ref());
-    let mut out = String::with_capacity(64);
-    for byte in digest.iter() {
-        out.push_str(&format!("{byte:02x}"));
+    hex_lower(&Sha256::digest(data.as_ref()))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     out
 }

@@ -6,14 +6,22 @@
 //!   storage, never expires (an unsubscribe link in a three-year-old mail must
 //!   still work), and cannot be forged without the server's secret key.
 
-use super::{ParseError, sha256_hex};
+use super::{ParseError, hex_lower, sha256_hex};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
 
 /// A fresh or presented confirmation token.
+///
+/// A token is 6 bytes of its issue time (milliseconds, big-endian) followed
+/// by 32 random bytes. The random part is the secret; the time part only
+/// orders the stored keys ([`ConfirmToken::hash`]) by when they were made,
+/// so a busy signup page appends to the token index instead of writing a
+/// random page of it for every subscribe. Tokens issued before this layout
+/// (32 random bytes alone) are still accepted and keep their old key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConfirmToken(String);
 
@@ -24,18 +32,30 @@ impl std::fmt::Debug for ConfirmToken {
     }
 }
 
+/// Bytes of issue time in front of the secret.
+const TIME_BYTES: usize = 6;
+/// The secret: 256 random bits.
+const SECRET_BYTES: usize = 32;
+
 impl ConfirmToken {
-    /// 32 bytes from the OS CSPRNG.
-    pub fn generate() -> Result<Self, getrandom::Error> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)?;
+    /// The issue time, then 32 bytes from the OS CSPRNG.
+    pub fn generate(issued_at: DateTime<Utc>) -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; TIME_BYTES + SECRET_BYTES];
+        // Before 1970 or after the year 10889 the time part wraps; only the
+        // order of keys would suffer, never the secret.
+        let millis = issued_at.timestamp_millis().to_be_bytes();
+        bytes[..TIME_BYTES].copy_from_slice(&millis[millis.len() - TIME_BYTES..]);
+        getrandom::fill(&mut bytes[TIME_BYTES..])?;
         Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
-    /// Accepts only the exact shape we hand out, so garbage never reaches SQL.
+    /// Accepts only the exact shapes we hand out (this layout, or a bare
+    /// secret from before it), so garbage never reaches SQL.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         match URL_SAFE_NO_PAD.decode(raw) {
-            Ok(bytes) if bytes.len() == 32 => Ok(Self(raw.to_owned())),
+            Ok(bytes) if bytes.len() == SECRET_BYTES || bytes.len() == TIME_BYTES + SECRET_BYTES => {
+                Ok(Self(raw.to_owned()))
+            }
             _ => Err(ParseError("that link is not valid")),
         }
     }
@@ -44,9 +64,20 @@ impl ConfirmToken {
         &self.0
     }
 
-    /// What the database stores and looks up.
+    /// What the database stores and looks up: the issue time in hex, then
+    /// the SHA-256 of the whole token (a bare secret's key is its SHA-256
+    /// alone, as it was stored). The time reveals nothing the mail's own
+    /// date does not, and the hash cannot be turned back into a link.
     pub fn hash(&self) -> String {
-        sha256_hex(self.0.as_bytes())
+        let digest = sha256_hex(self.0.as_bytes());
+        match URL_SAFE_NO_PAD.decode(&self.0) {
+            Ok(bytes) if bytes.len() == TIME_BYTES + SECRET_BYTES => {
+                let mut key = hex_lower(&bytes[..TIME_BYTES]);
+                key.push_str(&digest);
+                key
+            }
+            _ => digest,
+        }
     }
 }
 
@@ -134,13 +165,37 @@ mod tests {
 
     #[test]
     fn confirm_tokens_are_256_bit_and_hash_stably() {
-        let t = ConfirmToken::generate().unwrap();
-        assert_eq!(URL_SAFE_NO_PAD.decode(t.as_str()).unwrap().len(), 32);
+        let now = Utc::now();
+        let t = ConfirmToken::generate(now).unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(t.as_str()).unwrap().len(), 38);
         let again = ConfirmToken::parse(t.as_str()).unwrap();
         assert_eq!(t.hash(), again.hash());
-        assert_ne!(t, ConfirmToken::generate().unwrap());
+        assert_ne!(t, ConfirmToken::generate(now).unwrap());
         assert!(ConfirmToken::parse("short").is_err());
         assert!(ConfirmToken::parse("' OR 1=1 --").is_err());
+        // One byte short of either layout.
+        assert!(ConfirmToken::parse(&URL_SAFE_NO_PAD.encode([7u8; 37])).is_err());
+    }
+
+    #[test]
+    fn confirm_token_keys_follow_issue_time() {
+        let earlier = Utc::now();
+        let later = earlier + chrono::Duration::milliseconds(1);
+        let mut keys: Vec<String> =
+            (0..50).map(|i| ConfirmToken::generate(if i % 2 == 0 { later } else { earlier }).unwrap().hash()).collect();
+        assert!(keys.iter().all(|k| k.len() == 12 + 64));
+        keys.sort();
+        // Every key made at the earlier time sorts before every later one.
+        let prefix = |t: DateTime<Utc>| hex_lower(&t.timestamp_millis().to_be_bytes()[2..]);
+        assert!(keys[..25].iter().all(|k| k.starts_with(&prefix(earlier))));
+        assert!(keys[25..].iter().all(|k| k.starts_with(&prefix(later))));
+    }
+
+    #[test]
+    fn tokens_from_before_the_time_prefix_keep_their_key() {
+        let bare = URL_SAFE_NO_PAD.encode([42u8; 32]);
+        let token = ConfirmToken::parse(&bare).unwrap();
+        assert_eq!(token.hash(), sha256_hex(bare.as_bytes()));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub async fn request(ctx: &Context, preferences_token: &str, _meta: &RequestMeta
         tracing::warn!(subscriber = %subscriber.id, "data copy requests over the daily limit; no mail");
         return Ok(());
     }
-    let link_token = ConfirmToken::generate()?;
+    let link_token = ConfirmToken::generate(now)?;
     tx.insert_data_copy_token(&link_token.hash(), subscriber.id, now, now + Duration::hours(LINK_HOURS)).await?;
     let to = parse_stored(&subscriber.email)?;
     let link = ctx.config.link(&format!("/data-copy/{}", link_token.as_str()));

@@ -334,7 +334,7 @@ impl<'c> ConfirmationRequests<'c> {
         if to_mail.is_empty() {
             return Ok(());
         }
-        let token = ConfirmToken::generate()?;
+        let token = ConfirmToken::generate(self.now)?;
         // Queued as what it says; the outbox worker composes it (see
         // `mail::Recipe`), so the transaction writes a few hundred bytes.
         let recipe = Recipe::Confirmation(ConfirmationMail {

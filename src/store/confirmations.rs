@@ -1,6 +1,6 @@
 //! Confirmation tokens (stored as SHA-256 hashes) and the lists each confirms.
 
-use super::script::SqliteScript;
+use super::script::{PgScript, SqliteScript};
 use super::{Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -98,25 +98,9 @@ impl Tx {
                 script.run(t).await?;
             }
             Tx::Postgres(t) => {
-                let lists = token_lists(tokens);
-                sqlx::query(
-                    "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
-                     SELECT u.h, u.s, $3, $4 FROM UNNEST($1::text[], $2::uuid[]) AS u(h, s)",
-                )
-                .bind(tokens.iter().map(|t| t.token_hash.clone()).collect::<Vec<_>>())
-                .bind(tokens.iter().map(|t| t.subscriber_id).collect::<Vec<_>>())
-                .bind(now)
-                .bind(expires_at)
-                .execute(&mut **t)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO confirmation_token_lists (token_hash, list_id)
-                     SELECT * FROM UNNEST($1::text[], $2::uuid[])",
-                )
-                .bind(lists.iter().map(|(hash, _)| hash.to_string()).collect::<Vec<_>>())
-                .bind(lists.iter().map(|(_, list)| *list).collect::<Vec<_>>())
-                .execute(&mut **t)
-                .await?;
+                let mut script = PgScript::default();
+                push_confirmation_tokens_pg(&mut script, tokens, now, expires_at)?;
+                script.run(t).await?;
             }
         }
         Ok(())
@@ -126,6 +110,36 @@ impl Tx {
 /// (token hash, list) for every list of every token.
 fn token_lists(tokens: &[NewConfirmationToken]) -> Vec<(&str, Uuid)> {
     tokens.iter().flat_map(|t| t.list_ids.iter().map(|l| (t.token_hash.as_str(), *l))).collect()
+}
+
+/// The PostgreSQL form of [`Tx::insert_confirmation_tokens`], for a
+/// script. The token rows and their lists are two clauses of one
+/// statement: the lists' foreign key is checked at its end.
+pub(super) fn push_confirmation_tokens_pg(
+    script: &mut PgScript,
+    tokens: &[NewConfirmationToken],
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    script.push(
+        "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
+         SELECT u.h, u.s, $3, $4 FROM UNNEST($1::text[], $2::uuid[]) AS u(h, s)",
+        |b| {
+            b.bind(tokens.iter().map(|t| t.token_hash.as_str()).collect::<Vec<_>>())
+                .bind(tokens.iter().map(|t| t.subscriber_id).collect::<Vec<_>>())
+                .bind(now)
+                .bind(expires_at);
+        },
+    )?;
+    let lists = token_lists(tokens);
+    script.push(
+        "INSERT INTO confirmation_token_lists (token_hash, list_id) SELECT * FROM UNNEST($1::text[], $2::uuid[])",
+        |b| {
+            b.bind(lists.iter().map(|(hash, _)| *hash).collect::<Vec<_>>())
+                .bind(lists.iter().map(|(_, list)| *list).collect::<Vec<_>>());
+        },
+    )?;
+    Ok(())
 }
 
 /// The SQLite form of [`Tx::insert_confirmation_tokens`], for a script.

@@ -1,7 +1,7 @@
 //! Consent evidence: privacy notices, per-list consent statements (both
 //! versioned and immutable once published) and the append-only ledger.
 
-use super::script::SqliteScript;
+use super::script::{PgScript, SqliteScript};
 use super::{Result, Tx, json_text, on_backend, sqlite_time};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -212,33 +212,42 @@ impl Tx {
                 push_consent_events(&mut script, events)?;
                 script.run(t).await?;
             }
-            Tx::Postgres(t) => sqlx::query(
-                "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
-                     occurred_at, ip, user_agent, source, actor, detail)
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::bigint[],
-                                      $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])",
-            )
-            .bind(events.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.subscriber_id).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.list_id).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.statement_id).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.notice_version).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.ip.clone()).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.user_agent.clone()).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.source.clone()).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.actor.clone()).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.detail.clone()).collect::<Vec<_>>())
-            .execute(&mut **t)
-            .await
-            .map(drop)?,
+            Tx::Postgres(t) => {
+                let mut script = PgScript::default();
+                push_consent_events_pg(&mut script, events)?;
+                script.run(t).await?;
+            }
         }
         Ok(())
     }
 }
 
 /// The SQLite form of [`Tx::append_consent_events`], for a script.
+/// The PostgreSQL form of [`Tx::append_consent_events`], for a script.
+pub(super) fn push_consent_events_pg(script: &mut PgScript, events: &[NewConsentEvent]) -> Result<()> {
+    script.push(
+        "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
+             occurred_at, ip, user_agent, source, actor, detail)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::bigint[],
+                              $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])",
+        |b| {
+            b.bind(events.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.subscriber_id).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.list_id).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.statement_id).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.notice_version).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.ip.as_deref()).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.user_agent.as_deref()).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.source.as_deref()).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.detail.as_deref()).collect::<Vec<_>>());
+        },
+    )?;
+    Ok(())
+}
+
 pub(super) fn push_consent_events(script: &mut SqliteScript, events: &[NewConsentEvent]) -> Result<()> {
     script.push(
         "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,

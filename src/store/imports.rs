@@ -8,7 +8,7 @@
 //! `unhex`), so each statement is fixed text whatever the batch size, and a
 //! batch of thousands of rows costs a handful of statements, not thousands.
 
-use super::script::SqliteScript;
+use super::script::{PgScript, SqliteScript};
 use super::{Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
@@ -591,24 +591,11 @@ impl Tx {
                 push_new_subscribers(&mut script, import_id, rows, now)?;
                 script.run(t).await?;
             }
-            Tx::Postgres(t) => sqlx::query(
-                "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at,
-                                          last_import_id)
-                 SELECT u.id, u.email, u.email_norm, u.email_hash, u.name, u.attributes, $7, $7, $8
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-                      AS u(id, email, email_norm, email_hash, name, attributes)",
-            )
-            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.email.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.email_norm.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.email_hash.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.attributes.clone()).collect::<Vec<_>>())
-            .bind(now)
-            .bind(import_id)
-            .execute(&mut **t)
-            .await
-            .map(drop)?,
+            Tx::Postgres(t) => {
+                let mut script = PgScript::default();
+                push_new_subscribers_pg(&mut script, import_id, rows, now)?;
+                script.run(t).await?;
+            }
         }
         Ok(())
     }
@@ -783,6 +770,33 @@ impl Tx {
 }
 
 /// The SQLite form of [`Tx::insert_subscribers`], for a script.
+/// The PostgreSQL form of [`Tx::insert_subscribers`], for a script.
+pub(super) fn push_new_subscribers_pg(
+    script: &mut PgScript,
+    import_id: Option<Uuid>,
+    rows: &[NewImportedSubscriber],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    script.push(
+        "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at,
+                                  last_import_id)
+         SELECT u.id, u.email, u.email_norm, u.email_hash, u.name, u.attributes, $7, $7, $8
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+              AS u(id, email, email_norm, email_hash, name, attributes)",
+        |b| {
+            b.bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.email.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.email_norm.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.email_hash.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.attributes.as_str()).collect::<Vec<_>>())
+                .bind(now)
+                .bind(import_id);
+        },
+    )?;
+    Ok(())
+}
+
 pub(super) fn push_new_subscribers(
     script: &mut SqliteScript,
     import_id: Option<Uuid>,

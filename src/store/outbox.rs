@@ -5,7 +5,7 @@
 //! again. So a message can be sent twice only if the process died between
 //! the SMTP server accepting it and the outcome being recorded.
 
-use super::script::SqliteScript;
+use super::script::{PgScript, SqliteScript};
 use super::{Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -213,24 +213,33 @@ impl Tx {
                 script.run(t).await?;
             }
             Tx::Postgres(t) => {
-                sqlx::query(
-                    "INSERT INTO outbox (id, kind, recipient, message_id, recipe, status, next_attempt_at, created_at)
-                     SELECT u.id, u.kind, u.recipient, u.message_id, u.recipe, 'pending', $6, $6
-                     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
-                          AS u(id, kind, recipient, message_id, recipe)",
-                )
-                .bind(mails.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
-                .bind(mails.iter().map(|m| m.kind).collect::<Vec<_>>())
-                .bind(mails.iter().map(|m| m.recipient.clone()).collect::<Vec<_>>())
-                .bind(mails.iter().map(|m| m.message_id.clone()).collect::<Vec<_>>())
-                .bind(mails.iter().map(|m| m.body.columns().1.map(str::to_owned)).collect::<Vec<_>>())
-                .bind(now)
-                .execute(&mut **t)
-                .await?;
+                let mut script = PgScript::default();
+                push_recipes_pg(&mut script, mails, now)?;
+                script.run(t).await?;
             }
         }
         Ok(())
     }
+}
+
+/// The PostgreSQL form of [`Tx::enqueue_mails`] for mails queued as
+/// recipes, for a script.
+pub(super) fn push_recipes_pg(script: &mut PgScript, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
+    script.push(
+        "INSERT INTO outbox (id, kind, recipient, message_id, recipe, status, next_attempt_at, created_at)
+         SELECT u.id, u.kind, u.recipient, u.message_id, u.recipe, 'pending', $6, $6
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+              AS u(id, kind, recipient, message_id, recipe)",
+        |b| {
+            b.bind(mails.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+                .bind(mails.iter().map(|m| m.kind).collect::<Vec<_>>())
+                .bind(mails.iter().map(|m| m.recipient.as_str()).collect::<Vec<_>>())
+                .bind(mails.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>())
+                .bind(mails.iter().map(|m| m.body.columns().1).collect::<Vec<_>>())
+                .bind(now);
+        },
+    )?;
+    Ok(())
 }
 
 /// The SQLite form of [`Tx::enqueue_mails`] for mails queued as recipes,

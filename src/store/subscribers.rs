@@ -1,10 +1,10 @@
 //! Subscribers and their per-list subscriptions.
 
-use super::confirmations::push_confirmation_tokens;
-use super::consent::push_consent_events;
-use super::imports::push_new_subscribers;
-use super::outbox::push_recipes;
-use super::script::SqliteScript;
+use super::confirmations::{push_confirmation_tokens, push_confirmation_tokens_pg};
+use super::consent::{push_consent_events, push_consent_events_pg};
+use super::imports::{push_new_subscribers, push_new_subscribers_pg};
+use super::outbox::{push_recipes, push_recipes_pg};
+use super::script::{PgScript, SqliteScript};
 use super::{
     NewConfirmationToken, NewConsentEvent, NewImportedSubscriber, NewOutboxMessage, OutboxBody, Result, Tx,
     conflict_on_unique, json_text, on_backend,
@@ -192,24 +192,11 @@ impl Tx {
                 push_requested_subscriptions(&mut script, rows, now)?;
                 script.run(t).await?;
             }
-            Tx::Postgres(t) => sqlx::query(
-                "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
-                                            last_requested_at, last_confirmation_sent_at)
-                 SELECT u.s, u.l, 'pending', $4, $4, $4, CASE WHEN u.mailed THEN $4::timestamptz END
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::bool[]) AS u(s, l, mailed)
-                 ON CONFLICT (subscriber_id, list_id) DO UPDATE
-                 SET status = excluded.status, updated_at = excluded.updated_at,
-                     last_requested_at = excluded.last_requested_at,
-                     last_confirmation_sent_at =
-                         COALESCE(excluded.last_confirmation_sent_at, subscriptions.last_confirmation_sent_at)",
-            )
-            .bind(rows.iter().map(|r| r.subscriber_id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.list_id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.mailed).collect::<Vec<_>>())
-            .bind(now)
-            .execute(&mut **t)
-            .await
-            .map(drop)?,
+            Tx::Postgres(t) => {
+                let mut script = PgScript::default();
+                push_requested_subscriptions_pg(&mut script, rows, now)?;
+                script.run(t).await?;
+            }
         }
         Ok(())
     }
@@ -227,16 +214,11 @@ impl Tx {
                 push_noted_requests(&mut script, pairs, now)?;
                 script.run(t).await?;
             }
-            Tx::Postgres(t) => sqlx::query(
-                "UPDATE subscriptions SET last_requested_at = $3
-                 WHERE (subscriber_id, list_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
-            )
-            .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
-            .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
-            .bind(now)
-            .execute(&mut **t)
-            .await
-            .map(drop)?,
+            Tx::Postgres(t) => {
+                let mut script = PgScript::default();
+                push_noted_requests_pg(&mut script, pairs, now)?;
+                script.run(t).await?;
+            }
         }
         Ok(())
     }
@@ -259,41 +241,108 @@ pub struct SignupWrites<'a> {
 
 impl Tx {
     /// Writes a batch's new subscribers, subscriptions, ledger entries,
-    /// tokens and mails, in that order. On SQLite in one round trip when every mail is a recipe
-    /// (see [`SqliteScript`]).
+    /// tokens and mails, in that order: when every mail is a recipe, as one
+    /// script (see [`super::script`]), a single round trip on either
+    /// database.
     pub async fn write_signups(&mut self, w: &SignupWrites<'_>) -> Result<()> {
-        let all_recipes = w.mails.iter().all(|m| matches!(m.body, OutboxBody::Recipe(_)));
-        if let Tx::Sqlite(t) = self
-            && all_recipes
-        {
-            let mut script = SqliteScript::default();
-            if !w.new_subscribers.is_empty() {
-                push_new_subscribers(&mut script, None, w.new_subscribers, w.now)?;
-            }
-            if !w.requested.is_empty() {
-                push_requested_subscriptions(&mut script, w.requested, w.now)?;
-            }
-            if !w.noted.is_empty() {
-                push_noted_requests(&mut script, w.noted, w.now)?;
-            }
-            if !w.events.is_empty() {
-                push_consent_events(&mut script, w.events)?;
-            }
-            if !w.tokens.is_empty() {
-                push_confirmation_tokens(&mut script, w.tokens, w.now, w.tokens_expire_at)?;
-            }
-            if !w.mails.is_empty() {
-                push_recipes(&mut script, w.mails, w.now)?;
-            }
-            return script.run(t).await;
+        if !w.mails.iter().all(|m| matches!(m.body, OutboxBody::Recipe(_))) {
+            self.insert_subscribers(None, w.new_subscribers, w.now).await?;
+            self.request_subscriptions(w.requested, w.now).await?;
+            self.note_subscribe_requests(w.noted, w.now).await?;
+            self.append_consent_events(w.events).await?;
+            self.insert_confirmation_tokens(w.tokens, w.now, w.tokens_expire_at).await?;
+            return self.enqueue_mails(w.mails, w.now).await;
         }
-        self.insert_subscribers(None, w.new_subscribers, w.now).await?;
-        self.request_subscriptions(w.requested, w.now).await?;
-        self.note_subscribe_requests(w.noted, w.now).await?;
-        self.append_consent_events(w.events).await?;
-        self.insert_confirmation_tokens(w.tokens, w.now, w.tokens_expire_at).await?;
-        self.enqueue_mails(w.mails, w.now).await
+        match self {
+            Tx::Sqlite(t) => {
+                let mut script = SqliteScript::default();
+                if !w.new_subscribers.is_empty() {
+                    push_new_subscribers(&mut script, None, w.new_subscribers, w.now)?;
+                }
+                if !w.requested.is_empty() {
+                    push_requested_subscriptions(&mut script, w.requested, w.now)?;
+                }
+                if !w.noted.is_empty() {
+                    push_noted_requests(&mut script, w.noted, w.now)?;
+                }
+                if !w.events.is_empty() {
+                    push_consent_events(&mut script, w.events)?;
+                }
+                if !w.tokens.is_empty() {
+                    push_confirmation_tokens(&mut script, w.tokens, w.now, w.tokens_expire_at)?;
+                }
+                if !w.mails.is_empty() {
+                    push_recipes(&mut script, w.mails, w.now)?;
+                }
+                script.run(t).await
+            }
+            Tx::Postgres(t) => {
+                // One statement: `requested` and `noted` never name the
+                // same subscription (a request either moves it to pending
+                // or only notes it), so no row is written by two clauses.
+                let mut script = PgScript::default();
+                if !w.new_subscribers.is_empty() {
+                    push_new_subscribers_pg(&mut script, None, w.new_subscribers, w.now)?;
+                }
+                if !w.requested.is_empty() {
+                    push_requested_subscriptions_pg(&mut script, w.requested, w.now)?;
+                }
+                if !w.noted.is_empty() {
+                    push_noted_requests_pg(&mut script, w.noted, w.now)?;
+                }
+                if !w.events.is_empty() {
+                    push_consent_events_pg(&mut script, w.events)?;
+                }
+                if !w.tokens.is_empty() {
+                    push_confirmation_tokens_pg(&mut script, w.tokens, w.now, w.tokens_expire_at)?;
+                }
+                if !w.mails.is_empty() {
+                    push_recipes_pg(&mut script, w.mails, w.now)?;
+                }
+                script.run(t).await
+            }
+        }
     }
+}
+
+/// The PostgreSQL form of [`Tx::request_subscriptions`], for a script.
+fn push_requested_subscriptions_pg(
+    script: &mut PgScript,
+    rows: &[RequestedSubscription],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    script.push(
+        "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
+                                    last_requested_at, last_confirmation_sent_at)
+         SELECT u.s, u.l, 'pending', $4, $4, $4, CASE WHEN u.mailed THEN $4::timestamptz END
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::bool[]) AS u(s, l, mailed)
+         ON CONFLICT (subscriber_id, list_id) DO UPDATE
+         SET status = excluded.status, updated_at = excluded.updated_at,
+             last_requested_at = excluded.last_requested_at,
+             last_confirmation_sent_at =
+                 COALESCE(excluded.last_confirmation_sent_at, subscriptions.last_confirmation_sent_at)",
+        |b| {
+            b.bind(rows.iter().map(|r| r.subscriber_id).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.list_id).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.mailed).collect::<Vec<_>>())
+                .bind(now);
+        },
+    )?;
+    Ok(())
+}
+
+/// The PostgreSQL form of [`Tx::note_subscribe_requests`], for a script.
+fn push_noted_requests_pg(script: &mut PgScript, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
+    script.push(
+        "UPDATE subscriptions SET last_requested_at = $3
+         WHERE (subscriber_id, list_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
+        |b| {
+            b.bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
+                .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
+                .bind(now);
+        },
+    )?;
+    Ok(())
 }
 
 /// The SQLite form of [`Tx::request_subscriptions`], for a script.

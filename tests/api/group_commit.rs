@@ -5,7 +5,10 @@ use crate::both_backends;
 use crate::support::app::{Db, TestApp};
 use std::collections::BTreeMap;
 
-both_backends!(many_concurrent_subscribes_each_get_their_own_answer_and_records,);
+both_backends!(
+    many_concurrent_subscribes_each_get_their_own_answer_and_records,
+    a_batch_mixing_new_pending_and_confirmed_people_writes_each_as_alone,
+);
 
 async fn many_concurrent_subscribes_each_get_their_own_answer_and_records(db: Db) {
     const PEOPLE: usize = 120;
@@ -70,4 +73,44 @@ async fn many_concurrent_subscribes_each_get_their_own_answer_and_records(db: Db
         .find_map(|l| l.strip_prefix("tidings_subscribe_batch_size_sum "))
         .and_then(|v| v.trim().parse::<f64>().ok());
     assert_eq!(batched, Some(requests.len() as f64), "{metrics}");
+}
+
+/// Confirmed people asking again (only noted), pending people asking again
+/// (a ledger entry, no second mail within the resend interval) and new
+/// people, all at once: a batch writes these with one script, whose
+/// statements must neither miss nor double anyone.
+async fn a_batch_mixing_new_pending_and_confirmed_people_writes_each_as_alone(db: Db) {
+    const EACH: usize = 40;
+    let app = TestApp::spawn_with(db, &[("TIDINGS_SUBSCRIBE_LIMIT_PER_IP", "0")]).await;
+    app.confirmed_subscribers("loyal", EACH, "updates").await;
+    for i in 0..EACH {
+        assert_eq!(app.subscribe(&format!("waiting{i}@example.org"), "updates").await.status(), 200);
+    }
+    assert_eq!(app.drain_outbox().await.sent, EACH, "one confirmation per waiting person");
+
+    let emails: Vec<String> = (0..EACH)
+        .flat_map(|i| {
+            [format!("loyal{i}@example.org"), format!("waiting{i}@example.org"), format!("fresh{i}@example.org")]
+        })
+        .collect();
+    let answers = futures_util::future::join_all(emails.iter().map(|email| app.subscribe(email, "updates"))).await;
+    for (email, answer) in emails.iter().zip(answers) {
+        assert_eq!(answer.status(), 200, "{email}: the same answer for everyone");
+    }
+
+    for i in 0..EACH {
+        let loyal = format!("loyal{i}@example.org");
+        assert_eq!(app.status(&loyal, "updates").await, "confirmed", "{loyal}: asking again changes nothing");
+        assert!(app.ledger(&loyal).await.iter().all(|e| e["kind"] != "requested"), "{loyal}: nothing to record");
+        for (email, requests) in [(format!("waiting{i}@example.org"), 2), (format!("fresh{i}@example.org"), 1)] {
+            assert_eq!(app.status(&email, "updates").await, "pending", "{email}");
+            let ledger = app.ledger(&email).await;
+            assert_eq!(ledger.iter().filter(|e| e["kind"] == "requested").count(), requests, "{email}: {ledger:?}");
+        }
+    }
+    // Only the new people are mailed: the waiting ones were mailed within
+    // the resend interval, the loyal ones are confirmed already.
+    assert_eq!(app.drain_outbox().await.sent, EACH);
+    let fresh_mails = app.smtp.messages().iter().filter(|m| m.to.iter().any(|t| t.starts_with("fresh"))).count();
+    assert_eq!(fresh_mails, EACH);
 }
