@@ -121,6 +121,9 @@ pub(super) fn push_confirmation_tokens_pg(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
     script.push(
         "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
          SELECT u.h, u.s, $3, $4 FROM UNNEST($1::text[], $2::uuid[]) AS u(h, s)",
@@ -149,6 +152,9 @@ pub(super) fn push_confirmation_tokens(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
     script.push(
         "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
          SELECT j.value ->> 0, unhex(j.value ->> 1), $2, $3 FROM json_each($1) j",

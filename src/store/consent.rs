@@ -225,6 +225,9 @@ impl Tx {
 /// The SQLite form of [`Tx::append_consent_events`], for a script.
 /// The PostgreSQL form of [`Tx::append_consent_events`], for a script.
 pub(super) fn push_consent_events_pg(script: &mut PgScript, events: &[NewConsentEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
     script.push(
         "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
              occurred_at, ip, user_agent, source, actor, detail)
@@ -249,6 +252,9 @@ pub(super) fn push_consent_events_pg(script: &mut PgScript, events: &[NewConsent
 }
 
 pub(super) fn push_consent_events(script: &mut SqliteScript, events: &[NewConsentEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
     script.push(
         "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
              occurred_at, ip, user_agent, source, actor, detail)

@@ -777,6 +777,9 @@ pub(super) fn push_new_subscribers_pg(
     rows: &[NewImportedSubscriber],
     now: DateTime<Utc>,
 ) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     script.push(
         "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at,
                                   last_import_id)
@@ -803,6 +806,9 @@ pub(super) fn push_new_subscribers(
     rows: &[NewImportedSubscriber],
     now: DateTime<Utc>,
 ) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     script.push(
         "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at,
                                   last_import_id)

@@ -225,6 +225,9 @@ impl Tx {
 /// The PostgreSQL form of [`Tx::enqueue_mails`] for mails queued as
 /// recipes, for a script.
 pub(super) fn push_recipes_pg(script: &mut PgScript, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
+    if mails.is_empty() {
+        return Ok(());
+    }
     script.push(
         "INSERT INTO outbox (id, kind, recipient, message_id, recipe, status, next_attempt_at, created_at)
          SELECT u.id, u.kind, u.recipient, u.message_id, u.recipe, 'pending', $6, $6
@@ -245,6 +248,9 @@ pub(super) fn push_recipes_pg(script: &mut PgScript, mails: &[NewOutboxMessage],
 /// The SQLite form of [`Tx::enqueue_mails`] for mails queued as recipes,
 /// for a script.
 pub(super) fn push_recipes(script: &mut SqliteScript, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
+    if mails.is_empty() {
+        return Ok(());
+    }
     script.push(
         "INSERT INTO outbox (id, kind, recipient, message_id, recipe, status, next_attempt_at, created_at)
          SELECT unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, 'pending', $2, $2

@@ -243,7 +243,7 @@ impl Tx {
     /// Writes a batch's new subscribers, subscriptions, ledger entries,
     /// tokens and mails, in that order: when every mail is a recipe, as one
     /// script (see [`super::script`]), a single round trip on either
-    /// database.
+    /// database. (Each `push_*` leaves out a statement with no rows.)
     pub async fn write_signups(&mut self, w: &SignupWrites<'_>) -> Result<()> {
         if !w.mails.iter().all(|m| matches!(m.body, OutboxBody::Recipe(_))) {
             self.insert_subscribers(None, w.new_subscribers, w.now).await?;
@@ -256,24 +256,12 @@ impl Tx {
         match self {
             Tx::Sqlite(t) => {
                 let mut script = SqliteScript::default();
-                if !w.new_subscribers.is_empty() {
-                    push_new_subscribers(&mut script, None, w.new_subscribers, w.now)?;
-                }
-                if !w.requested.is_empty() {
-                    push_requested_subscriptions(&mut script, w.requested, w.now)?;
-                }
-                if !w.noted.is_empty() {
-                    push_noted_requests(&mut script, w.noted, w.now)?;
-                }
-                if !w.events.is_empty() {
-                    push_consent_events(&mut script, w.events)?;
-                }
-                if !w.tokens.is_empty() {
-                    push_confirmation_tokens(&mut script, w.tokens, w.now, w.tokens_expire_at)?;
-                }
-                if !w.mails.is_empty() {
-                    push_recipes(&mut script, w.mails, w.now)?;
-                }
+                push_new_subscribers(&mut script, None, w.new_subscribers, w.now)?;
+                push_requested_subscriptions(&mut script, w.requested, w.now)?;
+                push_noted_requests(&mut script, w.noted, w.now)?;
+                push_consent_events(&mut script, w.events)?;
+                push_confirmation_tokens(&mut script, w.tokens, w.now, w.tokens_expire_at)?;
+                push_recipes(&mut script, w.mails, w.now)?;
                 script.run(t).await
             }
             Tx::Postgres(t) => {
@@ -281,24 +269,12 @@ impl Tx {
                 // same subscription (a request either moves it to pending
                 // or only notes it), so no row is written by two clauses.
                 let mut script = PgScript::default();
-                if !w.new_subscribers.is_empty() {
-                    push_new_subscribers_pg(&mut script, None, w.new_subscribers, w.now)?;
-                }
-                if !w.requested.is_empty() {
-                    push_requested_subscriptions_pg(&mut script, w.requested, w.now)?;
-                }
-                if !w.noted.is_empty() {
-                    push_noted_requests_pg(&mut script, w.noted, w.now)?;
-                }
-                if !w.events.is_empty() {
-                    push_consent_events_pg(&mut script, w.events)?;
-                }
-                if !w.tokens.is_empty() {
-                    push_confirmation_tokens_pg(&mut script, w.tokens, w.now, w.tokens_expire_at)?;
-                }
-                if !w.mails.is_empty() {
-                    push_recipes_pg(&mut script, w.mails, w.now)?;
-                }
+                push_new_subscribers_pg(&mut script, None, w.new_subscribers, w.now)?;
+                push_requested_subscriptions_pg(&mut script, w.requested, w.now)?;
+                push_noted_requests_pg(&mut script, w.noted, w.now)?;
+                push_consent_events_pg(&mut script, w.events)?;
+                push_confirmation_tokens_pg(&mut script, w.tokens, w.now, w.tokens_expire_at)?;
+                push_recipes_pg(&mut script, w.mails, w.now)?;
                 script.run(t).await
             }
         }
@@ -311,6 +287,9 @@ fn push_requested_subscriptions_pg(
     rows: &[RequestedSubscription],
     now: DateTime<Utc>,
 ) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     script.push(
         "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
                                     last_requested_at, last_confirmation_sent_at)
@@ -333,6 +312,9 @@ fn push_requested_subscriptions_pg(
 
 /// The PostgreSQL form of [`Tx::note_subscribe_requests`], for a script.
 fn push_noted_requests_pg(script: &mut PgScript, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
     script.push(
         "UPDATE subscriptions SET last_requested_at = $3
          WHERE (subscriber_id, list_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
@@ -351,6 +333,9 @@ fn push_requested_subscriptions(
     rows: &[RequestedSubscription],
     now: DateTime<Utc>,
 ) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     // `WHERE true`: SQLite's parser needs it before an upsert's ON CONFLICT.
     script.push(
         "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
@@ -373,6 +358,9 @@ fn push_requested_subscriptions(
 
 /// The SQLite form of [`Tx::note_subscribe_requests`], for a script.
 fn push_noted_requests(script: &mut SqliteScript, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
     script.push(
         "UPDATE subscriptions SET last_requested_at = $2
          WHERE (subscriber_id, list_id) IN (SELECT unhex(j.value ->> 0), unhex(j.value ->> 1) FROM json_each($1) j)",
