@@ -13,6 +13,7 @@ both_backends!(
     one_click_unsubscribe_accepts_a_multipart_body,
     preferences_change_name_and_lists_and_can_unsubscribe_from_everything,
     coming_back_after_unsubscribing_is_recorded_as_resubscribed,
+    a_confirmation_link_from_before_the_time_prefix_still_confirms,
 );
 
 async fn a_supporter_subscribes_confirms_and_unsubscribes_with_one_click(db: Db) {
@@ -291,4 +292,32 @@ async fn coming_back_after_unsubscribing_is_recorded_as_resubscribed(db: Db) {
         app.ledger("eve@example.org").await.iter().map(|e| e["kind"].as_str().unwrap().to_owned()).collect();
     assert_eq!(kinds, ["requested", "confirmed", "withdrawn", "requested", "resubscribed"]);
     assert_eq!(app.ledger("eve@example.org").await[2]["detail"], "page");
+}
+
+/// Links mailed before confirmation tokens carried their issue time are a
+/// bare 32-byte secret, stored under its plain SHA-256: they must still
+/// confirm (a supporter may click one days after an upgrade), once.
+async fn a_confirmation_link_from_before_the_time_prefix_still_confirms(db: Db) {
+    use base64::Engine;
+    let app = TestApp::spawn(db).await;
+    assert_eq!(app.subscribe("early@example.org", "updates").await.status(), 200);
+    let subscriber = uuid::Uuid::parse_str(app.subscriber("early@example.org").await["id"].as_str().unwrap()).unwrap();
+    let list = uuid::Uuid::parse_str(app.api_get("/lists/updates").await["id"].as_str().unwrap()).unwrap();
+
+    let bare = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0x5a_u8; 32]);
+    let now = app.ctx.clock.now();
+    let mut tx = app.ctx.store.write().await.unwrap();
+    let stored_key = tidings::domain::sha256_hex(bare.as_bytes());
+    tx.insert_confirmation_token(&stored_key, subscriber, &[list], now, now + chrono::Duration::hours(72))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let page = app.http.get(app.url(&format!("/confirm/{bare}"))).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the old link is recognised");
+    let confirmed = app.http.post(app.url(&format!("/confirm/{bare}"))).send().await.unwrap();
+    assert_eq!(confirmed.status(), 200);
+    assert_eq!(app.status("early@example.org", "updates").await, "confirmed");
+    let again = app.http.post(app.url(&format!("/confirm/{bare}"))).send().await.unwrap();
+    assert_eq!(again.status(), 410, "single use, like any token");
 }
