@@ -5,7 +5,7 @@
 use super::{Result, lists};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::sha256_hex;
+use crate::domain::{hex_lower, sha256_hex};
 use crate::store::Store;
 
 /// Marks the default texts so startup can remind the organiser to edit them.
@@ -44,7 +44,7 @@ pub async fn bootstrap(store: &Store, clock: &Clock, config: &Config) -> Result<
     let stored_key = {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes)?;
-        let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let fresh = hex_lower(&bytes);
         tx.setting_or_insert("secret_key", &fresh).await?
     };
     if tx.current_privacy_notice(now).await?.is_none() {

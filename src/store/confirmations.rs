@@ -88,22 +88,11 @@ impl Tx {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        if tokens.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Tx::Sqlite(t) => {
-                let mut script = SqliteScript::default();
-                push_confirmation_tokens(&mut script, tokens, now, expires_at)?;
-                script.run(t).await?;
-            }
-            Tx::Postgres(t) => {
-                let mut script = PgScript::default();
-                push_confirmation_tokens_pg(&mut script, tokens, now, expires_at)?;
-                script.run(t).await?;
-            }
-        }
-        Ok(())
+        self.run_script(
+            |s| push_confirmation_tokens(s, tokens, now, expires_at),
+            |s| push_confirmation_tokens_pg(s, tokens, now, expires_at),
+        )
+        .await
     }
 }
 
@@ -121,10 +110,8 @@ pub(super) fn push_confirmation_tokens_pg(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    if tokens.is_empty() {
-        return Ok(());
-    }
     script.push(
+        tokens,
         "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
          SELECT u.h, u.s, $3, $4 FROM UNNEST($1::text[], $2::uuid[]) AS u(h, s)",
         |b| {
@@ -136,13 +123,13 @@ pub(super) fn push_confirmation_tokens_pg(
     )?;
     let lists = token_lists(tokens);
     script.push(
+        &lists,
         "INSERT INTO confirmation_token_lists (token_hash, list_id) SELECT * FROM UNNEST($1::text[], $2::uuid[])",
         |b| {
             b.bind(lists.iter().map(|(hash, _)| *hash).collect::<Vec<_>>())
                 .bind(lists.iter().map(|(_, list)| *list).collect::<Vec<_>>());
         },
-    )?;
-    Ok(())
+    )
 }
 
 /// The SQLite form of [`Tx::insert_confirmation_tokens`], for a script.
@@ -152,10 +139,8 @@ pub(super) fn push_confirmation_tokens(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    if tokens.is_empty() {
-        return Ok(());
-    }
     script.push(
+        tokens,
         "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
          SELECT j.value ->> 0, unhex(j.value ->> 1), $2, $3 FROM json_each($1) j",
         |b| {
@@ -164,12 +149,13 @@ pub(super) fn push_confirmation_tokens(
                 .bind(expires_at);
         },
     )?;
+    let lists = token_lists(tokens);
     script.push(
+        &lists,
         "INSERT INTO confirmation_token_lists (token_hash, list_id)
          SELECT j.value ->> 0, unhex(j.value ->> 1) FROM json_each($1) j",
         |b| {
-            b.bind(json_text(token_lists(tokens).into_iter().map(|(hash, list)| (hash, list.simple()))));
+            b.bind(json_text(lists.iter().map(|(hash, list)| (hash, list.simple()))));
         },
-    )?;
-    Ok(())
+    )
 }

@@ -203,32 +203,14 @@ impl Tx {
     /// The set form of [`Tx::append_consent_event`], in one statement of
     /// fixed text.
     pub async fn append_consent_events(&mut self, events: &[NewConsentEvent]) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Tx::Sqlite(t) => {
-                let mut script = SqliteScript::default();
-                push_consent_events(&mut script, events)?;
-                script.run(t).await?;
-            }
-            Tx::Postgres(t) => {
-                let mut script = PgScript::default();
-                push_consent_events_pg(&mut script, events)?;
-                script.run(t).await?;
-            }
-        }
-        Ok(())
+        self.run_script(|s| push_consent_events(s, events), |s| push_consent_events_pg(s, events)).await
     }
 }
 
-/// The SQLite form of [`Tx::append_consent_events`], for a script.
 /// The PostgreSQL form of [`Tx::append_consent_events`], for a script.
 pub(super) fn push_consent_events_pg(script: &mut PgScript, events: &[NewConsentEvent]) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
     script.push(
+        events,
         "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
              occurred_at, ip, user_agent, source, actor, detail)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::bigint[],
@@ -247,15 +229,13 @@ pub(super) fn push_consent_events_pg(script: &mut PgScript, events: &[NewConsent
                 .bind(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
                 .bind(events.iter().map(|e| e.detail.as_deref()).collect::<Vec<_>>());
         },
-    )?;
-    Ok(())
+    )
 }
 
+/// The SQLite form of [`Tx::append_consent_events`], for a script.
 pub(super) fn push_consent_events(script: &mut SqliteScript, events: &[NewConsentEvent]) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
     script.push(
+        events,
         "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
              occurred_at, ip, user_agent, source, actor, detail)
          SELECT unhex(j.value ->> 0), unhex(j.value ->> 1), unhex(j.value ->> 2), j.value ->> 3,
@@ -280,6 +260,5 @@ pub(super) fn push_consent_events(script: &mut SqliteScript, events: &[NewConsen
                 )
             })));
         },
-    )?;
-    Ok(())
+    )
 }

@@ -582,22 +582,11 @@ impl Tx {
         rows: &[NewImportedSubscriber],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Tx::Sqlite(t) => {
-                let mut script = SqliteScript::default();
-                push_new_subscribers(&mut script, import_id, rows, now)?;
-                script.run(t).await?;
-            }
-            Tx::Postgres(t) => {
-                let mut script = PgScript::default();
-                push_new_subscribers_pg(&mut script, import_id, rows, now)?;
-                script.run(t).await?;
-            }
-        }
-        Ok(())
+        self.run_script(
+            |s| push_new_subscribers(s, import_id, rows, now),
+            |s| push_new_subscribers_pg(s, import_id, rows, now),
+        )
+        .await
     }
 
     /// Sets name and attributes of matched subscribers and marks them seen
@@ -769,7 +758,6 @@ impl Tx {
     }
 }
 
-/// The SQLite form of [`Tx::insert_subscribers`], for a script.
 /// The PostgreSQL form of [`Tx::insert_subscribers`], for a script.
 pub(super) fn push_new_subscribers_pg(
     script: &mut PgScript,
@@ -777,10 +765,8 @@ pub(super) fn push_new_subscribers_pg(
     rows: &[NewImportedSubscriber],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
     script.push(
+        rows,
         "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at,
                                   last_import_id)
          SELECT u.id, u.email, u.email_norm, u.email_hash, u.name, u.attributes, $7, $7, $8
@@ -796,20 +782,18 @@ pub(super) fn push_new_subscribers_pg(
                 .bind(now)
                 .bind(import_id);
         },
-    )?;
-    Ok(())
+    )
 }
 
+/// The SQLite form of [`Tx::insert_subscribers`], for a script.
 pub(super) fn push_new_subscribers(
     script: &mut SqliteScript,
     import_id: Option<Uuid>,
     rows: &[NewImportedSubscriber],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
     script.push(
+        rows,
         "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at,
                                   last_import_id)
          SELECT unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4,
@@ -822,6 +806,5 @@ pub(super) fn push_new_subscribers(
             .bind(now)
             .bind(import_id);
         },
-    )?;
-    Ok(())
+    )
 }

@@ -206,29 +206,15 @@ impl Tx {
             }
             return Ok(());
         }
-        match self {
-            Tx::Sqlite(t) => {
-                let mut script = SqliteScript::default();
-                push_recipes(&mut script, mails, now)?;
-                script.run(t).await?;
-            }
-            Tx::Postgres(t) => {
-                let mut script = PgScript::default();
-                push_recipes_pg(&mut script, mails, now)?;
-                script.run(t).await?;
-            }
-        }
-        Ok(())
+        self.run_script(|s| push_recipes(s, mails, now), |s| push_recipes_pg(s, mails, now)).await
     }
 }
 
 /// The PostgreSQL form of [`Tx::enqueue_mails`] for mails queued as
 /// recipes, for a script.
 pub(super) fn push_recipes_pg(script: &mut PgScript, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
-    if mails.is_empty() {
-        return Ok(());
-    }
     script.push(
+        mails,
         "INSERT INTO outbox (id, kind, recipient, message_id, recipe, status, next_attempt_at, created_at)
          SELECT u.id, u.kind, u.recipient, u.message_id, u.recipe, 'pending', $6, $6
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
@@ -241,17 +227,14 @@ pub(super) fn push_recipes_pg(script: &mut PgScript, mails: &[NewOutboxMessage],
                 .bind(mails.iter().map(|m| m.body.columns().1).collect::<Vec<_>>())
                 .bind(now);
         },
-    )?;
-    Ok(())
+    )
 }
 
 /// The SQLite form of [`Tx::enqueue_mails`] for mails queued as recipes,
 /// for a script.
 pub(super) fn push_recipes(script: &mut SqliteScript, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
-    if mails.is_empty() {
-        return Ok(());
-    }
     script.push(
+        mails,
         "INSERT INTO outbox (id, kind, recipient, message_id, recipe, status, next_attempt_at, created_at)
          SELECT unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, 'pending', $2, $2
          FROM json_each($1) j",
@@ -263,6 +246,5 @@ pub(super) fn push_recipes(script: &mut SqliteScript, mails: &[NewOutboxMessage]
             ))
             .bind(now);
         },
-    )?;
-    Ok(())
+    )
 }

@@ -15,7 +15,7 @@
 //! keys are checked at the end of the statement, when every clause's rows
 //! are there.
 
-use super::{Result, StoreError};
+use super::{Result, StoreError, Tx};
 use sqlx::{Arguments, Database, Encode, PgConnection, Postgres, Sqlite, SqliteConnection, Type};
 
 pub(crate) struct Script<DB: Database> {
@@ -48,20 +48,23 @@ impl<DB: Database> Binds<'_, DB> {
 }
 
 impl<DB: Database> Script<DB> {
-    /// Appends one statement written with parameters `$1`…`$n`, and its
-    /// `n` values (bound by `values`, in order).
-    pub(crate) fn push(&mut self, sql: &str, values: impl FnOnce(&mut Binds<'_, DB>)) -> Result<&mut Self> {
+    /// Appends one statement that writes `rows`, written with parameters
+    /// `$1`…`$n`, and its `n` values (bound by `values`, in order). With no
+    /// rows there is nothing to write, and no statement is added.
+    pub(crate) fn push<R>(&mut self, rows: &[R], sql: &str, values: impl FnOnce(&mut Binds<'_, DB>)) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         self.statements.push(renumbered(sql, self.args.len()));
         let mut binds = Binds { args: &mut self.args, result: Ok(()) };
         values(&mut binds);
-        binds.result.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))?;
-        Ok(self)
+        binds.result.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))
     }
 }
 
 impl Script<Sqlite> {
     /// Runs every statement, in order, in one round trip.
-    pub(crate) async fn run(self, conn: &mut SqliteConnection) -> Result<()> {
+    async fn run(self, conn: &mut SqliteConnection) -> Result<()> {
         if self.statements.is_empty() {
             return Ok(());
         }
@@ -73,18 +76,41 @@ impl Script<Sqlite> {
 
 impl Script<Postgres> {
     /// Runs every statement as one (see the module docs).
-    pub(crate) async fn run(self, conn: &mut PgConnection) -> Result<()> {
-        let sql = match self.statements.as_slice() {
-            [] => return Ok(()),
-            [one] => one.clone(),
-            many => {
+    async fn run(mut self, conn: &mut PgConnection) -> Result<()> {
+        let sql = match self.statements.len() {
+            0 => return Ok(()),
+            1 => self.statements.swap_remove(0),
+            _ => {
                 let clauses: Vec<String> =
-                    many.iter().enumerate().map(|(i, statement)| format!("w{i} AS ({statement})")).collect();
+                    self.statements.iter().enumerate().map(|(i, statement)| format!("w{i} AS ({statement})")).collect();
                 format!("WITH {} SELECT 1", clauses.join(",\n"))
             }
         };
         sqlx::query_with(sqlx::AssertSqlSafe(sql), self.args).execute(conn).await?;
         Ok(())
+    }
+}
+
+impl Tx {
+    /// Builds this backend's script (`sqlite` or `postgres` appends its
+    /// statements) and runs it in the transaction.
+    pub(crate) async fn run_script(
+        &mut self,
+        sqlite: impl FnOnce(&mut SqliteScript) -> Result<()>,
+        postgres: impl FnOnce(&mut PgScript) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => {
+                let mut script = SqliteScript::default();
+                sqlite(&mut script)?;
+                script.run(t).await
+            }
+            Tx::Postgres(t) => {
+                let mut script = PgScript::default();
+                postgres(&mut script)?;
+                script.run(t).await
+            }
+        }
     }
 }
 

@@ -183,44 +183,18 @@ impl Tx {
     /// into the outbox. Each (subscriber, list) pair at most
     /// once (PostgreSQL refuses to upsert one row twice in a statement).
     pub async fn request_subscriptions(&mut self, rows: &[RequestedSubscription], now: DateTime<Utc>) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Tx::Sqlite(t) => {
-                let mut script = SqliteScript::default();
-                push_requested_subscriptions(&mut script, rows, now)?;
-                script.run(t).await?;
-            }
-            Tx::Postgres(t) => {
-                let mut script = PgScript::default();
-                push_requested_subscriptions_pg(&mut script, rows, now)?;
-                script.run(t).await?;
-            }
-        }
-        Ok(())
+        self.run_script(
+            |s| push_requested_subscriptions(s, rows, now),
+            |s| push_requested_subscriptions_pg(s, rows, now),
+        )
+        .await
     }
 
     /// Notes a subscribe request for subscriptions whose status it does not
     /// change (confirmed, complained): every subscribe path writes, so an
     /// address's status cannot be read from how long the answer took.
     pub async fn note_subscribe_requests(&mut self, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
-        if pairs.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Tx::Sqlite(t) => {
-                let mut script = SqliteScript::default();
-                push_noted_requests(&mut script, pairs, now)?;
-                script.run(t).await?;
-            }
-            Tx::Postgres(t) => {
-                let mut script = PgScript::default();
-                push_noted_requests_pg(&mut script, pairs, now)?;
-                script.run(t).await?;
-            }
-        }
-        Ok(())
+        self.run_script(|s| push_noted_requests(s, pairs, now), |s| push_noted_requests_pg(s, pairs, now)).await
     }
 }
 
@@ -243,7 +217,7 @@ impl Tx {
     /// Writes a batch's new subscribers, subscriptions, ledger entries,
     /// tokens and mails, in that order: when every mail is a recipe, as one
     /// script (see [`super::script`]), a single round trip on either
-    /// database. (Each `push_*` leaves out a statement with no rows.)
+    /// database.
     pub async fn write_signups(&mut self, w: &SignupWrites<'_>) -> Result<()> {
         if !w.mails.iter().all(|m| matches!(m.body, OutboxBody::Recipe(_))) {
             self.insert_subscribers(None, w.new_subscribers, w.now).await?;
@@ -253,31 +227,28 @@ impl Tx {
             self.insert_confirmation_tokens(w.tokens, w.now, w.tokens_expire_at).await?;
             return self.enqueue_mails(w.mails, w.now).await;
         }
-        match self {
-            Tx::Sqlite(t) => {
-                let mut script = SqliteScript::default();
-                push_new_subscribers(&mut script, None, w.new_subscribers, w.now)?;
-                push_requested_subscriptions(&mut script, w.requested, w.now)?;
-                push_noted_requests(&mut script, w.noted, w.now)?;
-                push_consent_events(&mut script, w.events)?;
-                push_confirmation_tokens(&mut script, w.tokens, w.now, w.tokens_expire_at)?;
-                push_recipes(&mut script, w.mails, w.now)?;
-                script.run(t).await
-            }
-            Tx::Postgres(t) => {
-                // One statement: `requested` and `noted` never name the
-                // same subscription (a request either moves it to pending
-                // or only notes it), so no row is written by two clauses.
-                let mut script = PgScript::default();
-                push_new_subscribers_pg(&mut script, None, w.new_subscribers, w.now)?;
-                push_requested_subscriptions_pg(&mut script, w.requested, w.now)?;
-                push_noted_requests_pg(&mut script, w.noted, w.now)?;
-                push_consent_events_pg(&mut script, w.events)?;
-                push_confirmation_tokens_pg(&mut script, w.tokens, w.now, w.tokens_expire_at)?;
-                push_recipes_pg(&mut script, w.mails, w.now)?;
-                script.run(t).await
-            }
-        }
+        // On PostgreSQL one statement: `requested` and `noted` never name
+        // the same subscription (a request either moves it to pending or
+        // only notes it), so no row is written by two of its clauses.
+        self.run_script(
+            |s| {
+                push_new_subscribers(s, None, w.new_subscribers, w.now)?;
+                push_requested_subscriptions(s, w.requested, w.now)?;
+                push_noted_requests(s, w.noted, w.now)?;
+                push_consent_events(s, w.events)?;
+                push_confirmation_tokens(s, w.tokens, w.now, w.tokens_expire_at)?;
+                push_recipes(s, w.mails, w.now)
+            },
+            |s| {
+                push_new_subscribers_pg(s, None, w.new_subscribers, w.now)?;
+                push_requested_subscriptions_pg(s, w.requested, w.now)?;
+                push_noted_requests_pg(s, w.noted, w.now)?;
+                push_consent_events_pg(s, w.events)?;
+                push_confirmation_tokens_pg(s, w.tokens, w.now, w.tokens_expire_at)?;
+                push_recipes_pg(s, w.mails, w.now)
+            },
+        )
+        .await
     }
 }
 
@@ -287,10 +258,8 @@ fn push_requested_subscriptions_pg(
     rows: &[RequestedSubscription],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
     script.push(
+        rows,
         "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
                                     last_requested_at, last_confirmation_sent_at)
          SELECT u.s, u.l, 'pending', $4, $4, $4, CASE WHEN u.mailed THEN $4::timestamptz END
@@ -306,16 +275,13 @@ fn push_requested_subscriptions_pg(
                 .bind(rows.iter().map(|r| r.mailed).collect::<Vec<_>>())
                 .bind(now);
         },
-    )?;
-    Ok(())
+    )
 }
 
 /// The PostgreSQL form of [`Tx::note_subscribe_requests`], for a script.
 fn push_noted_requests_pg(script: &mut PgScript, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
-    if pairs.is_empty() {
-        return Ok(());
-    }
     script.push(
+        pairs,
         "UPDATE subscriptions SET last_requested_at = $3
          WHERE (subscriber_id, list_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
         |b| {
@@ -323,8 +289,7 @@ fn push_noted_requests_pg(script: &mut PgScript, pairs: &[(Uuid, Uuid)], now: Da
                 .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
                 .bind(now);
         },
-    )?;
-    Ok(())
+    )
 }
 
 /// The SQLite form of [`Tx::request_subscriptions`], for a script.
@@ -333,11 +298,9 @@ fn push_requested_subscriptions(
     rows: &[RequestedSubscription],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
     // `WHERE true`: SQLite's parser needs it before an upsert's ON CONFLICT.
     script.push(
+        rows,
         "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
                                     last_requested_at, last_confirmation_sent_at)
          SELECT unhex(j.value ->> 0), unhex(j.value ->> 1), 'pending', $2, $2, $2,
@@ -352,21 +315,17 @@ fn push_requested_subscriptions(
         |b| {
             b.bind(json_text(rows.iter().map(|r| (r.subscriber_id.simple(), r.list_id.simple(), r.mailed)))).bind(now);
         },
-    )?;
-    Ok(())
+    )
 }
 
 /// The SQLite form of [`Tx::note_subscribe_requests`], for a script.
 fn push_noted_requests(script: &mut SqliteScript, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
-    if pairs.is_empty() {
-        return Ok(());
-    }
     script.push(
+        pairs,
         "UPDATE subscriptions SET last_requested_at = $2
          WHERE (subscriber_id, list_id) IN (SELECT unhex(j.value ->> 0), unhex(j.value ->> 1) FROM json_each($1) j)",
         |b| {
             b.bind(json_text(pairs.iter().map(|(s, l)| (s.simple(), l.simple())))).bind(now);
         },
-    )?;
-    Ok(())
+    )
 }

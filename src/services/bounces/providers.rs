@@ -320,7 +320,7 @@ pub fn mailgun_signature_ok(key: &str, timestamp: &str, token: &str, signature: 
     let Ok(mut mac) = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key.as_bytes()) else { return false };
     mac.update(timestamp.as_bytes());
     mac.update(token.as_bytes());
-    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let expected = crate::domain::hex_lower(&mac.finalize().into_bytes());
     let given = signature.trim().to_ascii_lowercase();
     expected.len() == given.len() && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
@@ -468,7 +468,7 @@ mod tests {
             use hmac::{Hmac, KeyInit, Mac};
             let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key.as_bytes()).unwrap();
             mac.update(b"1700000000tok");
-            mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()
+            crate::domain::hex_lower(&mac.finalize().into_bytes())
         };
         let body = |s: &str| {
             serde_json::json!({"signature": {"timestamp": "1700000000", "token": "tok", "signature": s},
