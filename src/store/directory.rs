@@ -121,6 +121,7 @@ impl Tx {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "{COLUMNS} s.subscriber_id = ANY($1) ORDER BY l.name, l.slug"
                 )))
+                .persistent(false)
                 .bind(subscriber_ids)
                 .fetch_all(&mut **t)
                 .await?

@@ -513,6 +513,7 @@ impl Tx {
             }
             Tx::Postgres(t) => {
                 sqlx::query_scalar("SELECT email_hash FROM suppressions WHERE email_hash = ANY($1)")
+                    .persistent(false)
                     .bind(hashes)
                     .fetch_all(&mut **t)
                     .await?
@@ -541,6 +542,7 @@ impl Tx {
                     "SELECT id, email, email_norm, name, attributes, last_import_id FROM subscribers
                  WHERE email_norm = ANY($1)",
                 )
+                .persistent(false)
                 .bind(emails_norm)
                 .fetch_all(&mut **t)
                 .await?

@@ -236,7 +236,14 @@ impl Store {
         match self {
             Store::Sqlite(pool) => {
                 // The cache holds the indexes a busy signup page touches.
-                let options = (*pool.connect_options()).clone().pragma("cache_size", "-32768");
+                let options = (*pool.connect_options())
+                    .clone()
+                    .pragma("cache_size", "-32768")
+                    // A batch's multi-row statements keep a statement
+                    // journal; past 64 KiB SQLite spills it to a temporary
+                    // file (opened, written and deleted per batch). In
+                    // memory it costs a few hundred KiB at most.
+                    .pragma("temp_store", "MEMORY");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .idle_timeout(None)
@@ -245,16 +252,18 @@ impl Store {
                 Store::Sqlite(pool)
             }
             Store::Postgres(pool) => {
-                // Plans made per execution: a prepared statement's generic
-                // plan is fixed when the connection first runs it a few
-                // times, and on a young database (tables a few pages long,
-                // not yet analysed) that plan is a sequential scan, kept
-                // while the table grows to millions of rows (a 20 s load
-                // test spent most of the server's CPU scanning
-                // `subscribers`: 2,163 subscribes/s before, 4,174 after).
-                // The subscribe statements are few and cheap to plan.
-                // (`enable_seqscan = off` instead was slower: 2,827–3,496/s.)
-                let options = (*pool.connect_options()).clone().options([("plan_cache_mode", "force_custom_plan")]);
+                // A pool of its own, with the server's usual plan caching.
+                // The reads of a table that grows with the list (addresses,
+                // subscriptions, suppressions) are not prepared statements
+                // (`persistent(false)`): a prepared statement's generic plan
+                // is fixed when the connection first runs it a few times,
+                // and on a young database (tables a few pages long, not yet
+                // analysed) that plan is a sequential scan, kept while the
+                // table grows to millions of rows. Forcing custom plans for
+                // the whole session instead (`plan_cache_mode`) also
+                // re-planned every foreign-key check of every inserted row:
+                // half the server's CPU under load.
+                let options = (*pool.connect_options()).clone();
                 Store::Postgres(postgres_pool(options, lanes as u32))
             }
         }
