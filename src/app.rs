@@ -79,7 +79,7 @@ impl App {
             store,
             clock,
             config: Arc::new(config),
-            composer,
+            composer: Arc::new(composer),
             secret_key: Arc::new(secret_key),
             outbox_wakeup: Arc::new(Notify::new()),
             metrics: Arc::new(crate::metrics::Metrics::new()),

@@ -42,7 +42,8 @@ pub struct Context {
     pub store: Store,
     pub clock: Clock,
     pub config: Arc<Config>,
-    pub composer: Composer,
+    /// Behind an `Arc` like the rest: the context is cloned for every request.
+    pub composer: Arc<Composer>,
     /// Key for signed links (unsubscribe, preferences).
     pub secret_key: Arc<Vec<u8>>,
     /// Wakes the outbox worker when mail is queued.

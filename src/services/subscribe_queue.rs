@@ -67,7 +67,7 @@ struct Answer {
 /// what was queued.
 #[derive(Clone)]
 pub struct SubscribeQueue {
-    lanes: Vec<mpsc::Sender<Job>>,
+    lanes: Arc<[mpsc::Sender<Job>]>,
 }
 
 impl SubscribeQueue {
@@ -81,9 +81,9 @@ impl SubscribeQueue {
                     tracing::warn!(error = %e, "could not start the subscribe committer thread");
                     let (retry_jobs, queued) = mpsc::channel(4 * MAX_BATCH);
                     tokio::spawn(commit_batches(ctx, queued, Arc::default()));
-                    return Self { lanes: vec![retry_jobs] };
+                    return Self { lanes: Arc::new([retry_jobs]) };
                 }
-                Self { lanes: vec![jobs] }
+                Self { lanes: Arc::new([jobs]) }
             }
             Backend::Postgres => {
                 let mut ctx = ctx;
