@@ -73,7 +73,7 @@ impl App {
             host: config.mail_host(),
             group_name: config.group_name.clone(),
             contact_address: config.contact_address.clone(),
-            dkim: dkim_config(&config)?.map(Arc::new),
+            dkim: dkim_config(&config)?,
         };
         let ctx = Context {
             store,

@@ -20,7 +20,7 @@ pub struct Composed {
 }
 
 /// What every message needs to know about the sender.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Composer {
     pub from: Mailbox,
     /// Right-hand side of Message-IDs (the base URL's host).
@@ -28,7 +28,7 @@ pub struct Composer {
     pub group_name: String,
     pub contact_address: String,
     /// Signs every message when a DKIM key is configured.
-    pub dkim: Option<std::sync::Arc<lettre::message::dkim::DkimConfig>>,
+    pub dkim: Option<lettre::message::dkim::DkimConfig>,
 }
 
 /// A message queued as what it says rather than as bytes: composed (and

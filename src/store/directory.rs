@@ -118,6 +118,7 @@ impl Tx {
                 .await?
             }
             Tx::Postgres(t) => {
+                // Unprepared (why: `Store::dedicated_writer`).
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "{COLUMNS} s.subscriber_id = ANY($1) ORDER BY l.name, l.slug"
                 )))

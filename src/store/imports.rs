@@ -512,6 +512,7 @@ impl Tx {
                 .await?
             }
             Tx::Postgres(t) => {
+                // Unprepared (why: `Store::dedicated_writer`).
                 sqlx::query_scalar("SELECT email_hash FROM suppressions WHERE email_hash = ANY($1)")
                     .persistent(false)
                     .bind(hashes)
@@ -538,6 +539,7 @@ impl Tx {
                 .await?
             }
             Tx::Postgres(t) => {
+                // Unprepared (why: `Store::dedicated_writer`).
                 sqlx::query_as(
                     "SELECT id, email, email_norm, name, attributes, last_import_id FROM subscribers
                  WHERE email_norm = ANY($1)",
