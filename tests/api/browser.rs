@@ -1,6 +1,6 @@
 //! The supporter journey in a real headless Chromium: the subscribe form,
 //! the confirmation page, preferences, and unsubscribing, with a screenshot
-//! of each page.
+//! of each page at desktop and phone widths and an axe-core check of each.
 
 use crate::support::app::{Db, TestApp, confirm_token};
 use crate::support::browser::Browser;
@@ -66,4 +66,21 @@ async fn a_supporter_completes_the_journey_in_a_browser() {
     browser.goto(&app.url("/privacy")).await;
     assert!(browser.shows("Privacy notice").await);
     browser.screenshot("09-privacy").await;
+}
+
+/// The accessibility check every screenshot runs can fail: on a page made
+/// with an image without text and a field without a label, axe-core reports
+/// both rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accessibility_check_reports_a_page_made_to_fail_it() {
+    let Some(browser) = Browser::start().await else { return };
+    browser
+        .goto("data:text/html,<!doctype html><html lang=en><title>t</title><main><img src=x.png><input></main></html>")
+        .await;
+    let violations = browser.axe_violations().await;
+    if std::fs::metadata(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser-tools/node_modules/axe-core")).is_err() {
+        return; // axe-core not installed outside CI (axe_violations said so)
+    }
+    let rules: Vec<&str> = violations.as_array().unwrap().iter().filter_map(|v| v["rule"].as_str()).collect();
+    assert!(rules.contains(&"image-alt") && rules.contains(&"label"), "{violations:#}");
 }

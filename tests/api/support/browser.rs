@@ -197,14 +197,95 @@ impl Browser {
         self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or("").to_owned()
     }
 
-    /// Saves a PNG under `target/tmp/screenshots/` (kept as a CI artifact).
+    /// Looks at the page as people will: a whole-page PNG at a desktop
+    /// width (1280 px) and a phone width (390 px) under
+    /// `target/tmp/screenshots/` (kept as CI artifacts), then an axe-core run
+    /// over the page, which must find no WCAG 2.2 A/AA violation.
     pub async fn screenshot(&self, name: &str) {
+        self.screenshots_only(name).await;
+        let violations = self.axe_violations().await;
+        assert!(violations.as_array().is_none_or(Vec::is_empty), "axe-core found violations on {name}: {violations:#}");
+    }
+
+    /// The two screenshots alone, for a page whose Content-Security-Policy
+    /// `sandbox` forbids every script (the raw mail preview), where axe-core
+    /// cannot run.
+    pub async fn screenshots_only(&self, name: &str) {
+        for width in [1280, 390] {
+            self.resize(width).await;
+            self.save_png(&format!("{name}-{width}")).await;
+        }
+        self.reset_size().await;
+    }
+
+    /// Sets the viewport to `width` (a phone's when narrow) and tall enough
+    /// for the whole page, so a screenshot shows all of it (at most 6,000 px),
+    /// through Chromium's device emulation: a window cannot grow past the
+    /// headless screen.
+    async fn resize(&self, width: u32) {
+        let mut height = 900;
+        for _ in 0..2 {
+            let params = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600});
+            self.call(
+                reqwest::Method::POST,
+                "/goog/cdp/execute",
+                Some(json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": params})),
+            )
+            .await;
+            height = self
+                .call(
+                    reqwest::Method::POST,
+                    "/execute/sync",
+                    Some(json!({"script": "return document.documentElement.scrollHeight;", "args": []})),
+                )
+                .await
+                .as_u64()
+                .unwrap_or(900)
+                .clamp(600, 6000);
+        }
+    }
+
+    /// Back to the window's own viewport.
+    async fn reset_size(&self) {
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.clearDeviceMetricsOverride", "params": {}})),
+        )
+        .await;
+    }
+
+    async fn save_png(&self, name: &str) {
         use base64::Engine;
         let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
         let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+
+    /// Runs axe-core (installed by `npm ci` in `tests/browser-tools/`) in the
+    /// page with the WCAG 2.0–2.2 A and AA rules, and returns its violations
+    /// (rule, impact, help text and up to five offending elements each).
+    /// Under CI a missing axe-core fails; elsewhere the check is skipped with
+    /// a message, as the browser itself is.
+    pub async fn axe_violations(&self) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/browser-tools/node_modules/axe-core/axe.min.js");
+        let Ok(axe) = std::fs::read_to_string(&path) else {
+            assert!(std::env::var("CI").is_err(), "CI must install axe-core (npm ci in tests/browser-tools)");
+            eprintln!("axe-core not installed ({}): accessibility check not run", path.display());
+            return json!([]);
+        };
+        let script = format!(
+            "const done = arguments[arguments.length - 1];\n{axe}\n\
+             axe.run(document, {{iframes: false, resultTypes: ['violations'], runOnly: {{type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}}}})\n\
+               .then(r => done(r.violations.map(v => ({{rule: v.id, impact: v.impact, help: v.help,\n\
+                 nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ': ' + n.failureSummary)}}))))\n\
+               .catch(e => done([{{rule: 'axe-error', help: String(e)}}]));"
+        );
+        self.call(reqwest::Method::POST, "/timeouts", Some(json!({"script": 60_000}))).await;
+        self.call(reqwest::Method::POST, "/execute/async", Some(json!({"script": script, "args": []}))).await
     }
 }
 
