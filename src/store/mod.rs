@@ -29,7 +29,6 @@ mod erasure;
 mod exports;
 mod imports;
 mod lists;
-mod nodelay;
 mod outbox;
 mod queue;
 mod retention;
@@ -142,19 +141,13 @@ macro_rules! on_backend {
 }
 pub(crate) use on_backend;
 
-/// A PostgreSQL pool that connects when first used, with TCP_NODELAY set
-/// on every connection (see [`nodelay`]).
+/// A PostgreSQL pool that connects when first used. sqlx (0.9.1 and later)
+/// sets `TCP_NODELAY` on each connection's socket itself; the test
+/// `postgres_connections_do_not_wait_for_delayed_acks` guards it.
 fn postgres_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
-    let port = options.get_port();
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .after_connect(move |_, _| {
-            Box::pin(async move {
-                nodelay::set_on_sockets_to(port);
-                Ok(())
-            })
-        })
         .connect_lazy_with(options)
 }
 

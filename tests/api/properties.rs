@@ -21,8 +21,8 @@
 use crate::both_backends;
 use crate::support::app::{Db, TestApp, confirm_token};
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use tidings::domain::{EmailAddress, SignedToken, WithdrawalMethod};
 use tidings::services::subscribers::AddSubscriberInput;
@@ -83,20 +83,42 @@ fn expected(op: &Op, r: Result<(), ServiceError>) {
 async fn random_operation_sequences_keep_the_ledger_and_statuses_consistent(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_list("second", "Second list").await;
-    let mut runner = TestRunner::new(Config { cases: CASES, ..Config::default() });
+    // `PROPTEST_CASES` when set (proptest's own default reads it), else 24.
+    let cases = if std::env::var_os("PROPTEST_CASES").is_some() { Config::default().cases } else { CASES };
+    // No regression file: this is not a `proptest!` test, so proptest
+    // could not tell where to write it; a failure prints its minimal case.
+    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
     let strategy = proptest::collection::vec(op_strategy(), 1..=MAX_OPS);
-    let mut totals = Totals::default();
+    let totals = RefCell::new(Totals::default());
+    let case = Cell::new(0u32);
     let reached = |t: &Totals| t.confirmed > 0 && t.erased > 0 && t.withdrawn > 0;
     // Random sequences only sometimes erase someone who exists (one run in
-    // many had none in 24 cases): run more cases, up to four times as
-    // many, until every interesting state has been reached.
-    let mut case = 0;
-    while case < CASES || (!reached(&totals) && case < 4 * CASES) {
-        let ops = strategy.new_tree(&mut runner).expect("a sequence").current();
-        run_case(&app, case, &ops, &mut totals).await;
-        case += 1;
+    // many had none in 24 cases): run more rounds of cases, up to four in
+    // all, until every interesting state has been reached.
+    for _ in 0..4 {
+        // proptest's runner, so that a failing sequence (a panic in any
+        // check) is shrunk to a minimal one before it is reported. The
+        // runner's test is synchronous: each case is driven to completion on
+        // this multi-threaded runtime. Every case, shrinking steps included,
+        // uses addresses of its own.
+        let outcome = runner.run(&strategy, |ops| {
+            let n = case.get();
+            case.set(n + 1);
+            let mut totals = totals.borrow_mut();
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(run_case(&app, n, &ops, &mut totals))
+            });
+            Ok(())
+        });
+        if let Err(e) = outcome {
+            panic!("{e}");
+        }
+        if reached(&totals.borrow()) {
+            break;
+        }
     }
-    eprintln!("property run: {totals:?}");
+    let totals = totals.into_inner();
+    eprintln!("property run: {} cases, {totals:?}", case.get());
     // The sequences must have reached the interesting states, or the
     // invariants above were checked on nothing.
     assert!(reached(&totals), "{totals:?}");

@@ -216,3 +216,51 @@ async fn a_confirmation_token_is_used_at_most_once_under_concurrency(db: Db) {
     let mut tx = store.read().await.unwrap();
     assert!(tx.live_confirmation_token("hash-1", now).await.unwrap().is_none());
 }
+
+/// sqlx sets `TCP_NODELAY` on its PostgreSQL sockets (0.9.0 did not; 0.9.1
+/// does again, so Tidings no longer sets it itself). Without it a statement
+/// longer than one TCP segment can have its last segment held back by
+/// Nagle's algorithm until the server's delayed ACK, 40 ms on Linux. The
+/// server names the client port of one of the app pool's connections; the
+/// socket with that port among this process's descriptors must have the
+/// option set.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_have_tcp_nodelay_set() {
+    let Some(db) = Db::postgres() else { return };
+    let (store, _dir) = store(&db).await;
+    let Store::Postgres(pool) = &store else { unreachable!("Db::postgres gives a PostgreSQL store") };
+    let mut conn = pool.acquire().await.unwrap();
+    let (client, server): (Option<i32>, Option<i32>) =
+        sqlx::query_as("SELECT inet_client_port(), inet_server_port()").fetch_one(&mut *conn).await.unwrap();
+    let (Some(client), Some(server)) = (client, server) else {
+        panic!("TEST_DATABASE_URL must reach PostgreSQL over TCP for this test, not a Unix socket")
+    };
+    let nodelay = nodelay_of_socket(u16::try_from(client).unwrap(), u16::try_from(server).unwrap());
+    assert_eq!(nodelay, Some(true), "TCP_NODELAY of the pool's connection (None: socket not found)");
+}
+
+/// `TCP_NODELAY` of this process's TCP socket from local port `local` to
+/// peer port `peer`, if there is one. Read-only.
+#[cfg(target_os = "linux")]
+fn nodelay_of_socket(local: u16, peer: u16) -> Option<bool> {
+    use std::os::fd::{BorrowedFd, RawFd};
+    let port = |a: std::io::Result<socket2::SockAddr>| a.ok().and_then(|a| a.as_socket()).map(|a| a.port());
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Some(raw) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else { continue };
+        if !std::fs::read_link(entry.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:")) {
+            continue;
+        }
+        // SAFETY: the descriptor was open a moment ago and is only borrowed
+        // for the read-only calls below. The connection under test stays
+        // open (held by the test); were another test's descriptor closed
+        // meanwhile, the calls fail with EBADF or read whatever reuses the
+        // number, and the two port checks keep that from matching.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        let socket = socket2::SockRef::from(&fd);
+        if port(socket.local_addr()) == Some(local) && port(socket.peer_addr()) == Some(peer) {
+            return socket.tcp_nodelay().ok();
+        }
+    }
+    None
+}
