@@ -184,7 +184,7 @@ impl App {
 }
 
 /// The DKIM signer, when a selector and key are configured. The signature
-/// covers the headers DESIGN §4 names, so the one-click unsubscribe headers
+/// covers the list headers (README, "Sending updates"), so the one-click unsubscribe headers
 /// cannot be stripped or altered in transit without breaking it.
 fn dkim_config(config: &Config) -> Result<Option<DkimConfig>, AppError> {
     let (Some(selector), Some(path)) = (&config.dkim_selector, &config.dkim_key_file) else { return Ok(None) };

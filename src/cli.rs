@@ -1,4 +1,4 @@
-//! The command line (DESIGN §4 "CLI"). Each command is a few lines that
+//! The command line (README, "Command line"). Each command is a few lines that
 //! call into the library.
 
 use crate::app::{App, Role, shutdown_on_signals};

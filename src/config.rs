@@ -1,6 +1,6 @@
 //! Configuration: `tidings.toml` (optional) overlaid by `TIDINGS_*`
 //! environment variables, which win. Keys and defaults are part of the public
-//! contract (DESIGN §4); new keys may be added, none renamed.
+//! contract (README, "Configuration"); new keys may be added, none renamed.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

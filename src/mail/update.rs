@@ -1,6 +1,6 @@
 //! Updates as email: markdown rendered once per update into safe HTML with
 //! inlined CSS, then one personalised copy per recipient with the list
-//! headers of DESIGN §4 (List-Id, List-Unsubscribe, one-click POST,
+//! headers README's "Sending updates" lists (List-Id, List-Unsubscribe, one-click POST,
 //! Precedence: bulk) and a stable Message-ID.
 //!
 //! Markdown is the organiser's, but it ends up in thousands of inboxes and

@@ -1,4 +1,4 @@
-//! The public archive (DESIGN §4): sent updates on lists with the archive
+//! The public archive (README, "Public archive"): sent updates on lists with the archive
 //! on, as a paginated index, one page per update, and an Atom feed.
 //!
 //! The archive is public, so it is built from the update alone, never from a

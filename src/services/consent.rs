@@ -21,7 +21,7 @@ pub struct NoticeRef {
     pub sha256: Option<String>,
 }
 
-/// One ledger entry, in the DESIGN §4 shape.
+/// One ledger entry, in the API's shape (README, "Organiser API").
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ConsentEventView {
     pub id: Uuid,

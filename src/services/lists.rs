@@ -8,7 +8,7 @@ use crate::store::{ListChanges, ListRow, Tx};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-/// A list as the API describes it (DESIGN §4 shape, plus counts).
+/// A list as the API describes it (README, "Organiser API"; plus counts).
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ListView {
     pub id: Uuid,

@@ -16,7 +16,7 @@ pub struct SubscriptionView {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A subscriber in the DESIGN §4 shape.
+/// A subscriber in the API's shape (README, "Organiser API").
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SubscriberView {
     pub id: Uuid,

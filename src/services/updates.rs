@@ -13,7 +13,7 @@ use crate::store::{DeliveryRow, DeliveryStats, Tx, UpdateRow};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-/// An update in the DESIGN §4 shape (plus timestamps).
+/// An update in the API's shape (README, "Sending updates"; plus timestamps).
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct UpdateView {
     pub id: Uuid,

@@ -1,4 +1,4 @@
-//! The organiser JSON API under `/api/v1` (DESIGN §4). Every route needs
+//! The organiser JSON API under `/api/v1` (README, "Organiser API"). Every route needs
 //! `Authorization: Bearer TOKEN`; errors are always JSON.
 //!
 //! Each handler carries a `#[utoipa::path]` describing it; `openapi` builds

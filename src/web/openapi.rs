@@ -4,7 +4,7 @@
 //! Served from the binary: nothing is downloaded, at build time or after.
 //!
 //! The document is under `/api/v1`, so like every route there it needs a
-//! bearer token (DESIGN §4): it describes an organiser's tools, not a public
+//! bearer token (README, "Organiser API"): it describes an organiser's tools, not a public
 //! surface, and tools that read it (schemathesis, code generators) send the
 //! token anyway.
 //!

@@ -1,4 +1,4 @@
-//! Supporter routes (DESIGN §4): HTML by default, JSON when the request
+//! Supporter routes (README, "What supporters see"): HTML by default, JSON when the request
 //! sends or asks for JSON. GET never changes state: mail scanners prefetch
 //! links, so every state change is a POST.
 

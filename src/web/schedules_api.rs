@@ -1,5 +1,4 @@
-//! `/api/v1/schedules`: recurring sends (DESIGN §4, "schedules (CRUD,
-//! cron)"). Mounted by `api::router`, so the same bearer-token layer and
+//! `/api/v1/schedules`: recurring sends (README, "Recurring schedules"). Mounted by `api::router`, so the same bearer-token layer and
 //! JSON errors apply; kept in its own module so api.rs stays about the
 //! older resources.
 

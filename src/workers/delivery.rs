@@ -1,4 +1,5 @@
-//! Bulk delivery of updates (DESIGN §5).
+//! Bulk delivery of updates (README, "Sending updates", and ARCHITECTURE.md,
+//! "The send loop").
 //!
 //! Each step: start scheduled updates that are due; then, for every update
 //! that is sending, claim a batch of deliveries under a lease (as many as

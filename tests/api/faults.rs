@@ -643,6 +643,7 @@ impl TinyDisk {
                     "the disk-full test needs to mount a tmpfs (root, CAP_SYS_ADMIN): {why}"
                 );
                 eprintln!("cannot mount a tmpfs ({why}): disk-full test not run");
+                crate::support::skip::case("disk-full tests", "cannot mount a tmpfs");
                 None
             }
         }
@@ -901,6 +902,7 @@ fn libfaketime() -> Option<PathBuf> {
             "the clock-jump test of the real binary needs the Debian package faketime"
         );
         eprintln!("libfaketime not installed (apt-get install faketime): real-binary clock test not run");
+        crate::support::skip::case("real-binary clock tests", "libfaketime not installed");
     }
     found
 }

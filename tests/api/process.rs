@@ -5,6 +5,7 @@
 use crate::both_backends;
 use crate::support::app::Db;
 use crate::support::smtp::TestSmtp;
+use std::collections::HashMap;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -309,8 +310,10 @@ async fn kill_9_during_a_send_loses_nobody_and_repeats_at_most_the_batch_in_flig
 
 async fn three_worker_processes_share_a_send_and_never_double_send(db: Db) {
     const N: usize = 1200;
-    let smtp = TestSmtp::start();
-    let (mut env, port) = env(&db, &smtp.url()).await;
+    // One capture server per worker process, so that what each received is
+    // what that process sent.
+    let relays: Vec<TestSmtp> = (0..3).map(|_| TestSmtp::start()).collect();
+    let (mut env, port) = env(&db, &relays[0].url()).await;
     env.set("TIDINGS_SEND_CONCURRENCY", Some("2"));
     let token = create_token(&env);
     let mut web = spawn(&env, &["serve", "--no-workers"]);
@@ -318,7 +321,14 @@ async fn three_worker_processes_share_a_send_and_never_double_send(db: Db) {
     seed_backers(&env, "m", N).await;
 
     let api = Api::new(port, &token);
-    let mut workers: Vec<Child> = (0..3).map(|_| spawn(&env, &["worker"])).collect();
+    let mut workers: Vec<Child> = relays
+        .iter()
+        .map(|relay| {
+            let mut cmd = tidings(&env, &["worker"]);
+            cmd.env("TIDINGS_SMTP_URL", relay.url()).stdout(Stdio::null()).stderr(Stdio::inherit());
+            cmd.spawn().expect("spawn tidings worker")
+        })
+        .collect();
     let id = api.send_update("Shared").await;
     api.wait_until_sent(&id, Duration::from_secs(120), || true).await;
     for w in &mut workers {
@@ -327,7 +337,14 @@ async fn three_worker_processes_share_a_send_and_never_double_send(db: Db) {
     }
     web.kill().unwrap();
     web.wait().unwrap();
-    let copies = smtp.copies();
+    let per_process: Vec<HashMap<String, usize>> = relays.iter().map(TestSmtp::copies).collect();
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for (to, n) in per_process.iter().flatten() {
+        *copies.entry(to.clone()).or_insert(0) += n;
+    }
     assert_eq!(copies.len(), N);
     assert!(copies.values().all(|&n| n == 1), "no recipient got two copies");
+    let sent: Vec<usize> = per_process.iter().map(|c| c.values().sum()).collect();
+    assert!(sent.iter().filter(|&&n| n > 0).count() >= 2, "at least two of the three processes sent: {sent:?}");
+    eprintln!("three worker processes sent {sent:?}");
 }

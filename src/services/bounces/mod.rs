@@ -1,5 +1,5 @@
 //! Bounces and complaints: what a report means for a subscriber, and doing
-//! it (DESIGN §5 "hard bounces feed the suppression logic"; issue 4 item 6).
+//! it (README, "Bounces and complaints": hard bounces feed suppression).
 //!
 //! Reports arrive from provider webhooks ([`providers`]), from RFC 3464 DSN
 //! and RFC 5965 ARF messages ([`dsn`]: `tidings bounces ingest` and the

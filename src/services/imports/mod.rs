@@ -1,4 +1,4 @@
-//! CSV imports (issue 4, "Imports and exports"): one engine behind
+//! CSV imports (README, "Imports and exports"): one engine behind
 //! `tidings import`, `POST /api/v1/imports` and the admin UI.
 //!
 //! An import is a row in `imports` holding its definition (lists, terms,

@@ -29,6 +29,7 @@ impl Browser {
         if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(CHROMEDRIVER).exists() {
             assert!(std::env::var("CI").is_err(), "CI must install chromium and chromium-driver");
             eprintln!("chromium/chromedriver not installed: browser test not run");
+            super::skip::case("browser tests", "chromium/chromedriver not installed");
             return None;
         }
         let turn = ONE_AT_A_TIME.lock().await;
@@ -275,6 +276,7 @@ impl Browser {
         let Ok(axe) = std::fs::read_to_string(&path) else {
             assert!(std::env::var("CI").is_err(), "CI must install axe-core (npm ci in tests/browser-tools)");
             eprintln!("axe-core not installed ({}): accessibility check not run", path.display());
+            super::skip::check("accessibility checks", "axe-core not installed: npm ci in tests/browser-tools");
             return json!([]);
         };
         let script = format!(

@@ -2,4 +2,5 @@ pub mod app;
 pub mod browser;
 pub mod imap;
 pub mod pop3;
+pub mod skip;
 pub mod smtp;
