@@ -1,5 +1,5 @@
-//! The command line (README, "Command line"). Each command is a few lines that
-//! call into the library.
+//! The command line (README, "Command line"). Each command is a few lines
+//! that call into the library.
 
 use crate::app::{App, Role, shutdown_on_signals};
 use crate::clock::Clock;

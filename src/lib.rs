@@ -1,7 +1,8 @@
 //! Tidings: a self-hosted mailing-list and supporter-update service for
 //! small campaign groups.
 //!
-//! Layout (data flows down, never up — see DESIGN.md):
+//! Layout (data flows down, never up; where each flow lives, all the SQL and
+//! the invariants: `ARCHITECTURE.md` at the repository root):
 //! - [`cli`] parses the command line and runs one command.
 //! - [`app`] wires everything together: startup, workers, graceful shutdown.
 //! - [`web`] holds thin axum handlers: parse → service → render.

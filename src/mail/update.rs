@@ -1,7 +1,7 @@
 //! Updates as email: markdown rendered once per update into safe HTML with
 //! inlined CSS, then one personalised copy per recipient with the list
-//! headers README's "Sending updates" lists (List-Id, List-Unsubscribe, one-click POST,
-//! Precedence: bulk) and a stable Message-ID.
+//! headers README's "Sending updates" lists (List-Id, List-Unsubscribe,
+//! one-click POST, Precedence: bulk) and a stable Message-ID.
 //!
 //! Markdown is the organiser's, but it ends up in thousands of inboxes and
 //! in the public archive, so raw HTML in it is shown as text and links may

@@ -1,5 +1,6 @@
-//! The public archive (README, "Public archive"): sent updates on lists with the archive
-//! on, as a paginated index, one page per update, and an Atom feed.
+//! The public archive (README, "Public archive"): sent updates on lists
+//! with the archive on, as a paginated index, one page per update, and an
+//! Atom feed.
 //!
 //! The archive is public, so it is built from the update alone, never from a
 //! delivery: no recipient's name (`{{name}}` reads "friend"), address,

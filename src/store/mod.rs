@@ -9,12 +9,19 @@
 //! (claiming work with `FOR UPDATE SKIP LOCKED`), the method matches on the
 //! backend explicitly.
 //!
-//! Layout: `mod.rs` (connecting, migrating, transactions, errors) and one
-//! module per area: `settings`, `lists`, `consent` (notices, statements,
-//! ledger), `subscribers`, `confirmations`, `outbox`, `accounts` (users, API
-//! tokens), `suppressions`, `queue` (queue depths for `/metrics`).
-//! tokens), `suppressions`, `imports` (import jobs and set-based batch
-//! writes), `exports` (keyset pages for CSV exports).
+//! Layout (ARCHITECTURE.md has the same list as a table): `mod.rs`
+//! (connecting, migrating, transactions, errors), `script` (several
+//! statements as one query), and one module per area: `accounts` (users,
+//! sessions, API tokens), `archive` (the public archive's reads), `audit`
+//! (audit and rights-request logs), `bounces` (bounce events, alerts),
+//! `confirmations`, `consent` (notices, statements, ledger), `data_copies`,
+//! `deliveries` (snapshot, claims, outcomes, rate bucket), `directory`
+//! (organiser search), `erasure` (a person's data: copy and erase),
+//! `exports` (keyset pages for CSV exports), `imports` (import jobs and the
+//! set-based subscriber reads and writes), `lists`, `outbox`, `queue` (queue
+//! depths for `/metrics`), `retention`, `schedules`, `settings`,
+//! `subscribers` (subscribers, subscriptions, a subscribe batch's writes),
+//! `suppressions`, `updates`.
 
 mod accounts;
 mod archive;

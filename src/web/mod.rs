@@ -2,14 +2,16 @@
 //! render HTML (askama) or JSON. No SQL here.
 //!
 //! Layout: `public` (supporter pages), `api` (organiser JSON API, bearer
-//! tokens), `error` (one error type → the right status, as JSON or HTML),
-//! `input` (request bodies and client facts), `ratelimit`, `pages`
-//! (template structs), `observability` (`/metrics`, request ids, request
-//! latency), `embed` (what the campaign's own site needs: CORS for the JSON
-//! subscribe endpoint and the copy-paste form), `openapi` (the API
-//! description).
-//! (template structs), `imports_api` (CSV imports and list exports) and
-//! `upload` (streamed import forms).
+//! tokens) with `imports_api` (CSV imports and list exports),
+//! `records_api` (audit and rights-request logs) and `schedules_api`
+//! (recurring schedules) mounted in its router, `openapi` (the API
+//! description), `admin` (the organiser UI), `webhooks` (bounce and
+//! complaint reports from providers), `embed` (what the campaign's own site
+//! needs: CORS for the JSON subscribe endpoint and the copy-paste form),
+//! `observability` (`/metrics`, request ids, request latency), `error` (one
+//! error type → the right status, as JSON or HTML), `input` (request bodies
+//! and client facts), `upload` (streamed import forms), `ratelimit`, and
+//! `pages` (template structs).
 
 pub mod admin;
 mod api;

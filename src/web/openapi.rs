@@ -4,9 +4,9 @@
 //! Served from the binary: nothing is downloaded, at build time or after.
 //!
 //! The document is under `/api/v1`, so like every route there it needs a
-//! bearer token (README, "Organiser API"): it describes an organiser's tools, not a public
-//! surface, and tools that read it (schemathesis, code generators) send the
-//! token anyway.
+//! bearer token (README, "Organiser API"): it describes an organiser's
+//! tools, not a public surface, and tools that read it (schemathesis, code
+//! generators) send the token anyway.
 //!
 //! Responses every operation shares are added here rather than repeated on
 //! each handler, because the layers that produce them wrap every route:

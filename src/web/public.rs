@@ -1,6 +1,6 @@
-//! Supporter routes (README, "What supporters see"): HTML by default, JSON when the request
-//! sends or asks for JSON. GET never changes state: mail scanners prefetch
-//! links, so every state change is a POST.
+//! Supporter routes (README, "What supporters see"): HTML by default, JSON
+//! when the request sends or asks for JSON. GET never changes state: mail
+//! scanners prefetch links, so every state change is a POST.
 
 use super::input::{Client, Submitted};
 use super::pages::*;

@@ -1,6 +1,6 @@
-//! `/api/v1/schedules`: recurring sends (README, "Recurring schedules"). Mounted by `api::router`, so the same bearer-token layer and
-//! JSON errors apply; kept in its own module so api.rs stays about the
-//! older resources.
+//! `/api/v1/schedules`: recurring sends (README, "Recurring schedules").
+//! Mounted by `api::router`, so the same bearer-token layer and JSON errors
+//! apply; kept in its own module so api.rs stays about the older resources.
 
 use super::api::{ApiJson, Caller, service};
 use super::{AppState, WebError};
