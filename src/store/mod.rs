@@ -150,7 +150,7 @@ pub(crate) use on_backend;
 
 /// A PostgreSQL pool that connects when first used. sqlx (0.9.1 and later)
 /// sets `TCP_NODELAY` on each connection's socket itself; the test
-/// `postgres_connections_do_not_wait_for_delayed_acks` guards it.
+/// `store::postgres_connections_have_tcp_nodelay_set` (tests/api) guards it.
 fn postgres_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
     PgPoolOptions::new()
         .max_connections(max_connections)
