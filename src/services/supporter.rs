@@ -538,9 +538,14 @@ pub(crate) fn ledger_entry(
 /// What an unsubscribe link points at.
 #[derive(Debug, Clone)]
 pub struct UnsubscribeTarget {
-    pub list_name: String,
+    /// Every list the link is for that still exists, in the link's order
+    /// (a copy sent for several lists carries one link for them all).
+    pub list_names: Vec<String>,
+    /// The lists this request took the person off (empty for the GET page,
+    /// and for a second click).
+    pub left: Vec<String>,
     pub preferences_token: String,
-    /// Whether the subscription is still active (pending or confirmed).
+    /// Whether any of the subscriptions is still active (pending or confirmed).
     pub active: bool,
 }
 
@@ -548,15 +553,30 @@ fn verify(ctx: &Context, raw: &str, purpose: TokenPurpose) -> Result<SignedToken
     SignedToken::verify(raw, &ctx.secret_key, purpose).map_err(|_| ServiceError::NotFound("link"))
 }
 
-/// For the GET page: which list, and is there anything to do.
+/// The lists an unsubscribe token names that still exist; `Gone` if none do.
+async fn token_lists(tx: &mut Tx, token: &SignedToken) -> Result<Vec<ListRow>> {
+    let mut lists = Vec::new();
+    for id in token.lists() {
+        if let Some(list) = tx.list_by_id(id).await? {
+            lists.push(list);
+        }
+    }
+    if lists.is_empty() {
+        return Err(ServiceError::Gone);
+    }
+    Ok(lists)
+}
+
+/// For the GET page: which lists, and is there anything to do.
 pub async fn unsubscribe_target(ctx: &Context, raw_token: &str) -> Result<UnsubscribeTarget> {
     let token = verify(ctx, raw_token, TokenPurpose::Unsubscribe)?;
     let mut tx = ctx.store.read().await?;
-    let list = tx.list_by_id(token.list).await?.ok_or(ServiceError::Gone)?;
-    let active =
-        subscriptions_by_list(&mut tx, token.subscriber).await?.get(&token.list).is_some_and(|s| is_active(&s.status));
+    let lists = token_lists(&mut tx, &token).await?;
+    let subs = subscriptions_by_list(&mut tx, token.subscriber).await?;
+    let active = lists.iter().any(|l| subs.get(&l.id).is_some_and(|s| is_active(&s.status)));
     Ok(UnsubscribeTarget {
-        list_name: list.name,
+        list_names: lists.into_iter().map(|l| l.name).collect(),
+        left: Vec::new(),
         preferences_token: SignedToken::preferences(token.subscriber).encode(&ctx.secret_key),
         active,
     })
@@ -566,9 +586,10 @@ fn is_active(status: &str) -> bool {
     status == SubscriptionStatus::Confirmed.as_str() || status == SubscriptionStatus::Pending.as_str()
 }
 
-/// Unsubscribes at once. Idempotent: a second click changes nothing and
-/// writes no second ledger entry. An erased subscriber's old link succeeds
-/// quietly (there is nothing left to unsubscribe).
+/// Unsubscribes at once from every list the link is for. Idempotent: a
+/// second click changes nothing and writes no second ledger entry. An
+/// erased subscriber's old link succeeds quietly (there is nothing left to
+/// unsubscribe).
 pub async fn unsubscribe(
     ctx: &Context,
     raw_token: &str,
@@ -578,24 +599,29 @@ pub async fn unsubscribe(
     let token = verify(ctx, raw_token, TokenPurpose::Unsubscribe)?;
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
-    let list = tx.list_by_id(token.list).await?.ok_or(ServiceError::Gone)?;
+    let lists = token_lists(&mut tx, &token).await?;
     let existing = subscriptions_by_list(&mut tx, token.subscriber).await?;
-    let withdrawn = existing.get(&token.list).is_some_and(|s| is_active(&s.status));
-    if withdrawn {
+    let mut left = Vec::new();
+    for list in &lists {
+        if !existing.get(&list.id).is_some_and(|s| is_active(&s.status)) {
+            continue;
+        }
         let notice_version = current_notice_version(&mut tx, now).await?;
         let t = Transition {
             to: SubscriptionStatus::Unsubscribed,
             kind: ConsentKind::Withdrawn,
             detail: Some(method.as_str()),
         };
-        change_status(&mut tx, token.subscriber, token.list, t, &supporter(meta), notice_version, now).await?;
+        change_status(&mut tx, token.subscriber, list.id, t, &supporter(meta), notice_version, now).await?;
+        left.push(list.name.clone());
     }
     tx.commit().await?;
-    if withdrawn {
+    for _ in &left {
         ctx.metrics.unsubscribed(method.as_str());
     }
     Ok(UnsubscribeTarget {
-        list_name: list.name,
+        list_names: lists.into_iter().map(|l| l.name).collect(),
+        left,
         preferences_token: SignedToken::preferences(token.subscriber).encode(&ctx.secret_key),
         active: false,
     })

@@ -87,7 +87,12 @@ pub struct LinkGonePage {
 pub struct UnsubscribePage {
     pub group: String,
     pub token: String,
-    pub list_name: String,
+    /// The lists the link is for, as a phrase: “A”, “B” and “C”.
+    pub lists: String,
+    /// The link is for more than one list.
+    pub several: bool,
+    /// The lists this request took the person off, as a phrase; empty if none.
+    pub left: String,
     pub active: bool,
     pub done: bool,
     pub preferences_url: String,
@@ -197,4 +202,13 @@ pub struct DataCopyPage {
     /// `requested`, `confirm` or `sent`.
     pub step: &'static str,
     pub token: String,
+}
+
+/// Names as a page shows them in a sentence: “A”, “B” and “C”.
+pub fn quoted_names(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("“{n}”")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    }
 }
