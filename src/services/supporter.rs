@@ -634,6 +634,8 @@ pub struct PreferenceRow {
     pub name: String,
     pub description: String,
     pub subscribed: bool,
+    /// Asked for but not yet confirmed from the mail sent for it.
+    pub pending: bool,
     /// The consent wording shown beside the box.
     pub statement: String,
 }
@@ -664,6 +666,7 @@ async fn load_preferences(tx: &mut Tx, subscriber_id: Uuid) -> Result<Preference
         let statement = tx.current_statement(list.id).await?.map(|s| s.body).unwrap_or_default();
         rows.push(PreferenceRow {
             subscribed: sub.is_some_and(|s| is_active(&s.status)),
+            pending: sub.is_some_and(|s| s.status == SubscriptionStatus::Pending.as_str()),
             slug: list.slug,
             name: list.name,
             description: list.description,
@@ -683,14 +686,32 @@ pub struct PreferencesInput {
     pub unsubscribe_all: bool,
 }
 
-/// Applies the form: new ticks subscribe at once (the link in their mail
-/// proves the address), removed ticks withdraw; both go to the ledger.
+/// What saving the preferences form did, beside the page's new state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SavedPreferences {
+    #[serde(flatten)]
+    pub preferences: Preferences,
+    /// Newly ticked lists: a confirmation mail was sent for them, and they
+    /// start once the person confirms from it.
+    pub confirmation_sent: Vec<String>,
+    /// Lists the person left with this save.
+    pub left: Vec<String>,
+    /// "Unsubscribe from everything" was pressed.
+    pub unsubscribed_all: bool,
+}
+
+/// Applies the form. Removed ticks withdraw at once. New ticks do not
+/// subscribe at once: the preferences link travels in every copy, so
+/// whoever a mail was forwarded to holds it too. They ask for the list as
+/// the subscribe form does (pending, a `requested` ledger entry, a
+/// confirmation mail to the address), and only the click in that mail
+/// confirms.
 pub async fn update_preferences(
     ctx: &Context,
     raw_token: &str,
     input: &PreferencesInput,
     meta: &RequestMeta,
-) -> Result<Preferences> {
+) -> Result<SavedPreferences> {
     let token = verify(ctx, raw_token, TokenPurpose::Preferences)?;
     let name = SubscriberName::parse_optional(&input.name)
         .map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("name", e)]))?;
@@ -704,20 +725,15 @@ pub async fn update_preferences(
     let notice_version = current_notice_version(&mut tx, now).await?;
     let subs = subscriptions_by_list(&mut tx, subscriber.id).await?;
     let method = Some(WithdrawalMethod::Preferences.as_str());
-    let mut withdrawn = 0;
+    let mut left = Vec::new();
+    let mut asked = Vec::new();
     for list in tx.lists().await? {
         let sub = subs.get(&list.id);
         let status = sub.and_then(|s| SubscriptionStatus::parse(&s.status).ok());
         let wanted = !input.unsubscribe_all && input.lists.iter().any(|s| s == &list.slug);
         let active = matches!(status, Some(SubscriptionStatus::Confirmed | SubscriptionStatus::Pending));
         if wanted && !active && (list.public || sub.is_some()) && status != Some(SubscriptionStatus::Complained) {
-            let kind = if sub.is_some_and(|s| s.confirmed_at.is_some()) {
-                ConsentKind::Resubscribed
-            } else {
-                ConsentKind::Confirmed
-            };
-            let t = Transition { to: SubscriptionStatus::Confirmed, kind, detail: method };
-            change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
+            asked.push(list);
         } else if wanted
             && status == Some(SubscriptionStatus::Confirmed)
             && tx.latest_notice_version(subscriber.id, list.id).await?.is_none_or(|v| v < notice_version)
@@ -730,15 +746,39 @@ pub async fn update_preferences(
         } else if !wanted && active {
             let t = Transition { to: SubscriptionStatus::Unsubscribed, kind: ConsentKind::Withdrawn, detail: method };
             change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
-            withdrawn += 1;
+            left.push(list.name);
         }
     }
-    let prefs = load_preferences(&mut tx, subscriber.id).await?;
+    if !asked.is_empty() {
+        // The stored address was parsed when it was taken; a row that no
+        // longer parses gets no mail rather than an error page.
+        match EmailAddress::parse(&subscriber.email) {
+            // A suppressed address is never mailed, a confirmation included.
+            Ok(email) if !tx.suppressed_among(&[email.suppression_hash()]).await?.is_empty() => asked.clear(),
+            Ok(email) => {
+                let origin = Origin { meta, source: Some("preferences page"), actor: Actor::Supporter };
+                request_confirmation(ctx, &mut tx, &subscriber, &email, &asked, &origin, notice_version, now).await?;
+            }
+            Err(_) => {
+                tracing::warn!(subscriber = %subscriber.id, "stored address does not parse; no confirmation mailed");
+                asked.clear();
+            }
+        }
+    }
+    let preferences = load_preferences(&mut tx, subscriber.id).await?;
     tx.commit().await?;
-    for _ in 0..withdrawn {
+    if !asked.is_empty() {
+        ctx.outbox_wakeup.notify_one();
+    }
+    for _ in &left {
         ctx.metrics.unsubscribed(WithdrawalMethod::Preferences.as_str());
     }
-    Ok(prefs)
+    Ok(SavedPreferences {
+        preferences,
+        confirmation_sent: asked.into_iter().map(|l| l.name).collect(),
+        left,
+        unsubscribed_all: input.unsubscribe_all,
+    })
 }
 
 /// A public list as the subscribe form shows it, with its consent wording.

@@ -107,6 +107,13 @@ pub struct PreferencesPage {
     pub name: String,
     pub lists: Vec<PreferenceRow>,
     pub saved: bool,
+    /// After a save: newly ticked lists a confirmation mail went out for,
+    /// as a phrase (empty if none).
+    pub confirmation_sent: String,
+    /// After a save: the lists left, as a phrase (empty if none).
+    pub left: String,
+    /// After "Unsubscribe from everything".
+    pub unsubscribed_all: bool,
     pub errors: Vec<FieldError>,
 }
 

@@ -348,6 +348,9 @@ async fn preferences_page(
         name: p.name,
         lists: p.lists,
         saved: false,
+        confirmation_sent: String::new(),
+        left: String::new(),
+        unsubscribed_all: false,
         errors: Vec::new(),
     }
     .into_response())
@@ -388,13 +391,16 @@ async fn update_preferences(
     };
     match supporter::update_preferences(&state.ctx, &token, &input, &client.meta()).await {
         Ok(p) if client.json => Ok(Json(p).into_response()),
-        Ok(p) => Ok(PreferencesPage {
+        Ok(saved) => Ok(PreferencesPage {
             group: group(&state),
             token,
-            email: p.email,
-            name: p.name,
-            lists: p.lists,
+            email: saved.preferences.email,
+            name: saved.preferences.name,
+            lists: saved.preferences.lists,
             saved: true,
+            confirmation_sent: quoted_names(&saved.confirmation_sent),
+            left: quoted_names(&saved.left),
+            unsubscribed_all: saved.unsubscribed_all,
             errors: Vec::new(),
         }
         .into_response()),
@@ -407,6 +413,9 @@ async fn update_preferences(
                 name: input.name,
                 lists: p.lists,
                 saved: false,
+                confirmation_sent: String::new(),
+                left: String::new(),
+                unsubscribed_all: false,
                 errors,
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
