@@ -186,7 +186,9 @@ impl SignedToken {
         let shape_ok = match bytes.first() {
             Some(&VERSION) => bytes.len() == PAYLOAD_LEN + MAC_LEN,
             // Several lists (at least two; one list is always version 1).
-            Some(&VERSION_LISTS) => (2..=MAX_TOKEN_LISTS).contains(&lists) && bytes.len() == HEAD_LEN + 16 * lists + MAC_LEN,
+            Some(&VERSION_LISTS) => {
+                (2..=MAX_TOKEN_LISTS).contains(&lists) && bytes.len() == HEAD_LEN + 16 * lists + MAC_LEN
+            }
             _ => false,
         };
         if !shape_ok || bytes[1] != purpose as u8 {

@@ -135,7 +135,8 @@ fn lists_phrase(first: &str, others: &[&str]) -> String {
 /// `List-Id: phrase <slug.host>` (RFC 2919). The id comes from the slug
 /// alone (lowercase letters, digits and hyphens, so nothing in it can
 /// close the brackets). The name becomes the phrase: a quoted string, with
-/// `"` and `\` escaped, when it is printable ASCII; otherwise RFC 2047
+/// `"` and `\` escaped, when it is printable ASCII without `<` or `>`;
+/// otherwise RFC 2047
 /// encoded words, which a parser decodes back to the name and which
 /// cannot contain `<`, `>` or quotes. The value is handed to lettre
 /// already encoded, so it is not encoded a second time as a whole.
@@ -147,7 +148,10 @@ fn list_id_header(name: &str, slug: &str, host: &str) -> HeaderValue {
 fn list_id(name: &str, slug: &str, host: &str) -> String {
     let clean: String = name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let clean = clean.trim();
-    let phrase = if clean.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+    // Angle brackets are legal in a quoted phrase, but a careless parser
+    // could still take one for the id: such names are encoded too.
+    let plain = clean.chars().all(|c| (c.is_ascii_graphic() && c != '<' && c != '>') || c == ' ');
+    let phrase = if plain {
         let mut quoted = String::with_capacity(clean.len() + 2);
         quoted.push('"');
         for c in clean.chars() {
@@ -592,8 +596,8 @@ mod tests {
     fn list_id_quotes_or_encodes_the_name_and_takes_the_id_from_the_slug() {
         assert_eq!(list_id("Save \"Our\" Hospital", "news", "x.test"), "\"Save \\\"Our\\\" Hospital\" <news.x.test>");
         let planted = list_id("News\" <evil.example> \"", "news", "x.test");
-        assert!(planted.ends_with(" <news.x.test>"), "{planted}");
-        assert_eq!(planted.matches('<').count(), 2, "the planted one stays inside the quoted phrase: {planted}");
+        assert!(planted.ends_with(" <news.x.test>") && planted.starts_with("=?utf-8?b?"), "{planted}");
+        assert_eq!(planted.matches('<').count(), 1, "no bracket but the id's: {planted}");
         let cafe = list_id("Café news – Cymru", "cafe", "x.test");
         assert!(cafe.is_ascii() && cafe.starts_with("=?utf-8?b?") && cafe.ends_with("?= <cafe.x.test>"), "{cafe}");
         let long = list_id(&"Ünïcode ".repeat(20), "u", "x.test");

@@ -282,7 +282,7 @@ pub async fn add(
         }
         _ => {
             supporter::request_confirmation(ctx, &mut tx, &subscriber, &email, &lists, &origin, notice_version, now)
-                .await?
+                .await?;
         }
     }
     let row = tx.subscriber_by_id(subscriber.id).await?.ok_or(ServiceError::NotFound("subscriber"))?;

@@ -213,7 +213,7 @@ pub(crate) struct Origin<'a> {
 /// Moves each list (unless confirmed or complained) to `pending` with a
 /// `requested` ledger entry, and queues one confirmation mail for the lists
 /// not mailed within the resend interval. Runs inside the caller's
-/// transaction.
+/// transaction. Returns the lists mailed now.
 #[expect(clippy::too_many_arguments, reason = "the caller's transaction plus the facts of one request")]
 pub(crate) async fn request_confirmation(
     ctx: &Context,
@@ -224,11 +224,13 @@ pub(crate) async fn request_confirmation(
     origin: &Origin<'_>,
     notice_version: i64,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Vec<Uuid>> {
     let lists: Vec<&ListRow> = lists.iter().collect();
     let mut confirmations = ConfirmationRequests::load(ctx, tx, &[subscriber.id], &lists, notice_version, now).await?;
     confirmations.request(subscriber.id, &subscriber.name, email, &lists, origin)?;
-    confirmations.write(tx, &[]).await
+    let mailed = confirmations.requested.iter().filter(|(_, mailed)| **mailed).map(|(&(_, list), _)| list).collect();
+    confirmations.write(tx, &[]).await?;
+    Ok(mailed)
 }
 
 /// A subscription's status, and when a confirmation was last mailed.
@@ -694,6 +696,9 @@ pub struct SavedPreferences {
     /// Newly ticked lists: a confirmation mail was sent for them, and they
     /// start once the person confirms from it.
     pub confirmation_sent: Vec<String>,
+    /// Newly ticked lists whose confirmation mail went out shortly before
+    /// (within the resend interval), so none was sent again now.
+    pub confirmation_recent: Vec<String>,
     /// Lists the person left with this save.
     pub left: Vec<String>,
     /// "Unsubscribe from everything" was pressed.
@@ -749,6 +754,7 @@ pub async fn update_preferences(
             left.push(list.name);
         }
     }
+    let mut mailed = Vec::new();
     if !asked.is_empty() {
         // The stored address was parsed when it was taken; a row that no
         // longer parses gets no mail rather than an error page.
@@ -757,7 +763,8 @@ pub async fn update_preferences(
             Ok(email) if !tx.suppressed_among(&[email.suppression_hash()]).await?.is_empty() => asked.clear(),
             Ok(email) => {
                 let origin = Origin { meta, source: Some("preferences page"), actor: Actor::Supporter };
-                request_confirmation(ctx, &mut tx, &subscriber, &email, &asked, &origin, notice_version, now).await?;
+                mailed = request_confirmation(ctx, &mut tx, &subscriber, &email, &asked, &origin, notice_version, now)
+                    .await?;
             }
             Err(_) => {
                 tracing::warn!(subscriber = %subscriber.id, "stored address does not parse; no confirmation mailed");
@@ -773,9 +780,11 @@ pub async fn update_preferences(
     for _ in &left {
         ctx.metrics.unsubscribed(WithdrawalMethod::Preferences.as_str());
     }
+    let (sent, recent): (Vec<ListRow>, Vec<ListRow>) = asked.into_iter().partition(|l| mailed.contains(&l.id));
     Ok(SavedPreferences {
         preferences,
-        confirmation_sent: asked.into_iter().map(|l| l.name).collect(),
+        confirmation_sent: sent.into_iter().map(|l| l.name).collect(),
+        confirmation_recent: recent.into_iter().map(|l| l.name).collect(),
         left,
         unsubscribed_all: input.unsubscribe_all,
     })

@@ -110,6 +110,9 @@ pub struct PreferencesPage {
     /// After a save: newly ticked lists a confirmation mail went out for,
     /// as a phrase (empty if none).
     pub confirmation_sent: String,
+    /// After a save: newly ticked lists whose confirmation mail had gone
+    /// out shortly before, as a phrase (empty if none).
+    pub confirmation_recent: String,
     /// After a save: the lists left, as a phrase (empty if none).
     pub left: String,
     /// After "Unsubscribe from everything".

@@ -9,8 +9,8 @@ use crate::domain::WithdrawalMethod;
 use crate::services::supporter::{self, ConsentGiven, PreferencesInput, SubscribeInput, SubscribeRequest};
 use crate::services::{ServiceError, archive, consent, data_copy};
 use axum::extract::{Path, Query, State};
-use axum::middleware::map_response;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -349,6 +349,7 @@ async fn preferences_page(
         lists: p.lists,
         saved: false,
         confirmation_sent: String::new(),
+        confirmation_recent: String::new(),
         left: String::new(),
         unsubscribed_all: false,
         errors: Vec::new(),
@@ -399,6 +400,7 @@ async fn update_preferences(
             lists: saved.preferences.lists,
             saved: true,
             confirmation_sent: quoted_names(&saved.confirmation_sent),
+            confirmation_recent: quoted_names(&saved.confirmation_recent),
             left: quoted_names(&saved.left),
             unsubscribed_all: saved.unsubscribed_all,
             errors: Vec::new(),
@@ -414,6 +416,7 @@ async fn update_preferences(
                 lists: p.lists,
                 saved: false,
                 confirmation_sent: String::new(),
+                confirmation_recent: String::new(),
                 left: String::new(),
                 unsubscribed_all: false,
                 errors,

@@ -94,7 +94,8 @@ impl BounceMailboxWorker {
         let before = self.left.lock().unwrap_or_else(|p| p.into_inner()).clone();
         // What this poll leaves: what was left before and is still listed,
         // and what it finds and leaves itself.
-        let mut left: HashSet<String> = listed.iter().filter_map(|(n, _)| keys.get(n)).filter(|k| before.contains(*k)).cloned().collect();
+        let mut left: HashSet<String> =
+            listed.iter().filter_map(|(n, _)| keys.get(n)).filter(|k| before.contains(*k)).cloned().collect();
         let mut handled = 0;
         for (n, size) in listed {
             if *shutdown.borrow() || handled >= PER_POLL {

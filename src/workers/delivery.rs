@@ -406,7 +406,9 @@ impl DeliveryWorker {
         let key = &self.ctx.secret_key;
         // One copy for every list of the update the person is on: its
         // unsubscribe link leaves them all, and its footer names them all.
-        let lists: Vec<&UpdateListRow> = claim.lists().iter().filter_map(|id| p.lists.get(id)).collect();
+        let mut lists: Vec<&UpdateListRow> = claim.lists().iter().filter_map(|id| p.lists.get(id)).collect();
+        // Named in the footer and on the unsubscribe page in this order.
+        lists.sort_by(|a, b| a.name.cmp(&b.name).then(a.list_id.cmp(&b.list_id)));
         let (slug, name) = lists.first().map(|l| (l.slug.as_str(), l.name.as_str())).unwrap_or_default();
         let ids: Vec<Uuid> = lists.iter().map(|l| l.list_id).collect();
         let Some(unsubscribe) = SignedToken::unsubscribe_lists(claim.subscriber_id, &ids) else {
