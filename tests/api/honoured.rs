@@ -222,13 +222,16 @@ async fn ticking_a_new_list_on_the_preferences_page_sends_a_confirmation_instead
     assert_eq!(app.status("fwd@example.org", "hearings").await, "confirmed");
 }
 
+/// A request to make: method, path and form fields.
+type Request = (Method, String, Vec<(&'static str, &'static str)>);
+
 async fn pages_reached_by_a_token_link_are_not_cached_and_pass_no_referrer(db: Db) {
     let app = TestApp::spawn(db).await;
     app.subscribe("tok@example.org", "updates").await;
     app.drain_outbox().await;
     let confirm = confirm_token(app.smtp.messages_to("tok@example.org").last().unwrap());
     let confirm_path = format!("/confirm/{confirm}");
-    let mut checks: Vec<(Method, String, Vec<(&str, &str)>)> = vec![
+    let mut checks: Vec<Request> = vec![
         (Method::GET, confirm_path.clone(), vec![]),
         (Method::POST, confirm_path.clone(), vec![]),
         // Used up now: 410.
