@@ -93,6 +93,8 @@ pub struct UnsubscribePage {
     pub several: bool,
     /// The lists this request took the person off, as a phrase; empty if none.
     pub left: String,
+    /// More than one list was left.
+    pub left_several: bool,
     pub active: bool,
     pub done: bool,
     pub preferences_url: String,

@@ -301,6 +301,7 @@ fn unsubscribe_view(state: &AppState, token: String, t: supporter::UnsubscribeTa
         lists: quoted_names(&t.list_names),
         several: t.list_names.len() > 1,
         left: quoted_names(&t.left),
+        left_several: t.left.len() > 1,
         active: t.active,
         done,
         preferences_url: state.ctx.config.link(&format!("/preferences/{}", t.preferences_token)),
