@@ -207,6 +207,7 @@ async fn one_run(args: &Args, db: Db, n: u64, concurrency: u32) -> BoxResult<Run
         name: "Backer 1",
         list_slug: &list.slug,
         list_name: &list.name,
+        other_list_names: Vec::new(),
         unsubscribe_url: ctx
             .config
             .link(&format!("/unsubscribe/{}", SignedToken::unsubscribe(first.subscriber_id, list.id).encode(key))),

@@ -16,7 +16,7 @@ pub use list::{ListName, ListSlug};
 pub use name::SubscriberName;
 pub use status::{Actor, ConsentKind, SubscriptionStatus, WithdrawalMethod};
 pub use text::{HeaderSafeText, hex_lower, sha256_hex};
-pub use token::{ConfirmToken, SignedToken, TokenPurpose};
+pub use token::{ConfirmToken, MAX_TOKEN_LISTS, SignedToken, TokenPurpose};
 
 /// Why a piece of input was refused. The message is safe to show the person
 /// who typed it: it never echoes the input back.

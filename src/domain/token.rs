@@ -5,6 +5,10 @@
 //! - [`SignedToken`]: an HMAC over (purpose, subscriber, list). It needs no
 //!   storage, never expires (an unsubscribe link in a three-year-old mail must
 //!   still work), and cannot be forged without the server's secret key.
+//!   One copy of an update sent for several of a person's lists carries an
+//!   unsubscribe token for all of them (layout version 2, a list of lists);
+//!   a copy for one list keeps the version 1 layout, and every version 1
+//!   link ever mailed still verifies.
 
 use super::{ParseError, hex_lower, sha256_hex};
 use base64::Engine;
@@ -93,29 +97,60 @@ pub enum TokenPurpose {
 pub struct SignedToken {
     pub purpose: TokenPurpose,
     pub subscriber: Uuid,
-    /// The list an unsubscribe token is for; nil for preference tokens.
+    /// The list an unsubscribe token is for (the first, when it is for
+    /// several); nil for preference tokens.
     pub list: Uuid,
+    /// The other lists an unsubscribe token is for, in order; usually none.
+    pub more_lists: Vec<Uuid>,
 }
 
+/// One list: purpose, subscriber, list.
 const VERSION: u8 = 1;
-const PAYLOAD_LEN: usize = 1 + 1 + 16 + 16;
+/// Several lists: purpose, subscriber, then 2 to [`MAX_TOKEN_LISTS`] lists.
+const VERSION_LISTS: u8 = 2;
+const HEAD_LEN: usize = 1 + 1 + 16;
+const PAYLOAD_LEN: usize = HEAD_LEN + 16;
 const MAC_LEN: usize = 16;
+/// The most lists one unsubscribe token names. It keeps the link (and the
+/// `List-Unsubscribe` header line carrying it) well under 1,000 characters;
+/// an update may go to no more lists than this (see `services::updates`).
+pub const MAX_TOKEN_LISTS: usize = 32;
+/// The longest token [`SignedToken::verify`] looks at.
+const MAX_RAW_LEN: usize = (HEAD_LEN + 16 * MAX_TOKEN_LISTS + MAC_LEN).div_ceil(3) * 4;
 
 impl SignedToken {
     pub fn unsubscribe(subscriber: Uuid, list: Uuid) -> Self {
-        Self { purpose: TokenPurpose::Unsubscribe, subscriber, list }
+        Self { purpose: TokenPurpose::Unsubscribe, subscriber, list, more_lists: Vec::new() }
+    }
+
+    /// An unsubscribe token for every one of `lists` (one copy of an
+    /// update sent for them all). `None` when `lists` is empty or longer
+    /// than [`MAX_TOKEN_LISTS`].
+    pub fn unsubscribe_lists(subscriber: Uuid, lists: &[Uuid]) -> Option<Self> {
+        let (first, more) = lists.split_first()?;
+        if lists.len() > MAX_TOKEN_LISTS {
+            return None;
+        }
+        Some(Self { purpose: TokenPurpose::Unsubscribe, subscriber, list: *first, more_lists: more.to_vec() })
     }
 
     pub fn preferences(subscriber: Uuid) -> Self {
-        Self { purpose: TokenPurpose::Preferences, subscriber, list: Uuid::nil() }
+        Self { purpose: TokenPurpose::Preferences, subscriber, list: Uuid::nil(), more_lists: Vec::new() }
     }
 
-    fn payload(&self) -> [u8; PAYLOAD_LEN] {
-        let mut p = [0u8; PAYLOAD_LEN];
-        p[0] = VERSION;
-        p[1] = self.purpose as u8;
-        p[2..18].copy_from_slice(self.subscriber.as_bytes());
-        p[18..34].copy_from_slice(self.list.as_bytes());
+    /// Every list the token is for, the first first.
+    pub fn lists(&self) -> impl Iterator<Item = Uuid> + '_ {
+        std::iter::once(self.list).chain(self.more_lists.iter().copied())
+    }
+
+    fn payload(&self) -> Vec<u8> {
+        let mut p = Vec::with_capacity(PAYLOAD_LEN + 16 * self.more_lists.len());
+        p.push(if self.more_lists.is_empty() { VERSION } else { VERSION_LISTS });
+        p.push(self.purpose as u8);
+        p.extend_from_slice(self.subscriber.as_bytes());
+        for list in self.lists() {
+            p.extend_from_slice(list.as_bytes());
+        }
         p
     }
 
@@ -132,7 +167,7 @@ impl SignedToken {
     pub fn encode(&self, key: &[u8]) -> String {
         let payload = self.payload();
         let tag = Self::mac(key, &payload).finalize().into_bytes();
-        let mut out = Vec::with_capacity(PAYLOAD_LEN + MAC_LEN);
+        let mut out = Vec::with_capacity(payload.len() + MAC_LEN);
         out.extend_from_slice(&payload);
         // A 128-bit truncated HMAC-SHA256 keeps links short and is still far
         // beyond guessing.
@@ -143,17 +178,30 @@ impl SignedToken {
     /// Checks shape, version, purpose and MAC (in constant time).
     pub fn verify(raw: &str, key: &[u8], purpose: TokenPurpose) -> Result<Self, ParseError> {
         let invalid = ParseError("that link is not valid");
-        if raw.len() > 128 {
+        if raw.len() > MAX_RAW_LEN {
             return Err(invalid);
         }
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid.clone())?;
-        if bytes.len() != PAYLOAD_LEN + MAC_LEN || bytes[0] != VERSION || bytes[1] != purpose as u8 {
+        let lists = bytes.len().saturating_sub(HEAD_LEN + MAC_LEN) / 16;
+        let shape_ok = match bytes.first() {
+            Some(&VERSION) => bytes.len() == PAYLOAD_LEN + MAC_LEN,
+            // Several lists (at least two; one list is always version 1).
+            Some(&VERSION_LISTS) => {
+                (2..=MAX_TOKEN_LISTS).contains(&lists) && bytes.len() == HEAD_LEN + 16 * lists + MAC_LEN
+            }
+            _ => false,
+        };
+        if !shape_ok || bytes[1] != purpose as u8 {
             return Err(invalid);
         }
-        let (payload, tag) = bytes.split_at(PAYLOAD_LEN);
+        let (payload, tag) = bytes.split_at(bytes.len() - MAC_LEN);
         Self::mac(key, payload).verify_truncated_left(tag).map_err(|_| invalid.clone())?;
         let id = |range: std::ops::Range<usize>| Uuid::from_slice(&payload[range]).map_err(|_| invalid.clone());
-        Ok(Self { purpose, subscriber: id(2..18)?, list: id(18..34)? })
+        let subscriber = id(2..18)?;
+        let mut all = (0..lists).map(|i| id(HEAD_LEN + 16 * i..HEAD_LEN + 16 * (i + 1)));
+        let list = all.next().ok_or_else(|| invalid.clone())??;
+        let more_lists = all.collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { purpose, subscriber, list, more_lists })
     }
 }
 
@@ -205,6 +253,31 @@ mod tests {
         let raw = SignedToken::unsubscribe(s, l).encode(KEY);
         let back = SignedToken::verify(&raw, KEY, TokenPurpose::Unsubscribe).unwrap();
         assert_eq!((back.subscriber, back.list), (s, l));
+    }
+
+    #[test]
+    fn one_token_can_name_several_lists_and_old_links_still_verify() {
+        let s = Uuid::now_v7();
+        let lists: Vec<Uuid> = (0..MAX_TOKEN_LISTS).map(|_| Uuid::now_v7()).collect();
+        for n in [1, 2, 3, MAX_TOKEN_LISTS] {
+            let raw = SignedToken::unsubscribe_lists(s, &lists[..n]).unwrap().encode(KEY);
+            assert!(raw.len() <= MAX_RAW_LEN, "{n} lists: {} chars", raw.len());
+            let back = SignedToken::verify(&raw, KEY, TokenPurpose::Unsubscribe).unwrap();
+            assert_eq!(back.subscriber, s);
+            assert_eq!(back.lists().collect::<Vec<_>>(), lists[..n].to_vec());
+        }
+        // One list is exactly the version 1 link every old mail carries.
+        let one = SignedToken::unsubscribe_lists(s, &lists[..1]).unwrap().encode(KEY);
+        assert_eq!(one, SignedToken::unsubscribe(s, lists[0]).encode(KEY));
+        assert!(SignedToken::unsubscribe_lists(s, &[]).is_none());
+        let too_many: Vec<Uuid> = (0..=MAX_TOKEN_LISTS).map(|_| Uuid::now_v7()).collect();
+        assert!(SignedToken::unsubscribe_lists(s, &too_many).is_none());
+        // A list cannot be dropped or added without the key.
+        let raw = SignedToken::unsubscribe_lists(s, &lists[..3]).unwrap().encode(KEY);
+        let bytes = URL_SAFE_NO_PAD.decode(&raw).unwrap();
+        let mut cut = bytes[..HEAD_LEN + 32].to_vec();
+        cut.extend_from_slice(&bytes[bytes.len() - MAC_LEN..]);
+        assert!(SignedToken::verify(&URL_SAFE_NO_PAD.encode(cut), KEY, TokenPurpose::Unsubscribe).is_err());
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct ImapSession {
     host: String,
     stream: BufReader<Box<dyn Io>>,
     next_tag: u32,
+    /// The folder's UIDVALIDITY from SELECT (empty if the server gave
+    /// none): a UID names the same message only while it is unchanged.
+    uid_validity: String,
 }
 
 /// A quoted string (RFC 3501 §4.3); callers have refused control characters.
@@ -31,7 +34,12 @@ fn quoted(s: &str) -> String {
 impl ImapSession {
     pub async fn connect(settings: &MailboxSettings) -> Result<Self, MailboxError> {
         let host = settings.host.clone();
-        let mut session = Self { host: host.clone(), stream: BufReader::new(settings.connect().await?), next_tag: 1 };
+        let mut session = Self {
+            host: host.clone(),
+            stream: BufReader::new(settings.connect().await?),
+            next_tag: 1,
+            uid_validity: String::new(),
+        };
         let greeting = session.line().await?;
         if !greeting.starts_with("* OK") && !greeting.starts_with("* PREAUTH") {
             return Err(MailboxError::Refused {
@@ -46,10 +54,23 @@ impl ImapSession {
                 return Err(MailboxError::Protocol(host, "data arrived before the TLS handshake".into()));
             }
             let upgraded = settings.start_tls(session.stream.into_inner()).await?;
-            session = Self { host, stream: BufReader::new(upgraded), next_tag: session.next_tag };
+            session = Self {
+                host,
+                stream: BufReader::new(upgraded),
+                next_tag: session.next_tag,
+                uid_validity: String::new(),
+            };
         }
         session.command(&format!("LOGIN {} {}", quoted(&settings.user), quoted(&settings.password)), "LOGIN").await?;
-        session.command(&format!("SELECT {}", quoted(&settings.folder)), "SELECT").await?;
+        let selected = session.command(&format!("SELECT {}", quoted(&settings.folder)), "SELECT").await?;
+        session.uid_validity = selected
+            .iter()
+            .find_map(|u| {
+                let upper = u.text.to_ascii_uppercase();
+                let at = upper.find("[UIDVALIDITY ")? + "[UIDVALIDITY ".len();
+                Some(u.text[at..].split(']').next()?.trim().to_owned())
+            })
+            .unwrap_or_default();
         Ok(session)
     }
 
@@ -133,6 +154,12 @@ impl ImapSession {
             }
         }
         Ok(uids.into_iter().filter_map(|uid| sizes.get(&uid).map(|size| (uid, *size))).collect())
+    }
+
+    /// A key for a message that stays the same across sessions:
+    /// UIDVALIDITY and UID.
+    pub fn unique_id(&self, uid: u32) -> String {
+        format!("{}:{uid}", self.uid_validity)
     }
 
     /// One whole message, without setting `\Seen`.

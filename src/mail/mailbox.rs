@@ -15,6 +15,7 @@ use super::imap::ImapSession;
 use super::pop3::Pop3Session;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,6 +215,16 @@ impl Session {
         match self {
             Session::Pop3(s) => s.list().await,
             Session::Imap(s) => s.list().await,
+        }
+    }
+
+    /// A key per listed message that names it across sessions (POP3 UIDL;
+    /// IMAP UIDVALIDITY and UID). Empty when the server cannot say (a POP3
+    /// server without UIDL).
+    pub async fn unique_ids(&mut self, listed: &[(u32, u64)]) -> Result<HashMap<u32, String>, MailboxError> {
+        match self {
+            Session::Pop3(s) => Ok(s.unique_ids().await?.unwrap_or_default()),
+            Session::Imap(s) => Ok(listed.iter().map(|(uid, _)| (*uid, s.unique_id(*uid))).collect()),
         }
     }
 

@@ -1,9 +1,10 @@
 //! A small POP3 client (RFC 1939, with STLS from RFC 2595) for the bounce
-//! mailbox: log in, list, retrieve, delete, quit. Deletions take effect only
+//! mailbox: log in, list (with unique ids), retrieve, delete, quit. Deletions take effect only
 //! at QUIT (the protocol's UPDATE state), so a connection that breaks leaves
 //! every message where it was. Connections and TLS: [`super::mailbox`].
 
 use super::mailbox::{Io, MAX_MESSAGE_BYTES, MailboxError, MailboxSettings, Tls, timed};
+use std::collections::HashMap;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// A logged-in session (the TRANSACTION state).
@@ -100,6 +101,27 @@ impl Pop3Session {
             }
         }
         Ok(out)
+    }
+
+    /// Each message's unique id (UIDL, RFC 1939 §7), which stays the same
+    /// across sessions while message numbers shift. `None` when the server
+    /// does not offer UIDL (it is optional).
+    pub async fn unique_ids(&mut self) -> Result<Option<HashMap<u32, String>>, MailboxError> {
+        match self.command("UIDL", "UIDL").await {
+            Ok(_) => {}
+            Err(MailboxError::Refused { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let text = self.multiline(16 * 1024 * 1024).await?;
+        let mut out = HashMap::new();
+        for line in String::from_utf8_lossy(&text).lines() {
+            let mut parts = line.split_whitespace();
+            match (parts.next().and_then(|n| n.parse().ok()), parts.next()) {
+                (Some(n), Some(uid)) => out.insert(n, uid.to_owned()),
+                _ => return Err(MailboxError::Protocol(self.host.clone(), format!("unreadable UIDL line {line:?}"))),
+            };
+        }
+        Ok(Some(out))
     }
 
     /// One whole message (RETR).

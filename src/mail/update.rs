@@ -9,6 +9,7 @@
 
 use super::{Composed, Composer, MailError};
 use askama::Template;
+use base64::Engine;
 use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart};
@@ -83,8 +84,12 @@ pub struct Recipient<'a> {
     pub subscriber_id: uuid::Uuid,
     pub email: &'a str,
     pub name: &'a str,
+    /// The list the copy is identified by (`List-Id`): the first it is for.
     pub list_slug: &'a str,
     pub list_name: &'a str,
+    /// The other lists this one copy is sent for (usually none); the footer
+    /// names them all, and `unsubscribe_url` leaves them all.
+    pub other_list_names: Vec<&'a str>,
     pub unsubscribe_url: String,
     pub preferences_url: String,
     /// Test sends are marked as such in the subject.
@@ -118,10 +123,72 @@ fn html_escape(s: &str) -> String {
     askama::filters::escape(s, askama::filters::Html).map(|e| e.to_string()).unwrap_or_default()
 }
 
-/// `"Name" <slug.host>` with the phrase quoted (RFC 2919).
+/// The lists a copy is for, as its footer names them: “A”, “B” and “C”.
+fn lists_phrase(first: &str, others: &[&str]) -> String {
+    let quoted: Vec<String> = std::iter::once(first).chain(others.iter().copied()).map(|n| format!("“{n}”")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    }
+}
+
+/// `List-Id: phrase <slug.host>` (RFC 2919). The id comes from the slug
+/// alone (lowercase letters, digits and hyphens, so nothing in it can
+/// close the brackets). The name becomes the phrase: a quoted string, with
+/// `"` and `\` escaped, when it is printable ASCII without `<` or `>`;
+/// otherwise RFC 2047
+/// encoded words, which a parser decodes back to the name and which
+/// cannot contain `<`, `>` or quotes. The value is handed to lettre
+/// already encoded, so it is not encoded a second time as a whole.
+fn list_id_header(name: &str, slug: &str, host: &str) -> HeaderValue {
+    let value = list_id(name, slug, host);
+    HeaderValue::dangerous_new_pre_encoded(HeaderName::new_from_ascii_str("List-Id"), value.clone(), value)
+}
+
 fn list_id(name: &str, slug: &str, host: &str) -> String {
-    let phrase: String = name.chars().filter(|c| !c.is_control()).map(|c| if c == '"' { '\'' } else { c }).collect();
-    format!("\"{}\" <{slug}.{host}>", phrase.replace('\\', "/"))
+    let clean: String = name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let clean = clean.trim();
+    // Angle brackets are legal in a quoted phrase, but a careless parser
+    // could still take one for the id: such names are encoded too.
+    let plain = clean.chars().all(|c| (c.is_ascii_graphic() && c != '<' && c != '>') || c == ' ');
+    let phrase = if plain {
+        let mut quoted = String::with_capacity(clean.len() + 2);
+        quoted.push('"');
+        for c in clean.chars() {
+            if c == '"' || c == '\\' {
+                quoted.push('\\');
+            }
+            quoted.push(c);
+        }
+        quoted.push('"');
+        quoted
+    } else {
+        encoded_words(clean)
+    };
+    format!("{phrase} <{slug}.{host}>")
+}
+
+/// RFC 2047 `B` encoded words for `text`, each at most 75 characters and
+/// split only between characters, separated by folding white space.
+fn encoded_words(text: &str) -> String {
+    // 75 - len("=?utf-8?b??=") = 63 base64 characters: 45 bytes of text.
+    const MAX_BYTES: usize = 45;
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        if chunk.len() + c.len_utf8() > MAX_BYTES {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() {
+        words.push(chunk);
+    }
+    words
+        .iter()
+        .map(|w| format!("=?utf-8?b?{}?=", base64::engine::general_purpose::STANDARD.encode(w.as_bytes())))
+        .collect::<Vec<_>>()
+        .join("\r\n ")
 }
 
 fn header(name: &'static str, value: String) -> HeaderValue {
@@ -149,17 +216,18 @@ impl Composer {
         r: &Recipient<'_>,
     ) -> Result<Composed, MailError> {
         let greeting_name = if r.name.is_empty() { "friend" } else { r.name };
+        let lists = lists_phrase(r.list_name, &r.other_list_names);
         let parts = match bodies {
             Some(b) => {
                 let text = b.text.fill(&Fields {
                     name: greeting_name,
-                    list_name: r.list_name,
+                    list_name: &lists,
                     unsubscribe_url: &r.unsubscribe_url,
                     preferences_url: &r.preferences_url,
                 });
                 let html = b.html.fill(&Fields {
                     name: &html_escape(greeting_name),
-                    list_name: &html_escape(r.list_name),
+                    list_name: &html_escape(&lists),
                     unsubscribe_url: &html_escape(&r.unsubscribe_url),
                     preferences_url: &html_escape(&r.preferences_url),
                 });
@@ -177,7 +245,7 @@ impl Composer {
                     &body_html,
                     &Fields {
                         name: greeting_name,
-                        list_name: r.list_name,
+                        list_name: &lists,
                         unsubscribe_url: &r.unsubscribe_url,
                         preferences_url: &r.preferences_url,
                     },
@@ -189,16 +257,16 @@ impl Composer {
             if r.test { self.new_message_id() } else { self.update_message_id(u.update_id, r.subscriber_id) };
         let subject = if r.test { format!("[TEST] {}", u.subject) } else { u.subject.clone() };
         let to = Mailbox::new(super::compose::display_name(r.name), r.email.parse()?);
-        let unsubscribe_token = r.unsubscribe_url.rsplit('/').next().unwrap_or_default();
-        let mailto = format!("mailto:{}?subject=unsubscribe%20{unsubscribe_token}", self.from.email);
         let mut message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(subject)
             .message_id(Some(message_id.clone()))
             .date_now()
-            .raw_header(header("List-Id", list_id(r.list_name, r.list_slug, &self.host)))
-            .raw_header(header("List-Unsubscribe", format!("<{}>, <{mailto}>", r.unsubscribe_url)))
+            .raw_header(list_id_header(r.list_name, r.list_slug, &self.host))
+            // Only the https link: no mailbox reads unsubscribe mail, so a
+            // mailto here would promise what nothing keeps.
+            .raw_header(header("List-Unsubscribe", format!("<{}>", r.unsubscribe_url)))
             .raw_header(header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_owned()))
             .raw_header(header("Precedence", "bulk".to_owned()))
             .multipart(parts)?;
@@ -497,6 +565,7 @@ mod tests {
                 name,
                 list_slug: "updates",
                 list_name,
+                other_list_names: Vec::new(),
                 unsubscribe_url: url.clone(),
                 preferences_url: "https://hospital.test/preferences/x?a=1&b=2".into(),
                 test: false,
@@ -524,7 +593,16 @@ mod tests {
     }
 
     #[test]
-    fn list_id_quotes_the_name() {
-        assert_eq!(list_id("Save \"Our\" Hospital", "news", "x.test"), "\"Save 'Our' Hospital\" <news.x.test>");
+    fn list_id_quotes_or_encodes_the_name_and_takes_the_id_from_the_slug() {
+        assert_eq!(list_id("Save \"Our\" Hospital", "news", "x.test"), "\"Save \\\"Our\\\" Hospital\" <news.x.test>");
+        let planted = list_id("News\" <evil.example> \"", "news", "x.test");
+        assert!(planted.ends_with(" <news.x.test>") && planted.starts_with("=?utf-8?b?"), "{planted}");
+        assert_eq!(planted.matches('<').count(), 1, "no bracket but the id's: {planted}");
+        let cafe = list_id("Café news – Cymru", "cafe", "x.test");
+        assert!(cafe.is_ascii() && cafe.starts_with("=?utf-8?b?") && cafe.ends_with("?= <cafe.x.test>"), "{cafe}");
+        let long = list_id(&"Ünïcode ".repeat(20), "u", "x.test");
+        assert!(long.split("\r\n").all(|line| line.len() <= 78), "{long}");
+        assert_eq!(lists_phrase("A", &[]), "“A”");
+        assert_eq!(lists_phrase("A", &["B", "C"]), "“A”, “B” and “C”");
     }
 }

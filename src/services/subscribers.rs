@@ -7,6 +7,7 @@ use super::{Actor, Context, FieldError, RequestMeta, Result, ServiceError, ensur
 use crate::domain::{ConsentKind, EmailAddress, ListSlug, SubscriberName, SubscriptionStatus};
 use crate::store::{ListRow, SubscriberRow, Tx};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -148,8 +149,9 @@ pub(crate) enum BasisOutcome {
     /// New, or pending: confirm, with one `imported` ledger entry.
     Confirm,
     /// They withdrew (unsubscribed), or their mail bounced or they
-    /// complained. One person added by hand is the organiser's deliberate
-    /// decision and goes ahead; an import never silently overrides this.
+    /// complained, and have not confirmed since (see [`standing_for_basis`]).
+    /// Neither an import nor an organiser adding them by hand overrides
+    /// this: the import skips them, the single add is refused (409).
     Withdrawn(SubscriptionStatus),
 }
 
@@ -161,6 +163,62 @@ pub(crate) fn basis_outcome(current: Option<SubscriptionStatus>) -> BasisOutcome
             BasisOutcome::Withdrawn(s)
         }
     }
+}
+
+/// Where these people stand on each list, for an organiser's basis: their
+/// subscription statuses, except that a pending subscription whose person
+/// withdrew (or whose mail bounced or drew a complaint) and has not
+/// confirmed since counts as that withdrawal. An anonymous subscribe form
+/// puts such a subscription back to pending, and anyone can type anyone's
+/// address: only the person's own click on the confirmation link may
+/// undo a withdrawal, never an organiser's basis.
+pub(crate) async fn standing_for_basis(
+    tx: &mut Tx,
+    subscriber_ids: &[Uuid],
+) -> Result<HashMap<(Uuid, Uuid), SubscriptionStatus>> {
+    let mut standing: HashMap<(Uuid, Uuid), SubscriptionStatus> = tx
+        .subscriptions_among(subscriber_ids)
+        .await?
+        .into_iter()
+        .filter_map(|s| SubscriptionStatus::parse(&s.status).ok().map(|st| ((s.subscriber_id, s.list_id), st)))
+        .collect();
+    let pending: Vec<Uuid> = {
+        let mut ids: Vec<Uuid> = standing
+            .iter()
+            .filter(|(_, st)| **st == SubscriptionStatus::Pending)
+            .map(|((subscriber, _), _)| *subscriber)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    for decision in tx.latest_decisions_among(&pending).await? {
+        let withdrawal = match decision.status.as_str() {
+            "withdrawn" => SubscriptionStatus::Unsubscribed,
+            "bounced" => SubscriptionStatus::Bounced,
+            "complained" => SubscriptionStatus::Complained,
+            _ => continue,
+        };
+        if let Some(st) = standing.get_mut(&(decision.subscriber_id, decision.list_id))
+            && *st == SubscriptionStatus::Pending
+        {
+            *st = withdrawal;
+        }
+    }
+    Ok(standing)
+}
+
+/// Why a basis cannot confirm someone on a list, in words for the organiser.
+pub(crate) fn withdrawal_reason(status: SubscriptionStatus, list: &str) -> String {
+    let why = match status {
+        SubscriptionStatus::Unsubscribed => "unsubscribed from",
+        SubscriptionStatus::Bounced => "had mail bounce on",
+        _ => "complained about mail from",
+    };
+    format!(
+        "this person {why} the list {list}; only they can subscribe again, by confirming from the email the \
+         subscribe form sends"
+    )
 }
 
 /// Adds (or extends) a subscriber. Returns the subscriber and whether it
@@ -202,13 +260,17 @@ pub async fn add(
     let origin = Origin { meta, source: None, actor };
     match terms.status {
         SubscriptionStatus::Confirmed => {
-            let current = tx.subscriptions(subscriber.id).await?;
-            for list in &lists {
-                let status = current
-                    .iter()
-                    .find(|s| s.list_id == list.id)
-                    .and_then(|s| SubscriptionStatus::parse(&s.status).ok());
-                if basis_outcome(status) != BasisOutcome::AlreadyConfirmed {
+            let standing = standing_for_basis(&mut tx, &[subscriber.id]).await?;
+            let outcomes: Vec<(&ListRow, BasisOutcome)> =
+                lists.iter().map(|l| (l, basis_outcome(standing.get(&(subscriber.id, l.id)).copied()))).collect();
+            // A withdrawal stands: the organiser is told, and nothing is changed.
+            if let Some((list, BasisOutcome::Withdrawn(status))) =
+                outcomes.iter().find(|(_, o)| matches!(o, BasisOutcome::Withdrawn(_)))
+            {
+                return Err(ServiceError::Conflict(withdrawal_reason(*status, &list.slug)));
+            }
+            for (list, outcome) in outcomes {
+                if outcome != BasisOutcome::AlreadyConfirmed {
                     let t = Transition {
                         to: SubscriptionStatus::Confirmed,
                         kind: ConsentKind::Imported,
@@ -220,7 +282,7 @@ pub async fn add(
         }
         _ => {
             supporter::request_confirmation(ctx, &mut tx, &subscriber, &email, &lists, &origin, notice_version, now)
-                .await?
+                .await?;
         }
     }
     let row = tx.subscriber_by_id(subscriber.id).await?.ok_or(ServiceError::NotFound("subscriber"))?;

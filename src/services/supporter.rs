@@ -213,7 +213,7 @@ pub(crate) struct Origin<'a> {
 /// Moves each list (unless confirmed or complained) to `pending` with a
 /// `requested` ledger entry, and queues one confirmation mail for the lists
 /// not mailed within the resend interval. Runs inside the caller's
-/// transaction.
+/// transaction. Returns the lists mailed now.
 #[expect(clippy::too_many_arguments, reason = "the caller's transaction plus the facts of one request")]
 pub(crate) async fn request_confirmation(
     ctx: &Context,
@@ -224,11 +224,13 @@ pub(crate) async fn request_confirmation(
     origin: &Origin<'_>,
     notice_version: i64,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Vec<Uuid>> {
     let lists: Vec<&ListRow> = lists.iter().collect();
     let mut confirmations = ConfirmationRequests::load(ctx, tx, &[subscriber.id], &lists, notice_version, now).await?;
     confirmations.request(subscriber.id, &subscriber.name, email, &lists, origin)?;
-    confirmations.write(tx, &[]).await
+    let mailed = confirmations.requested.iter().filter(|(_, mailed)| **mailed).map(|(&(_, list), _)| list).collect();
+    confirmations.write(tx, &[]).await?;
+    Ok(mailed)
 }
 
 /// A subscription's status, and when a confirmation was last mailed.
@@ -538,9 +540,14 @@ pub(crate) fn ledger_entry(
 /// What an unsubscribe link points at.
 #[derive(Debug, Clone)]
 pub struct UnsubscribeTarget {
-    pub list_name: String,
+    /// Every list the link is for that still exists, in the link's order
+    /// (a copy sent for several lists carries one link for them all).
+    pub list_names: Vec<String>,
+    /// The lists this request took the person off (empty for the GET page,
+    /// and for a second click).
+    pub left: Vec<String>,
     pub preferences_token: String,
-    /// Whether the subscription is still active (pending or confirmed).
+    /// Whether any of the subscriptions is still active (pending or confirmed).
     pub active: bool,
 }
 
@@ -548,15 +555,30 @@ fn verify(ctx: &Context, raw: &str, purpose: TokenPurpose) -> Result<SignedToken
     SignedToken::verify(raw, &ctx.secret_key, purpose).map_err(|_| ServiceError::NotFound("link"))
 }
 
-/// For the GET page: which list, and is there anything to do.
+/// The lists an unsubscribe token names that still exist; `Gone` if none do.
+async fn token_lists(tx: &mut Tx, token: &SignedToken) -> Result<Vec<ListRow>> {
+    let mut lists = Vec::new();
+    for id in token.lists() {
+        if let Some(list) = tx.list_by_id(id).await? {
+            lists.push(list);
+        }
+    }
+    if lists.is_empty() {
+        return Err(ServiceError::Gone);
+    }
+    Ok(lists)
+}
+
+/// For the GET page: which lists, and is there anything to do.
 pub async fn unsubscribe_target(ctx: &Context, raw_token: &str) -> Result<UnsubscribeTarget> {
     let token = verify(ctx, raw_token, TokenPurpose::Unsubscribe)?;
     let mut tx = ctx.store.read().await?;
-    let list = tx.list_by_id(token.list).await?.ok_or(ServiceError::Gone)?;
-    let active =
-        subscriptions_by_list(&mut tx, token.subscriber).await?.get(&token.list).is_some_and(|s| is_active(&s.status));
+    let lists = token_lists(&mut tx, &token).await?;
+    let subs = subscriptions_by_list(&mut tx, token.subscriber).await?;
+    let active = lists.iter().any(|l| subs.get(&l.id).is_some_and(|s| is_active(&s.status)));
     Ok(UnsubscribeTarget {
-        list_name: list.name,
+        list_names: lists.into_iter().map(|l| l.name).collect(),
+        left: Vec::new(),
         preferences_token: SignedToken::preferences(token.subscriber).encode(&ctx.secret_key),
         active,
     })
@@ -566,9 +588,10 @@ fn is_active(status: &str) -> bool {
     status == SubscriptionStatus::Confirmed.as_str() || status == SubscriptionStatus::Pending.as_str()
 }
 
-/// Unsubscribes at once. Idempotent: a second click changes nothing and
-/// writes no second ledger entry. An erased subscriber's old link succeeds
-/// quietly (there is nothing left to unsubscribe).
+/// Unsubscribes at once from every list the link is for. Idempotent: a
+/// second click changes nothing and writes no second ledger entry. An
+/// erased subscriber's old link succeeds quietly (there is nothing left to
+/// unsubscribe).
 pub async fn unsubscribe(
     ctx: &Context,
     raw_token: &str,
@@ -578,24 +601,29 @@ pub async fn unsubscribe(
     let token = verify(ctx, raw_token, TokenPurpose::Unsubscribe)?;
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
-    let list = tx.list_by_id(token.list).await?.ok_or(ServiceError::Gone)?;
+    let lists = token_lists(&mut tx, &token).await?;
     let existing = subscriptions_by_list(&mut tx, token.subscriber).await?;
-    let withdrawn = existing.get(&token.list).is_some_and(|s| is_active(&s.status));
-    if withdrawn {
+    let mut left = Vec::new();
+    for list in &lists {
+        if !existing.get(&list.id).is_some_and(|s| is_active(&s.status)) {
+            continue;
+        }
         let notice_version = current_notice_version(&mut tx, now).await?;
         let t = Transition {
             to: SubscriptionStatus::Unsubscribed,
             kind: ConsentKind::Withdrawn,
             detail: Some(method.as_str()),
         };
-        change_status(&mut tx, token.subscriber, token.list, t, &supporter(meta), notice_version, now).await?;
+        change_status(&mut tx, token.subscriber, list.id, t, &supporter(meta), notice_version, now).await?;
+        left.push(list.name.clone());
     }
     tx.commit().await?;
-    if withdrawn {
+    for _ in &left {
         ctx.metrics.unsubscribed(method.as_str());
     }
     Ok(UnsubscribeTarget {
-        list_name: list.name,
+        list_names: lists.into_iter().map(|l| l.name).collect(),
+        left,
         preferences_token: SignedToken::preferences(token.subscriber).encode(&ctx.secret_key),
         active: false,
     })
@@ -608,6 +636,8 @@ pub struct PreferenceRow {
     pub name: String,
     pub description: String,
     pub subscribed: bool,
+    /// Asked for but not yet confirmed from the mail sent for it.
+    pub pending: bool,
     /// The consent wording shown beside the box.
     pub statement: String,
 }
@@ -638,6 +668,7 @@ async fn load_preferences(tx: &mut Tx, subscriber_id: Uuid) -> Result<Preference
         let statement = tx.current_statement(list.id).await?.map(|s| s.body).unwrap_or_default();
         rows.push(PreferenceRow {
             subscribed: sub.is_some_and(|s| is_active(&s.status)),
+            pending: sub.is_some_and(|s| s.status == SubscriptionStatus::Pending.as_str()),
             slug: list.slug,
             name: list.name,
             description: list.description,
@@ -657,14 +688,35 @@ pub struct PreferencesInput {
     pub unsubscribe_all: bool,
 }
 
-/// Applies the form: new ticks subscribe at once (the link in their mail
-/// proves the address), removed ticks withdraw; both go to the ledger.
+/// What saving the preferences form did, beside the page's new state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SavedPreferences {
+    #[serde(flatten)]
+    pub preferences: Preferences,
+    /// Newly ticked lists: a confirmation mail was sent for them, and they
+    /// start once the person confirms from it.
+    pub confirmation_sent: Vec<String>,
+    /// Newly ticked lists whose confirmation mail went out shortly before
+    /// (within the resend interval), so none was sent again now.
+    pub confirmation_recent: Vec<String>,
+    /// Lists the person left with this save.
+    pub left: Vec<String>,
+    /// "Unsubscribe from everything" was pressed.
+    pub unsubscribed_all: bool,
+}
+
+/// Applies the form. Removed ticks withdraw at once. New ticks do not
+/// subscribe at once: the preferences link travels in every copy, so
+/// whoever a mail was forwarded to holds it too. They ask for the list as
+/// the subscribe form does (pending, a `requested` ledger entry, a
+/// confirmation mail to the address), and only the click in that mail
+/// confirms.
 pub async fn update_preferences(
     ctx: &Context,
     raw_token: &str,
     input: &PreferencesInput,
     meta: &RequestMeta,
-) -> Result<Preferences> {
+) -> Result<SavedPreferences> {
     let token = verify(ctx, raw_token, TokenPurpose::Preferences)?;
     let name = SubscriberName::parse_optional(&input.name)
         .map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("name", e)]))?;
@@ -678,20 +730,15 @@ pub async fn update_preferences(
     let notice_version = current_notice_version(&mut tx, now).await?;
     let subs = subscriptions_by_list(&mut tx, subscriber.id).await?;
     let method = Some(WithdrawalMethod::Preferences.as_str());
-    let mut withdrawn = 0;
+    let mut left = Vec::new();
+    let mut asked = Vec::new();
     for list in tx.lists().await? {
         let sub = subs.get(&list.id);
         let status = sub.and_then(|s| SubscriptionStatus::parse(&s.status).ok());
         let wanted = !input.unsubscribe_all && input.lists.iter().any(|s| s == &list.slug);
         let active = matches!(status, Some(SubscriptionStatus::Confirmed | SubscriptionStatus::Pending));
         if wanted && !active && (list.public || sub.is_some()) && status != Some(SubscriptionStatus::Complained) {
-            let kind = if sub.is_some_and(|s| s.confirmed_at.is_some()) {
-                ConsentKind::Resubscribed
-            } else {
-                ConsentKind::Confirmed
-            };
-            let t = Transition { to: SubscriptionStatus::Confirmed, kind, detail: method };
-            change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
+            asked.push(list);
         } else if wanted
             && status == Some(SubscriptionStatus::Confirmed)
             && tx.latest_notice_version(subscriber.id, list.id).await?.is_none_or(|v| v < notice_version)
@@ -704,15 +751,43 @@ pub async fn update_preferences(
         } else if !wanted && active {
             let t = Transition { to: SubscriptionStatus::Unsubscribed, kind: ConsentKind::Withdrawn, detail: method };
             change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
-            withdrawn += 1;
+            left.push(list.name);
         }
     }
-    let prefs = load_preferences(&mut tx, subscriber.id).await?;
+    let mut mailed = Vec::new();
+    if !asked.is_empty() {
+        // The stored address was parsed when it was taken; a row that no
+        // longer parses gets no mail rather than an error page.
+        match EmailAddress::parse(&subscriber.email) {
+            // A suppressed address is never mailed, a confirmation included.
+            Ok(email) if !tx.suppressed_among(&[email.suppression_hash()]).await?.is_empty() => asked.clear(),
+            Ok(email) => {
+                let origin = Origin { meta, source: Some("preferences page"), actor: Actor::Supporter };
+                mailed = request_confirmation(ctx, &mut tx, &subscriber, &email, &asked, &origin, notice_version, now)
+                    .await?;
+            }
+            Err(_) => {
+                tracing::warn!(subscriber = %subscriber.id, "stored address does not parse; no confirmation mailed");
+                asked.clear();
+            }
+        }
+    }
+    let preferences = load_preferences(&mut tx, subscriber.id).await?;
     tx.commit().await?;
-    for _ in 0..withdrawn {
+    if !asked.is_empty() {
+        ctx.outbox_wakeup.notify_one();
+    }
+    for _ in &left {
         ctx.metrics.unsubscribed(WithdrawalMethod::Preferences.as_str());
     }
-    Ok(prefs)
+    let (sent, recent): (Vec<ListRow>, Vec<ListRow>) = asked.into_iter().partition(|l| mailed.contains(&l.id));
+    Ok(SavedPreferences {
+        preferences,
+        confirmation_sent: sent.into_iter().map(|l| l.name).collect(),
+        confirmation_recent: recent.into_iter().map(|l| l.name).collect(),
+        left,
+        unsubscribed_all: input.unsubscribe_all,
+    })
 }
 
 /// A public list as the subscribe form shows it, with its consent wording.

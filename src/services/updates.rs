@@ -100,6 +100,14 @@ fn parse_input(input: &UpdateInput, require_all: bool) -> Result<Parsed> {
             errors.push(FieldError::new("lists", "choose at least one list"));
             None
         }
+        // One copy's unsubscribe link names every list it was sent for.
+        Some(ls) if ls.len() > crate::domain::MAX_TOKEN_LISTS => {
+            errors.push(FieldError::new(
+                "lists",
+                format!("an update can go to at most {} lists", crate::domain::MAX_TOKEN_LISTS),
+            ));
+            None
+        }
         Some(ls) => Some(
             ls.iter()
                 .filter_map(|l| ListSlug::parse(l).map_err(|e| errors.push(FieldError::from_parse("lists", e))).ok())
@@ -217,6 +225,7 @@ fn sample_recipient<'a>(ctx: &Context, list_slug: &'a str, list_name: &'a str, t
         name: "Sam Supporter",
         list_slug,
         list_name,
+        other_list_names: Vec::new(),
         unsubscribe_url: ctx
             .config
             .link(&format!("/unsubscribe/{}", SignedToken::unsubscribe(sample, sample).encode(&ctx.secret_key))),

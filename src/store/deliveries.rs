@@ -15,6 +15,30 @@ pub struct DeliveryClaim {
     pub email: String,
     pub name: String,
     pub attempts: i64,
+    /// Every one of the update's lists the person is confirmed on, as the
+    /// claim found them (comma-separated ids, in no order): the copy's
+    /// unsubscribe link names them all. See [`DeliveryClaim::lists`].
+    pub list_ids: Option<String>,
+}
+
+impl DeliveryClaim {
+    /// The lists this copy is sent for, sorted; the snapshot's list when
+    /// the claim found none (it cannot: the claim re-checks that there is one).
+    pub fn lists(&self) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self
+            .list_ids
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|id| Uuid::parse_str(id.trim()).ok())
+            .collect();
+        if ids.is_empty() {
+            ids.push(self.list_id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
 }
 
 /// A message the relay accepted, to be recorded as `sent`.
@@ -47,6 +71,27 @@ pub struct DeliveryStats {
     pub failed: i64,
     pub bounced: i64,
     pub skipped: i64,
+}
+
+/// The lists of `deliveries`' update that its person is confirmed on, as
+/// text (SQLite: hex ids joined by commas). Read in the claim's RETURNING,
+/// one primary-key lookup per list per claimed row, so sending a copy
+/// needs no query of its own.
+macro_rules! sqlite_claimed_lists {
+    () => {
+        "(SELECT group_concat(hex(sub.list_id), ',') FROM update_lists ul
+          JOIN subscriptions sub ON sub.list_id = ul.list_id AND sub.subscriber_id = deliveries.subscriber_id
+          WHERE ul.update_id = deliveries.update_id AND sub.status = 'confirmed') AS list_ids"
+    };
+}
+
+/// [`sqlite_claimed_lists`] for PostgreSQL.
+macro_rules! postgres_claimed_lists {
+    () => {
+        "(SELECT string_agg(sub.list_id::text, ',') FROM update_lists ul
+          JOIN subscriptions sub ON sub.list_id = ul.list_id AND sub.subscriber_id = deliveries.subscriber_id
+          WHERE ul.update_id = deliveries.update_id AND sub.status = 'confirmed') AS list_ids"
+    };
 }
 
 /// The claim's condition on a delivery `d`: its person is still confirmed
@@ -188,7 +233,8 @@ impl Tx {
                      RETURNING update_id, subscriber_id, list_id,
                                (SELECT s.email FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS email,
                                (SELECT s.name FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS name,
-                               attempts",
+                               attempts, ",
+                    sqlite_claimed_lists!(),
                 ))
                 .bind(update_id)
                 .bind(now)
@@ -224,7 +270,8 @@ impl Tx {
                      WHERE deliveries.update_id = picked.update_id AND deliveries.subscriber_id = picked.subscriber_id
                        AND s.id = picked.subscriber_id
                      RETURNING deliveries.update_id, deliveries.subscriber_id, deliveries.list_id, s.email, s.name,
-                               deliveries.attempts",
+                               deliveries.attempts, ",
+                    postgres_claimed_lists!(),
                 ))
                 .bind(update_id)
                 .bind(now)

@@ -578,6 +578,51 @@ impl Tx {
         Ok(rows)
     }
 
+    /// For these subscribers, the latest ledger entry on each list that
+    /// ends or starts mailing on the person's own word or the receiver's:
+    /// `withdrawn`, `bounced` or `complained`, against `confirmed` or
+    /// `resubscribed` (the person's own confirmation). A list whose answer
+    /// is one of the first three was withdrawn and not taken back by the
+    /// person since, whatever its status says now (an anonymous subscribe
+    /// puts it back to pending). One query for a whole batch; the ledger's
+    /// index by subscriber finds the rows.
+    pub async fn latest_decisions_among(&mut self, subscriber_ids: &[Uuid]) -> Result<Vec<ImportedSubscription>> {
+        if subscriber_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Ordered oldest first, so the last row per (subscriber, list) wins.
+        let rows: Vec<ImportedSubscription> = match self {
+            Tx::Sqlite(t) => {
+                sqlx::query_as(
+                    "SELECT subscriber_id, list_id, kind AS status FROM consent_events
+                     WHERE subscriber_id IN (SELECT unhex(value) FROM json_each($1))
+                       AND kind IN ('withdrawn', 'bounced', 'complained', 'confirmed', 'resubscribed')
+                     ORDER BY occurred_at, id",
+                )
+                .bind(json_text(subscriber_ids.iter().map(|id| id.simple())))
+                .fetch_all(&mut **t)
+                .await?
+            }
+            Tx::Postgres(t) => {
+                sqlx::query_as(
+                    "SELECT subscriber_id, list_id, kind AS status FROM consent_events
+                     WHERE subscriber_id = ANY($1)
+                       AND kind IN ('withdrawn', 'bounced', 'complained', 'confirmed', 'resubscribed')
+                     ORDER BY occurred_at, id",
+                )
+                .bind(subscriber_ids)
+                .fetch_all(&mut **t)
+                .await?
+            }
+        };
+        let mut latest: std::collections::HashMap<(Uuid, Uuid), ImportedSubscription> =
+            std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            latest.insert((row.subscriber_id, row.list_id), row);
+        }
+        Ok(latest.into_values().collect())
+    }
+
     /// Creates subscribers (marked as seen by import `import_id`, if one
     /// creates them): the set form of [`Tx::insert_subscriber`].
     pub async fn insert_subscribers(

@@ -87,7 +87,14 @@ pub struct LinkGonePage {
 pub struct UnsubscribePage {
     pub group: String,
     pub token: String,
-    pub list_name: String,
+    /// The lists the link is for, as a phrase: “A”, “B” and “C”.
+    pub lists: String,
+    /// The link is for more than one list.
+    pub several: bool,
+    /// The lists this request took the person off, as a phrase; empty if none.
+    pub left: String,
+    /// More than one list was left.
+    pub left_several: bool,
     pub active: bool,
     pub done: bool,
     pub preferences_url: String,
@@ -102,6 +109,16 @@ pub struct PreferencesPage {
     pub name: String,
     pub lists: Vec<PreferenceRow>,
     pub saved: bool,
+    /// After a save: newly ticked lists a confirmation mail went out for,
+    /// as a phrase (empty if none).
+    pub confirmation_sent: String,
+    /// After a save: newly ticked lists whose confirmation mail had gone
+    /// out shortly before, as a phrase (empty if none).
+    pub confirmation_recent: String,
+    /// After a save: the lists left, as a phrase (empty if none).
+    pub left: String,
+    /// After "Unsubscribe from everything".
+    pub unsubscribed_all: bool,
     pub errors: Vec<FieldError>,
 }
 
@@ -197,4 +214,13 @@ pub struct DataCopyPage {
     /// `requested`, `confirm` or `sent`.
     pub step: &'static str,
     pub token: String,
+}
+
+/// Names as a page shows them in a sentence: “A”, “B” and “C”.
+pub fn quoted_names(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("“{n}”")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    }
 }

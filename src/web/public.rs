@@ -10,6 +10,7 @@ use crate::services::supporter::{self, ConsentGiven, PreferencesInput, Subscribe
 use crate::services::{ServiceError, archive, consent, data_copy};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -25,10 +26,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/subscribe", subscribe_route)
-        .route("/confirm/{token}", get(confirm_page).post(confirm))
-        .route("/unsubscribe/{token}", get(unsubscribe_page).post(unsubscribe))
-        .route("/preferences/{token}", get(preferences_page).post(update_preferences))
-        .route("/data-copy/{token}", get(data_copy_page).post(data_copy))
+        .route("/confirm/{token}", get(confirm_page).post(confirm).layer(map_response(token_page)))
+        .route("/unsubscribe/{token}", get(unsubscribe_page).post(unsubscribe).layer(map_response(token_page)))
+        .route("/preferences/{token}", get(preferences_page).post(update_preferences).layer(map_response(token_page)))
+        .route("/data-copy/{token}", get(data_copy_page).post(data_copy).layer(map_response(token_page)))
         .route("/privacy", get(privacy))
         .route("/archive", get(archive_index))
         .route("/archive/feed.atom", get(archive_feed))
@@ -37,6 +38,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route("/assets/style.css", get(stylesheet))
         .fallback(page_not_found)
+}
+
+/// Pages reached by a token link hold a credential in their address and
+/// show a person's data: no cache (shared or the browser's) may keep them,
+/// and no link on them may pass the address on. Every answer, errors too.
+async fn token_page(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res
 }
 
 async fn page_not_found(client: Client) -> WebError {
@@ -277,21 +288,29 @@ async fn unsubscribe_page(
 ) -> Result<Response> {
     let t = supporter::unsubscribe_target(&state.ctx, &token).await.map_err(|e| link_error(e, &client))?;
     if client.json {
-        return Ok(Json(json!({ "list": t.list_name, "subscribed": t.active })).into_response());
+        return Ok(Json(json!({ "list": t.list_names.first(), "lists": t.list_names, "subscribed": t.active }))
+            .into_response());
     }
-    Ok(UnsubscribePage {
-        group: group(&state),
+    Ok(unsubscribe_view(&state, token, t, false).into_response())
+}
+
+fn unsubscribe_view(state: &AppState, token: String, t: supporter::UnsubscribeTarget, done: bool) -> UnsubscribePage {
+    UnsubscribePage {
+        group: group(state),
         token,
-        list_name: t.list_name,
+        lists: quoted_names(&t.list_names),
+        several: t.list_names.len() > 1,
+        left: quoted_names(&t.left),
+        left_several: t.left.len() > 1,
         active: t.active,
-        done: false,
+        done,
         preferences_url: state.ctx.config.link(&format!("/preferences/{}", t.preferences_token)),
     }
-    .into_response())
 }
 
 /// RFC 8058 one-click: mail clients POST `List-Unsubscribe=One-Click` with
-/// no cookie and follow no redirect, so we act at once and answer 200.
+/// no cookie and follow no redirect, so we act at once and answer 200. A
+/// link from a copy sent for several lists leaves them all.
 async fn unsubscribe(
     State(state): State<AppState>,
     client: Client,
@@ -303,17 +322,15 @@ async fn unsubscribe(
     let t =
         supporter::unsubscribe(&state.ctx, &token, method, &client.meta()).await.map_err(|e| link_error(e, &client))?;
     if client.json {
-        return Ok(Json(json!({ "status": "unsubscribed", "list": t.list_name })).into_response());
+        return Ok(Json(json!({
+            "status": "unsubscribed",
+            "list": t.list_names.first(),
+            "lists": t.list_names,
+            "left": t.left,
+        }))
+        .into_response());
     }
-    Ok(UnsubscribePage {
-        group: group(&state),
-        token,
-        list_name: t.list_name,
-        active: false,
-        done: true,
-        preferences_url: state.ctx.config.link(&format!("/preferences/{}", t.preferences_token)),
-    }
-    .into_response())
+    Ok(unsubscribe_view(&state, token, t, true).into_response())
 }
 
 async fn preferences_page(
@@ -332,6 +349,10 @@ async fn preferences_page(
         name: p.name,
         lists: p.lists,
         saved: false,
+        confirmation_sent: String::new(),
+        confirmation_recent: String::new(),
+        left: String::new(),
+        unsubscribed_all: false,
         errors: Vec::new(),
     }
     .into_response())
@@ -372,13 +393,17 @@ async fn update_preferences(
     };
     match supporter::update_preferences(&state.ctx, &token, &input, &client.meta()).await {
         Ok(p) if client.json => Ok(Json(p).into_response()),
-        Ok(p) => Ok(PreferencesPage {
+        Ok(saved) => Ok(PreferencesPage {
             group: group(&state),
             token,
-            email: p.email,
-            name: p.name,
-            lists: p.lists,
+            email: saved.preferences.email,
+            name: saved.preferences.name,
+            lists: saved.preferences.lists,
             saved: true,
+            confirmation_sent: quoted_names(&saved.confirmation_sent),
+            confirmation_recent: quoted_names(&saved.confirmation_recent),
+            left: quoted_names(&saved.left),
+            unsubscribed_all: saved.unsubscribed_all,
             errors: Vec::new(),
         }
         .into_response()),
@@ -391,6 +416,10 @@ async fn update_preferences(
                 name: input.name,
                 lists: p.lists,
                 saved: false,
+                confirmation_sent: String::new(),
+                confirmation_recent: String::new(),
+                left: String::new(),
+                unsubscribed_all: false,
                 errors,
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())

@@ -405,17 +405,27 @@ impl DeliveryWorker {
 
     async fn deliver(&self, p: &Prepared, claim: &DeliveryClaim) -> Outcome {
         let key = &self.ctx.secret_key;
-        let (slug, name) = p.lists.get(&claim.list_id).map(|l| (l.slug.as_str(), l.name.as_str())).unwrap_or_default();
+        // One copy for every list of the update the person is on: its
+        // unsubscribe link leaves them all, and its footer names them all.
+        let mut lists: Vec<&UpdateListRow> = claim.lists().iter().filter_map(|id| p.lists.get(id)).collect();
+        // Named in the footer and on the unsubscribe page in this order.
+        lists.sort_by(|a, b| a.name.cmp(&b.name).then(a.list_id.cmp(&b.list_id)));
+        let (slug, name) = lists.first().map(|l| (l.slug.as_str(), l.name.as_str())).unwrap_or_default();
+        let ids: Vec<Uuid> = lists.iter().map(|l| l.list_id).collect();
+        let Some(unsubscribe) = SignedToken::unsubscribe_lists(claim.subscriber_id, &ids) else {
+            return Outcome::Failed(SendError::Permanent(format!(
+                "could not build the message: {} lists for one unsubscribe link",
+                ids.len()
+            )));
+        };
         let recipient = Recipient {
             subscriber_id: claim.subscriber_id,
             email: &claim.email,
             name: &claim.name,
             list_slug: slug,
             list_name: name,
-            unsubscribe_url: self.ctx.config.link(&format!(
-                "/unsubscribe/{}",
-                SignedToken::unsubscribe(claim.subscriber_id, claim.list_id).encode(key)
-            )),
+            other_list_names: lists.iter().skip(1).map(|l| l.name.as_str()).collect(),
+            unsubscribe_url: self.ctx.config.link(&format!("/unsubscribe/{}", unsubscribe.encode(key))),
             preferences_url: self
                 .ctx
                 .config

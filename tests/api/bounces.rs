@@ -18,6 +18,8 @@ use tidings::services::bounces;
 use tidings::workers::bounce_mailbox::BounceMailboxWorker;
 
 both_backends!(
+    mail_that_is_not_a_report_stays_in_the_pop3_mailbox_and_is_read_once,
+    mail_that_is_not_a_report_stays_in_the_imap_folder_and_is_read_once,
     ses_notifications_through_sns_bounce_and_complain_once_each,
     postmark_bounce_and_spam_complaint_webhooks_are_applied,
     a_sendgrid_event_batch_is_applied_event_by_event,
@@ -569,8 +571,8 @@ async fn the_bounce_mailbox_is_polled_and_messages_are_deleted_only_after_they_a
 
     pop3.drop_connection_on_retr(None);
     let step = worker.run_once(&never_stop).await.unwrap();
-    assert_eq!((step.listed, step.duplicates, step.applied, step.ignored, step.deleted), (3, 1, 1, 1, 3), "{step:?}");
-    assert!(pop3.messages().is_empty(), "all deleted at QUIT");
+    assert_eq!((step.listed, step.duplicates, step.applied, step.ignored, step.deleted), (3, 1, 1, 1, 2), "{step:?}");
+    assert_eq!(pop3.messages().len(), 1, "the reports deleted at QUIT; the mail that is not one left");
     assert_eq!(
         kinds(&app.ledger("p0@example.org").await).iter().filter(|k| *k == "bounced").count(),
         1,
@@ -603,10 +605,10 @@ async fn the_bounce_mailbox_can_be_read_over_tls(db: Db) {
     let (app3, worker3) = mailbox_app(Db::Sqlite, &format!("{}&ca_file={ca2_q}", upgrading.url())).await;
     upgrading.deliver(b"From: x@example.org\r\nSubject: hello\r\n\r\nnot a report\r\n");
     let step = worker3.run_once(&never_stop).await.unwrap();
-    assert_eq!((step.ignored, step.deleted), (1, 1));
+    assert_eq!((step.ignored, step.deleted), (1, 0));
     let log = upgrading.log();
     assert_eq!(log[..3], ["STLS", "USER bounces", "PASS ***"], "{log:?}");
-    assert!(upgrading.messages().is_empty());
+    assert_eq!(upgrading.messages().len(), 1, "not a report: left for a person to read");
     drop(app3);
 
     // Without the CA the certificate is not trusted and nothing is read.
@@ -669,4 +671,59 @@ async fn the_admin_page_lists_reports_by_kind(db: Db) {
     let unmatched = editor.get("/admin/bounces?kind=unmatched").await;
     assert!(unmatched.body.contains("example.net") && !unmatched.body.contains("a1@example.org"));
     assert_eq!(editor.get("/admin/bounces?kind=nonsense").await.status, 422);
+}
+
+/// A supporter's reply, as it reaches a bounce mailbox that is also the
+/// From address.
+const SUPPORTER_REPLY: &[u8] = b"From: Pat Backer <pat@example.org>\r\nTo: news@hospital.test\r\n\
+Subject: Re: Mailbox test\r\nMessage-ID: <reply-1@example.org>\r\n\r\n\
+Thank you! Please take me off the list, and well done on the hearing.\r\n";
+
+async fn mail_that_is_not_a_report_stays_in_the_pop3_mailbox_and_is_read_once(db: Db) {
+    let pop3 = TestPop3::start("bounces", "mailbox-password");
+    let (app, worker) = mailbox_app(db, &pop3.url()).await;
+    app.confirmed_subscribers("q", 2, "updates").await;
+    let (_, ids) = send_update(&app, "Mailbox test").await;
+    pop3.deliver(SUPPORTER_REPLY);
+    pop3.deliver(dsn("hard-5.1.1.eml", "q0@example.org", &ids["q0@example.org"], "keep-1").as_bytes());
+    let (_, never_stop) = tokio::sync::watch::channel(false);
+
+    let step = worker.run_once(&never_stop).await.unwrap();
+    assert_eq!((step.listed, step.applied, step.ignored, step.deleted), (2, 1, 1, 1), "{step:?}");
+    assert_eq!(pop3.messages(), [SUPPORTER_REPLY.to_vec()], "the reply survives the poll; the report is gone");
+    assert_eq!(app.status("q0@example.org", "updates").await, "bounced", "the report was acted on");
+    assert!(!pop3.log().iter().any(|l| l == "DELE 1"), "the reply was never marked");
+
+    // Next polls pass over the reply without fetching it again, and a new
+    // report behind it is still acted on.
+    pop3.deliver(dsn("hard-5.1.1.eml", "q1@example.org", &ids["q1@example.org"], "keep-2").as_bytes());
+    let step = worker.run_once(&never_stop).await.unwrap();
+    assert_eq!((step.listed, step.left_before, step.applied, step.ignored, step.deleted), (2, 1, 1, 0, 1), "{step:?}");
+    assert_eq!(app.status("q1@example.org", "updates").await, "bounced");
+    let step = worker.run_once(&never_stop).await.unwrap();
+    assert_eq!((step.listed, step.left_before, step.deleted), (1, 1, 0), "{step:?}");
+    let log = pop3.log();
+    assert_eq!(log.iter().filter(|l| *l == "RETR 1").count(), 1, "the reply was read once: {log:?}");
+    assert_eq!(pop3.messages(), [SUPPORTER_REPLY.to_vec()]);
+}
+
+async fn mail_that_is_not_a_report_stays_in_the_imap_folder_and_is_read_once(db: Db) {
+    let imap = TestImap::start("bounces", "mailbox-password");
+    let (app, worker) = mailbox_app(db, &imap.url()).await;
+    app.confirmed_subscribers("m", 1, "updates").await;
+    let (_, ids) = send_update(&app, "Mailbox test").await;
+    imap.deliver(SUPPORTER_REPLY);
+    imap.deliver(dsn("hard-5.1.1.eml", "m0@example.org", &ids["m0@example.org"], "imap-keep-1").as_bytes());
+    let (_, never_stop) = tokio::sync::watch::channel(false);
+
+    let step = worker.run_once(&never_stop).await.unwrap();
+    assert_eq!((step.listed, step.applied, step.ignored, step.deleted), (2, 1, 1, 1), "{step:?}");
+    assert_eq!(imap.messages(), [(1, false)], "the reply stays, not flagged \\Deleted; the report is expunged");
+    assert_eq!(app.status("m0@example.org", "updates").await, "bounced");
+    let step = worker.run_once(&never_stop).await.unwrap();
+    assert_eq!((step.listed, step.left_before, step.ignored, step.deleted), (1, 1, 0, 0), "{step:?}");
+    let log = imap.log();
+    assert_eq!(log.iter().filter(|l| *l == "UID FETCH 1 (BODY.PEEK[])").count(), 1, "read once: {log:?}");
+    assert!(!log.iter().any(|l| l.starts_with("UID STORE 1 ")), "{log:?}");
+    assert_eq!(imap.messages(), [(1, false)]);
 }

@@ -52,6 +52,12 @@ async fn a_supporter_completes_the_journey_in_a_browser() {
     browser.click("#list-updates").await;
     browser.click("button[value=save]").await;
     assert!(browser.shows("Your choices have been saved").await);
+    // A new list from the preferences page is asked for by mail first.
+    assert!(browser.shows("we have sent a confirmation email").await);
+    assert_eq!(app.status("zoe@example.org", "updates").await, "pending");
+    app.drain_outbox().await;
+    let token = confirm_token(app.smtp.messages_to("zoe@example.org").last().unwrap());
+    app.post_form(&format!("/confirm/{token}"), &[]).await;
     assert_eq!(app.status("zoe@example.org", "updates").await, "confirmed");
 
     let unsub = app.unsubscribe_token("zoe@example.org", "hearings").await;

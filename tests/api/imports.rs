@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tidings::workers::imports::ImportWorker;
 
 both_backends!(
+    a_withdrawal_stands_against_imports_and_organiser_adds_even_after_an_anonymous_resubscribe,
     a_confirmed_import_reports_exact_counts_and_records_one_event_per_person_and_list,
     a_pending_import_sends_one_confirmation_each_and_confirms_nobody,
     an_import_resumes_after_a_crash_without_losing_or_doubling_a_row,
@@ -532,4 +533,61 @@ async fn the_cli_imports_with_a_summary_and_exports_csv(db: Db) {
         assert!(!out.status.success(), "{args:?}");
         assert!(text(&out.stderr).contains(says), "{args:?}: {}", text(&out.stderr));
     }
+}
+
+async fn a_withdrawal_stands_against_imports_and_organiser_adds_even_after_an_anonymous_resubscribe(db: Db) {
+    let app = TestApp::spawn(db).await;
+    add_confirmed(&app, "left@example.org", "Left", "updates").await;
+    add_confirmed(&app, "back@example.org", "Back", "updates").await;
+    for who in ["left@example.org", "back@example.org"] {
+        let token = app.unsubscribe_token(who, "updates").await;
+        assert_eq!(app.post_form(&format!("/unsubscribe/{token}"), &[]).await.status(), 200);
+    }
+    // Anyone can type anyone's address into the public form: it puts the
+    // subscription back to pending and mails the person.
+    assert_eq!(app.subscribe("back@example.org", "updates").await.status(), 200);
+    assert_eq!(app.status("back@example.org", "updates").await, "pending");
+
+    let csv = "email,name\r\nleft@example.org,Left\r\nback@example.org,Back\r\nnew@example.org,New\r\n";
+    let (status, queued) = upload(&app, &[("list", "updates"), ("basis", BASIS)], csv.as_bytes()).await;
+    assert_eq!(status, 202, "{queued}");
+    run_imports(&app).await;
+    let job = import(&app, queued["id"].as_str().unwrap()).await;
+    assert_eq!(summary(&job), [1, 0, 2, 0, 0], "{job}");
+    assert_eq!(
+        errors(&job),
+        [(2, "skipped".into(), "unsubscribed".into()), (3, "skipped".into(), "unsubscribed".into())]
+    );
+    let reasons: Vec<&str> = job["errors"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert!(reasons.iter().all(|r| r.contains("unsubscribed from the list updates")), "{reasons:?}");
+    assert_eq!(app.status("left@example.org", "updates").await, "unsubscribed");
+    assert_eq!(app.status("back@example.org", "updates").await, "pending", "not confirmed by the import");
+    assert_eq!(app.status("new@example.org", "updates").await, "confirmed");
+
+    // An organiser adding either of them by hand with a basis is refused.
+    for who in ["left@example.org", "back@example.org"] {
+        let res = app
+            .api(Method::POST, "/subscribers")
+            .json(&json!({"email": who, "lists": ["updates"], "status": "confirmed", "basis": BASIS}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 409, "{who}");
+        let body: Value = res.json().await.unwrap();
+        assert!(body["error"]["message"].as_str().unwrap().contains("only they can subscribe again"), "{body}");
+    }
+    assert_eq!(app.status("left@example.org", "updates").await, "unsubscribed");
+    assert_eq!(app.status("back@example.org", "updates").await, "pending");
+    assert!(imported(&app.ledger("back@example.org").await).len() == 1, "only the first, before the withdrawal");
+
+    // The person's own click is what brings them back.
+    app.drain_outbox().await;
+    let token = crate::support::app::confirm_token(app.smtp.messages_to("back@example.org").last().unwrap());
+    assert_eq!(app.post_form(&format!("/confirm/{token}"), &[]).await.status(), 200);
+    assert_eq!(app.status("back@example.org", "updates").await, "confirmed");
+    // Confirmed again by the person: a later import no longer skips them.
+    let (_, queued) = upload(&app, &[("list", "updates"), ("basis", BASIS)], b"email\r\nback@example.org\r\n").await;
+    run_imports(&app).await;
+    let job = import(&app, queued["id"].as_str().unwrap()).await;
+    assert_eq!(summary(&job), [0, 1, 0, 0, 0], "{job}");
 }

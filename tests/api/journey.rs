@@ -271,8 +271,15 @@ async fn preferences_change_name_and_lists_and_can_unsubscribe_from_everything(d
     assert_eq!(withdrawn.len(), 2);
     assert!(withdrawn.iter().all(|e| e["detail"] == "preferences"));
 
-    // Ticking a list again from preferences re-subscribes at once.
+    // Ticking a list again from preferences asks for confirmation by mail
+    // (the link may be in a forwarded copy); the click re-subscribes.
+    app.ctx.clock.advance(Duration::from_secs(25 * 3600));
     app.post_form(&prefs, &[("lists", "hearings"), ("action", "save")]).await;
+    assert_eq!(app.status("dee@example.org", "hearings").await, "pending");
+    assert_eq!(app.ledger("dee@example.org").await.last().unwrap()["kind"], "requested");
+    app.drain_outbox().await;
+    let token = confirm_token(app.smtp.messages_to("dee@example.org").last().unwrap());
+    app.post_form(&format!("/confirm/{token}"), &[]).await;
     assert_eq!(app.status("dee@example.org", "hearings").await, "confirmed");
     assert_eq!(app.ledger("dee@example.org").await.last().unwrap()["kind"], "resubscribed");
 }

@@ -16,6 +16,7 @@ mod dkim;
 mod embedding;
 mod faults;
 mod group_commit;
+mod honoured;
 mod imports;
 mod journey;
 mod links;

@@ -16,7 +16,10 @@
 //! person and list (nothing when already confirmed); `pending` sends the
 //! same confirmation mail as the subscribe form (a re-permission campaign).
 //! On top of those, an import never overrides a withdrawal: someone who
-//! unsubscribed, bounced or complained on one of the lists is skipped.
+//! unsubscribed, bounced or complained on one of the lists is skipped, with
+//! the reason in the report, also when an anonymous subscribe has since
+//! put them back to pending (only their own confirmation undoes it; see
+//! `subscribers::standing_for_basis`).
 //! Suppressed addresses are refused. A later row with an address seen
 //! earlier in the same file (in any letter case) is skipped as a duplicate:
 //! found within a batch in memory, and across batches by the import id
@@ -745,12 +748,9 @@ async fn apply_batch(
     let existing: HashMap<String, crate::store::ImportedSubscriber> =
         tx.subscribers_among(&norms).await?.into_iter().map(|s| (s.email_norm.clone(), s)).collect();
     let ids: Vec<Uuid> = existing.values().map(|s| s.id).collect();
-    let standing: HashMap<(Uuid, Uuid), SubscriptionStatus> = tx
-        .subscriptions_among(&ids)
-        .await?
-        .into_iter()
-        .filter_map(|s| SubscriptionStatus::parse(&s.status).ok().map(|st| ((s.subscriber_id, s.list_id), st)))
-        .collect();
+    // A withdrawal the person has not taken back stands, even where an
+    // anonymous subscribe has put the subscription back to pending.
+    let standing = subscribers::standing_for_basis(tx, &ids).await?;
 
     let confirming = def.terms.status == SubscriptionStatus::Confirmed;
     let mut new_rows = Vec::new();
@@ -795,17 +795,7 @@ async fn apply_batch(
             outcomes.iter().find(|(_, o)| matches!(o, BasisOutcome::Withdrawn(_)))
         {
             p.skipped += 1;
-            let why = match status {
-                SubscriptionStatus::Unsubscribed => "unsubscribed from",
-                SubscriptionStatus::Bounced => "had mail bounce on",
-                _ => "complained about mail from",
-            };
-            errors.push(problem(
-                line,
-                "skipped",
-                status.as_str(),
-                format!("this person {why} the list {}; an import does not subscribe them again", list.slug),
-            ));
+            errors.push(problem(line, "skipped", status.as_str(), subscribers::withdrawal_reason(*status, &list.slug)));
             seen_only.push(known.id);
             continue;
         }

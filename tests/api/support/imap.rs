@@ -181,7 +181,9 @@ fn session(socket: TcpStream, folder: &Mutex<Folder>, user: &str, password: &str
             "SELECT" if logged_in && arguments(&rest).first().is_some_and(|f| f.eq_ignore_ascii_case("INBOX")) => {
                 selected = true;
                 let n = folder.lock().unwrap().messages.len();
-                let mut out = format!("* {n} EXISTS\r\n* FLAGS (\\Deleted \\Seen)\r\n").into_bytes();
+                let mut out =
+                    format!("* {n} EXISTS\r\n* FLAGS (\\Deleted \\Seen)\r\n* OK [UIDVALIDITY 7] UIDs valid\r\n")
+                        .into_bytes();
                 out.extend(ok("[READ-WRITE] SELECT completed"));
                 out
             }

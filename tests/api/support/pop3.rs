@@ -1,4 +1,4 @@
-//! A small but real POP3 server (RFC 1939: USER, PASS, STAT, LIST, RETR,
+//! A small but real POP3 server (RFC 1939: USER, PASS, STAT, LIST, UIDL, RETR,
 //! DELE, RSET, NOOP, QUIT; STLS from RFC 2595) on `127.0.0.1`, plain, with
 //! implicit TLS, or upgrading with STLS, for
 //! the bounce-mailbox worker's tests. As the RFC requires, deletions take
@@ -255,6 +255,13 @@ fn session(conn: Conn, mut upgrade: Option<Arc<ServerConfig>>, mailbox: &Mutex<M
                 let mut out = "+OK\r\n".to_owned();
                 for (i, m) in snap.iter().enumerate().filter(|(_, m)| !m.2) {
                     out.push_str(&format!("{} {}\r\n", i + 1, m.1.len()));
+                }
+                out + ".\r\n"
+            }
+            ("UIDL", Some(snap)) => {
+                let mut out = "+OK\r\n".to_owned();
+                for (i, m) in snap.iter().enumerate().filter(|(_, m)| !m.2) {
+                    out.push_str(&format!("{} msg-{}\r\n", i + 1, m.0));
                 }
                 out + ".\r\n"
             }
