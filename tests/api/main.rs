@@ -16,6 +16,7 @@ mod dkim;
 mod embedding;
 mod faults;
 mod group_commit;
+mod identity;
 mod imports;
 mod journey;
 mod links;
