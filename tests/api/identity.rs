@@ -16,6 +16,7 @@ both_backends!(
     no_spelling_of_an_erased_address_gets_past_the_suppression,
     a_fingerprint_kept_after_erasure_is_keyed_not_a_bare_sha256,
     erasure_leaves_nothing_behind_in_the_database,
+    fingerprints_stored_before_the_upgrade_are_rekeyed_or_kept_as_legacy,
 );
 
 /// Twelve spellings of `ann@bücher.example`: case, the Unicode and
@@ -256,4 +257,102 @@ async fn erasure_leaves_nothing_behind_in_the_database(db: Db) {
     assert_eq!(requests.len(), 2, "both rights requests are kept: {requests:?}");
     let audit: Value = app.api_get("/audit-log").await;
     assert!(audit.to_string().contains("login attempt "), "the failed login is still recorded: {audit}");
+}
+
+/// Runs one statement on the test's database.
+async fn exec(app: &TestApp, sql: &'static str, binds: &[&str]) {
+    match &app.ctx.store {
+        tidings::store::Store::Sqlite(pool) => {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.execute(pool).await.unwrap();
+        }
+        tidings::store::Store::Postgres(pool) => {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.execute(pool).await.unwrap();
+        }
+    }
+}
+
+async fn texts(app: &TestApp, sql: &'static str) -> Vec<String> {
+    match &app.ctx.store {
+        tidings::store::Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+        tidings::store::Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+    }
+}
+
+/// A database as an older Tidings left it: addresses normalised by
+/// lower-casing only, fingerprints bare SHA-256. The next start re-keys
+/// what it can and keeps what it cannot as `legacy`, still enforced; a
+/// start with another secret key is refused.
+async fn fingerprints_stored_before_the_upgrade_are_rekeyed_or_kept_as_legacy(db: Db) {
+    use tidings::domain::{AddressKey, sha256_hex};
+    use tidings::services::fingerprints::convert_at_start;
+    let app = app(db).await;
+    // Bob, held in the old form and suppressed after a hard bounce; Ann,
+    // erased, of whom only the bare hash of her old form is left.
+    subscribed_and_confirmed(&app, "Bob@Bücher.example", "bob@xn--bcher-kva.example", "Bob").await;
+    let old_hash = sha256_hex("bob@bücher.example");
+    exec(
+        &app,
+        "UPDATE subscribers SET email = 'Bob@Bücher.example', email_norm = 'bob@bücher.example', email_hash = $1",
+        &[&old_hash],
+    )
+    .await;
+    let ann_hash = sha256_hex("ann@bücher.example");
+    for hash in [&old_hash, &ann_hash] {
+        exec(
+            &app,
+            "INSERT INTO suppressions (email_hash, reason, created_at, legacy) VALUES ($1, 'old', CURRENT_TIMESTAMP, TRUE)",
+            &[hash],
+        )
+        .await;
+    }
+    exec(&app, "DELETE FROM settings WHERE key = 'address_key_check'", &[]).await;
+
+    // The next start.
+    convert_at_start(&app.ctx.store, &app.ctx.address_key).await.expect("converted");
+    let key = &app.ctx.address_key;
+    let bob = "bob@xn--bcher-kva.example";
+    assert_eq!(texts(&app, "SELECT email_norm FROM subscribers").await, vec![bob.to_owned()], "re-normalised");
+    assert_eq!(texts(&app, "SELECT email FROM subscribers").await, vec!["Bob@xn--bcher-kva.example".to_owned()]);
+    assert_eq!(texts(&app, "SELECT email_hash FROM subscribers").await, vec![key.fingerprint(bob)], "re-keyed");
+    assert_eq!(
+        texts(&app, "SELECT email_hash FROM suppressions WHERE NOT legacy").await,
+        vec![key.fingerprint(bob)],
+        "the suppression of a held address is re-keyed"
+    );
+    assert_eq!(
+        texts(&app, "SELECT email_hash FROM suppressions WHERE legacy").await,
+        vec![ann_hash.clone()],
+        "an erased address's bare hash cannot be re-keyed and stays"
+    );
+    // Bob's suppression still holds at send time (the join is by keyed fingerprint).
+    let before = app.smtp.message_count();
+    let update = app.create_update("News", "Hello", &["updates"]).await;
+    assert_eq!(app.api(Method::POST, &format!("/updates/{update}/send")).send().await.unwrap().status(), 202);
+    app.drive_delivery(&update, 20).await;
+    assert_eq!(app.smtp.message_count(), before, "a suppressed address is not mailed");
+    // Ann's legacy suppression holds for every spelling, and is re-keyed
+    // the first time her address is seen again.
+    for spelling in SPELLINGS {
+        assert_eq!(app.subscribe(spelling, "updates").await.status(), 200);
+    }
+    app.drain_outbox().await;
+    assert_eq!(app.smtp.message_count(), before, "nothing mailed to the erased address");
+    assert!(texts(&app, "SELECT email_hash FROM suppressions WHERE legacy").await.is_empty());
+    assert!(
+        texts(&app, "SELECT email_hash FROM suppressions").await.contains(&key.fingerprint("ann@xn--bcher-kva.example"))
+    );
+
+    // Starting again is a no-op; with another key it is refused.
+    convert_at_start(&app.ctx.store, key).await.expect("same key");
+    let other = AddressKey::derive(b"a different secret key, 32 bytes or more");
+    let refused = convert_at_start(&app.ctx.store, &other).await.expect_err("another key is refused");
+    assert!(refused.to_string().contains("TIDINGS_SECRET_KEY"), "{refused}");
 }
