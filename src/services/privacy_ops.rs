@@ -459,8 +459,7 @@ fn replace_folded(text: &[char], needle: &[char], label: &str) -> Option<Vec<cha
     let mut out = Vec::with_capacity(text.len());
     let (mut i, mut found) = (0, false);
     while i < text.len() {
-        if text[i..].len() >= needle.len() && text[i..i + needle.len()].iter().zip(needle).all(|(c, n)| folds(*c, *n))
-        {
+        if text[i..].len() >= needle.len() && text[i..i + needle.len()].iter().zip(needle).all(|(c, n)| folds(*c, *n)) {
             out.extend(label.chars());
             i += needle.len();
             found = true;

@@ -194,7 +194,8 @@ pub async fn add(
         )]));
     }
     let created = tx.subscriber_by_email(email.normalised()).await?.is_none();
-    let subscriber = supporter::find_or_create_subscriber(&mut tx, &ctx.address_key, &email, name.as_ref(), now).await?;
+    let subscriber =
+        supporter::find_or_create_subscriber(&mut tx, &ctx.address_key, &email, name.as_ref(), now).await?;
     if let (false, Some(n)) = (created, &name) {
         tx.set_subscriber_name(subscriber.id, n.as_str(), now).await?;
     }

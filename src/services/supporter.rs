@@ -7,8 +7,8 @@
 
 use super::{Context, FieldError, RequestMeta, Result, ServiceError, ensure_valid};
 use crate::domain::{
-    Actor, AddressKey, ConfirmToken, ConsentKind, EmailAddress, ListSlug, SignedToken, SubscriberName, SubscriptionStatus,
-    TokenPurpose, WithdrawalMethod,
+    Actor, AddressKey, ConfirmToken, ConsentKind, EmailAddress, ListSlug, SignedToken, SubscriberName,
+    SubscriptionStatus, TokenPurpose, WithdrawalMethod,
 };
 use crate::mail::{ConfirmationMail, Recipe};
 use crate::store::{

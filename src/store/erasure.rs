@@ -178,11 +178,13 @@ impl Tx {
             .execute(&mut **t)
             .await?
             .rows_affected(),
-            Tx::Postgres(t) => sqlx::query(sqlx::AssertSqlSafe(format!("{outbox_scrub} WHERE LOWER(recipient) = ANY($1)")))
-                .bind(spellings)
-                .execute(&mut **t)
-                .await?
-                .rows_affected(),
+            Tx::Postgres(t) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("{outbox_scrub} WHERE LOWER(recipient) = ANY($1)")))
+                    .bind(spellings)
+                    .execute(&mut **t)
+                    .await?
+                    .rows_affected()
+            }
         };
         self.suppress(fingerprint, "erased", now).await?;
         Ok(ErasureCounts { subscriptions, consent_events, confirmation_tokens, deliveries, outbox_cancelled })

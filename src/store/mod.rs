@@ -48,7 +48,9 @@ pub use confirmations::NewConfirmationToken;
 pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, PrivacyNoticeRow};
 pub use deliveries::{AcceptedDelivery, DeliveryClaim, DeliveryRow, DeliveryStats};
 pub use directory::SubscriberSearch;
-pub use erasure::{AuditText, ErasureCounts, ExportDeliveryRow, ExportNoticeRow, ExportSubscriptionRow, RightsRequestText};
+pub use erasure::{
+    AuditText, ErasureCounts, ExportDeliveryRow, ExportNoticeRow, ExportSubscriptionRow, RightsRequestText,
+};
 pub use exports::ExportRow;
 pub use fingerprints::StoredAddress;
 pub use imports::{

@@ -128,7 +128,8 @@ async fn subscribers_are_added_with_a_basis_or_a_confirmation(db: Db) {
     // A suppressed address is refused, with the reason.
     {
         let mut tx = app.ctx.store.write().await.unwrap();
-        let hash = tidings::domain::EmailAddress::parse("erased@example.org").unwrap().suppression_hash(&app.ctx.address_key);
+        let hash =
+            tidings::domain::EmailAddress::parse("erased@example.org").unwrap().suppression_hash(&app.ctx.address_key);
         tx.suppress(&hash, "erased", app.ctx.clock.now()).await.unwrap();
         tx.commit().await.unwrap();
     }

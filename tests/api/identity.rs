@@ -38,7 +38,8 @@ const SPELLINGS: [&str; 12] = [
 ];
 
 /// Four spellings of `ann@example.org`.
-const PLAIN_SPELLINGS: [&str; 4] = ["Ann@Example.ORG", "ann@example.org.", "ａｎｎ@example.org", "ann@ｅｘａｍｐｌｅ.org"];
+const PLAIN_SPELLINGS: [&str; 4] =
+    ["Ann@Example.ORG", "ann@example.org.", "ａｎｎ@example.org", "ann@ｅｘａｍｐｌｅ.org"];
 
 async fn app(db: Db) -> TestApp {
     // The per-client limit off: every spelling comes from one address.
@@ -66,7 +67,12 @@ async fn twelve_spellings_of_one_address_are_one_person_and_one_mail(db: Db) {
     app.drain_outbox().await;
     assert_eq!(subscriber_rows(&app).await, 2, "one person per address, whatever the spelling");
     let mails = app.smtp.messages();
-    assert_eq!(mails.len(), 2, "one confirmation mail per person: {:?}", mails.iter().map(|m| &m.to).collect::<Vec<_>>());
+    assert_eq!(
+        mails.len(),
+        2,
+        "one confirmation mail per person: {:?}",
+        mails.iter().map(|m| &m.to).collect::<Vec<_>>()
+    );
     assert_eq!(app.smtp.messages_to("ann@xn--bcher-kva.example").len(), 1, "mailed at the ASCII form of the domain");
     assert_eq!(app.smtp.messages_to("ann@example.org").len(), 1);
     // Every spelling finds the same person.
@@ -347,7 +353,9 @@ async fn fingerprints_stored_before_the_upgrade_are_rekeyed_or_kept_as_legacy(db
     assert_eq!(app.smtp.message_count(), before, "nothing mailed to the erased address");
     assert!(texts(&app, "SELECT email_hash FROM suppressions WHERE legacy").await.is_empty());
     assert!(
-        texts(&app, "SELECT email_hash FROM suppressions").await.contains(&key.fingerprint("ann@xn--bcher-kva.example"))
+        texts(&app, "SELECT email_hash FROM suppressions")
+            .await
+            .contains(&key.fingerprint("ann@xn--bcher-kva.example"))
     );
 
     // Starting again is a no-op; with another key it is refused.

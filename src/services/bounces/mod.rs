@@ -323,8 +323,11 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
         ),
     };
     // Keyed: the address is part of what is hashed.
-    let dedupe_key =
-        ctx.address_key.fingerprint(&format!("{}|{identity}|{}", report.source.as_str(), norm.as_deref().unwrap_or("")));
+    let dedupe_key = ctx.address_key.fingerprint(&format!(
+        "{}|{identity}|{}",
+        report.source.as_str(),
+        norm.as_deref().unwrap_or("")
+    ));
     let addresses: Vec<&str> = [
         report.recipient.as_deref().unwrap_or(""),
         named.as_ref().map(EmailAddress::as_str).unwrap_or(""),
