@@ -1,7 +1,8 @@
 //! Rights requests (UK GDPR articles 15, 17 and 20): reading everything held
 //! about one subscriber for a copy of their data, and erasing all of it in
-//! one transaction, keeping only the suppression entry (a hash of the
-//! address) so the address is never mailed again.
+//! one transaction, keeping only the suppression entry (the address's keyed
+//! fingerprint) so the address is never mailed again; and the free text of
+//! rights requests and the audit log, read and written back scrubbed.
 
 use super::{Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
