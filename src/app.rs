@@ -65,6 +65,8 @@ impl App {
         let store = Store::connect(&config.database_url).await?;
         store.migrate().await?;
         let secret_key = setup::bootstrap(&store, &clock, &config).await?;
+        let address_key = crate::domain::AddressKey::derive(&secret_key);
+        crate::services::fingerprints::convert_at_start(&store, &address_key).await?;
         let transport =
             Transport::from_config(config.smtp_url.as_ref(), &config.outbox_dir, config.send_concurrency as usize)
                 .map_err(AppError::Mail)?;
@@ -81,6 +83,7 @@ impl App {
             config: Arc::new(config),
             composer: Arc::new(composer),
             secret_key: Arc::new(secret_key),
+            address_key: Arc::new(address_key),
             outbox_wakeup: Arc::new(Notify::new()),
             metrics: Arc::new(crate::metrics::Metrics::new()),
         };

@@ -201,7 +201,13 @@ async fn cli_audit(store: &Store, clock: &Clock, what: &str, target: &str, detai
 
 async fn erase(config: &Config, clock: &Clock, email: &str) -> Result<(), Box<dyn std::error::Error>> {
     let store = migrated(config).await?;
-    let erased = match privacy_ops::erase_by_email(&store, clock, email, &Actor::System).await {
+    // The suppression entry is a keyed fingerprint: the key comes from the
+    // secret key, as in the server (and the stored fingerprints are
+    // converted first if this is the first start since the upgrade).
+    let secret_key = crate::services::setup::bootstrap(&store, clock, config).await?;
+    let key = crate::domain::AddressKey::derive(&secret_key);
+    crate::services::fingerprints::convert_at_start(&store, &key).await?;
+    let erased = match privacy_ops::erase_by_email(&store, clock, &key, email, &Actor::System).await {
         Ok(erased) => erased,
         Err(ServiceError::NotFound(_)) => return Err(format!("no subscriber with the address {}", email.trim()).into()),
         Err(e) => return Err(e.into()),

@@ -11,7 +11,7 @@ mod status;
 mod text;
 mod token;
 
-pub use email::EmailAddress;
+pub use email::{AddressKey, EmailAddress};
 pub use list::{ListName, ListSlug};
 pub use name::SubscriberName;
 pub use status::{Actor, ConsentKind, SubscriptionStatus, WithdrawalMethod};

@@ -30,8 +30,10 @@ impl HeaderSafeText {
     }
 }
 
-/// Lower-case hex SHA-256, used to fingerprint published texts, tokens and
-/// suppressed addresses.
+/// Lower-case hex SHA-256, used to fingerprint published texts and tokens.
+/// Addresses are fingerprinted with a key instead (`AddressKey`); a bare
+/// SHA-256 of one is only ever compared, with suppressions stored before
+/// issue 16.
 pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
     hex_lower(&Sha256::digest(data.as_ref()))
 }

@@ -14,6 +14,7 @@ pub mod consent;
 pub mod data_copy;
 pub mod directory;
 pub mod exports;
+pub mod fingerprints;
 pub mod imports;
 pub mod lists;
 pub mod notice_change;
@@ -46,6 +47,8 @@ pub struct Context {
     pub composer: Arc<Composer>,
     /// Key for signed links (unsubscribe, preferences).
     pub secret_key: Arc<Vec<u8>>,
+    /// Key of address fingerprints (suppressions), derived from `secret_key`.
+    pub address_key: Arc<crate::domain::AddressKey>,
     /// Wakes the outbox worker when mail is queued.
     pub outbox_wakeup: Arc<Notify>,
     /// This process's Prometheus metrics.

@@ -3,16 +3,20 @@
 //!
 //! Erasure deletes the profile, subscriptions, confirmation tokens,
 //! deliveries and the consent ledger in one transaction, cancels mail still
-//! queued for the address, and keeps only a suppression entry (SHA-256 of
-//! the normalised address, reason `erased`, date) so that every later
-//! subscribe, add, import or send skips the address. It takes a [`Store`]
-//! and a [`Clock`] rather than a full [`super::Context`] so that the CLI can
+//! queued for the address, strips the address and name from mail already
+//! sent, from the audit log and from rights-request notes, and keeps only a
+//! suppression entry (the keyed fingerprint of the normalised address,
+//! reason `erased`, date) so that every later subscribe, add, import or send
+//! skips the address. On SQLite the write-ahead log is then checkpointed
+//! (deleted rows are zeroed by `secure_delete`), so the details are not left
+//! in the files either. It takes a [`Store`], a [`Clock`] and the
+//! [`AddressKey`] rather than a full [`super::Context`] so that the CLI can
 //! run it without building the mail composer.
 
 use super::consent::StatementRef;
 use super::{Actor, FieldError, Result, ServiceError};
 use crate::clock::Clock;
-use crate::domain::EmailAddress;
+use crate::domain::{AddressKey, EmailAddress};
 use crate::store::{ConsentEventRow, ErasureCounts, ExportNoticeRow, Store, SubscriberRow};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -298,29 +302,201 @@ pub struct Erasure {
 }
 
 /// Erases subscriber `id` (see the module documentation).
-pub async fn erase(store: &Store, clock: &Clock, id: Uuid, actor: &Actor) -> Result<Erasure> {
+pub async fn erase(store: &Store, clock: &Clock, key: &AddressKey, id: Uuid, actor: &Actor) -> Result<Erasure> {
     let mut tx = store.write().await?;
     let s = tx.subscriber_by_id(id).await?.ok_or(ServiceError::NotFound("subscriber"))?;
-    erase_row(tx, clock, s, actor).await
+    erase_row(store, tx, clock, key, s, actor).await
 }
 
 /// Erases the subscriber with this address.
-pub async fn erase_by_email(store: &Store, clock: &Clock, raw: &str, actor: &Actor) -> Result<Erasure> {
+pub async fn erase_by_email(
+    store: &Store,
+    clock: &Clock,
+    key: &AddressKey,
+    raw: &str,
+    actor: &Actor,
+) -> Result<Erasure> {
     let email =
         EmailAddress::parse(raw).map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("email", e)]))?;
     let mut tx = store.write().await?;
     let s = tx.subscriber_by_email(email.normalised()).await?.ok_or(ServiceError::NotFound("subscriber"))?;
-    erase_row(tx, clock, s, actor).await
+    erase_row(store, tx, clock, key, s, actor).await
 }
 
-async fn erase_row(mut tx: crate::store::Tx, clock: &Clock, s: SubscriberRow, actor: &Actor) -> Result<Erasure> {
-    let removed = tx.erase_subscriber(s.id, &s.email, &s.email_norm, clock.now()).await?;
-    // The rights-request log keeps its entries about this person (they show
-    // the request was honoured), but by the address's hash alone.
-    let hash = crate::domain::sha256_hex(&s.email_norm);
-    tx.anonymise_rights_requests(s.id, &s.email_norm, &format!("erased address, SHA-256 {hash}")).await?;
+async fn erase_row(
+    store: &Store,
+    mut tx: crate::store::Tx,
+    clock: &Clock,
+    key: &AddressKey,
+    s: SubscriberRow,
+    actor: &Actor,
+) -> Result<Erasure> {
+    let parsed = EmailAddress::parse(&s.email).ok();
+    let fingerprint = parsed.as_ref().map_or_else(|| key.fingerprint(&s.email_norm), |e| e.suppression_hash(key));
+    let spellings = spellings(&s, parsed.as_ref());
+    let removed = tx.erase_subscriber(s.id, &spellings, &fingerprint, clock.now()).await?;
+    let mentions = Mentions::of(&s, &spellings);
+    // The rights-request log keeps its entries (they show the request was
+    // honoured), but not the person: the subject becomes the keyed
+    // fingerprint, and the address, name and attributes leave the notes.
+    let subject = format!("erased address, fingerprint {fingerprint}");
+    for mut r in tx.rights_request_texts().await? {
+        let linked = r.subscriber_id == Some(s.id);
+        let subject_named = mentions.redact(&r.subject).is_some();
+        let notes = mentions.redact(&r.notes);
+        let outcome = mentions.redact(&r.outcome);
+        let reason = r.extension_reason.as_deref().and_then(|t| mentions.redact(t));
+        if !(linked || subject_named || notes.is_some() || outcome.is_some() || reason.is_some()) {
+            continue;
+        }
+        if linked || subject_named {
+            r.subject.clone_from(&subject);
+            r.subscriber_id = None;
+        }
+        r.notes = notes.unwrap_or(r.notes);
+        r.outcome = outcome.unwrap_or(r.outcome);
+        r.extension_reason = reason.or(r.extension_reason);
+        tx.set_rights_request_text(&r).await?;
+    }
+    // The audit log names organisers, not supporters, but an address can
+    // still reach it (typed into the login form before issue 16, or part
+    // of a path): scrubbed the same way.
+    for needle in &spellings {
+        for mut a in tx.audit_texts_mentioning(needle).await? {
+            let (label, target, detail) =
+                (mentions.redact(&a.actor_label), mentions.redact(&a.target), mentions.redact(&a.detail));
+            if label.is_none() && target.is_none() && detail.is_none() {
+                continue;
+            }
+            a.actor_label = label.unwrap_or(a.actor_label);
+            a.target = target.unwrap_or(a.target);
+            a.detail = detail.unwrap_or(a.detail);
+            tx.set_audit_text(&a).await?;
+        }
+    }
     tx.commit().await?;
+    if !store.checkpoint_truncate().await? {
+        tracing::warn!(subscriber = %s.id, "the WAL checkpoint after an erasure was held back by a reader");
+    }
     // The address itself is not logged: it has just been erased.
     tracing::info!(subscriber = %s.id, actor = %actor.to_db(), ?removed, "subscriber erased");
     Ok(Erasure { id: s.id, email: s.email, removed, suppressed: true })
+}
+
+/// The lower-case forms in which the person's address may have been
+/// written anywhere: as stored, normalised, and with the domain in Unicode
+/// form (as older versions kept an internationalised domain).
+fn spellings(s: &SubscriberRow, parsed: Option<&EmailAddress>) -> Vec<String> {
+    let mut out = vec![s.email.to_lowercase(), s.email_norm.clone()];
+    if let Some(e) = parsed {
+        out.push(e.normalised().to_owned());
+        if let Some((local, domain)) = e.normalised().rsplit_once('@') {
+            let (unicode, result) = idna::domain_to_unicode(domain);
+            if result.is_ok() {
+                out.push(format!("{local}@{unicode}"));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What names a person in free text: their address spellings, their name
+/// and the values of their attributes, each with what replaces it.
+struct Mentions(Vec<(Vec<char>, &'static str)>);
+
+impl Mentions {
+    /// Names and attribute values shorter than this are not searched for
+    /// (an initial would blank that letter everywhere).
+    const MIN_CHARS: usize = 3;
+
+    fn of(s: &SubscriberRow, spellings: &[String]) -> Self {
+        let mut needles: Vec<(Vec<char>, &'static str)> =
+            spellings.iter().map(|e| (e.chars().collect(), "[erased address]")).collect();
+        let mut other = |text: &str, label: &'static str| {
+            let text = text.trim();
+            if text.chars().count() >= Self::MIN_CHARS {
+                needles.push((text.to_lowercase().chars().collect(), label));
+            }
+        };
+        other(&s.name, "[erased name]");
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&s.attributes) {
+            for value in map.values() {
+                match value {
+                    serde_json::Value::String(v) => other(v, "[erased]"),
+                    serde_json::Value::Number(n) => other(&n.to_string(), "[erased]"),
+                    _ => {}
+                }
+            }
+        }
+        // Longest first, so an address is replaced before a name inside it.
+        needles.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
+        Self(needles)
+    }
+
+    /// `text` with every mention replaced, or `None` if it has none.
+    fn redact(&self, text: &str) -> Option<String> {
+        let mut current: Vec<char> = text.chars().collect();
+        let mut changed = false;
+        for (needle, label) in &self.0 {
+            if let Some(next) = replace_folded(&current, needle, label) {
+                current = next;
+                changed = true;
+            }
+        }
+        changed.then(|| current.into_iter().collect())
+    }
+}
+
+/// `text` with each case-insensitive occurrence of `needle` (lower case)
+/// replaced by `label`, or `None` when there is none.
+fn replace_folded(text: &[char], needle: &[char], label: &str) -> Option<Vec<char>> {
+    if needle.is_empty() || text.len() < needle.len() {
+        return None;
+    }
+    let folds = |c: char, n: char| c == n || c.to_lowercase().eq(std::iter::once(n));
+    let mut out = Vec::with_capacity(text.len());
+    let (mut i, mut found) = (0, false);
+    while i < text.len() {
+        if text[i..].len() >= needle.len() && text[i..i + needle.len()].iter().zip(needle).all(|(c, n)| folds(*c, *n)) {
+            out.extend(label.chars());
+            i += needle.len();
+            found = true;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    found.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> SubscriberRow {
+        SubscriberRow {
+            id: Uuid::nil(),
+            email: "Ann.Lee@Example.org".into(),
+            email_norm: "ann.lee@example.org".into(),
+            name: "Ann Lee".into(),
+            attributes: r#"{"phone":"+44 7700 900123","age":42,"x":"ab"}"#.into(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn mentions_are_redacted_whatever_their_case() {
+        let s = row();
+        let m = Mentions::of(&s, &spellings(&s, EmailAddress::parse(&s.email).ok().as_ref()));
+        let text = "ANN.LEE@example.ORG asked; call ann lee on +44 7700 900123. About: abc";
+        assert_eq!(
+            m.redact(text).as_deref(),
+            Some("[erased address] asked; call [erased name] on [erased]. About: abc"),
+        );
+        assert_eq!(m.redact("nothing about them"), None);
+        assert_eq!(m.redact("ab is too short to search for"), None);
+    }
 }

@@ -245,14 +245,15 @@ pub async fn add(
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
     let lists = resolve_lists(&mut tx, &slugs).await?;
-    if tx.is_suppressed(&email.suppression_hash()).await? {
+    if super::fingerprints::is_suppressed(&mut tx, &ctx.address_key, &email).await? {
         return Err(ServiceError::Invalid(vec![FieldError::new(
             "email",
             "this address is on the suppression list (erased, complained or hard-bounced) and cannot be added",
         )]));
     }
     let created = tx.subscriber_by_email(email.normalised()).await?.is_none();
-    let subscriber = supporter::find_or_create_subscriber(&mut tx, &email, name.as_ref(), now).await?;
+    let subscriber =
+        supporter::find_or_create_subscriber(&mut tx, &ctx.address_key, &email, name.as_ref(), now).await?;
     if let (false, Some(n)) = (created, &name) {
         tx.set_subscriber_name(subscriber.id, n.as_str(), now).await?;
     }
@@ -342,7 +343,7 @@ pub async fn rectify(ctx: &Context, id: Uuid, input: &RectifyInput) -> Result<Su
     if let Some(email) = email
         && email.normalised() != row.email_norm
     {
-        if tx.is_suppressed(&crate::domain::sha256_hex(email.normalised())).await? {
+        if super::fingerprints::is_suppressed(&mut tx, &ctx.address_key, &email).await? {
             return Err(ServiceError::Invalid(vec![FieldError::new(
                 "email",
                 "that address is on the suppression list and may not be mailed",
@@ -358,7 +359,7 @@ pub async fn rectify(ctx: &Context, id: Uuid, input: &RectifyInput) -> Result<Su
         row.attributes = attributes;
     }
     row.updated_at = now;
-    tx.rectify_subscriber(&row).await?;
+    tx.rectify_subscriber(&row, &ctx.address_key.fingerprint(&row.email_norm)).await?;
     let view = view(&mut tx, row).await?;
     tx.commit().await?;
     Ok(view)

@@ -7,8 +7,8 @@
 
 use super::{Context, FieldError, RequestMeta, Result, ServiceError, ensure_valid};
 use crate::domain::{
-    Actor, ConfirmToken, ConsentKind, EmailAddress, ListSlug, SignedToken, SubscriberName, SubscriptionStatus,
-    TokenPurpose, WithdrawalMethod,
+    Actor, AddressKey, ConfirmToken, ConsentKind, EmailAddress, ListSlug, SignedToken, SubscriberName,
+    SubscriptionStatus, TokenPurpose, WithdrawalMethod,
 };
 use crate::mail::{ConfirmationMail, Recipe};
 use crate::store::{
@@ -143,15 +143,14 @@ pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &Req
     }
 
     // Suppressed addresses: noted, and nothing else.
-    let hashes: Vec<String> = live.iter().map(|(i, _)| requests[*i].0.email.suppression_hash()).collect();
-    let suppressed = tx.suppressed_among(&hashes).await?;
+    let emails: Vec<&EmailAddress> = live.iter().map(|(i, _)| &requests[*i].0.email).collect();
+    let suppressed = super::fingerprints::suppressed(&mut tx, &ctx.address_key, &emails).await?;
     let mut attempts = Vec::new();
     let mut people = Vec::with_capacity(live.len());
-    for (entry, hash) in live.into_iter().zip(hashes) {
-        if suppressed.contains(&hash) {
-            attempts.push(hash);
-        } else {
-            people.push(entry);
+    for (entry, hash) in live.into_iter().zip(suppressed) {
+        match hash {
+            Some(hash) => attempts.push(hash),
+            None => people.push(entry),
         }
     }
     tx.note_suppressed_attempts(&attempts, now).await?;
@@ -167,7 +166,7 @@ pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &Req
     for (i, _) in &people {
         let req = requests[*i].0;
         if !known.contains_key(req.email.normalised()) {
-            let row = new_subscriber(&req.email, req.name.as_ref());
+            let row = new_subscriber(&ctx.address_key, &req.email, req.name.as_ref());
             known.insert(row.email_norm.clone(), (row.id, row.name.clone()));
             new_rows.push(row);
         }
@@ -192,12 +191,12 @@ pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &Req
 }
 
 /// A subscriber row for a new address (no attributes yet).
-fn new_subscriber(email: &EmailAddress, name: Option<&SubscriberName>) -> NewImportedSubscriber {
+fn new_subscriber(key: &AddressKey, email: &EmailAddress, name: Option<&SubscriberName>) -> NewImportedSubscriber {
     NewImportedSubscriber {
         id: Uuid::now_v7(),
         email: email.as_str().to_owned(),
         email_norm: email.normalised().to_owned(),
-        email_hash: email.suppression_hash(),
+        email_hash: email.suppression_hash(key),
         name: name.map(|n| n.as_str().to_owned()).unwrap_or_default(),
         attributes: "{}".to_owned(),
     }
@@ -391,6 +390,7 @@ impl<'c> ConfirmationRequests<'c> {
 /// The subscriber with this address, created (with `name`) if new.
 pub(crate) async fn find_or_create_subscriber(
     tx: &mut Tx,
+    key: &AddressKey,
     email: &EmailAddress,
     name: Option<&SubscriberName>,
     now: DateTime<Utc>,
@@ -407,7 +407,7 @@ pub(crate) async fn find_or_create_subscriber(
         created_at: now,
         updated_at: now,
     };
-    tx.insert_subscriber(&row).await?;
+    tx.insert_subscriber(&row, &email.suppression_hash(key)).await?;
     Ok(row)
 }
 

@@ -177,27 +177,6 @@ impl Tx {
         Ok(rows)
     }
 
-    /// After an erasure: requests about that person keep only `replacement`
-    /// (the address's hash) as their subject, and no link to the person.
-    pub async fn anonymise_rights_requests(
-        &mut self,
-        subscriber_id: Uuid,
-        email_norm: &str,
-        replacement: &str,
-    ) -> Result<u64> {
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE rights_requests SET subject = $3, subscriber_id = NULL
-             WHERE subscriber_id = $1 OR LOWER(TRIM(subject)) = $2",
-        )
-        .bind(subscriber_id)
-        .bind(email_norm)
-        .bind(replacement)
-        .execute(c)
-        .await?
-        .rows_affected());
-        Ok(n)
-    }
-
     /// Takes the lease on a periodic job if it is due and nobody holds it.
     pub async fn claim_maintenance_job(
         &mut self,

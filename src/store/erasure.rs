@@ -1,9 +1,10 @@
 //! Rights requests (UK GDPR articles 15, 17 and 20): reading everything held
 //! about one subscriber for a copy of their data, and erasing all of it in
-//! one transaction, keeping only the suppression entry (a hash of the
-//! address) so the address is never mailed again.
+//! one transaction, keeping only the suppression entry (the address's keyed
+//! fingerprint) so the address is never mailed again; and the free text of
+//! rights requests and the audit log, read and written back scrubbed.
 
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -98,8 +99,10 @@ impl Tx {
     }
 
     /// Deletes everything held about a subscriber and suppresses the
-    /// address, in the caller's transaction. `email_norm` is the normalised
-    /// address (`email` as stored is also matched in the outbox). The
+    /// address, in the caller's transaction. `spellings` are the lower-case
+    /// forms the address may have been written in (matched against the
+    /// outbox's recipients), and `fingerprint` its keyed fingerprint for
+    /// the suppression list. The
     /// ledger is deleted explicitly: its rows are append-only against
     /// UPDATE, but erasure is the one reason to DELETE them, and the
     /// foreign key has no cascade so that nothing else removes them by
@@ -107,8 +110,8 @@ impl Tx {
     pub async fn erase_subscriber(
         &mut self,
         subscriber_id: Uuid,
-        email: &str,
-        email_norm: &str,
+        spellings: &[String],
+        fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<ErasureCounts> {
         let consent_events = on_backend!(self, c => sqlx::query("DELETE FROM consent_events WHERE subscriber_id = $1")
@@ -143,16 +146,128 @@ impl Tx {
         // Mail already queued (a confirmation, a data copy) must not go out
         // after the person asked to be forgotten, and its body holds their
         // address: fail it and drop the body.
-        let outbox_cancelled = on_backend!(self, c => sqlx::query(
-            "UPDATE outbox SET status = 'failed', last_error = 'erased', message = NULL, recipe = NULL, lease_until = NULL
-             WHERE status = 'pending' AND (LOWER(recipient) = $1 OR recipient = $2)",
+        let outbox_cancelled = match self {
+            Tx::Sqlite(t) => sqlx::query(
+                "UPDATE outbox SET status = 'failed', last_error = 'erased', message = NULL, recipe = NULL,
+                                   lease_until = NULL
+                 WHERE status = 'pending' AND LOWER(recipient) IN (SELECT value FROM json_each($1))",
+            )
+            .bind(json_text(spellings.iter()))
+            .execute(&mut **t)
+            .await?
+            .rows_affected(),
+            Tx::Postgres(t) => sqlx::query(
+                "UPDATE outbox SET status = 'failed', last_error = 'erased', message = NULL, recipe = NULL,
+                                   lease_until = NULL
+                 WHERE status = 'pending' AND LOWER(recipient) = ANY($1)",
+            )
+            .bind(spellings)
+            .execute(&mut **t)
+            .await?
+            .rows_affected(),
+        };
+        // Mail already sent (or given up on) keeps its row for the
+        // outbox's own record, but not the person: the body, the recipe
+        // (address, name, link) and the recipient go.
+        let outbox_scrub = "UPDATE outbox SET recipient = '[erased]', message = NULL, recipe = NULL,
+                                   last_error = CASE WHEN last_error IS NULL THEN NULL ELSE 'erased' END";
+        match self {
+            Tx::Sqlite(t) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{outbox_scrub} WHERE LOWER(recipient) IN (SELECT value FROM json_each($1))"
+            )))
+            .bind(json_text(spellings.iter()))
+            .execute(&mut **t)
+            .await?
+            .rows_affected(),
+            Tx::Postgres(t) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("{outbox_scrub} WHERE LOWER(recipient) = ANY($1)")))
+                    .bind(spellings)
+                    .execute(&mut **t)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        self.suppress(fingerprint, "erased", now).await?;
+        Ok(ErasureCounts { subscriptions, consent_events, confirmation_tokens, deliveries, outbox_cancelled })
+    }
+}
+
+/// A rights request's free-text fields, for scrubbing.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RightsRequestText {
+    pub id: Uuid,
+    pub subject: String,
+    pub subscriber_id: Option<Uuid>,
+    pub notes: String,
+    pub outcome: String,
+    pub extension_reason: Option<String>,
+}
+
+/// An audit entry's free-text fields, for scrubbing.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditText {
+    pub id: Uuid,
+    pub actor_label: String,
+    pub target: String,
+    pub detail: String,
+}
+
+impl Tx {
+    /// Every rights request's free text (a group has a handful a year, so
+    /// an erasure reads them all rather than trusting SQL's ASCII-only
+    /// case folding to find mentions).
+    pub async fn rights_request_texts(&mut self) -> Result<Vec<RightsRequestText>> {
+        let rows = on_backend!(self, c => sqlx::query_as(
+            "SELECT id, subject, subscriber_id, notes, outcome, extension_reason FROM rights_requests",
         )
-        .bind(email_norm)
-        .bind(email)
+        .fetch_all(c)
+        .await?);
+        Ok(rows)
+    }
+
+    /// Writes back a scrubbed rights request, unlinked from the person.
+    pub async fn set_rights_request_text(&mut self, r: &RightsRequestText) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "UPDATE rights_requests SET subject = $2, subscriber_id = $3, notes = $4, outcome = $5,
+                                        extension_reason = $6
+             WHERE id = $1",
+        )
+        .bind(r.id)
+        .bind(&r.subject)
+        .bind(r.subscriber_id)
+        .bind(&r.notes)
+        .bind(&r.outcome)
+        .bind(&r.extension_reason)
         .execute(c)
         .await?
         .rows_affected());
-        self.suppress(&crate::domain::sha256_hex(email_norm), "erased", now).await?;
-        Ok(ErasureCounts { subscriptions, consent_events, confirmation_tokens, deliveries, outbox_cancelled })
+        Ok(())
+    }
+
+    /// Audit entries whose label, target or detail may contain `needle`
+    /// (lower case; SQL's `LIKE` wildcards in it only widen the net, and
+    /// the caller checks each row).
+    pub async fn audit_texts_mentioning(&mut self, needle: &str) -> Result<Vec<AuditText>> {
+        let pattern = format!("%{needle}%");
+        let rows = on_backend!(self, c => sqlx::query_as(
+            "SELECT id, actor_label, target, detail FROM audit_log
+             WHERE LOWER(actor_label) LIKE $1 OR LOWER(target) LIKE $1 OR LOWER(detail) LIKE $1",
+        )
+        .bind(pattern)
+        .fetch_all(c)
+        .await?);
+        Ok(rows)
+    }
+
+    pub async fn set_audit_text(&mut self, a: &AuditText) -> Result<()> {
+        on_backend!(self, c => sqlx::query("UPDATE audit_log SET actor_label = $2, target = $3, detail = $4 WHERE id = $1")
+            .bind(a.id)
+            .bind(&a.actor_label)
+            .bind(&a.target)
+            .bind(&a.detail)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(())
     }
 }

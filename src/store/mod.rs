@@ -34,6 +34,7 @@ mod deliveries;
 mod directory;
 mod erasure;
 mod exports;
+mod fingerprints;
 mod imports;
 mod lists;
 mod outbox;
@@ -53,8 +54,11 @@ pub use confirmations::NewConfirmationToken;
 pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, PrivacyNoticeRow};
 pub use deliveries::{AcceptedDelivery, DeliveryClaim, DeliveryRow, DeliveryStats};
 pub use directory::SubscriberSearch;
-pub use erasure::{ErasureCounts, ExportDeliveryRow, ExportNoticeRow, ExportSubscriptionRow};
+pub use erasure::{
+    AuditText, ErasureCounts, ExportDeliveryRow, ExportNoticeRow, ExportSubscriptionRow, RightsRequestText,
+};
 pub use exports::ExportRow;
+pub use fingerprints::StoredAddress;
 pub use imports::{
     BatchProgress, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate, ImportedSubscriber,
     ImportedSubscription, NewImport, NewImportedSubscriber,
@@ -169,6 +173,10 @@ impl Store {
                 // or power cut, not only a process crash.
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
+                // Deleted rows are overwritten with zeros, so an erased
+                // person's details do not linger in free space of the file
+                // (issue 16 §5; the WAL is checkpointed after an erasure).
+                .pragma("secure_delete", "ON")
                 .busy_timeout(Duration::from_secs(10));
             let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
             Ok(Store::Sqlite(pool))
@@ -215,6 +223,22 @@ impl Store {
             Store::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
             Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
+    }
+
+    /// Copies the SQLite write-ahead log into the database file and empties
+    /// it (`wal_checkpoint(TRUNCATE)`), so pages that held erased data leave
+    /// the WAL; returns whether the checkpoint completed (a reader still in
+    /// a transaction can hold it back; the next automatic checkpoint then
+    /// finishes the job). Nothing to do on PostgreSQL.
+    pub async fn checkpoint_truncate(&self) -> Result<bool> {
+        match self {
+            Store::Sqlite(pool) => {
+                let (busy, _, _): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(pool).await?;
+                Ok(busy == 0)
+            }
+            Store::Postgres(_) => Ok(true),
+        }
     }
 
     /// Readiness probe: can we run a query right now?

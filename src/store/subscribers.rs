@@ -39,7 +39,8 @@ pub struct SubscriptionRow {
 }
 
 impl Tx {
-    pub async fn insert_subscriber(&mut self, s: &SubscriberRow) -> Result<()> {
+    /// `email_hash` is the address's keyed fingerprint (`AddressKey`).
+    pub async fn insert_subscriber(&mut self, s: &SubscriberRow, email_hash: &str) -> Result<()> {
         on_backend!(self, c => sqlx::query(
             "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -47,7 +48,7 @@ impl Tx {
         .bind(s.id)
         .bind(&s.email)
         .bind(&s.email_norm)
-        .bind(crate::domain::sha256_hex(&s.email_norm))
+        .bind(email_hash)
         .bind(&s.name)
         .bind(&s.attributes)
         .bind(s.created_at)
@@ -147,7 +148,7 @@ impl Tx {
 impl Tx {
     /// Rectification: the person keeps their id, so their subscriptions,
     /// ledger and deliveries stay linked to the corrected details.
-    pub async fn rectify_subscriber(&mut self, row: &SubscriberRow) -> Result<()> {
+    pub async fn rectify_subscriber(&mut self, row: &SubscriberRow, email_hash: &str) -> Result<()> {
         on_backend!(self, c => sqlx::query(
             "UPDATE subscribers SET email = $2, email_norm = $3, email_hash = $4, name = $5, attributes = $6,
                                     updated_at = $7
@@ -156,7 +157,7 @@ impl Tx {
         .bind(row.id)
         .bind(&row.email)
         .bind(&row.email_norm)
-        .bind(crate::domain::sha256_hex(&row.email_norm))
+        .bind(email_hash)
         .bind(&row.name)
         .bind(&row.attributes)
         .bind(row.updated_at)

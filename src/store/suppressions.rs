@@ -1,4 +1,6 @@
-//! Addresses that must never be mailed again, kept only as SHA-256 hashes.
+//! Addresses that must never be mailed again, kept only as keyed fingerprints
+//! (`domain::AddressKey`; bare SHA-256 rows from before issue 16 are marked
+//! `legacy`, see `services::fingerprints`).
 
 use super::{Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};

@@ -451,7 +451,9 @@ async fn erase_subscriber(
     Extension(Caller(actor)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let erased = privacy_ops::erase(&s.ctx.store, &s.ctx.clock, parse_id(&id)?, &actor).await.map_err(service)?;
+    let erased = privacy_ops::erase(&s.ctx.store, &s.ctx.clock, &s.ctx.address_key, parse_id(&id)?, &actor)
+        .await
+        .map_err(service)?;
     Ok(Json(Erased { id: erased.id, erased: true, suppressed: erased.suppressed, removed: erased.removed })
         .into_response())
 }

@@ -235,7 +235,7 @@ async fn header_injection_never_adds_a_mail_header(db: Db) {
             created_at: now,
             updated_at: now,
         };
-        tx.insert_subscriber(&row).await.unwrap();
+        tx.insert_subscriber(&row, &app.ctx.address_key.fingerprint(&row.email_norm)).await.unwrap();
         tx.set_subscription_status(row.id, list.id, "confirmed", now).await.unwrap();
         tx.commit().await.unwrap();
     }

@@ -82,7 +82,7 @@ async fn webhook(app: &TestApp, provider: &str, body: &str) -> (u16, Value) {
 }
 
 async fn suppressed(app: &TestApp, email: &str) -> bool {
-    let hash = tidings::domain::sha256_hex(email.to_lowercase());
+    let hash = tidings::domain::EmailAddress::parse(email).unwrap().suppression_hash(&app.ctx.address_key);
     app.ctx.store.read().await.unwrap().is_suppressed(&hash).await.unwrap()
 }
 

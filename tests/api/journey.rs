@@ -147,7 +147,7 @@ async fn the_subscribe_answer_is_the_same_for_every_kind_of_address(db: Db) {
     // suppressed
     {
         let mut tx = app.ctx.store.write().await.unwrap();
-        let hash = EmailAddress::parse("suppressed@example.org").unwrap().suppression_hash();
+        let hash = EmailAddress::parse("suppressed@example.org").unwrap().suppression_hash(&app.ctx.address_key);
         tx.suppress(&hash, "complaint", app.ctx.clock.now()).await.unwrap();
         tx.commit().await.unwrap();
     }

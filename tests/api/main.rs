@@ -17,6 +17,7 @@ mod embedding;
 mod faults;
 mod group_commit;
 mod honoured;
+mod identity;
 mod imports;
 mod journey;
 mod links;

@@ -106,7 +106,13 @@ pub(crate) fn create_token(env: &Env) -> String {
 /// (once `serve` has made that list).
 pub(crate) async fn seed_backers(env: &Env, prefix: &str, n: usize) {
     let store = tidings::store::Store::connect(&env.database_url()).await.unwrap();
-    crate::support::app::seed_confirmed(&store, chrono::Utc::now(), prefix, n, "updates").await;
+    // The key the server derives its address fingerprints from.
+    let secret = match env.var("TIDINGS_SECRET_KEY") {
+        Some(key) => key.to_owned(),
+        None => store.write().await.unwrap().setting("secret_key").await.unwrap().expect("serve made a key"),
+    };
+    let key = tidings::domain::AddressKey::derive(secret.as_bytes());
+    crate::support::app::seed_confirmed(&store, &key, chrono::Utc::now(), prefix, n, "updates").await;
     store.close().await;
 }
 

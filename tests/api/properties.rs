@@ -189,6 +189,7 @@ async fn run_case(app: &TestApp, case: u32, ops: &[Op], totals: &mut Totals) {
                 let r = tidings::services::privacy_ops::erase_by_email(
                     &ctx.store,
                     &ctx.clock,
+                    &ctx.address_key,
                     &addr(*who),
                     &Actor::ApiToken(uuid::Uuid::nil()),
                 )
@@ -252,7 +253,10 @@ async fn check(
     let mut tx = app.ctx.store.read().await.expect("tx");
     let subscriber = tx.subscriber_by_email(parsed.normalised()).await.expect("query");
     if erased {
-        assert!(tx.is_suppressed(&parsed.suppression_hash()).await.expect("query"), "{email} suppressed; {context}");
+        assert!(
+            tx.is_suppressed(&parsed.suppression_hash(&app.ctx.address_key)).await.expect("query"),
+            "{email} suppressed; {context}"
+        );
         assert!(subscriber.is_none(), "{email} was erased but has a subscriber row again; {context}");
         assert!(seen.is_empty(), "{context}");
         return (0, 0);

@@ -42,7 +42,7 @@ async fn subscriber(store: &Store, email: &str) -> SubscriberRow {
         updated_at: now,
     };
     let mut tx = store.write().await.unwrap();
-    tx.insert_subscriber(&row).await.unwrap();
+    tx.insert_subscriber(&row, &format!("fingerprint of {}", row.email_norm)).await.unwrap();
     tx.commit().await.unwrap();
     row
 }
@@ -116,7 +116,7 @@ async fn addresses_are_unique_whatever_their_case(db: Db) {
         updated_at: now,
     };
     let mut tx = store.write().await.unwrap();
-    assert!(matches!(tx.insert_subscriber(&dup).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(tx.insert_subscriber(&dup, "another fingerprint").await, Err(StoreError::Conflict(_))));
 }
 
 async fn timestamps_round_trip_exactly(db: Db) {

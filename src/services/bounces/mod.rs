@@ -32,7 +32,7 @@ pub mod providers;
 pub use classify::{Class, EnhancedStatus, Verdict, classify, is_hard_bounce};
 
 use super::{Context, Result, ServiceError};
-use crate::domain::{Actor, ConsentKind, EmailAddress, SubscriptionStatus, sha256_hex};
+use crate::domain::{Actor, AddressKey, ConsentKind, EmailAddress, SubscriptionStatus, sha256_hex};
 use crate::store::{
     AlertRow, BounceEventRow, BouncedDelivery, NewAlert, NewBounceEvent, NewConsentEvent, StoreError, SubscriberRow, Tx,
 };
@@ -305,7 +305,7 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
         .map(|t| t.subscriber.email_norm.clone())
         .or_else(|| named.as_ref().map(|a| a.normalised().to_owned()));
     let domain = norm.as_deref().and_then(|n| n.rsplit_once('@')).map(|(_, d)| d.to_owned());
-    let email_hash = norm.as_deref().map(sha256_hex);
+    let email_hash = norm.as_deref().map(|n| ctx.address_key.fingerprint(n));
     // The report's kind is part of its identity: Postmark numbers bounces
     // and spam complaints in one sequence of IDs, for instance.
     let tag = match &report.kind {
@@ -322,7 +322,12 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
             status.map(|s| s.to_string()).unwrap_or_default()
         ),
     };
-    let dedupe_key = sha256_hex(format!("{}|{identity}|{}", report.source.as_str(), norm.as_deref().unwrap_or("")));
+    // Keyed: the address is part of what is hashed.
+    let dedupe_key = ctx.address_key.fingerprint(&format!(
+        "{}|{identity}|{}",
+        report.source.as_str(),
+        norm.as_deref().unwrap_or("")
+    ));
     let addresses: Vec<&str> = [
         report.recipient.as_deref().unwrap_or(""),
         named.as_ref().map(EmailAddress::as_str).unwrap_or(""),
@@ -373,7 +378,7 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
     }
     let mut suspended = false;
     match class {
-        Class::Hard => hard_bounce(tx, &subscriber, &detail, now).await?,
+        Class::Hard => hard_bounce(tx, &ctx.address_key, &subscriber, &detail, now).await?,
         Class::Soft => {
             let streak = tx.soft_bounce_streak(subscriber.id, ref_at).await?;
             let limit = i64::from(ctx.config.soft_bounce_limit.max(1));
@@ -407,7 +412,7 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
         Class::Complaint => {
             mark_everywhere(tx, subscriber.id, SubscriptionStatus::Complained, ConsentKind::Complained, &detail, now)
                 .await?;
-            tx.suppress(&sha256_hex(&subscriber.email_norm), "complaint", now).await?;
+            tx.suppress(&ctx.address_key.fingerprint(&subscriber.email_norm), "complaint", now).await?;
         }
         Class::Delayed => {}
     }
@@ -483,12 +488,13 @@ async fn mark_everywhere(
 /// suppressed.
 async fn hard_bounce(
     tx: &mut Tx,
+    key: &AddressKey,
     subscriber: &SubscriberRow,
     detail: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     mark_everywhere(tx, subscriber.id, SubscriptionStatus::Bounced, ConsentKind::Bounced, detail, now).await?;
-    tx.suppress(&sha256_hex(&subscriber.email_norm), "hard-bounce", now).await?;
+    tx.suppress(&key.fingerprint(&subscriber.email_norm), "hard-bounce", now).await?;
     Ok(())
 }
 
@@ -498,6 +504,7 @@ async fn hard_bounce(
 /// transaction.
 pub async fn smtp_hard_bounce(
     tx: &mut Tx,
+    key: &AddressKey,
     update_id: Uuid,
     subscriber_id: Uuid,
     reply: &str,
@@ -514,7 +521,7 @@ pub async fn smtp_hard_bounce(
             dedupe_key: &sha256_hex(format!("smtp|{update_id}|{subscriber_id}")),
             class: Class::Hard.as_str(),
             outcome: "applied",
-            email_hash: Some(&sha256_hex(&subscriber.email_norm)),
+            email_hash: Some(&key.fingerprint(&subscriber.email_norm)),
             recipient_domain: subscriber.email_norm.rsplit_once('@').map(|(_, d)| d),
             subscriber_id: Some(subscriber_id),
             update_id: Some(update_id),
@@ -525,7 +532,7 @@ pub async fn smtp_hard_bounce(
         .await?;
     if fresh {
         let detail = ledger_detail(Class::Hard, Source::Smtp, status.as_deref(), Some(&diagnostic));
-        hard_bounce(tx, &subscriber, &detail, now).await?;
+        hard_bounce(tx, key, &subscriber, &detail, now).await?;
     }
     Ok(())
 }

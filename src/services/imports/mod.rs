@@ -37,7 +37,7 @@ pub use parse::{ColumnChoice, Columns};
 use super::subscribers::{self, AddTerms, BasisOutcome};
 use super::supporter::{self, Origin};
 use super::{Context, FieldError, RequestMeta, ServiceError, ensure_valid};
-use crate::domain::{Actor, ConsentKind, ListSlug, SubscriptionStatus};
+use crate::domain::{Actor, ConsentKind, EmailAddress, ListSlug, SubscriptionStatus};
 use crate::store::{
     BatchProgress, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate, ListRow, NewImport,
     NewImportedSubscriber, StoreError, SubscriberRow, Tx,
@@ -721,12 +721,13 @@ async fn apply_batch(
     }
 
     // Suppressed addresses are refused, every time they appear.
-    let hashes: Vec<String> = rows.iter().map(|(_, d)| d.email.suppression_hash()).collect();
-    let suppressed = tx.suppressed_among(&hashes).await?;
+    let emails: Vec<&EmailAddress> = rows.iter().map(|(_, d)| &d.email).collect();
+    let found = crate::services::fingerprints::suppressed(tx, &ctx.address_key, &emails).await?;
+    let hashes: Vec<String> = rows.iter().map(|(_, d)| d.email.suppression_hash(&ctx.address_key)).collect();
     let mut first_seen: HashMap<&str, i64> = HashMap::with_capacity(rows.len());
     let mut unique: Vec<(i64, &RowData, &str)> = Vec::with_capacity(rows.len());
-    for ((line, data), hash) in rows.into_iter().zip(&hashes) {
-        if suppressed.contains(hash) {
+    for (((line, data), hash), suppressed) in rows.into_iter().zip(&hashes).zip(found) {
+        if suppressed.is_some() {
             p.suppressed += 1;
             errors.push(problem(
                 line,

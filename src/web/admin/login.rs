@@ -3,6 +3,7 @@
 use super::auth::{self, CsrfToken, CurrentSession, Organiser};
 use super::error::AdminError;
 use super::pages::{Chrome, LoginPage, SetupGonePage, SetupPage};
+use crate::domain::{AddressKey, EmailAddress};
 use crate::services::sessions::{self, LoginOutcome, SessionAccount};
 use crate::services::{FieldError, ServiceError, accounts};
 use crate::web::AppState;
@@ -84,9 +85,12 @@ pub async fn submit(
         };
         (status, page).into_response()
     };
-    let audited_as = auth::AuditedAs(email.trim().chars().take(200).collect());
+    // What was typed is not stored as typed: it may be a supporter's
+    // address, or a password typed into the wrong box (issue 16 §5).
+    let mut audited_as = auth::AuditedAs(typed_fingerprint(&state.ctx.address_key, &email));
     let mut res = match sessions::log_in(&state.ctx, &email, &password, &client.meta()).await? {
         LoginOutcome::LoggedIn(session) => {
+            audited_as = auth::AuditedAs(session.account.email.clone());
             let cookie = auth::session_cookie(&state.ctx.config, &session, state.ctx.clock.now());
             ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
         }
@@ -107,6 +111,15 @@ pub async fn submit(
     };
     res.extensions_mut().insert(audited_as);
     Ok(res)
+}
+
+/// How the audit log names a failed login: a keyed fingerprint of what was
+/// typed (normalised when it is an address), so repeated attempts at one
+/// name can be told apart without the log holding what was typed.
+fn typed_fingerprint(key: &AddressKey, typed: &str) -> String {
+    let norm = EmailAddress::parse(typed).map_or_else(|_| typed.trim().to_lowercase(), |e| e.normalised().to_owned());
+    let fingerprint = key.fingerprint(&norm);
+    format!("login attempt {}", &fingerprint[..16])
 }
 
 pub async fn log_out(State(state): State<AppState>, CurrentSession(session): CurrentSession) -> Result<Response> {

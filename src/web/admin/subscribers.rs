@@ -118,7 +118,8 @@ pub async fn erase(
         )])
         .into());
     }
-    let erased = privacy_ops::erase(&state.ctx.store, &state.ctx.clock, id, &me.actor()).await?;
+    let erased =
+        privacy_ops::erase(&state.ctx.store, &state.ctx.clock, &state.ctx.address_key, id, &me.actor()).await?;
     tracing::info!(organiser = %me.id, subscriber = %erased.id, "subscriber erased from the admin UI");
     Ok(Redirect::to("/admin/subscribers?notice=erased").into_response())
 }

@@ -237,7 +237,7 @@ impl TestApp {
     /// Adds `n` confirmed subscribers `{prefix}{i}@example.org` to `list`
     /// straight through the store (fast set-up for bulk tests).
     pub async fn confirmed_subscribers(&self, prefix: &str, n: usize, list: &str) {
-        seed_confirmed(&self.ctx.store, self.ctx.clock.now(), prefix, n, list).await;
+        seed_confirmed(&self.ctx.store, &self.ctx.address_key, self.ctx.clock.now(), prefix, n, list).await;
     }
 
     /// Creates an update through the API and returns its id.
@@ -383,6 +383,7 @@ pub fn html_escaped(raw: &str) -> String {
 /// to `list`, in one transaction.
 pub async fn seed_confirmed(
     store: &tidings::store::Store,
+    key: &tidings::domain::AddressKey,
     now: chrono::DateTime<chrono::Utc>,
     prefix: &str,
     n: usize,
@@ -401,7 +402,7 @@ pub async fn seed_confirmed(
             created_at: now,
             updated_at: now,
         };
-        tx.insert_subscriber(&row).await.expect("insert");
+        tx.insert_subscriber(&row, &key.fingerprint(&row.email_norm)).await.expect("insert");
         tx.set_subscription_status(row.id, list.id, "confirmed", now).await.expect("subscribe");
     }
     tx.commit().await.expect("commit");
