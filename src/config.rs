@@ -94,6 +94,13 @@ pub struct Config {
     /// When set, `/metrics`, `/healthz` and `/readyz` are also served on
     /// this address (the only HTTP a `tidings worker` process offers).
     pub metrics_bind: Option<SocketAddr>,
+    /// When set, `/metrics` (on either listener) answers only requests
+    /// carrying `Authorization: Bearer {token}`.
+    pub metrics_token: Option<String>,
+    /// Serve `/metrics` on the public listener too (off by default: the
+    /// counters move when someone new subscribes, so anyone could learn
+    /// whether an address is already on a list).
+    pub metrics_public: bool,
     /// Largest CSV file accepted by `POST /api/v1/imports` and the admin
     /// upload form (streamed to the database, never held in memory).
     pub import_max_bytes: u64,
@@ -135,6 +142,8 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_BOUNCE_MAILBOX_INTERVAL_SECONDS",
     "TIDINGS_CORS_ORIGINS",
     "TIDINGS_METRICS_BIND",
+    "TIDINGS_METRICS_TOKEN",
+    "TIDINGS_METRICS_PUBLIC",
     "TIDINGS_IMPORT_MAX_BYTES",
 ];
 
@@ -228,6 +237,16 @@ impl Config {
                     s.parse().map_err(|_| invalid("TIDINGS_METRICS_BIND", "expected host:port, e.g. 0.0.0.0:9090"))
                 })
                 .transpose()?,
+            metrics_token: match get("TIDINGS_METRICS_TOKEN") {
+                Some(t) if t.len() < 16 || t.chars().any(|c| c.is_control() || c == ' ') => {
+                    return Err(invalid(
+                        "TIDINGS_METRICS_TOKEN",
+                        "use at least 16 characters without spaces, e.g. the output of `openssl rand -hex 32`",
+                    ));
+                }
+                t => t.map(str::to_owned),
+            },
+            metrics_public: parse_bool(get, "TIDINGS_METRICS_PUBLIC", false)?,
             import_max_bytes: parse_num(get, "TIDINGS_IMPORT_MAX_BYTES", 256 * 1024 * 1024)?,
         })
     }
@@ -298,6 +317,19 @@ fn parse_num<'a, T: std::str::FromStr>(
     get(key).map_or(Ok(default), |s| s.parse().map_err(|_| invalid(key, "expected a whole number")))
 }
 
+fn parse_bool<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    key: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(key).map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(_) => Err(invalid(key, "expected true or false")),
+    }
+}
+
 /// An IANA zone name, checked now so a typo stops startup instead of
 /// surfacing later as a schedule that cannot run. Kept as its canonical name.
 fn parse_timezone(raw: &str) -> Result<String, ConfigError> {
@@ -350,6 +382,23 @@ mod tests {
         assert_eq!(c.subscribe_limit_per_ip, 10);
         assert_eq!(c.send_rate, 0);
         assert_eq!(c.confirm_token_ttl, Duration::from_secs(72 * 3600));
+        assert!(!c.metrics_public, "/metrics stays off the public listener unless asked for");
+        assert!(c.metrics_token.is_none());
+    }
+
+    #[test]
+    fn metrics_options_are_checked() {
+        let c = Config::from_map(&map(&[
+            ("TIDINGS_METRICS_PUBLIC", "true"),
+            ("TIDINGS_METRICS_TOKEN", "0123456789abcdef0123"),
+        ]))
+        .unwrap();
+        assert!(c.metrics_public);
+        assert_eq!(c.metrics_token.as_deref(), Some("0123456789abcdef0123"));
+        let err = Config::from_map(&map(&[("TIDINGS_METRICS_PUBLIC", "maybe")])).unwrap_err();
+        assert!(err.to_string().starts_with("TIDINGS_METRICS_PUBLIC"));
+        let err = Config::from_map(&map(&[("TIDINGS_METRICS_TOKEN", "short")])).unwrap_err();
+        assert!(err.to_string().starts_with("TIDINGS_METRICS_TOKEN"));
     }
 
     #[test]
