@@ -72,19 +72,25 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\"")], "")
             .into_response();
     }
-    let sample = async { state.ctx.store.read().await?.queue_depth().await };
-    let queue = match tokio::time::timeout(QUEUE_SAMPLE_TIMEOUT, sample).await {
-        Ok(Ok(q)) => Some(q),
+    let since = state.ctx.clock.now() - chrono::Duration::days(30);
+    let sample = async {
+        let mut tx = state.ctx.store.read().await?;
+        let queue = tx.queue_depth().await?;
+        let sends = tx.send_quality(since).await?;
+        Ok::<_, crate::store::StoreError>((queue, sends))
+    };
+    let (queue, sends) = match tokio::time::timeout(QUEUE_SAMPLE_TIMEOUT, sample).await {
+        Ok(Ok((q, s))) => (Some(q), Some(s)),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "metrics: could not sample the queues");
-            None
+            (None, None)
         }
         Err(_) => {
             tracing::warn!("metrics: sampling the queues timed out");
-            None
+            (None, None)
         }
     };
-    match state.ctx.metrics.render(queue) {
+    match state.ctx.metrics.render(queue, sends) {
         Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "metrics: encoding failed");

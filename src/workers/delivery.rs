@@ -21,7 +21,7 @@ use super::{Shutdown, sleep_or_shutdown};
 use crate::domain::SignedToken;
 use crate::mail::update::{PreparedUpdate, Recipient, UpdateBodies};
 use crate::mail::{SendError, Transport};
-use crate::services::{Context, bounces};
+use crate::services::{Context, bounces, send_guard};
 use crate::store::{AcceptedDelivery, DeliveryClaim, StoreError, UpdateListRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -253,6 +253,7 @@ impl DeliveryWorker {
         if let Some(r) = batch.reserved {
             tx.uncount_sent(r.minute, r.n).await?;
         }
+        tx.add_attempts(batch.update_id, -(batch.claims.len() as i64)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -325,7 +326,17 @@ impl DeliveryWorker {
         // ends (at the SMTP timeouts) before the lease does.
         let window_closes = std::time::Instant::now() + self.ctx.config.worker_lease * 3 / 8;
         let mut tx = self.ctx.store.write().await?;
+        let thresholds = send_guard::Thresholds::from_config(&self.ctx.config);
+        if !send_guard::may_continue(&mut tx, &thresholds, update_id, now).await? {
+            // Paused now (complaints or hard bounces past their limit).
+            if let Some(r) = reserved {
+                tx.uncount_sent(r.minute, r.n).await?;
+            }
+            tx.commit().await?;
+            return Ok(None);
+        }
         let claims = tx.claim_deliveries(update_id, now, lease_until, allowed).await?;
+        tx.add_attempts(update_id, claims.len() as i64).await?;
         if let Some(r) = reserved.as_mut() {
             // Fewer due than reserved: give the rest back at once.
             let claimed = claims.len() as i64;
@@ -491,8 +502,11 @@ impl DeliveryWorker {
         step: &mut Step,
     ) -> Result<(), DeliveryError> {
         let now = self.ctx.clock.now();
+        let thresholds = send_guard::Thresholds::from_config(&self.ctx.config);
         let mut tx = self.ctx.store.write().await?;
         let mut accepted = Vec::with_capacity(results.len());
+        // Copies given back or to be retried: not attempts (yet).
+        let mut given_back = 0i64;
         for (claim, message_id, outcome) in results {
             let (u, s) = (claim.update_id, claim.subscriber_id);
             match outcome {
@@ -500,19 +514,24 @@ impl DeliveryWorker {
                     accepted.push(AcceptedDelivery { subscriber_id: s, message_id, reply });
                     step.sent += 1;
                 }
-                Outcome::NotStarted => tx.delivery_release(u, s).await?,
+                Outcome::NotStarted => {
+                    tx.delivery_release(u, s).await?;
+                    given_back += 1;
+                }
                 Outcome::Failed(SendError::Unavailable(e)) => {
                     tracing::warn!(error = %e, "mail relay unavailable; pausing delivery");
                     tx.delivery_release(u, s).await?;
+                    given_back += 1;
                     step.relay_down = true;
                 }
                 Outcome::Failed(SendError::Transient(reply)) if claim.attempts < MAX_ATTEMPTS => {
                     tx.delivery_retry(u, s, now + backoff(claim.attempts), &reply).await?;
+                    given_back += 1;
                     step.retried += 1;
                 }
                 Outcome::Failed(SendError::Permanent(reply)) if bounces::is_hard_bounce(&reply) => {
                     tx.delivery_final(u, s, "bounced", &message_id, &reply).await?;
-                    bounces::smtp_hard_bounce(&mut tx, u, s, &reply, now).await?;
+                    bounces::smtp_hard_bounce(&mut tx, &thresholds, u, s, &reply, now).await?;
                     step.bounced += 1;
                 }
                 Outcome::Failed(SendError::Transient(reply) | SendError::Permanent(reply)) => {
@@ -522,6 +541,8 @@ impl DeliveryWorker {
             }
         }
         tx.deliveries_sent(update_id, &accepted, now).await?;
+        // Last, so the update's row is locked only briefly (and only on this rare path).
+        tx.add_attempts(update_id, -given_back).await?;
         tx.commit().await?;
         self.ctx.metrics.deliveries(step.sent, step.retried, step.failed, step.bounced);
         Ok(())

@@ -290,6 +290,11 @@ impl TestApp {
         total
     }
 
+    /// One pass of the delivery worker: at most one batch per update that is sending.
+    pub async fn delivery_step(&self) -> tidings::workers::delivery::Step {
+        self.delivery.run_once(&self.never_stop).await.expect("delivery step")
+    }
+
     /// The app's mail transport, for extra workers.
     pub fn worker_transport(&self) -> tidings::mail::Transport {
         self.transport.clone()
