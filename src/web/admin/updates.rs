@@ -247,16 +247,21 @@ async fn page(
     let figures = updates::stats(&state.ctx, id).await?;
     let pause_history = updates::pause_history(&state.ctx, id).await?;
     let c = &state.ctx.config;
-    let limit = |ppm: u32, what: &str| match ppm {
-        0 => format!("{what} never pause it"),
-        _ => format!("{what} pass {}%", crate::services::send_guard::percent(f64::from(ppm) / 10_000.0)),
+    let limits: Vec<String> = [(c.pause_complaint_ppm, "complaints"), (c.pause_hard_bounce_ppm, "hard bounces")]
+        .into_iter()
+        .filter(|(ppm, _)| *ppm > 0)
+        .map(|(ppm, what)| format!("{what} pass {}%", crate::services::send_guard::percent(f64::from(ppm) / 10_000.0)))
+        .collect();
+    let limits = if limits.is_empty() {
+        "Sending never pauses itself (TIDINGS_PAUSE_COMPLAINT_RATE and TIDINGS_PAUSE_HARD_BOUNCE_RATE are 0)."
+            .to_owned()
+    } else {
+        format!(
+            "Sending pauses itself when {}, once {} copies have gone out.",
+            limits.join(" or "),
+            crate::services::send_guard::thousands(i64::from(c.pause_min_attempts))
+        )
     };
-    let limits = format!(
-        "Sending pauses itself when {} or {}, once {} copies have gone out.",
-        limit(c.pause_complaint_ppm, "complaints"),
-        limit(c.pause_hard_bounce_ppm, "hard bounces"),
-        crate::services::send_guard::thousands(i64::from(c.pause_min_attempts))
-    );
     Ok(UpdatePage {
         figures,
         pause_history,
