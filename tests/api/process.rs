@@ -356,13 +356,25 @@ async fn three_worker_processes_never_pass_the_hourly_cap_together(db: Db) {
     env.set("TIDINGS_LOG", Some("error,tidings::workers::delivery=debug"));
     env.set("TIDINGS_LOG_FORMAT", Some("json"));
     let logs: Vec<std::path::PathBuf> = (0..3).map(|i| env.dir.path().join(format!("worker-{i}.log"))).collect();
+    let ports: Vec<u16> =
+        (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
     let mut workers: Vec<Child> = logs
         .iter()
-        .map(|log| {
+        .zip(&ports)
+        .map(|(log, port)| {
             let file = std::fs::File::create(log).unwrap();
-            tidings(&env, &["worker"]).stdout(Stdio::null()).stderr(file).spawn().expect("spawn tidings worker")
+            tidings(&env, &["worker"])
+                .env("TIDINGS_METRICS_BIND", format!("127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(file)
+                .spawn()
+                .expect("spawn tidings worker")
         })
         .collect();
+    // All three are up (and polling for work every second) before the send starts.
+    for port in &ports {
+        wait_healthy(*port).await;
+    }
     let api = Api::new(port, &token);
     let id = api.send_update("Capped").await;
     smtp.wait_for_count(CAP, Duration::from_secs(60)).await;
