@@ -134,6 +134,13 @@ impl App {
         shutdown: watch::Receiver<bool>,
     ) -> Result<(), AppError> {
         let mut tasks = tokio::task::JoinSet::new();
+        let c = &self.ctx.config;
+        if c.metrics_public && c.metrics_token.is_none() && role != Role::Workers {
+            tracing::warn!(
+                "TIDINGS_METRICS_PUBLIC is on without TIDINGS_METRICS_TOKEN: anyone can read /metrics, whose \
+                 counters show whether a subscribe was for someone new; set a token or use TIDINGS_METRICS_BIND"
+            );
+        }
         if let Some(addr) = self.ctx.config.metrics_bind {
             // Metrics and probes on their own address: the only HTTP a
             // worker-only process offers, and a way to keep /metrics off

@@ -53,6 +53,13 @@ pub struct Config {
     /// At most this many bulk messages per rolling hour / day (0 = no cap).
     pub send_hourly_cap: u32,
     pub send_daily_cap: u32,
+    /// A send pauses itself when complaints pass this share of its
+    /// attempts, in parts per million (3,000 = 0.3%; 0 = never).
+    pub pause_complaint_ppm: u32,
+    /// … or when hard bounces pass this share (50,000 = 5%; 0 = never) …
+    pub pause_hard_bounce_ppm: u32,
+    /// … once at least this many copies were attempted.
+    pub pause_min_attempts: u32,
     /// DKIM: selector, PEM key file and signing domain (default: the From
     /// address's domain). Signing is on when selector and key are set.
     pub dkim_selector: Option<String>,
@@ -94,6 +101,13 @@ pub struct Config {
     /// When set, `/metrics`, `/healthz` and `/readyz` are also served on
     /// this address (the only HTTP a `tidings worker` process offers).
     pub metrics_bind: Option<SocketAddr>,
+    /// When set, `/metrics` (on either listener) answers only requests
+    /// carrying `Authorization: Bearer {token}`.
+    pub metrics_token: Option<String>,
+    /// Serve `/metrics` on the public listener too (off by default: the
+    /// counters move when someone new subscribes, so anyone could learn
+    /// whether an address is already on a list).
+    pub metrics_public: bool,
     /// Largest CSV file accepted by `POST /api/v1/imports` and the admin
     /// upload form (streamed to the database, never held in memory).
     pub import_max_bytes: u64,
@@ -119,6 +133,9 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_MAX_BODY_BYTES",
     "TIDINGS_SEND_HOURLY_CAP",
     "TIDINGS_SEND_DAILY_CAP",
+    "TIDINGS_PAUSE_COMPLAINT_RATE",
+    "TIDINGS_PAUSE_HARD_BOUNCE_RATE",
+    "TIDINGS_PAUSE_MIN_ATTEMPTS",
     "TIDINGS_DKIM_SELECTOR",
     "TIDINGS_DKIM_KEY_FILE",
     "TIDINGS_DKIM_DOMAIN",
@@ -135,6 +152,8 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_BOUNCE_MAILBOX_INTERVAL_SECONDS",
     "TIDINGS_CORS_ORIGINS",
     "TIDINGS_METRICS_BIND",
+    "TIDINGS_METRICS_TOKEN",
+    "TIDINGS_METRICS_PUBLIC",
     "TIDINGS_IMPORT_MAX_BYTES",
 ];
 
@@ -195,6 +214,9 @@ impl Config {
             max_body_bytes: parse_num(get, "TIDINGS_MAX_BODY_BYTES", 64 * 1024)?,
             send_hourly_cap: parse_num(get, "TIDINGS_SEND_HOURLY_CAP", 0)?,
             send_daily_cap: parse_num(get, "TIDINGS_SEND_DAILY_CAP", 0)?,
+            pause_complaint_ppm: parse_percent(get, "TIDINGS_PAUSE_COMPLAINT_RATE", 3_000)?,
+            pause_hard_bounce_ppm: parse_percent(get, "TIDINGS_PAUSE_HARD_BOUNCE_RATE", 50_000)?,
+            pause_min_attempts: parse_num(get, "TIDINGS_PAUSE_MIN_ATTEMPTS", 1000u32)?.max(1),
             dkim_selector: get("TIDINGS_DKIM_SELECTOR").map(str::to_owned),
             dkim_key_file: get("TIDINGS_DKIM_KEY_FILE").map(PathBuf::from),
             dkim_domain: get("TIDINGS_DKIM_DOMAIN").map(str::to_owned),
@@ -228,6 +250,16 @@ impl Config {
                     s.parse().map_err(|_| invalid("TIDINGS_METRICS_BIND", "expected host:port, e.g. 0.0.0.0:9090"))
                 })
                 .transpose()?,
+            metrics_token: match get("TIDINGS_METRICS_TOKEN") {
+                Some(t) if t.len() < 16 || t.chars().any(|c| c.is_control() || c == ' ') => {
+                    return Err(invalid(
+                        "TIDINGS_METRICS_TOKEN",
+                        "use at least 16 characters without spaces, e.g. the output of `openssl rand -hex 32`",
+                    ));
+                }
+                t => t.map(str::to_owned),
+            },
+            metrics_public: parse_bool(get, "TIDINGS_METRICS_PUBLIC", false)?,
             import_max_bytes: parse_num(get, "TIDINGS_IMPORT_MAX_BYTES", 256 * 1024 * 1024)?,
         })
     }
@@ -298,6 +330,34 @@ fn parse_num<'a, T: std::str::FromStr>(
     get(key).map_or(Ok(default), |s| s.parse().map_err(|_| invalid(key, "expected a whole number")))
 }
 
+/// A percentage (`0.3` for 0.3%) as parts per million.
+fn parse_percent<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    key: &'static str,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    let Some(raw) = get(key) else { return Ok(default) };
+    let percent: f64 =
+        raw.trim_end_matches('%').trim().parse().map_err(|_| invalid(key, "expected a percentage such as 0.3"))?;
+    if !(0.0..=100.0).contains(&percent) {
+        return Err(invalid(key, "expected a percentage between 0 and 100"));
+    }
+    Ok((percent * 10_000.0).round() as u32)
+}
+
+fn parse_bool<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    key: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(key).map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(_) => Err(invalid(key, "expected true or false")),
+    }
+}
+
 /// An IANA zone name, checked now so a typo stops startup instead of
 /// surfacing later as a schedule that cannot run. Kept as its canonical name.
 fn parse_timezone(raw: &str) -> Result<String, ConfigError> {
@@ -350,6 +410,40 @@ mod tests {
         assert_eq!(c.subscribe_limit_per_ip, 10);
         assert_eq!(c.send_rate, 0);
         assert_eq!(c.confirm_token_ttl, Duration::from_secs(72 * 3600));
+        assert!(!c.metrics_public, "/metrics stays off the public listener unless asked for");
+        assert!(c.metrics_token.is_none());
+    }
+
+    #[test]
+    fn pause_thresholds_are_percentages() {
+        let c = Config::from_map(&BTreeMap::new()).unwrap();
+        assert_eq!((c.pause_complaint_ppm, c.pause_hard_bounce_ppm, c.pause_min_attempts), (3_000, 50_000, 1000));
+        let c = Config::from_map(&map(&[
+            ("TIDINGS_PAUSE_COMPLAINT_RATE", "0.1%"),
+            ("TIDINGS_PAUSE_HARD_BOUNCE_RATE", "2.5"),
+            ("TIDINGS_PAUSE_MIN_ATTEMPTS", "50"),
+        ]))
+        .unwrap();
+        assert_eq!((c.pause_complaint_ppm, c.pause_hard_bounce_ppm, c.pause_min_attempts), (1_000, 25_000, 50));
+        for bad in ["-1", "101", "lots"] {
+            let err = Config::from_map(&map(&[("TIDINGS_PAUSE_COMPLAINT_RATE", bad)])).unwrap_err();
+            assert!(err.to_string().starts_with("TIDINGS_PAUSE_COMPLAINT_RATE"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn metrics_options_are_checked() {
+        let c = Config::from_map(&map(&[
+            ("TIDINGS_METRICS_PUBLIC", "true"),
+            ("TIDINGS_METRICS_TOKEN", "0123456789abcdef0123"),
+        ]))
+        .unwrap();
+        assert!(c.metrics_public);
+        assert_eq!(c.metrics_token.as_deref(), Some("0123456789abcdef0123"));
+        let err = Config::from_map(&map(&[("TIDINGS_METRICS_PUBLIC", "maybe")])).unwrap_err();
+        assert!(err.to_string().starts_with("TIDINGS_METRICS_PUBLIC"));
+        let err = Config::from_map(&map(&[("TIDINGS_METRICS_TOKEN", "short")])).unwrap_err();
+        assert!(err.to_string().starts_with("TIDINGS_METRICS_TOKEN"));
     }
 
     #[test]

@@ -11,7 +11,10 @@
 //!
 //! Queue depths are not counted here but sampled from the database when
 //! `/metrics` is scraped (see [`crate::store::QueueDepth`]), so every
-//! instance reports the same, shared queue.
+//! instance reports the same, shared queue. So are the complaint and hard
+//! bounce figures of the sends of the last 30 days
+//! ([`crate::store::SendQuality`]): sums over all updates, nothing about
+//! any one person.
 //!
 //! The text is the OpenMetrics text exposition format (Prometheus asks for
 //! it and reads it; it ends with `# EOF`).
@@ -41,6 +44,16 @@ struct Outcome {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Method {
     method: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Class {
+    class: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Measure {
+    measure: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -75,6 +88,10 @@ pub struct Metrics {
     deliveries: Family<Outcome, Counter>,
     transactional: Family<Outcome, Counter>,
     queue_depth: Family<Queue, Gauge>,
+    bounce_reports: Family<Class, Counter>,
+    send_quality: Family<Measure, Gauge>,
+    complaint_rate: Gauge<f64, AtomicU64>,
+    hard_bounce_rate: Gauge<f64, AtomicU64>,
     send_rate: Gauge<f64, AtomicU64>,
     http_requests: HistogramFamily<HttpRequest>,
     subscribe_batch_size: Histogram,
@@ -133,6 +150,30 @@ impl Metrics {
             "Work waiting in the database, sampled at scrape time (deliveries_pending, deliveries_sending, outbox_pending)",
             queue_depth.clone(),
         );
+        let bounce_reports = Family::<Class, Counter>::default();
+        registry.register(
+            "tidings_bounce_reports",
+            "Bounce and complaint reports acted on, by class (hard, soft, policy, complaint, delayed), counted by the process that received them",
+            bounce_reports.clone(),
+        );
+        let send_quality = Family::<Measure, Gauge>::default();
+        registry.register(
+            "tidings_sends_30d",
+            "Over the updates started in the last 30 days, sampled at scrape time: copies attempted, complaints and hard bounces tied to them, and sends paused by the complaint or bounce limits (attempted, complaints, hard_bounces, auto_paused)",
+            send_quality.clone(),
+        );
+        let complaint_rate = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "tidings_complaint_rate_30d",
+            "Complaints per copy attempted, over the updates started in the last 30 days (Gmail and Yahoo act above 0.003)",
+            complaint_rate.clone(),
+        );
+        let hard_bounce_rate = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "tidings_hard_bounce_rate_30d",
+            "Hard bounces per copy attempted, over the updates started in the last 30 days",
+            hard_bounce_rate.clone(),
+        );
         let send_rate = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "tidings_send_rate_messages_per_second",
@@ -170,6 +211,9 @@ impl Metrics {
         for outcome in ["sent", "retried", "failed"] {
             let _ = transactional.get_or_create(&Outcome { outcome });
         }
+        for class in ["hard", "soft", "policy", "complaint", "delayed"] {
+            let _ = bounce_reports.get_or_create(&Class { class });
+        }
         Self {
             registry,
             subscribe_requests,
@@ -178,6 +222,10 @@ impl Metrics {
             deliveries,
             transactional,
             queue_depth,
+            bounce_reports,
+            send_quality,
+            complaint_rate,
+            hard_bounce_rate,
             send_rate,
             http_requests,
             subscribe_batch_size,
@@ -219,6 +267,18 @@ impl Metrics {
         }
     }
 
+    /// One bounce or complaint report acted on, by its class.
+    pub fn bounce_report(&self, class: &str) {
+        let class = match class {
+            "hard" => "hard",
+            "soft" => "soft",
+            "policy" => "policy",
+            "complaint" => "complaint",
+            _ => "delayed",
+        };
+        self.bounce_reports.get_or_create(&Class { class }).inc();
+    }
+
     /// Outcomes of transactional messages, once recorded.
     pub fn transactional_mail(&self, sent: usize, retried: usize, failed: usize) {
         for (outcome, n) in [("sent", sent), ("retried", retried), ("failed", failed)] {
@@ -244,7 +304,11 @@ impl Metrics {
 
     /// The metrics as text, with the queue depths just sampled (when the
     /// database could be asked).
-    pub fn render(&self, queue: Option<crate::store::QueueDepth>) -> Result<String, std::fmt::Error> {
+    pub fn render(
+        &self,
+        queue: Option<crate::store::QueueDepth>,
+        sends: Option<crate::store::SendQuality>,
+    ) -> Result<String, std::fmt::Error> {
         // Without a fresh sample, no queue series at all: a stale depth would
         // look like a stuck queue.
         self.queue_depth.clear();
@@ -256,6 +320,20 @@ impl Metrics {
             ] {
                 self.queue_depth.get_or_create(&Queue { queue: name }).set(n);
             }
+        }
+        self.send_quality.clear();
+        if let Some(q) = sends {
+            for (measure, n) in [
+                ("attempted", q.attempted),
+                ("complaints", q.complaints),
+                ("hard_bounces", q.hard_bounces),
+                ("auto_paused", q.auto_paused),
+            ] {
+                self.send_quality.get_or_create(&Measure { measure }).set(n);
+            }
+            let rate = |n: i64| if q.attempted > 0 { n as f64 / q.attempted as f64 } else { 0.0 };
+            self.complaint_rate.set(rate(q.complaints));
+            self.hard_bounce_rate.set(rate(q.hard_bounces));
         }
         self.send_rate.set(self.send_rate_now());
         let mut out = String::new();
@@ -289,7 +367,7 @@ mod tests {
         m.subscribe_request("accepted");
         m.deliveries(3, 0, 1, 0);
         m.http_request("GET", "/confirm/{token}", 200, Duration::from_millis(3));
-        let text = m.render(None).unwrap();
+        let text = m.render(None, None).unwrap();
         assert!(text.contains("tidings_subscribe_requests_total{outcome=\"accepted\"} 2"), "{text}");
         assert!(text.contains("tidings_deliveries_total{outcome=\"sent\"} 3"), "{text}");
         assert!(text.contains("tidings_deliveries_total{outcome=\"failed\"} 1"), "{text}");

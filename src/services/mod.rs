@@ -22,6 +22,7 @@ pub mod privacy_ops;
 pub mod retention;
 pub mod rights;
 pub mod schedules;
+pub mod send_guard;
 pub mod sessions;
 pub mod setup;
 pub mod subscribe_queue;

@@ -760,7 +760,7 @@ pub async fn update_preferences(
         // longer parses gets no mail rather than an error page.
         match EmailAddress::parse(&subscriber.email) {
             // A suppressed address is never mailed, a confirmation included.
-            Ok(email) if !tx.suppressed_among(&[email.suppression_hash()]).await?.is_empty() => asked.clear(),
+            Ok(email) if super::fingerprints::is_suppressed(&mut tx, &ctx.address_key, &email).await? => asked.clear(),
             Ok(email) => {
                 let origin = Origin { meta, source: Some("preferences page"), actor: Actor::Supporter };
                 mailed = request_confirmation(ctx, &mut tx, &subscriber, &email, &asked, &origin, notice_version, now)

@@ -329,6 +329,10 @@ async fn transition(ctx: &Context, id: Uuid, from: &[&str], to: &str) -> Result<
     if to == "cancelled" {
         tx.skip_unsent(id).await?;
     }
+    if to == "sending" {
+        // Resumed: a send that had paused itself starts a fresh count.
+        super::send_guard::resumed(&mut tx, id, now).await?;
+    }
     let row = load(&mut tx, id).await?;
     let out = view(&mut tx, row).await?;
     tx.commit().await?;
@@ -347,10 +351,47 @@ pub async fn cancel(ctx: &Context, id: Uuid) -> Result<UpdateView> {
     transition(ctx, id, &["draft", "scheduled", "sending", "paused"], "cancelled").await
 }
 
-pub async fn stats(ctx: &Context, id: Uuid) -> Result<DeliveryStats> {
+/// `GET /api/v1/updates/{id}/stats`: deliveries by status, and the
+/// complaint and hard-bounce figures the send guard watches.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct UpdateStats {
+    #[serde(flatten)]
+    pub deliveries: DeliveryStats,
+    /// Copies handed to the relay.
+    pub attempted: i64,
+    /// Spam complaints tied to a copy of this update.
+    pub complained: i64,
+    /// Hard bounces tied to a copy of this update (at sending or reported later).
+    pub hard_bounced: i64,
+    /// `complained / attempted` (0 before any attempt); 0.004 is 0.4%.
+    pub complaint_rate: f64,
+    /// `hard_bounced / attempted` (0 before any attempt).
+    pub hard_bounce_rate: f64,
+    /// Why the send paused itself, while it stays paused.
+    pub paused_reason: Option<String>,
+}
+
+pub async fn stats(ctx: &Context, id: Uuid) -> Result<UpdateStats> {
     let mut tx = ctx.store.read().await?;
     load(&mut tx, id).await?;
-    Ok(tx.delivery_stats(id).await?)
+    let deliveries = tx.delivery_stats(id).await?;
+    let counts = tx.send_counts(id).await?.unwrap_or_default();
+    let rate = |n: i64| if counts.attempted > 0 { n as f64 / counts.attempted as f64 } else { 0.0 };
+    Ok(UpdateStats {
+        deliveries,
+        attempted: counts.attempted,
+        complained: counts.complaints,
+        hard_bounced: counts.hard_bounces,
+        complaint_rate: rate(counts.complaints),
+        hard_bounce_rate: rate(counts.hard_bounces),
+        paused_reason: counts.auto_paused_reason,
+    })
+}
+
+/// Every automatic pause of an update, newest first (dismissed ones too).
+pub async fn pause_history(ctx: &Context, id: Uuid) -> Result<Vec<crate::store::AlertRow>> {
+    let mut tx = ctx.store.read().await?;
+    Ok(tx.alerts_about(super::send_guard::ALERT_KIND, &id.to_string()).await?)
 }
 
 /// One row of `GET /api/v1/updates/{id}/deliveries`.

@@ -138,8 +138,9 @@ impl Tx {
 
     /// A delivery that was accepted by the relay and then bounced
     /// asynchronously: `sent` becomes `bounced`, with the diagnostic.
-    pub async fn mark_delivery_bounced(&mut self, update_id: Uuid, subscriber_id: Uuid, reply: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
+    /// `false` when it was not `sent` (already bounced, for one).
+    pub async fn mark_delivery_bounced(&mut self, update_id: Uuid, subscriber_id: Uuid, reply: &str) -> Result<bool> {
+        let n = on_backend!(self, c => sqlx::query(
             "UPDATE deliveries SET status = 'bounced', smtp_reply = $3
              WHERE update_id = $1 AND subscriber_id = $2 AND status = 'sent'",
         )
@@ -149,7 +150,7 @@ impl Tx {
         .execute(c)
         .await?
         .rows_affected());
-        Ok(())
+        Ok(n == 1)
     }
 
     /// The soft-bounce streak that ends at `until`: soft bounces of this

@@ -530,9 +530,24 @@ impl Tx {
         Ok(granted)
     }
 
-    /// Adds `n` accepted messages to the current minute's count (for the
-    /// hourly and daily caps), and forgets counts older than two days.
-    pub async fn count_sent(&mut self, n: i64, now: DateTime<Utc>) -> Result<()> {
+    /// Serialises the hourly and daily caps' reservations between workers
+    /// until this transaction ends: on PostgreSQL a transaction-scoped
+    /// advisory lock; on SQLite the write transaction (`BEGIN IMMEDIATE`)
+    /// already holds the one write lock. Without it, workers that read the
+    /// counts at the same moment each saw room for a whole batch.
+    pub async fn lock_send_caps(&mut self) -> Result<()> {
+        if let Tx::Postgres(t) = self {
+            // Any fixed number; only Tidings takes advisory locks in its database.
+            sqlx::query("SELECT pg_advisory_xact_lock(7316013205451)").execute(&mut **t).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds `n` messages to the count of the minute `now` falls in (for
+    /// the hourly and daily caps), forgets counts older than two days, and
+    /// returns that minute (the key to give back what goes unsent).
+    /// Messages are counted when they are reserved, before they are sent.
+    pub async fn count_sent(&mut self, n: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
         let minute = now.duration_trunc(chrono::Duration::minutes(1)).unwrap_or(now);
         on_backend!(self, c => sqlx::query(
             "INSERT INTO send_counts (minute, sent) VALUES ($1, $2)
@@ -548,6 +563,23 @@ impl Tx {
             .execute(c)
             .await?
             .rows_affected());
+        Ok(minute)
+    }
+
+    /// Gives back `n` reserved messages that were not sent, from the minute
+    /// they were reserved in (never below zero).
+    pub async fn uncount_sent(&mut self, minute: DateTime<Utc>, n: i64) -> Result<()> {
+        if n <= 0 {
+            return Ok(());
+        }
+        on_backend!(self, c => sqlx::query(
+            "UPDATE send_counts SET sent = CASE WHEN sent > $2 THEN sent - $2 ELSE 0 END WHERE minute = $1",
+        )
+        .bind(minute)
+        .bind(n)
+        .execute(c)
+        .await?
+        .rows_affected());
         Ok(())
     }
 

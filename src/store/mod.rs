@@ -42,6 +42,7 @@ mod queue;
 mod retention;
 mod schedules;
 mod script;
+mod send_guard;
 mod settings;
 mod subscribers;
 mod suppressions;
@@ -68,6 +69,7 @@ pub use outbox::{NewOutboxMessage, OutboxBody, OutboxRow};
 pub use queue::QueueDepth;
 pub use retention::PurgeCounts;
 pub use schedules::{ScheduleRow, ScheduleRun};
+pub use send_guard::{SendCounts, SendQuality};
 pub use subscribers::{RequestedSubscription, SignupWrites, SubscriberRow, SubscriptionRow};
 pub use updates::{UpdateListRow, UpdateRow};
 

@@ -710,7 +710,7 @@ async fn cancel_update(State(s): State<AppState>, Path(id): Path<String>) -> Res
     tag = "updates",
     operation_id = "update_stats",
     params(("id" = String, Path, description = "The update's id (uuid)")),
-    responses((status = 200, description = "Deliveries by status", body = crate::store::DeliveryStats))
+    responses((status = 200, description = "Deliveries by status, with complaint and hard-bounce figures", body = crate::services::updates::UpdateStats))
 )]
 async fn update_stats(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(updates::stats(&s.ctx, update_id(&id)?).await.map_err(service)?).into_response())

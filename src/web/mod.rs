@@ -80,7 +80,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.ctx.config.max_body_bytes;
     Router::new()
         .merge(public::router(&state))
-        .merge(observability::router())
+        .merge(observability::router(&state))
         .nest("/api/v1", api::router(state.clone()))
         .merge(admin::router(state.clone()))
         .merge(webhooks::router())

@@ -2,6 +2,12 @@
 //! every request (and on every log line written while serving it), and the
 //! latency of every request by route.
 //!
+//! `/metrics` is served on the metrics listener (`TIDINGS_METRICS_BIND`),
+//! and on the public listener only when `TIDINGS_METRICS_PUBLIC` says so:
+//! its counters move when someone new subscribes, so an open `/metrics`
+//! tells anyone whether an address was already on a list. With
+//! `TIDINGS_METRICS_TOKEN` set, every scrape must carry that bearer token.
+//!
 //! Request ids: an incoming `X-Request-Id` is kept when it is a sane token
 //! (at most 128 characters of letters, digits and `-_.:`), otherwise a
 //! UUID is made; the id is returned in the response's `X-Request-Id` and
@@ -28,8 +34,10 @@ const QUEUE_SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The label used for requests no route matched (bounded, unlike their paths).
 const UNMATCHED: &str = "unmatched";
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+/// `/metrics` on the public listener, when the operator asked for it;
+/// otherwise nothing (the public fallback answers 404).
+pub(super) fn router(state: &AppState) -> Router<AppState> {
+    if state.ctx.config.metrics_public { Router::new().route("/metrics", get(metrics)) } else { Router::new() }
 }
 
 /// What a `tidings worker` process serves when `TIDINGS_METRICS_BIND` is set:
@@ -43,20 +51,46 @@ pub fn ops_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    let sample = async { state.ctx.store.read().await?.queue_depth().await };
-    let queue = match tokio::time::timeout(QUEUE_SAMPLE_TIMEOUT, sample).await {
-        Ok(Ok(q)) => Some(q),
+/// True when no token is configured, or the request carries it as a
+/// bearer token. Both sides are hashed first, so the comparison takes the
+/// same time wherever they differ.
+fn scrape_allowed(token: Option<&str>, headers: &axum::http::HeaderMap) -> bool {
+    use sha2::{Digest, Sha256};
+    let Some(token) = token else { return true };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let Some(given) = given else { return false };
+    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(token.as_bytes()));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if !scrape_allowed(state.ctx.config.metrics_token.as_deref(), &headers) {
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\"")], "")
+            .into_response();
+    }
+    let since = state.ctx.clock.now() - chrono::Duration::days(30);
+    let sample = async {
+        let mut tx = state.ctx.store.read().await?;
+        let queue = tx.queue_depth().await?;
+        let sends = tx.send_quality(since).await?;
+        Ok::<_, crate::store::StoreError>((queue, sends))
+    };
+    let (queue, sends) = match tokio::time::timeout(QUEUE_SAMPLE_TIMEOUT, sample).await {
+        Ok(Ok((q, s))) => (Some(q), Some(s)),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "metrics: could not sample the queues");
-            None
+            (None, None)
         }
         Err(_) => {
             tracing::warn!("metrics: sampling the queues timed out");
-            None
+            (None, None)
         }
     };
-    match state.ctx.metrics.render(queue) {
+    match state.ctx.metrics.render(queue, sends) {
         Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "metrics: encoding failed");
@@ -107,6 +141,19 @@ pub(super) async fn screen_request_id(mut req: Request, next: Next) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configured_token_must_be_presented_exactly() {
+        let mut h = axum::http::HeaderMap::new();
+        assert!(scrape_allowed(None, &h), "no token configured: open");
+        assert!(!scrape_allowed(Some("s3cret-s3cret-s3cret"), &h), "no header");
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret-s3cret-s3cre"));
+        assert!(!scrape_allowed(Some("s3cret-s3cret-s3cret"), &h), "a prefix is not the token");
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic s3cret-s3cret-s3cret"));
+        assert!(!scrape_allowed(Some("s3cret-s3cret-s3cret"), &h), "not a bearer token");
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret-s3cret-s3cret"));
+        assert!(scrape_allowed(Some("s3cret-s3cret-s3cret"), &h));
+    }
 
     #[test]
     fn only_plain_short_request_ids_are_kept() {

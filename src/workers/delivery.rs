@@ -22,7 +22,7 @@ use super::{Shutdown, sleep_or_shutdown};
 use crate::domain::SignedToken;
 use crate::mail::update::{PreparedUpdate, Recipient, UpdateBodies};
 use crate::mail::{SendError, Transport};
-use crate::services::{Context, bounces};
+use crate::services::{Context, bounces, send_guard};
 use crate::store::{AcceptedDelivery, DeliveryClaim, StoreError, UpdateListRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -114,10 +114,21 @@ struct Prepared {
     lists: HashMap<Uuid, UpdateListRow>,
 }
 
+/// Messages counted against the hourly and daily caps before they are
+/// sent; what goes unsent is given back.
+#[derive(Debug, Clone, Copy)]
+struct Reservation {
+    /// The minute of `send_counts` they were counted in.
+    minute: DateTime<Utc>,
+    n: i64,
+}
+
 /// Deliveries claimed under one lease, for one update.
 struct Batch {
     update_id: Uuid,
     claims: Vec<DeliveryClaim>,
+    /// Under a cap: the room reserved for these claims.
+    reserved: Option<Reservation>,
     /// No message is started after this (see [`DeliveryWorker::claim`]).
     window_closes: std::time::Instant,
 }
@@ -175,8 +186,9 @@ impl DeliveryWorker {
             }
             tx.commit().await?;
         }
-        // With hourly or daily caps, a batch claimed ahead would be counted
-        // against them before the one in flight is recorded: no overlap then.
+        // Under an hourly or daily cap, no batch is claimed ahead: the cap,
+        // not the database, sets the pace then, and a batch claimed ahead
+        // would hold room under the cap that another worker could be using.
         let c = &self.ctx.config;
         let pipelined = pipelined && c.send_hourly_cap == 0 && c.send_daily_cap == 0;
         let sending = self.ctx.store.read().await?.updates_with_status("sending").await?;
@@ -232,12 +244,17 @@ impl DeliveryWorker {
         Ok(row.is_some_and(|u| u.status == "sending"))
     }
 
-    /// Gives back a batch that was claimed but will not be sent.
+    /// Gives back a batch that was claimed but will not be sent, and the
+    /// room it had reserved under the caps.
     async fn release(&self, batch: Batch) -> Result<(), DeliveryError> {
         let mut tx = self.ctx.store.write().await?;
         for c in &batch.claims {
             tx.delivery_release(c.update_id, c.subscriber_id).await?;
         }
+        if let Some(r) = batch.reserved {
+            tx.uncount_sent(r.minute, r.n).await?;
+        }
+        tx.add_attempts(batch.update_id, -(batch.claims.len() as i64)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -257,14 +274,22 @@ impl DeliveryWorker {
         Ok(p)
     }
 
-    /// How many messages the rate bucket and caps allow now.
-    async fn allowance(&self, now: DateTime<Utc>) -> Result<i64, DeliveryError> {
+    /// How many messages the rate bucket and caps allow now. Under an
+    /// hourly or daily cap they are reserved at once, under a lock every
+    /// worker takes (see [`crate::store::Tx::lock_send_caps`]): counted as
+    /// sent before they are, so workers sending at the same time can never
+    /// together pass a cap. What a batch does not send is given back.
+    async fn allowance(&self, now: DateTime<Utc>) -> Result<(i64, Option<Reservation>), DeliveryError> {
         let c = &self.ctx.config;
         if c.send_hourly_cap == 0 && c.send_daily_cap == 0 && c.send_rate == 0 {
             // Nothing to check: spare the database a write transaction per batch.
-            return Ok(self.batch);
+            return Ok((self.batch, None));
         }
+        let capped = c.send_hourly_cap > 0 || c.send_daily_cap > 0;
         let mut tx = self.ctx.store.write().await?;
+        if capped {
+            tx.lock_send_caps().await?;
+        }
         let mut allowed = self.batch;
         for (cap, window) in
             [(c.send_hourly_cap, chrono::Duration::hours(1)), (c.send_daily_cap, chrono::Duration::days(1))]
@@ -276,8 +301,13 @@ impl DeliveryWorker {
         if c.send_rate > 0 && allowed > 0 {
             allowed = tx.take_send_tokens(f64::from(c.send_rate), allowed, now).await?;
         }
+        let reserved = if capped && allowed > 0 {
+            Some(Reservation { minute: tx.count_sent(allowed, now).await?, n: allowed })
+        } else {
+            None
+        };
         tx.commit().await?;
-        Ok(allowed)
+        Ok((allowed, reserved))
     }
 
     /// Claims the next batch of an update, as far as the rate bucket and
@@ -286,7 +316,7 @@ impl DeliveryWorker {
     /// finishes the update once nothing is pending.
     async fn claim(&self, update_id: Uuid, step: &mut Step) -> Result<Option<Batch>, DeliveryError> {
         let now = self.ctx.clock.now();
-        let allowed = self.allowance(now).await?;
+        let (allowed, mut reserved) = self.allowance(now).await?;
         if allowed == 0 {
             step.throttled = true;
             return Ok(None);
@@ -297,7 +327,23 @@ impl DeliveryWorker {
         // ends (at the SMTP timeouts) before the lease does.
         let window_closes = std::time::Instant::now() + self.ctx.config.worker_lease * 3 / 8;
         let mut tx = self.ctx.store.write().await?;
+        let thresholds = send_guard::Thresholds::from_config(&self.ctx.config);
+        if !send_guard::may_continue(&mut tx, &thresholds, update_id, now).await? {
+            // Paused now (complaints or hard bounces past their limit).
+            if let Some(r) = reserved {
+                tx.uncount_sent(r.minute, r.n).await?;
+            }
+            tx.commit().await?;
+            return Ok(None);
+        }
         let claims = tx.claim_deliveries(update_id, now, lease_until, allowed).await?;
+        tx.add_attempts(update_id, claims.len() as i64).await?;
+        if let Some(r) = reserved.as_mut() {
+            // Fewer due than reserved: give the rest back at once.
+            let claimed = claims.len() as i64;
+            tx.uncount_sent(r.minute, r.n - claimed).await?;
+            r.n = claimed;
+        }
         if claims.is_empty() {
             tx.skip_ineligible(update_id).await?;
             let stats = tx.delivery_stats(update_id).await?;
@@ -315,7 +361,7 @@ impl DeliveryWorker {
             // giving back would need another write per batch.
             step.throttled = true;
         }
-        Ok(Some(Batch { update_id, claims, window_closes }))
+        Ok(Some(Batch { update_id, claims, reserved: reserved.filter(|r| r.n > 0), window_closes }))
     }
 
     /// Sends a claimed batch and records the outcomes.
@@ -339,7 +385,7 @@ impl DeliveryWorker {
         step: &mut Step,
         recording: &mut Recording,
     ) -> Result<(), DeliveryError> {
-        let Batch { update_id, claims, window_closes } = batch;
+        let Batch { update_id, claims, reserved, window_closes } = batch;
         let prepared = self.prepared(update_id).await?;
         let senders = (self.ctx.config.send_concurrency as usize).clamp(1, claims.len().max(1));
         let queue = Arc::new(Mutex::new(claims.into_iter()));
@@ -373,9 +419,11 @@ impl DeliveryWorker {
         drop(outcomes);
         let chunk = (self.batch as usize / 4).max(1);
         let mut done = Vec::with_capacity(chunk);
+        let mut accepted = 0;
         loop {
             let result = results.recv().await;
             let finished = result.is_none();
+            accepted += usize::from(matches!(result, Some((_, _, Outcome::Sent(_)))));
             done.extend(result);
             if done.len() >= chunk || (finished && !done.is_empty()) {
                 if recording.len() >= RECORDERS {
@@ -400,6 +448,15 @@ impl DeliveryWorker {
         // Known now, not only once the last recording is joined: the next
         // batch must not be started against a relay that is down.
         step.relay_down |= relay_down.load(Ordering::Relaxed);
+        if let Some(r) = reserved
+            && (accepted as i64) < r.n
+        {
+            // Refused, retried or not started: it does not count against the caps.
+            let mut tx = self.ctx.store.write().await?;
+            tx.uncount_sent(r.minute, r.n - accepted as i64).await?;
+            tx.commit().await?;
+        }
+        tracing::debug!(update = %update_id, accepted, "batch sent");
         Ok(())
     }
 
@@ -456,8 +513,11 @@ impl DeliveryWorker {
         step: &mut Step,
     ) -> Result<(), DeliveryError> {
         let now = self.ctx.clock.now();
+        let thresholds = send_guard::Thresholds::from_config(&self.ctx.config);
         let mut tx = self.ctx.store.write().await?;
         let mut accepted = Vec::with_capacity(results.len());
+        // Copies given back or to be retried: not attempts (yet).
+        let mut given_back = 0i64;
         for (claim, message_id, outcome) in results {
             let (u, s) = (claim.update_id, claim.subscriber_id);
             match outcome {
@@ -465,19 +525,24 @@ impl DeliveryWorker {
                     accepted.push(AcceptedDelivery { subscriber_id: s, message_id, reply });
                     step.sent += 1;
                 }
-                Outcome::NotStarted => tx.delivery_release(u, s).await?,
+                Outcome::NotStarted => {
+                    tx.delivery_release(u, s).await?;
+                    given_back += 1;
+                }
                 Outcome::Failed(SendError::Unavailable(e)) => {
                     tracing::warn!(error = %e, "mail relay unavailable; pausing delivery");
                     tx.delivery_release(u, s).await?;
+                    given_back += 1;
                     step.relay_down = true;
                 }
                 Outcome::Failed(SendError::Transient(reply)) if claim.attempts < MAX_ATTEMPTS => {
                     tx.delivery_retry(u, s, now + backoff(claim.attempts), &reply).await?;
+                    given_back += 1;
                     step.retried += 1;
                 }
                 Outcome::Failed(SendError::Permanent(reply)) if bounces::is_hard_bounce(&reply) => {
                     tx.delivery_final(u, s, "bounced", &message_id, &reply).await?;
-                    bounces::smtp_hard_bounce(&mut tx, &self.ctx.address_key, u, s, &reply, now).await?;
+                    bounces::smtp_hard_bounce(&mut tx, &self.ctx.address_key, &thresholds, u, s, &reply, now).await?;
                     step.bounced += 1;
                 }
                 Outcome::Failed(SendError::Transient(reply) | SendError::Permanent(reply)) => {
@@ -487,12 +552,8 @@ impl DeliveryWorker {
             }
         }
         tx.deliveries_sent(update_id, &accepted, now).await?;
-        let caps = self.ctx.config.send_hourly_cap > 0 || self.ctx.config.send_daily_cap > 0;
-        if caps && !accepted.is_empty() {
-            // Counted only under a cap: concurrent recorders would otherwise
-            // queue on the one row for the current minute.
-            tx.count_sent(accepted.len() as i64, now).await?;
-        }
+        // Last, so the update's row is locked only briefly (and only on this rare path).
+        tx.add_attempts(update_id, -given_back).await?;
         tx.commit().await?;
         self.ctx.metrics.deliveries(step.sent, step.retried, step.failed, step.bounced);
         Ok(())

@@ -2,7 +2,7 @@
 //! each still gets exactly its own answer and its own records.
 
 use crate::both_backends;
-use crate::support::app::{Db, TestApp};
+use crate::support::app::{Db, PUBLIC_METRICS, TestApp};
 use std::collections::BTreeMap;
 
 both_backends!(
@@ -12,7 +12,8 @@ both_backends!(
 
 async fn many_concurrent_subscribes_each_get_their_own_answer_and_records(db: Db) {
     const PEOPLE: usize = 120;
-    let app = TestApp::spawn_with(db, &[("TIDINGS_SUBSCRIBE_LIMIT_PER_IP", "0")]).await;
+    let app =
+        TestApp::spawn_with(db, &[("TIDINGS_SUBSCRIBE_LIMIT_PER_IP", "0"), PUBLIC_METRICS[0], PUBLIC_METRICS[1]]).await;
     // Everyone at once: PEOPLE new addresses, each twice (the second
     // request in the same moment must not mail twice or fail), and
     // requests for a list that does not exist, which must fail alone
@@ -67,7 +68,7 @@ async fn many_concurrent_subscribes_each_get_their_own_answer_and_records(db: Db
     assert!(per_person.values().all(|&n| n == 1), "{per_person:?}");
 
     // Every request that reached the queue was counted in some batch.
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app.scrape_metrics().await.text().await.unwrap();
     let batched = metrics
         .lines()
         .find_map(|l| l.strip_prefix("tidings_subscribe_batch_size_sum "))

@@ -40,7 +40,7 @@ async fn confirmed_on(app: &TestApp, email: &str, lists: &[&str]) {
                 created_at: now,
                 updated_at: now,
             };
-            tx.insert_subscriber(&row).await.unwrap();
+            tx.insert_subscriber(&row, &app.ctx.address_key.fingerprint(&row.email_norm)).await.unwrap();
             row.id
         }
     };

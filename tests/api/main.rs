@@ -29,5 +29,6 @@ mod process;
 mod properties;
 mod records;
 mod schedules;
+mod send_guard;
 mod smtp_tls;
 mod store;

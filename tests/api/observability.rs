@@ -5,7 +5,7 @@
 
 use crate::both_backends;
 use crate::process;
-use crate::support::app::{Db, TestApp, confirm_token};
+use crate::support::app::{Db, METRICS_TOKEN, PUBLIC_METRICS, TestApp, confirm_token};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ both_backends!(
     hsts_and_secure_cookies_only_when_the_base_url_is_https,
     the_real_binary_logs_json_lines_carrying_the_request_id,
     a_worker_process_serves_its_metrics_on_the_metrics_address,
+    metrics_stay_off_the_public_listener_unless_enabled_and_then_need_the_token,
 );
 
 /// One scrape, parsed strictly: every line must be a comment OpenMetrics
@@ -91,7 +92,7 @@ fn check_labels(labels: &str, line: &str) {
 }
 
 async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
-    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let res = app.scrape_metrics().await;
     assert_eq!(res.status(), 200);
     let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(content_type.starts_with("application/openmetrics-text; version=1.0.0"), "{content_type}");
@@ -105,7 +106,7 @@ fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
 }
 
 async fn metrics_move_with_subscribes_confirmations_unsubscribes_and_sends(db: Db) {
-    let app = TestApp::spawn(db).await;
+    let app = TestApp::spawn_with(db, &PUBLIC_METRICS).await;
     let (_, before) = scrape(&app).await;
     for series in [
         r#"tidings_subscribe_requests_total{outcome="accepted"}"#,
@@ -207,7 +208,7 @@ async fn the_request_id_is_echoed_or_made(db: Db) {
 async fn readyz_fails_while_the_database_is_unreachable(db: Db) {
     match db {
         Db::Sqlite => {
-            let app = TestApp::spawn(Db::Sqlite).await;
+            let app = TestApp::spawn_with(Db::Sqlite, &PUBLIC_METRICS).await;
             assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
             // The pool is what the server reaches the database through:
             // closed, nothing can be queried.
@@ -223,7 +224,11 @@ async fn readyz_fails_while_the_database_is_unreachable(db: Db) {
             let mut url = url::Url::parse(&base).unwrap();
             url.set_path(&format!("/{name}"));
             url.set_query(None);
-            let app = TestApp::spawn_with(Db::Postgres(base.clone()), &[("TIDINGS_DATABASE_URL", url.as_str())]).await;
+            let app = TestApp::spawn_with(
+                Db::Postgres(base.clone()),
+                &[("TIDINGS_DATABASE_URL", url.as_str()), PUBLIC_METRICS[0], PUBLIC_METRICS[1]],
+            )
+            .await;
             assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
             // FORCE terminates the server's connections; reconnecting then
             // fails because the database no longer exists.
@@ -401,6 +406,53 @@ async fn a_worker_process_serves_its_metrics_on_the_metrics_address(db: Db) {
     assert_eq!(http.get(format!("http://127.0.0.1:{port}/subscribe")).send().await.unwrap().status(), 404);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Issue 16 §3: the confirmation counter and the outbox depth rise only for
+/// someone new, so a public `/metrics` tells anyone whether an address was
+/// already subscribed. Off the public listener by default; on the metrics
+/// listener or (when asked for) the public one, the token is required.
+async fn metrics_stay_off_the_public_listener_unless_enabled_and_then_need_the_token(db: Db) {
+    let app = TestApp::spawn(db.clone()).await;
+    assert_eq!(app.subscribe("probe@example.org", "updates").await.status(), 200);
+    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 404, "no metrics on the public listener by default");
+    assert!(!res.text().await.unwrap().contains("tidings_"), "nothing of the metrics in the 404 page");
+    assert_eq!(app.scrape_metrics().await.status(), 404, "not even with a token");
+    for probe in ["/healthz", "/readyz"] {
+        assert_eq!(app.http.get(app.url(probe)).send().await.unwrap().status(), 200, "{probe} stays");
+    }
+    drop(app);
+
+    // The metrics listener, with a token: the public listener still has none.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let app =
+        TestApp::spawn_with(db.clone(), &[("TIDINGS_METRICS_BIND", &bind), ("TIDINGS_METRICS_TOKEN", METRICS_TOKEN)])
+            .await;
+    process::wait_healthy(port).await;
+    assert_eq!(app.scrape_metrics().await.status(), 404);
+    let ops = format!("http://{bind}/metrics");
+    let res = app.http.get(&ops).send().await.unwrap();
+    assert_eq!(res.status(), 401, "the token is required on the metrics listener too");
+    assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert!(!res.text().await.unwrap().contains("tidings_"));
+    let wrong = app.http.get(&ops).bearer_auth("test-metrics-token-012345678X").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = app.http.get(&ops).bearer_auth(METRICS_TOKEN).send().await.unwrap();
+    assert_eq!(right.status(), 200);
+    assert!(
+        parse_exposition(&right.text().await.unwrap())
+            .contains_key(r#"tidings_confirmations_total{outcome="confirmed"}"#)
+    );
+    drop(app);
+
+    // Explicitly public, behind the token.
+    let app = TestApp::spawn_with(db, &PUBLIC_METRICS).await;
+    assert_eq!(app.http.get(app.url("/metrics")).send().await.unwrap().status(), 401);
+    let wrong = app.http.get(app.url("/metrics")).bearer_auth("not-the-token-at-all").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(app.scrape_metrics().await.status(), 200);
 }
 
 #[test]

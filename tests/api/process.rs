@@ -13,6 +13,7 @@ both_backends!(
     a_crash_between_subscribe_and_send_still_sends_the_confirmation_exactly_once,
     kill_9_during_a_send_loses_nobody_and_repeats_at_most_the_batch_in_flight,
     three_worker_processes_share_a_send_and_never_double_send,
+    three_worker_processes_never_pass_the_hourly_cap_together,
     sigterm_stops_the_server_gracefully,
     the_cli_creates_tokens_and_users_and_checks_its_setup,
 );
@@ -353,4 +354,83 @@ async fn three_worker_processes_share_a_send_and_never_double_send(db: Db) {
     let sent: Vec<usize> = per_process.iter().map(|c| c.values().sum()).collect();
     assert!(sent.iter().filter(|&&n| n > 0).count() >= 2, "at least two of the three processes sent: {sent:?}");
     eprintln!("three worker processes sent {sent:?}");
+}
+
+/// Issue 16 §7: the hourly cap holds across worker processes. Three real
+/// `tidings worker` processes share one database and a slow relay (so their
+/// batches overlap in time); before each batch they reserve room under the
+/// cap, so together they send exactly the cap, never a batch more per
+/// worker, and each process's log shows what it sent.
+async fn three_worker_processes_never_pass_the_hourly_cap_together(db: Db) {
+    const N: usize = 300;
+    const CAP: usize = 100;
+    let smtp = TestSmtp::start();
+    // 50 messages a batch (one session) at 40 ms each: a batch takes 2 s,
+    // while an idle worker looks for work every second.
+    smtp.set_data_delay(Some(Duration::from_millis(40)));
+    let (mut env, port) = env(&db, &smtp.url()).await;
+    env.set("TIDINGS_SEND_CONCURRENCY", Some("1"));
+    env.set("TIDINGS_SEND_HOURLY_CAP", Some(&CAP.to_string()));
+    let token = create_token(&env);
+    let mut web = spawn(&env, &["serve", "--no-workers"]);
+    wait_healthy(port).await;
+    seed_backers(&env, "cap", N).await;
+
+    env.set("TIDINGS_LOG", Some("error,tidings::workers::delivery=debug"));
+    env.set("TIDINGS_LOG_FORMAT", Some("json"));
+    let logs: Vec<std::path::PathBuf> = (0..3).map(|i| env.dir.path().join(format!("worker-{i}.log"))).collect();
+    let ports: Vec<u16> =
+        (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+    let mut workers: Vec<Child> = logs
+        .iter()
+        .zip(&ports)
+        .map(|(log, port)| {
+            let file = std::fs::File::create(log).unwrap();
+            tidings(&env, &["worker"])
+                .env("TIDINGS_METRICS_BIND", format!("127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(file)
+                .spawn()
+                .expect("spawn tidings worker")
+        })
+        .collect();
+    // All three are up (and polling for work every second) before the send starts.
+    for port in &ports {
+        wait_healthy(*port).await;
+    }
+    let api = Api::new(port, &token);
+    let id = api.send_update("Capped").await;
+    smtp.wait_for_count(CAP, Duration::from_secs(60)).await;
+    // Long enough for every worker to have tried again (and again) after
+    // the cap was reached.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let stats = api.get(&format!("/updates/{id}/stats")).await;
+    let update = api.get(&format!("/updates/{id}")).await;
+    for w in &mut workers {
+        assert!(w.try_wait().unwrap().is_none(), "a worker exited");
+        w.kill().unwrap();
+        w.wait().unwrap();
+    }
+    web.kill().unwrap();
+    web.wait().unwrap();
+
+    let received = smtp.message_count();
+    assert_eq!(received, CAP, "the relay got exactly the cap, no batch more: {stats}");
+    assert_eq!(stats["sent"], CAP, "{stats}");
+    assert_eq!(update["status"], "sending", "the rest waits for the next hour");
+    let per_worker: Vec<u64> = logs
+        .iter()
+        .map(|log| {
+            std::fs::read_to_string(log)
+                .unwrap()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|v| v["fields"]["message"] == "batch sent")
+                .map(|v| v["fields"]["accepted"].as_u64().unwrap())
+                .sum()
+        })
+        .collect();
+    assert_eq!(per_worker.iter().sum::<u64>(), CAP as u64, "the logs account for every message: {per_worker:?}");
+    assert!(per_worker.iter().filter(|&&n| n > 0).count() >= 2, "more than one process sent: {per_worker:?}");
+    eprintln!("hourly cap {CAP} across three workers: sent {per_worker:?}");
 }

@@ -31,7 +31,7 @@ pub mod providers;
 
 pub use classify::{Class, EnhancedStatus, Verdict, classify, is_hard_bounce};
 
-use super::{Context, Result, ServiceError};
+use super::{Context, Result, ServiceError, send_guard};
 use crate::domain::{Actor, AddressKey, ConsentKind, EmailAddress, SubscriptionStatus, sha256_hex};
 use crate::store::{
     AlertRow, BounceEventRow, BouncedDelivery, NewAlert, NewBounceEvent, NewConsentEvent, StoreError, SubscriberRow, Tx,
@@ -205,6 +205,9 @@ pub async fn ingest(ctx: &Context, parsed: &Parsed) -> Result<Vec<Outcome>> {
     tx.commit().await?;
     for (report, outcome) in parsed.reports.iter().zip(&outcomes) {
         tracing::info!(source = report.source.as_str(), outcome = %outcome, "bounce report");
+        if let Outcome::Applied { class, .. } = outcome {
+            ctx.metrics.bounce_report(class.as_str());
+        }
     }
     Ok(outcomes)
 }
@@ -371,10 +374,19 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
     }
     let Some(Target { subscriber, delivery }) = target else { return Ok(Outcome::Unmatched { class }) };
     let detail = ledger_detail(class, report.source, status_text.as_deref(), diagnostic.as_deref());
+    let thresholds = send_guard::Thresholds::from_config(&ctx.config);
     if let Some(d) = &delivery
         && matches!(class, Class::Hard | Class::Soft | Class::Policy)
+        && tx.mark_delivery_bounced(d.update_id, d.subscriber_id, &detail).await?
+        && class == Class::Hard
     {
-        tx.mark_delivery_bounced(d.update_id, d.subscriber_id, &detail).await?;
+        // Counted once per copy: a second report about it changes nothing.
+        send_guard::record(tx, &thresholds, d.update_id, send_guard::Event::HardBounce, now).await?;
+    }
+    if let Some(d) = &delivery
+        && class == Class::Complaint
+    {
+        send_guard::record(tx, &thresholds, d.update_id, send_guard::Event::Complaint, now).await?;
     }
     let mut suspended = false;
     match class {
@@ -505,6 +517,7 @@ async fn hard_bounce(
 pub async fn smtp_hard_bounce(
     tx: &mut Tx,
     key: &AddressKey,
+    thresholds: &send_guard::Thresholds,
     update_id: Uuid,
     subscriber_id: Uuid,
     reply: &str,
@@ -533,6 +546,7 @@ pub async fn smtp_hard_bounce(
     if fresh {
         let detail = ledger_detail(Class::Hard, Source::Smtp, status.as_deref(), Some(&diagnostic));
         hard_bounce(tx, key, &subscriber, &detail, now).await?;
+        send_guard::record(tx, thresholds, update_id, send_guard::Event::HardBounce, now).await?;
     }
     Ok(())
 }

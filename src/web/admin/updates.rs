@@ -51,7 +51,7 @@ pub fn local(state: &AppState, t: &DateTime<Utc>) -> String {
 }
 
 async fn row(state: &AppState, update: UpdateView) -> Result<UpdateRow> {
-    let stats = updates::stats(&state.ctx, update.id).await?;
+    let stats = updates::stats(&state.ctx, update.id).await?.deliveries;
     let send_at_local = update.send_at.as_ref().map(|t| local(state, t)).unwrap_or_default();
     Ok(UpdateRow { update, stats, send_at_local })
 }
@@ -107,9 +107,32 @@ pub struct UpdatePage {
     pub errors: Vec<FieldError>,
     /// Refresh the page every few seconds while it is sending.
     pub live: bool,
+    /// Complaint and hard-bounce figures, and why the send paused itself.
+    pub figures: updates::UpdateStats,
+    /// Every time the send paused itself, newest first.
+    pub pause_history: Vec<crate::store::AlertRow>,
+    /// The limits in force, in words.
+    pub limits: String,
 }
 
 impl UpdatePage {
+    /// `0.4%`.
+    pub fn complaint_percent(&self) -> String {
+        format!("{}%", crate::services::send_guard::percent(self.figures.complaint_rate * 100.0))
+    }
+
+    pub fn hard_bounce_percent(&self) -> String {
+        format!("{}%", crate::services::send_guard::percent(self.figures.hard_bounce_rate * 100.0))
+    }
+
+    /// Why the send is paused, with what the organiser should know, while
+    /// it stays paused by itself.
+    pub fn auto_pause(&self) -> Option<(&str, &str)> {
+        let reason = self.figures.paused_reason.as_deref()?;
+        let detail = self.pause_history.first().map_or("", |a| a.detail.as_str());
+        Some((reason, detail))
+    }
+
     pub fn editable(&self) -> bool {
         matches!(self.row.update.status.as_str(), "draft" | "scheduled")
     }
@@ -221,7 +244,28 @@ async fn page(
     let update = updates::get(&state.ctx, id).await?;
     let preview_text = updates::preview(&state.ctx, id).await?.text;
     let row = row(state, update).await?;
+    let figures = updates::stats(&state.ctx, id).await?;
+    let pause_history = updates::pause_history(&state.ctx, id).await?;
+    let c = &state.ctx.config;
+    let limits: Vec<String> = [(c.pause_complaint_ppm, "complaints"), (c.pause_hard_bounce_ppm, "hard bounces")]
+        .into_iter()
+        .filter(|(ppm, _)| *ppm > 0)
+        .map(|(ppm, what)| format!("{what} pass {}%", crate::services::send_guard::percent(f64::from(ppm) / 10_000.0)))
+        .collect();
+    let limits = if limits.is_empty() {
+        "Sending never pauses itself (TIDINGS_PAUSE_COMPLAINT_RATE and TIDINGS_PAUSE_HARD_BOUNCE_RATE are 0)."
+            .to_owned()
+    } else {
+        format!(
+            "Sending pauses itself when {}, once {} copies have gone out.",
+            limits.join(" or "),
+            crate::services::send_guard::thousands(i64::from(c.pause_min_attempts))
+        )
+    };
     Ok(UpdatePage {
+        figures,
+        pause_history,
+        limits,
         chrome: chrome(state, me, csrf),
         live: row.update.status == "sending",
         row,

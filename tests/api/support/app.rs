@@ -82,6 +82,15 @@ macro_rules! both_backends {
     };
 }
 
+/// The bearer token of [`PUBLIC_METRICS`].
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
+
+/// Settings that serve `/metrics` on the public listener, behind
+/// [`METRICS_TOKEN`] (it is off there by default); scrape with
+/// [`TestApp::scrape_metrics`].
+pub const PUBLIC_METRICS: [(&str, &str); 2] =
+    [("TIDINGS_METRICS_PUBLIC", "true"), ("TIDINGS_METRICS_TOKEN", METRICS_TOKEN)];
+
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
@@ -148,6 +157,11 @@ impl TestApp {
             never_stop: rx,
             _dir: dir,
         }
+    }
+
+    /// `GET /metrics` with [`METRICS_TOKEN`] (for an app spawned with [`PUBLIC_METRICS`]).
+    pub async fn scrape_metrics(&self) -> reqwest::Response {
+        self.http.get(self.url("/metrics")).bearer_auth(METRICS_TOKEN).send().await.expect("request")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -275,6 +289,11 @@ impl TestApp {
             }
         }
         total
+    }
+
+    /// One pass of the delivery worker: at most one batch per update that is sending.
+    pub async fn delivery_step(&self) -> tidings::workers::delivery::Step {
+        self.delivery.run_once(&self.never_stop).await.expect("delivery step")
     }
 
     /// The app's mail transport, for extra workers.

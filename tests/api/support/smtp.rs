@@ -79,6 +79,8 @@ struct Shared {
     connections: usize,
     /// When set, the server is refusing service (see [`TestSmtp::set_outage`]).
     outage: Option<Outage>,
+    /// When set, each message is acknowledged only after this long (a slow relay).
+    data_delay: Option<Duration>,
 }
 
 /// How a server refuses service during [`TestSmtp::set_outage`], as a relay that is overloaded or restarting does.
@@ -232,6 +234,11 @@ impl TestSmtp {
 
     /// Starts (`Some`) or ends (`None`) an outage. Starting one also cuts every open session at once, as a relay
     /// that restarts does: a message whose data was already taken is kept, but its client may not see the reply.
+    /// Makes every message wait `delay` before it is acknowledged (`None`: at once), like a slow relay.
+    pub fn set_data_delay(&self, delay: Option<Duration>) {
+        lock(&self.shared).data_delay = delay;
+    }
+
     pub fn set_outage(&self, outage: Option<Outage>) {
         lock(&self.shared).outage = outage;
         if outage.is_some() {
@@ -541,7 +548,15 @@ impl Handler for CaptureHandler {
             tls,
             auth_user,
         };
-        lock(&self.shared).messages.push(mail);
+        let delay = {
+            let mut shared = lock(&self.shared);
+            shared.messages.push(mail);
+            shared.data_delay
+        };
+        if let Some(d) = delay {
+            // Each session has a thread of its own: only this sender waits.
+            thread::sleep(d);
+        }
         mailin::response::OK
     }
 
