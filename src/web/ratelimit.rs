@@ -30,10 +30,15 @@ impl RateLimiter {
 
     /// Counts one request; `Err(retry_after)` when over the limit.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.check_at(ip, Instant::now())
+    }
+
+    /// [`Self::check`] at a given moment (the tests step time themselves
+    /// instead of sleeping and racing a busy machine).
+    fn check_at(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         if self.limit == 0 {
             return Ok(());
         }
-        let now = Instant::now();
         // A poisoned lock only means another request panicked mid-update;
         // the counts are still usable.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -80,22 +85,23 @@ mod tests {
 
     #[test]
     fn a_crowd_of_open_windows_is_swept_rarely_and_expired_ones_go() {
-        let window = Duration::from_millis(200);
+        let window = Duration::from_secs(60);
         let rl = RateLimiter::new(1, window);
+        let start = Instant::now();
         let client = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
         for i in 0..=SWEEP_ABOVE as u32 {
-            assert!(rl.check(client(i)).is_ok());
+            assert!(rl.check_at(client(i), start).is_ok());
         }
         // Over the threshold with every window open: nothing is dropped,
         // and the next sweep waits until the map has doubled.
-        assert!(rl.check(client(SWEEP_ABOVE as u32 + 1)).is_ok());
+        assert!(rl.check_at(client(SWEEP_ABOVE as u32 + 1), start).is_ok());
         assert_eq!(rl.remembered(), SWEEP_ABOVE + 2);
-        assert!(rl.check(client(0)).is_err(), "an open window still counts");
+        assert!(rl.check_at(client(0), start).is_err(), "an open window still counts");
         assert_eq!(rl.state.lock().unwrap().sweep_above, 2 * (SWEEP_ABOVE + 1));
         // Once the windows have closed, the next sweep drops them.
-        std::thread::sleep(window);
+        let later = start + window;
         for i in 0..=SWEEP_ABOVE as u32 + 1 {
-            let _ = rl.check(client(1_000_000 + i));
+            let _ = rl.check_at(client(1_000_000 + i), later);
         }
         assert!(rl.remembered() <= SWEEP_ABOVE + 2, "the old clients are gone: {}", rl.remembered());
     }
