@@ -14,15 +14,18 @@
 --   pending was made. Repeated requests do not move it, so the retention
 --   purge of never-confirmed subscriptions counts from the first request
 --   (last_requested_at still moves with every request).
-CREATE FUNCTION tidings_refuse_referenced_evidence_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION tidings_keep_referenced_statement() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'consent_statements'
-       AND EXISTS (SELECT 1 FROM consent_events WHERE statement_id = OLD.id) THEN
+    IF EXISTS (SELECT 1 FROM consent_events WHERE statement_id = OLD.id) THEN
         RAISE EXCEPTION 'consent_statements: a ledger entry refers to this statement, so it cannot be deleted'
             USING ERRCODE = 'restrict_violation';
     END IF;
-    IF TG_TABLE_NAME = 'privacy_notices'
-       AND EXISTS (SELECT 1 FROM consent_events WHERE notice_version = OLD.version) THEN
+    RETURN OLD;
+END $$;
+
+CREATE FUNCTION tidings_keep_referenced_notice() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM consent_events WHERE notice_version = OLD.version) THEN
         RAISE EXCEPTION 'privacy_notices: a ledger entry refers to this notice, so it cannot be deleted'
             USING ERRCODE = 'restrict_violation';
     END IF;
@@ -30,9 +33,9 @@ BEGIN
 END $$;
 
 CREATE TRIGGER consent_statements_kept_while_referenced BEFORE DELETE ON consent_statements
-    FOR EACH ROW EXECUTE FUNCTION tidings_refuse_referenced_evidence_delete();
+    FOR EACH ROW EXECUTE FUNCTION tidings_keep_referenced_statement();
 CREATE TRIGGER privacy_notices_kept_while_referenced BEFORE DELETE ON privacy_notices
-    FOR EACH ROW EXECUTE FUNCTION tidings_refuse_referenced_evidence_delete();
+    FOR EACH ROW EXECUTE FUNCTION tidings_keep_referenced_notice();
 
 CREATE FUNCTION tidings_refuse_evidence_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
