@@ -6,6 +6,7 @@
 
 use crate::both_backends;
 use crate::support::app::{Db, TestApp, confirm_token, html_escaped};
+use crate::support::browser::Browser;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -276,4 +277,36 @@ async fn repeated_requests_add_one_ledger_entry_per_resend_window_and_never_post
     let token = confirm_token(app.smtp.messages_to(victim).last().unwrap());
     assert_eq!(app.post_form(&format!("/confirm/{token}"), &[]).await.status(), 200);
     assert_eq!(app.status(victim, "updates").await, "confirmed");
+}
+
+/// The lists page with an out-of-date form, in a real browser at a desktop
+/// and a phone width: the warning is shown in full, and nothing makes the
+/// page scroll sideways (a long page address wraps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_out_of_date_form_warning_reads_well_at_desktop_and_phone_widths() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = TestApp::spawn_with(Db::Sqlite, &[("TIDINGS_BASE_URL", "self"), ("TIDINGS_CORS_ORIGINS", SITE)]).await;
+    let admin = app.login_as_admin().await;
+    let old = snippet(&admin.get("/admin/lists").await.body, "updates");
+    publish_wording(&app, "updates", "Yes, email me news, events and appeals.").await;
+    let long =
+        format!("{SITE}/campaigns/2026/save-the-maternity-unit/sign-the-petition-and-stay-in-touch?utm_source=x");
+    assert_eq!(post_snippet(&app, &old, "a@example.org", &long).await, 200);
+
+    let password = app.add_organiser("looker@hospital.test", tidings::services::accounts::Role::Admin).await;
+    browser.goto(&app.url("/admin/login")).await;
+    browser.type_into("#email", "looker@hospital.test").await;
+    browser.type_into("#password", &password).await;
+    browser.click("main button[type=submit]").await;
+    browser.attribute("#lists-heading", "class").await;
+    for (width, name) in [(1280, "lists-outdated-form-1280"), (390, "lists-outdated-form-390")] {
+        browser.resize(width, 2200).await;
+        browser.goto(&app.url("/admin/lists")).await;
+        assert!(browser.shows("still shows wording version 1").await);
+        assert!(browser.shows("Copy the new form").await);
+        browser.screenshot(name).await;
+        let page = browser.number("html", "scrollWidth").await.unwrap();
+        let view = browser.number("html", "clientWidth").await.unwrap();
+        assert!(page <= view, "at {width} px the page scrolls sideways: {page} > {view}");
+    }
 }

@@ -186,6 +186,11 @@ impl Browser {
         self.on_element(css, reqwest::Method::GET, &format!("/property/{name}"), None).await.as_str().map(str::to_owned)
     }
 
+    /// A numeric DOM property (`scrollWidth`, …).
+    pub async fn number(&self, css: &str, name: &str) -> Option<f64> {
+        self.on_element(css, reqwest::Method::GET, &format!("/property/{name}"), None).await.as_f64()
+    }
+
     pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
         self.on_element(css, reqwest::Method::GET, &format!("/attribute/{name}"), None)
             .await
@@ -195,6 +200,11 @@ impl Browser {
 
     pub async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or("").to_owned()
+    }
+
+    /// Sets the window's size (the page is laid out again at that width).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(reqwest::Method::POST, "/window/rect", Some(json!({ "width": width, "height": height }))).await;
     }
 
     /// Saves a PNG under `target/tmp/screenshots/` (kept as a CI artifact).
