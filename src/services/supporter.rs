@@ -311,9 +311,8 @@ pub(crate) struct ListStatements {
 impl ListStatements {
     /// Reads a list's versions, unless already read.
     pub(crate) async fn load(&mut self, tx: &mut Tx, list_id: Uuid) -> Result<()> {
-        if !self.by_list.contains_key(&list_id) {
-            let versions = tx.statement_versions(list_id).await?;
-            self.by_list.insert(list_id, versions);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.by_list.entry(list_id) {
+            slot.insert(tx.statement_versions(list_id).await?);
         }
         Ok(())
     }
