@@ -426,8 +426,9 @@ impl<'c> ConfirmationRequests<'c> {
     /// A subscription already pending and mailed within the resend
     /// interval gets no second `requested` entry: anyone can type anyone's
     /// address, and repeats would otherwise fill a person's record. The
-    /// writes are the same either way (the subscription row is upserted),
-    /// so the answer cannot tell.
+    /// subscription row is still upserted, and the answer (and, on a quiet
+    /// server, its time: see [`super::subscribe_queue`]) is the same
+    /// either way.
     pub(crate) fn request_shown(
         &mut self,
         subscriber_id: Uuid,
