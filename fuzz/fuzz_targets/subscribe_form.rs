@@ -47,6 +47,11 @@ fn check_request(input: &SubscribeInput) {
         assert!(!source.is_empty() && source.len() <= 2048 && !source.chars().any(char::is_control));
     }
     assert_eq!(req.is_bot, !input.honeypot.trim().is_empty());
+    for (i, (slug, version)) in req.statements.iter().enumerate() {
+        assert!(req.lists.contains(slug), "a wording version only for a list asked for: {slug}");
+        assert!(*version > 0, "a wording version is positive");
+        assert!(!req.statements[..i].iter().any(|(s, _)| s == slug), "one version per list");
+    }
 }
 
 /// The JSON body a client would send for the form's fields.
@@ -59,6 +64,10 @@ fn as_json(input: &SubscribeInput) -> Value {
     });
     if let Some(source) = &input.source {
         v["source"] = json!(source);
+    }
+    if !input.statements.is_empty() {
+        let shown: Vec<String> = input.statements.iter().map(|(slug, version)| format!("{slug}:{version}")).collect();
+        v["statements"] = json!(shown);
     }
     match &input.consent {
         Some(ConsentGiven::All) => v["consent"] = json!(true),

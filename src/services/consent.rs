@@ -3,7 +3,7 @@
 
 use super::{Context, FieldError, Result, ServiceError, lists};
 use crate::domain::sha256_hex;
-use crate::store::{ConsentEventRow, ConsentStatementRow, PrivacyNoticeRow};
+use crate::store::{ConsentEventRow, ConsentStatementRow, PrivacyNoticeRow, StatementUse};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -181,4 +181,87 @@ pub async fn current_statements(ctx: &Context) -> Result<Vec<StatementView>> {
         }
     }
     Ok(out)
+}
+
+/// How far back the lists page looks for forms showing older wording.
+pub const OUTDATED_FORM_DAYS: i64 = 30;
+
+/// A page whose subscribe form still shows an older statement of a list:
+/// its most recent subscribe (within [`OUTDATED_FORM_DAYS`]) posted that
+/// older version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutdatedForm {
+    /// The page the form is on, as its `source` field or Referer said;
+    /// empty when unknown.
+    pub source: String,
+    /// The version that form shows.
+    pub version: i64,
+    /// Subscribes with that version in the period.
+    pub requests: i64,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// The forms of one list that still show wording older than
+/// `current_version`: for each source, what its latest subscribe showed.
+/// Nothing to look for (and no ledger read) while the list has only ever
+/// had one wording.
+pub async fn outdated_forms(ctx: &Context, list_id: Uuid, current_version: i64) -> Result<Vec<OutdatedForm>> {
+    if current_version <= 1 {
+        return Ok(Vec::new());
+    }
+    let since = ctx.clock.now() - chrono::Duration::days(OUTDATED_FORM_DAYS);
+    let mut tx = ctx.store.read().await?;
+    let uses = tx.requests_by_source_and_statement(list_id, since).await?;
+    Ok(latest_per_source(uses, current_version))
+}
+
+/// For each source, its most recently seen version, kept when older than
+/// `current_version`. `uses` is most recently seen first.
+fn latest_per_source(uses: Vec<StatementUse>, current_version: i64) -> Vec<OutdatedForm> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for u in uses {
+        if !seen.insert(u.source.clone()) {
+            continue;
+        }
+        if u.version < current_version {
+            out.push(OutdatedForm {
+                source: u.source,
+                version: u.version,
+                requests: u.requests,
+                last_seen: u.last_seen,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn used(source: &str, version: i64, day: u32) -> StatementUse {
+        StatementUse {
+            source: source.to_owned(),
+            version,
+            requests: 1,
+            last_seen: Utc.with_ymd_and_hms(2026, 1, day, 0, 0, 0).single().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_source_is_out_of_date_only_while_its_latest_subscribe_showed_older_wording() {
+        // Most recently seen first, as the store returns them.
+        let uses = vec![
+            used("https://a.example/join", 3, 20),
+            used("https://b.example/", 2, 19),
+            used("https://a.example/join", 2, 18),
+            used("https://b.example/", 3, 10),
+        ];
+        let out = latest_per_source(uses, 3);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].source, "https://b.example/");
+        assert_eq!(out[0].version, 2);
+    }
 }

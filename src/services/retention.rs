@@ -1,6 +1,6 @@
 //! The retention purge (run daily by `workers::maintenance`): subscriptions
 //! never confirmed are deleted `TIDINGS_RETENTION_PENDING_DAYS` after the
-//! last request, and the consent evidence of a withdrawn subscription
+//! first request (repeated requests do not postpone it), and the consent evidence of a withdrawn subscription
 //! `TIDINGS_RETENTION_WITHDRAWN_DAYS` after the withdrawal. Suppressions are
 //! never purged. What each run deleted goes to the audit log, in the same
 //! transaction as the deletions.

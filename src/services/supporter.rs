@@ -38,6 +38,10 @@ pub struct SubscribeInput {
     pub source: Option<String>,
     /// A field hidden from people; bots fill it in.
     pub honeypot: String,
+    /// The consent statement version the form showed, per list, as
+    /// (slug, version) exactly as posted. Empty from forms that do not say
+    /// (older embeds, JSON callers): then the version in force is recorded.
+    pub statements: Vec<(String, String)>,
 }
 
 /// A subscribe request that has passed every check that needs no database.
@@ -49,6 +53,9 @@ pub struct SubscribeRequest {
     pub lists: Vec<ListSlug>,
     pub source: Option<String>,
     pub is_bot: bool,
+    /// The statement version the form showed, for requested lists that
+    /// said (see [`SubscribeInput::statements`]).
+    pub statements: Vec<(ListSlug, i64)>,
 }
 
 const MAX_LISTS: usize = 50;
@@ -92,10 +99,50 @@ impl SubscribeRequest {
                 None
             }
         };
+        let statements = shown_statements(&input.statements, &lists, &mut errors);
         ensure_valid(errors)?;
         let Some(email) = email else { unreachable!("errors were checked") };
-        Ok(Self { email, name, lists, source, is_bot: !input.honeypot.trim().is_empty() })
+        Ok(Self { email, name, lists, source, is_bot: !input.honeypot.trim().is_empty(), statements })
     }
+}
+
+/// What a form says it showed: a positive version per requested list (for
+/// lists not requested it is ignored, as the list itself is). One list
+/// named twice with different versions is an error.
+fn shown_statements(
+    raw: &[(String, String)],
+    lists: &[ListSlug],
+    errors: &mut Vec<FieldError>,
+) -> Vec<(ListSlug, i64)> {
+    let mut shown: Vec<(ListSlug, i64)> = Vec::new();
+    for (slug, version) in raw.iter().take(MAX_LISTS) {
+        let Some(list) = lists.iter().find(|l| l.as_str() == slug.trim()) else { continue };
+        let version = match version.trim().parse::<i64>() {
+            Ok(v) if v > 0 => v,
+            _ => {
+                errors.push(FieldError::new("statements", "the form's wording version is not a version number"));
+                return Vec::new();
+            }
+        };
+        match shown.iter().find(|(l, _)| l == list) {
+            Some((_, v)) if *v != version => {
+                errors.push(FieldError::new("statements", "the form names two wording versions for one list"));
+                return Vec::new();
+            }
+            Some(_) => {}
+            None => shown.push((list.clone(), version)),
+        }
+    }
+    shown
+}
+
+/// The answer to a request whose form showed wording that was never
+/// published for that list: the page is shown again with today's wording.
+fn unknown_statement() -> ServiceError {
+    ServiceError::Invalid(vec![FieldError::new(
+        "statements",
+        "the wording on this form is not one we published; please read the wording below and subscribe again",
+    )])
 }
 
 /// Takes a subscribe request. Returns `Ok(())` in every case the supporter
@@ -121,29 +168,50 @@ pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &Req
     let mut tx = ctx.store.write().await?;
     let mut results: Vec<Result<()>> = requests.iter().map(|_| Ok(())).collect();
 
-    // Each list once per batch; an unknown or private one fails its request.
+    // Each list once per batch, with every published version of its
+    // statement; an unknown or private list fails its request.
     let mut lists: HashMap<&str, Option<ListRow>> = HashMap::new();
+    let mut statements = ListStatements::default();
     for (req, _) in requests {
         for slug in &req.lists {
             if !lists.contains_key(slug.as_str()) {
                 let list = tx.list_by_slug(slug.as_str()).await?.filter(|l| l.public);
+                if let Some(list) = &list {
+                    statements.load(&mut tx, list.id).await?;
+                }
                 lists.insert(slug.as_str(), list);
             }
         }
     }
-    let mut live: Vec<(usize, Vec<&ListRow>)> = Vec::with_capacity(requests.len());
+    // A version the form says it showed must be one published for that
+    // list (checked in memory); it is what the ledger records.
+    let mut live: Vec<(usize, Vec<&ListRow>, HashMap<Uuid, Uuid>)> = Vec::with_capacity(requests.len());
     for (i, (req, _)) in requests.iter().enumerate() {
         let wanted: Option<Vec<&ListRow>> =
             req.lists.iter().map(|s| lists.get(s.as_str()).and_then(Option::as_ref)).collect();
-        match wanted {
-            None => results[i] = Err(ServiceError::Invalid(vec![FieldError::new("lists", "unknown list")])),
-            Some(_) if req.is_bot => {}
-            Some(wanted) => live.push((i, wanted)),
+        let Some(wanted) = wanted else {
+            results[i] = Err(ServiceError::Invalid(vec![FieldError::new("lists", "unknown list")]));
+            continue;
+        };
+        let mut shown = HashMap::new();
+        for (slug, version) in &req.statements {
+            let Some(list) = wanted.iter().find(|l| l.slug == slug.as_str()) else { continue };
+            match statements.version(list.id, *version) {
+                Some(statement) => shown.insert(list.id, statement),
+                None => {
+                    results[i] = Err(unknown_statement());
+                    break;
+                }
+            };
         }
+        if results[i].is_err() || req.is_bot {
+            continue;
+        }
+        live.push((i, wanted, shown));
     }
 
     // Suppressed addresses: noted, and nothing else.
-    let emails: Vec<&EmailAddress> = live.iter().map(|(i, _)| &requests[*i].0.email).collect();
+    let emails: Vec<&EmailAddress> = live.iter().map(|(i, _, _)| &requests[*i].0.email).collect();
     let suppressed = super::fingerprints::suppressed(&mut tx, &ctx.address_key, &emails).await?;
     let mut attempts = Vec::new();
     let mut people = Vec::with_capacity(live.len());
@@ -157,13 +225,13 @@ pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &Req
 
     // Find or create each person. An existing subscriber's name is never
     // changed from an unauthenticated form: anyone can type anyone's address.
-    let norms: Vec<String> = people.iter().map(|(i, _)| requests[*i].0.email.normalised().to_owned()).collect();
+    let norms: Vec<String> = people.iter().map(|(i, _, _)| requests[*i].0.email.normalised().to_owned()).collect();
     let mut known: HashMap<String, (Uuid, String)> =
         tx.subscribers_among(&norms).await?.into_iter().map(|s| (s.email_norm, (s.id, s.name))).collect();
     // Only people already known can have subscriptions to look up.
     let existing: Vec<Uuid> = known.values().map(|(id, _)| *id).collect();
     let mut new_rows = Vec::new();
-    for (i, _) in &people {
+    for (i, _, _) in &people {
         let req = requests[*i].0;
         if !known.contains_key(req.email.normalised()) {
             let row = new_subscriber(&ctx.address_key, &req.email, req.name.as_ref());
@@ -175,12 +243,13 @@ pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &Req
         let involved: Vec<&ListRow> = lists.values().flatten().collect();
         let notice_version = current_notice_version(&mut tx, now).await?;
         let mut confirmations =
-            ConfirmationRequests::load(ctx, &mut tx, &existing, &involved, notice_version, now).await?;
-        for (i, wanted) in &people {
+            ConfirmationRequests::load_with(ctx, &mut tx, &existing, &involved, statements, notice_version, now)
+                .await?;
+        for (i, wanted, shown) in &people {
             let (req, meta) = requests[*i];
             let Some((id, name)) = known.get(req.email.normalised()) else { continue };
             let origin = Origin { meta, source: req.source.as_deref(), actor: Actor::Supporter };
-            confirmations.request(*id, name, &req.email, wanted, &origin)?;
+            confirmations.request_shown(*id, name, &req.email, wanted, &origin, shown)?;
         }
         // The new subscribers are written with the rest, in one go.
         confirmations.write(&mut tx, &new_rows).await?;
@@ -232,6 +301,34 @@ pub(crate) async fn request_confirmation(
     Ok(mailed)
 }
 
+/// Every published statement version of some lists, read once per batch so
+/// that the version a form showed is checked in memory.
+#[derive(Debug, Default)]
+pub(crate) struct ListStatements {
+    /// list id → (version, statement id), newest first.
+    by_list: HashMap<Uuid, Vec<(i64, Uuid)>>,
+}
+
+impl ListStatements {
+    /// Reads a list's versions, unless already read.
+    pub(crate) async fn load(&mut self, tx: &mut Tx, list_id: Uuid) -> Result<()> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.by_list.entry(list_id) {
+            slot.insert(tx.statement_versions(list_id).await?);
+        }
+        Ok(())
+    }
+
+    /// The statement in force for a list (its newest version).
+    pub(crate) fn current(&self, list_id: Uuid) -> Option<Uuid> {
+        self.by_list.get(&list_id)?.first().map(|(_, id)| *id)
+    }
+
+    /// The statement published for a list as `version`, if there is one.
+    pub(crate) fn version(&self, list_id: Uuid, version: i64) -> Option<Uuid> {
+        self.by_list.get(&list_id)?.iter().find(|(v, _)| *v == version).map(|(_, id)| *id)
+    }
+}
+
 /// A subscription's status, and when a confirmation was last mailed.
 type Standing = (Option<SubscriptionStatus>, Option<DateTime<Utc>>);
 
@@ -267,6 +364,23 @@ impl<'c> ConfirmationRequests<'c> {
         notice_version: i64,
         now: DateTime<Utc>,
     ) -> Result<Self> {
+        let mut statements = ListStatements::default();
+        for list in lists {
+            statements.load(tx, list.id).await?;
+        }
+        Self::load_with(ctx, tx, subscriber_ids, lists, statements, notice_version, now).await
+    }
+
+    /// [`Self::load`] with the lists' statements already read.
+    pub(crate) async fn load_with(
+        ctx: &'c Context,
+        tx: &mut Tx,
+        subscriber_ids: &[Uuid],
+        lists: &[&ListRow],
+        loaded: ListStatements,
+        notice_version: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Self> {
         let standing = tx
             .subscriptions_of(subscriber_ids)
             .await?
@@ -277,11 +391,7 @@ impl<'c> ConfirmationRequests<'c> {
             .collect();
         let mut statements = HashMap::with_capacity(lists.len());
         for list in lists {
-            if let std::collections::hash_map::Entry::Vacant(slot) = statements.entry(list.id) {
-                let statement =
-                    tx.current_statement(list.id).await?.ok_or(ServiceError::NotFound("consent statement"))?;
-                slot.insert(statement.id);
-            }
+            statements.insert(list.id, loaded.current(list.id).ok_or(ServiceError::NotFound("consent statement"))?);
         }
         Ok(Self {
             ctx,
@@ -297,7 +407,8 @@ impl<'c> ConfirmationRequests<'c> {
         })
     }
 
-    /// One person asks for `lists` (each loaded by [`Self::load`]).
+    /// One person asks for `lists` (each loaded by [`Self::load`]); the
+    /// ledger records the statement in force.
     pub(crate) fn request(
         &mut self,
         subscriber_id: Uuid,
@@ -305,6 +416,28 @@ impl<'c> ConfirmationRequests<'c> {
         email: &EmailAddress,
         lists: &[&ListRow],
         origin: &Origin<'_>,
+    ) -> Result<()> {
+        self.request_shown(subscriber_id, name, email, lists, origin, &HashMap::new())
+    }
+
+    /// One person asks for `lists` on a form that showed the statements
+    /// `shown` (list id → statement id; lists it does not name get the
+    /// statement in force), which the ledger records.
+    ///
+    /// A subscription already pending and mailed within the resend
+    /// interval gets no second `requested` entry: anyone can type anyone's
+    /// address, and repeats would otherwise fill a person's record. The
+    /// subscription row is still upserted, and the answer (and, on a quiet
+    /// server, its time: see [`super::subscribe_queue`]) is the same
+    /// either way.
+    pub(crate) fn request_shown(
+        &mut self,
+        subscriber_id: Uuid,
+        name: &str,
+        email: &EmailAddress,
+        lists: &[&ListRow],
+        origin: &Origin<'_>,
+        shown: &HashMap<Uuid, Uuid>,
     ) -> Result<()> {
         let resend_after = self.now - self.ctx.config.confirm_resend_interval;
         let mut to_mail: Vec<&ListRow> = Vec::new();
@@ -316,16 +449,21 @@ impl<'c> ConfirmationRequests<'c> {
                 self.noted.insert(key);
                 continue;
             }
-            self.events.push(ledger_entry(
-                subscriber_id,
-                list.id,
-                ConsentKind::Requested,
-                self.statements.get(&list.id).copied(),
-                origin,
-                self.notice_version,
-                None,
-                self.now,
-            ));
+            let recently_requested =
+                status == Some(SubscriptionStatus::Pending) && last_mailed.is_some_and(|at| at > resend_after);
+            if !recently_requested {
+                let statement = shown.get(&list.id).or_else(|| self.statements.get(&list.id)).copied();
+                self.events.push(ledger_entry(
+                    subscriber_id,
+                    list.id,
+                    ConsentKind::Requested,
+                    statement,
+                    origin,
+                    self.notice_version,
+                    None,
+                    self.now,
+                ));
+            }
             self.requested.entry(key).or_insert(false);
             self.standing.insert(key, (Some(SubscriptionStatus::Pending), last_mailed));
             if last_mailed.is_none_or(|at| at <= resend_after) {

@@ -27,6 +27,17 @@ pub struct ConsentStatementRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// Subscribe requests from one source that showed one statement version
+/// (see [`Tx::requests_by_source_and_statement`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StatementUse {
+    /// The page the form was on (its `source` field or Referer); empty when unknown.
+    pub source: String,
+    pub version: i64,
+    pub requests: i64,
+    pub last_seen: DateTime<Utc>,
+}
+
 /// A ledger entry about to be appended.
 #[derive(Debug, Clone)]
 pub struct NewConsentEvent {
@@ -113,6 +124,44 @@ impl Tx {
         .fetch_optional(c)
         .await?);
         Ok(row)
+    }
+
+    /// Every published version of a list's statement, newest first, as
+    /// (version, id): what a subscribe form may have shown.
+    pub async fn statement_versions(&mut self, list_id: Uuid) -> Result<Vec<(i64, Uuid)>> {
+        let rows = on_backend!(self, c => sqlx::query_as(
+            "SELECT version, id FROM consent_statements WHERE list_id = $1 ORDER BY version DESC",
+        )
+        .bind(list_id)
+        .fetch_all(c)
+        .await?);
+        Ok(rows)
+    }
+
+    /// Subscribe requests for a list received since `since`, grouped by the
+    /// form's source and the statement version it showed, most recently
+    /// seen first. Reads the ledger entries of that period (no index serves
+    /// it: the ledger keeps only the indexes subscribes need), so callers
+    /// ask only when a list's wording has changed.
+    pub async fn requests_by_source_and_statement(
+        &mut self,
+        list_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<StatementUse>> {
+        let rows = on_backend!(self, c => sqlx::query_as(
+            "SELECT COALESCE(e.source, '') AS source, s.version AS version, COUNT(*) AS requests,
+                    MAX(e.occurred_at) AS last_seen
+             FROM consent_events e
+             JOIN consent_statements s ON s.id = e.statement_id
+             WHERE e.list_id = $1 AND e.kind = 'requested' AND e.occurred_at >= $2
+             GROUP BY COALESCE(e.source, ''), s.version
+             ORDER BY MAX(e.occurred_at) DESC",
+        )
+        .bind(list_id)
+        .bind(since)
+        .fetch_all(c)
+        .await?);
+        Ok(rows)
     }
 
     /// Publishes the next statement version for a list, tied to a notice.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 /// What one purge deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PurgeCounts {
-    /// Subscriptions never confirmed, requested before the cutoff.
+    /// Subscriptions never confirmed, first requested before the cutoff.
     pub unconfirmed_subscriptions: u64,
     /// Ledger entries of those subscriptions.
     pub unconfirmed_events: u64,
@@ -19,8 +19,8 @@ pub struct PurgeCounts {
 }
 
 impl Tx {
-    /// Deletes subscriptions that were never confirmed and last requested
-    /// before `cutoff`, with their ledger entries, then anyone left with no
+    /// Deletes subscriptions that were never confirmed and first requested
+    /// (since they last became pending) before `cutoff`, with their ledger entries, then anyone left with no
     /// subscription and no ledger at all (their confirmation tokens go with
     /// them), and transactional mail settled before `cutoff`.
     pub async fn purge_unconfirmed(&mut self, cutoff: DateTime<Utc>, counts: &mut PurgeCounts) -> Result<()> {
@@ -29,7 +29,7 @@ impl Tx {
                  SELECT 1 FROM subscriptions s
                  WHERE s.subscriber_id = consent_events.subscriber_id AND s.list_id = consent_events.list_id
                    AND s.status = 'pending' AND s.confirmed_at IS NULL
-                   AND COALESCE(s.last_requested_at, s.created_at) < $1)",
+                   AND COALESCE(s.pending_since, s.created_at) < $1)",
         )
         .bind(cutoff)
         .execute(c)
@@ -37,7 +37,7 @@ impl Tx {
         .rows_affected());
         counts.unconfirmed_subscriptions = on_backend!(self, c => sqlx::query(
             "DELETE FROM subscriptions
-             WHERE status = 'pending' AND confirmed_at IS NULL AND COALESCE(last_requested_at, created_at) < $1",
+             WHERE status = 'pending' AND confirmed_at IS NULL AND COALESCE(pending_since, created_at) < $1",
         )
         .bind(cutoff)
         .execute(c)

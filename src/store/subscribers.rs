@@ -117,11 +117,14 @@ impl Tx {
     ) -> Result<()> {
         let confirmed_at = (status == "confirmed").then_some(now);
         on_backend!(self, c => sqlx::query(
-            "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at)
-             VALUES ($1, $2, $3, $4, $4, $5)
+            "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at,
+                                        pending_since)
+             VALUES ($1, $2, $3, $4, $4, $5, CASE WHEN $3 = 'pending' THEN $4 END)
              ON CONFLICT (subscriber_id, list_id) DO UPDATE
              SET status = excluded.status, updated_at = excluded.updated_at,
-                 confirmed_at = COALESCE(excluded.confirmed_at, subscriptions.confirmed_at)",
+                 confirmed_at = COALESCE(excluded.confirmed_at, subscriptions.confirmed_at),
+                 pending_since = CASE WHEN subscriptions.status = 'pending' THEN subscriptions.pending_since
+                                      ELSE excluded.pending_since END",
         )
         .bind(subscriber_id)
         .bind(list_id)
@@ -262,12 +265,15 @@ fn push_requested_subscriptions_pg(
     script.push(
         rows,
         "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
-                                    last_requested_at, last_confirmation_sent_at)
-         SELECT u.s, u.l, 'pending', $4, $4, $4, CASE WHEN u.mailed THEN $4::timestamptz END
+                                    last_requested_at, last_confirmation_sent_at, pending_since)
+         SELECT u.s, u.l, 'pending', $4, $4, $4, CASE WHEN u.mailed THEN $4::timestamptz END, $4
          FROM UNNEST($1::uuid[], $2::uuid[], $3::bool[]) AS u(s, l, mailed)
          ON CONFLICT (subscriber_id, list_id) DO UPDATE
          SET status = excluded.status, updated_at = excluded.updated_at,
              last_requested_at = excluded.last_requested_at,
+             pending_since = CASE WHEN subscriptions.status = 'pending'
+                 THEN COALESCE(subscriptions.pending_since, subscriptions.last_requested_at, subscriptions.created_at)
+                 ELSE excluded.pending_since END,
              last_confirmation_sent_at =
                  COALESCE(excluded.last_confirmation_sent_at, subscriptions.last_confirmation_sent_at)",
         |b| {
@@ -303,14 +309,17 @@ fn push_requested_subscriptions(
     script.push(
         rows,
         "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
-                                    last_requested_at, last_confirmation_sent_at)
+                                    last_requested_at, last_confirmation_sent_at, pending_since)
          SELECT unhex(j.value ->> 0), unhex(j.value ->> 1), 'pending', $2, $2, $2,
-                CASE WHEN j.value ->> 2 THEN $2 END
+                CASE WHEN j.value ->> 2 THEN $2 END, $2
          FROM json_each($1) j
          WHERE true
          ON CONFLICT (subscriber_id, list_id) DO UPDATE
          SET status = excluded.status, updated_at = excluded.updated_at,
              last_requested_at = excluded.last_requested_at,
+             pending_since = CASE WHEN subscriptions.status = 'pending'
+                 THEN COALESCE(subscriptions.pending_since, subscriptions.last_requested_at, subscriptions.created_at)
+                 ELSE excluded.pending_since END,
              last_confirmation_sent_at =
                  COALESCE(excluded.last_confirmation_sent_at, subscriptions.last_confirmation_sent_at)",
         |b| {

@@ -40,21 +40,33 @@ struct SubscribeForm<'a> {
     slug: &'a str,
     list_name: &'a str,
     statement: &'a str,
+    statement_version: i64,
     return_to: Option<String>,
 }
 
 /// The HTML form to paste into the campaign's site for one list: the same
 /// fields as our own form (email, name, the list, consent with the list's
-/// exact wording, the honeypot), a link to the privacy notice, and a
-/// `return` field pointing at the first configured site (to be edited to
-/// the page the supporter should go back to).
-pub fn subscribe_snippet(config: &Config, slug: &str, list_name: &str, statement: &str) -> String {
+/// exact wording and that wording's version, the honeypot), a link to the
+/// privacy notice, and a `return` field pointing at the first configured
+/// site (to be edited to the page the supporter should go back to).
+///
+/// The version travels with every subscribe, so the ledger records the
+/// wording the pasted form shows even after the list's wording changes
+/// (the lists page then says which sites still show the old one).
+pub fn subscribe_snippet(
+    config: &Config,
+    slug: &str,
+    list_name: &str,
+    statement: &str,
+    statement_version: i64,
+) -> String {
     let form = SubscribeForm {
         action: config.link("/subscribe"),
         privacy_url: config.link("/privacy"),
         slug,
         list_name,
         statement,
+        statement_version,
         return_to: config.cors_origins.first().map(|o| format!("{o}/")),
     };
     // Rendering a template of plain fields cannot fail; if it ever did, an
@@ -81,9 +93,10 @@ mod tests {
             ("TIDINGS_BASE_URL", "https://news.hospital.example"),
             ("TIDINGS_CORS_ORIGINS", "https://savethehospital.example"),
         ]);
-        let html = subscribe_snippet(&c, "hearings", "Hearing <dates>", "Email me \"hearing\" dates & news");
+        let html = subscribe_snippet(&c, "hearings", "Hearing <dates>", "Email me \"hearing\" dates & news", 3);
         assert!(html.contains(r#"action="https://news.hospital.example/subscribe""#), "{html}");
         assert!(html.contains(r#"<input type="hidden" name="lists" value="hearings">"#), "{html}");
+        assert!(html.contains(r#"<input type="hidden" name="statements" value="hearings:3">"#), "{html}");
         assert!(html.contains(r#"name="consent" value="hearings" required"#), "{html}");
         assert!(html.contains("Email me &#34;hearing&#34; dates &#38; news"), "{html}");
         assert!(html.contains("Subscribe to Hearing &#60;dates&#62;"), "{html}");
@@ -96,7 +109,7 @@ mod tests {
     #[test]
     fn without_configured_sites_there_is_no_return_field_and_no_cors() {
         let c = config(&[]);
-        assert!(!subscribe_snippet(&c, "updates", "Updates", "Yes").contains("name=\"return\""));
+        assert!(!subscribe_snippet(&c, "updates", "Updates", "Yes", 1).contains("name=\"return\""));
         assert!(cors_layer(&c).is_none());
     }
 }

@@ -130,6 +130,7 @@ pub fn subscribe_input(body: &Submitted) -> SubscribeInput {
                 consent,
                 source: body.first("source"),
                 honeypot: body.first("website").unwrap_or_default(),
+                statements: body.all("statements").iter().map(|v| slug_and_version(v)).collect(),
             }
         }
         Submitted::Json(v) => {
@@ -156,8 +157,33 @@ pub fn subscribe_input(body: &Submitted) -> SubscribeInput {
                 consent,
                 source: v.get("source").and_then(|x| x.as_str()).map(str::to_owned),
                 honeypot: text("website"),
+                statements: match v.get("statements") {
+                    // {"updates": 3}: the version as a number or a string.
+                    Some(serde_json::Value::Object(m)) => m
+                        .iter()
+                        .map(|(slug, version)| {
+                            let version = match version {
+                                serde_json::Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            };
+                            (slug.clone(), version)
+                        })
+                        .collect(),
+                    // ["updates:3"], as the form posts them.
+                    Some(x) => strings(x).iter().map(|v| slug_and_version(v)).collect(),
+                    None => Vec::new(),
+                },
             }
         }
+    }
+}
+
+/// A posted `statements` value, `SLUG:VERSION`, split at its last colon
+/// (no colon: a version nobody published, refused later).
+fn slug_and_version(value: &str) -> (String, String) {
+    match value.rsplit_once(':') {
+        Some((slug, version)) => (slug.to_owned(), version.to_owned()),
+        None => (value.to_owned(), String::new()),
     }
 }
 
@@ -211,7 +237,8 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
                 email: input.email,
                 name: input.name,
                 source: input.source.unwrap_or_default(),
-                ticked: body.all("consent"),
+                // Wording they did not see: they tick the boxes again.
+                ticked: if errors.iter().any(|e| e.field == "statements") { Vec::new() } else { body.all("consent") },
                 errors,
                 return_to: return_to(&state, return_raw.as_deref()),
             };

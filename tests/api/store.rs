@@ -70,12 +70,13 @@ async fn the_ledger_is_append_only_and_published_texts_are_immutable(db: Db) {
     let s = subscriber(&store, "led@example.org").await;
     let mut tx = store.write().await.unwrap();
     let list = tx.list_by_slug("updates").await.unwrap().unwrap();
+    let statement = tx.current_statement(list.id).await.unwrap().unwrap();
     tx.append_consent_event(&NewConsentEvent {
         subscriber_id: s.id,
         list_id: list.id,
         kind: "requested",
-        statement_id: None,
-        notice_version: Some(1),
+        statement_id: Some(statement.id),
+        notice_version: Some(statement.notice_version),
         occurred_at: clock.now(),
         ip: None,
         user_agent: None,
@@ -85,21 +86,64 @@ async fn the_ledger_is_append_only_and_published_texts_are_immutable(db: Db) {
     })
     .await
     .unwrap();
+    // A wording nobody's evidence names yet (a newer notice, and a newer
+    // statement tied to it).
+    let notice = tx.publish_privacy_notice(None, "Newer notice", "x", clock.now(), clock.now()).await.unwrap();
+    let unused = tx.publish_statement(list.id, "Newer wording", "y", notice.version, clock.now()).await.unwrap();
     tx.commit().await.unwrap();
 
-    for sql in [
-        "UPDATE consent_events SET kind = 'confirmed'",
-        "UPDATE privacy_notices SET body = 'rewritten'",
-        "UPDATE consent_statements SET body = 'rewritten'",
+    let refusal = |sql: &'static str| {
+        let store = store.clone();
+        async move {
+            let outcome = match &store {
+                Store::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()),
+                Store::Postgres(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()),
+            };
+            match outcome {
+                Ok(n) => panic!("{sql} must be refused, but changed {n} rows"),
+                Err(e) => e.to_string(),
+            }
+        }
+    };
+    // Every change to the ledger or to wording it names is refused, with
+    // the trigger's own reason (not any error: a typo would pass that).
+    for (sql, reason) in [
+        ("UPDATE consent_events SET kind = 'confirmed'", "append-only"),
+        ("UPDATE privacy_notices SET body = 'rewritten'", "immutable"),
+        ("UPDATE consent_statements SET body = 'rewritten'", "immutable"),
+        ("DELETE FROM consent_statements", "a ledger entry refers to this statement"),
+        ("DELETE FROM privacy_notices", "a ledger entry refers to this notice"),
     ] {
-        let refused = match &store {
-            Store::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.is_err(),
-            Store::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.is_err(),
-        };
-        assert!(refused, "{sql} must be refused");
+        let error = refusal(sql).await;
+        assert!(error.contains(reason), "{sql}: refused for the wrong reason: {error}");
     }
+    if let Store::Postgres(p) = &store {
+        // TRUNCATE skips row triggers; it is refused on its own.
+        for sql in ["TRUNCATE consent_statements CASCADE", "TRUNCATE privacy_notices CASCADE"] {
+            let error = sqlx::query(sql).execute(p).await.expect_err(sql).to_string();
+            assert!(error.contains("ledger entries refer to it"), "{sql}: {error}");
+        }
+    }
+
+    // Wording no entry names may still go (Tidings itself never deletes
+    // any; nothing stops an operator tidying an unused row).
+    let deleted = match &store {
+        Store::Sqlite(p) => {
+            { sqlx::query("DELETE FROM consent_statements WHERE id = $1").bind(unused.id).execute(p).await.unwrap() }
+                .rows_affected()
+        }
+        Store::Postgres(p) => {
+            { sqlx::query("DELETE FROM consent_statements WHERE id = $1").bind(unused.id).execute(p).await.unwrap() }
+                .rows_affected()
+        }
+    };
+    assert_eq!(deleted, 1);
+
     let mut tx = store.read().await.unwrap();
-    assert_eq!(tx.consent_events(s.id).await.unwrap()[0].kind, "requested");
+    let ledger = tx.consent_events(s.id).await.unwrap();
+    assert_eq!(ledger[0].kind, "requested");
+    assert_eq!(ledger[0].statement_text.as_deref(), Some(statement.body.as_str()), "the wording is still there");
+    assert!(ledger[0].notice_sha256.is_some(), "the notice is still there");
 }
 
 async fn addresses_are_unique_whatever_their_case(db: Db) {

@@ -3,7 +3,9 @@
 
 use super::auth::{CsrfToken, Organiser, RequireAdmin};
 use super::error::AdminError;
-use super::pages::{Chrome, DashboardPage, Embed, ListDeletePage, ListFormPage, ListSummary, ListsPage};
+use super::pages::{
+    Chrome, DashboardPage, Embed, ListDeletePage, ListFormPage, ListSummary, ListsPage, OutdatedFormView,
+};
 use crate::services::lists::{self, ListInput};
 use crate::services::{FieldError, ServiceError, consent, directory};
 use crate::web::AppState;
@@ -50,20 +52,38 @@ pub async fn index(
     let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "lists");
     let lists = summaries(&state).await?;
     let statements = consent::current_statements(&state.ctx).await?;
-    let embeds = lists
-        .iter()
-        .filter(|l| l.list.public)
-        .map(|l| {
-            let statement = statements.iter().find(|s| s.list == l.list.slug).map(|s| s.text.as_str()).unwrap_or("");
-            Embed {
-                slug: l.list.slug.clone(),
-                name: l.list.name.clone(),
-                snippet: crate::web::subscribe_snippet(&state.ctx.config, &l.list.slug, &l.list.name, statement),
-            }
-        })
-        .collect();
+    let mut embeds = Vec::new();
+    for l in lists.iter().filter(|l| l.list.public) {
+        let current = statements.iter().find(|s| s.list == l.list.slug);
+        let (statement, version) = current.map(|s| (s.text.as_str(), s.version)).unwrap_or(("", 0));
+        let outdated = consent::outdated_forms(&state.ctx, l.list.id, version)
+            .await?
+            .into_iter()
+            .map(|f| OutdatedFormView {
+                source: if f.source.is_empty() { "a page we do not know".to_owned() } else { f.source },
+                version: f.version,
+                requests: f.requests,
+                last_seen: f.last_seen.format("%Y-%m-%d").to_string(),
+            })
+            .collect();
+        embeds.push(Embed {
+            slug: l.list.slug.clone(),
+            name: l.list.name.clone(),
+            snippet: crate::web::subscribe_snippet(&state.ctx.config, &l.list.slug, &l.list.name, statement, version),
+            version,
+            outdated,
+        });
+    }
     let sites = state.ctx.config.cors_origins.clone();
-    Ok(ListsPage { chrome, lists, notice: notice(q.notice.as_deref()), embeds, sites }.into_response())
+    Ok(ListsPage {
+        chrome,
+        lists,
+        notice: notice(q.notice.as_deref()),
+        embeds,
+        sites,
+        outdated_days: consent::OUTDATED_FORM_DAYS,
+    }
+    .into_response())
 }
 
 pub async fn new_form(State(state): State<AppState>, RequireAdmin(me): RequireAdmin, csrf: CsrfToken) -> Response {

@@ -129,6 +129,8 @@ pub struct ListsPage {
     pub embeds: Vec<Embed>,
     /// `TIDINGS_CORS_ORIGINS`, to say where the form may send people back to.
     pub sites: Vec<String>,
+    /// How far back outdated forms are looked for.
+    pub outdated_days: i64,
 }
 
 /// One public list's form for the campaign's own site.
@@ -136,6 +138,20 @@ pub struct Embed {
     pub slug: String,
     pub name: String,
     pub snippet: String,
+    /// The consent wording version the snippet shows (the current one).
+    pub version: i64,
+    /// Pages whose pasted form still shows an older version.
+    pub outdated: Vec<OutdatedFormView>,
+}
+
+/// A page still showing an older form, as the lists page words it.
+pub struct OutdatedFormView {
+    /// The page, or "a page we do not know" when the form sent no source.
+    pub source: String,
+    pub version: i64,
+    pub requests: i64,
+    /// The date of its latest subscribe (YYYY-MM-DD).
+    pub last_seen: String,
 }
 
 /// The create and edit forms.

@@ -187,6 +187,11 @@ impl Browser {
         self.on_element(css, reqwest::Method::GET, &format!("/property/{name}"), None).await.as_str().map(str::to_owned)
     }
 
+    /// A numeric DOM property (`scrollWidth`, …).
+    pub async fn number(&self, css: &str, name: &str) -> Option<f64> {
+        self.on_element(css, reqwest::Method::GET, &format!("/property/{name}"), None).await.as_f64()
+    }
+
     pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
         self.on_element(css, reqwest::Method::GET, &format!("/attribute/{name}"), None)
             .await
@@ -222,8 +227,9 @@ impl Browser {
     /// Sets the viewport to `width` (a phone's when narrow) and tall enough
     /// for the whole page, so a screenshot shows all of it (at most 6,000 px),
     /// through Chromium's device emulation: a window cannot grow past the
-    /// headless screen.
-    async fn resize(&self, width: u32) {
+    /// headless screen. It holds across navigations until the next
+    /// screenshot.
+    pub async fn resize(&self, width: u32) {
         let mut height = 900;
         for _ in 0..2 {
             let params = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600});
