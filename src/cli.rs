@@ -90,6 +90,12 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Forget every failed login recorded against an organiser's account,
+    /// from any address, so they can log in again at once.
+    Unlock {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -150,6 +156,13 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if !password_stdin {
                 println!("password: {password}");
             }
+        }
+        Command::User { command: UserCommand::Unlock { email } } => {
+            let store = migrated(&config).await?;
+            let forgotten = crate::services::sessions::unlock(&store, &email).await?;
+            let detail = format!("{forgotten} failed logins forgotten");
+            cli_audit(&store, &clock, "cli.user.unlock", email.trim(), detail).await;
+            println!("unlocked {}: {forgotten} recorded failed logins forgotten", email.trim());
         }
         Command::Token { command: TokenCommand::Create { name } } => {
             let store = migrated(&config).await?;

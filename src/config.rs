@@ -183,7 +183,9 @@ impl Config {
             smtp_url,
             outbox_dir: PathBuf::from(get("TIDINGS_OUTBOX_DIR").unwrap_or("./outbox")),
             from,
-            secret_key: get("TIDINGS_SECRET_KEY").map(str::to_owned),
+            secret_key: get("TIDINGS_SECRET_KEY")
+                .map(|k| check_secret_key(k).map(|()| k.to_owned()).map_err(|m| invalid("TIDINGS_SECRET_KEY", &m)))
+                .transpose()?,
             send_rate: parse_num(get, "TIDINGS_SEND_RATE", 0)?,
             send_concurrency: parse_num(get, "TIDINGS_SEND_CONCURRENCY", 4)?.max(1),
             subscribe_limit_per_ip: parse_num(get, "TIDINGS_SUBSCRIBE_LIMIT_PER_IP", 10)?,
@@ -326,6 +328,33 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
     Ok(origins)
 }
 
+/// Shortest `TIDINGS_SECRET_KEY` accepted, in bytes.
+pub const SECRET_KEY_MIN_BYTES: usize = 32;
+/// Fewest distinct characters a `TIDINGS_SECRET_KEY` must hold: a random
+/// hex key of 32 bytes has about 16, a random base64 one far more, while
+/// `changeme` repeated to length has 7.
+pub const SECRET_KEY_MIN_DISTINCT: usize = 10;
+
+/// Refuses a secret key that can be guessed: it signs every unsubscribe and
+/// preferences link, so a weak one lets anyone forge another person's link.
+pub fn check_secret_key(raw: &str) -> Result<(), String> {
+    if raw.len() < SECRET_KEY_MIN_BYTES {
+        return Err(format!(
+            "too short ({} bytes): use at least {SECRET_KEY_MIN_BYTES} random bytes, e.g. the output of \
+             `openssl rand -hex 32`, or unset it to use the key generated and stored in the database",
+            raw.len()
+        ));
+    }
+    let distinct = raw.chars().collect::<std::collections::BTreeSet<_>>().len();
+    if distinct < SECRET_KEY_MIN_DISTINCT {
+        return Err(format!(
+            "too easy to guess (only {distinct} different characters): use a random key, e.g. the output of \
+             `openssl rand -hex 32`, or unset it to use the key generated and stored in the database"
+        ));
+    }
+    Ok(())
+}
+
 fn hours(h: u64) -> Duration {
     Duration::from_secs(h * 3600)
 }
@@ -350,6 +379,20 @@ mod tests {
         assert_eq!(c.subscribe_limit_per_ip, 10);
         assert_eq!(c.send_rate, 0);
         assert_eq!(c.confirm_token_ttl, Duration::from_secs(72 * 3600));
+    }
+
+    #[test]
+    fn weak_secret_keys_are_refused() {
+        for weak in ["changeme", "short but not 32 bytes long", &"changeme".repeat(4), &"ab".repeat(40)] {
+            let err = Config::from_map(&map(&[("TIDINGS_SECRET_KEY", weak)])).unwrap_err();
+            assert!(err.to_string().starts_with("TIDINGS_SECRET_KEY"), "{weak}: {err}");
+        }
+        let hex = "3f9a0c1be27d4856aa10ff93c4e5d7b2061e8c9d3a5b7f1e2c4d6a8b0e1f2a3b";
+        assert_eq!(Config::from_map(&map(&[("TIDINGS_SECRET_KEY", hex)])).unwrap().secret_key.as_deref(), Some(hex));
+        // The key generated at first run (32 random bytes in hex) passes.
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).unwrap();
+        assert!(check_secret_key(&crate::domain::hex_lower(&bytes)).is_ok());
     }
 
     #[test]

@@ -168,8 +168,22 @@ pub async fn recent(ctx: &Context, limit: i64) -> Result<Vec<UpdateView>> {
     Ok(out)
 }
 
+/// What an edit came to.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    pub update: UpdateView,
+    /// The update was scheduled and the editor may not send: editing took
+    /// it back to a draft, out of the schedule.
+    pub unscheduled: bool,
+}
+
 /// Edits a draft or scheduled update (not one that is sending or done).
-pub async fn edit(ctx: &Context, id: Uuid, input: &UpdateInput) -> Result<UpdateView> {
+///
+/// Scheduling is sending later, so a scheduled update edited by someone who
+/// may not send (an editor) goes back to being a draft: otherwise an editor
+/// could rewrite the subject, body and lists of what an admin approved, and
+/// send it to whom they like at the scheduled time.
+pub async fn edit(ctx: &Context, id: Uuid, input: &UpdateInput, may_send: bool) -> Result<Edited> {
     let Parsed { subject, body, lists } = parse_input(input, false)?;
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
@@ -177,15 +191,22 @@ pub async fn edit(ctx: &Context, id: Uuid, input: &UpdateInput) -> Result<Update
     if !matches!(row.status.as_str(), "draft" | "scheduled") {
         return Err(ServiceError::Conflict(format!("an update that is {} can no longer be edited", row.status)));
     }
+    let unscheduled = row.status == "scheduled" && !may_send;
+    if unscheduled && !tx.transition_update(id, &["scheduled"], "draft", None, now).await? {
+        return Err(ServiceError::Conflict("the update changed while it was being edited; try again".into()));
+    }
     tx.edit_update(id, &subject.unwrap_or(row.subject), &body.unwrap_or(row.body_markdown), now).await?;
     if let Some(lists) = lists {
         let ids = list_ids(&mut tx, &lists).await?;
         tx.set_update_lists(id, &ids).await?;
     }
     let row = load(&mut tx, id).await?;
-    let out = view(&mut tx, row).await?;
+    let update = view(&mut tx, row).await?;
     tx.commit().await?;
-    Ok(out)
+    if unscheduled {
+        tracing::info!(update = %id, "an edit by someone who may not send took the update out of the schedule");
+    }
+    Ok(Edited { update, unscheduled })
 }
 
 pub async fn delete(ctx: &Context, id: Uuid) -> Result<()> {

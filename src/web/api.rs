@@ -573,7 +573,10 @@ async fn edit_update(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<updates::UpdateInput>,
 ) -> Result<Response> {
-    Ok(Json(updates::edit(&s.ctx, update_id(&id)?, &input).await.map_err(service)?).into_response())
+    // An API token has full power, sending included, so an edit through
+    // the API leaves a scheduled update scheduled.
+    let edited = updates::edit(&s.ctx, update_id(&id)?, &input, true).await.map_err(service)?;
+    Ok(Json(edited.update).into_response())
 }
 
 #[utoipa::path(

@@ -200,6 +200,10 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
     match code? {
         "created" => Some("The draft has been saved."),
         "saved" => Some("Your changes have been saved."),
+        "unscheduled" => Some(
+            "Your changes have been saved. Editing took it out of the schedule: it is a draft again, \
+             and an admin must schedule or send it.",
+        ),
         "tested" => Some("Test copies are on their way."),
         "sending" => Some("Sending has started."),
         "scheduled" => Some("The update is scheduled."),
@@ -269,8 +273,12 @@ pub async fn save(
 ) -> Result<Response> {
     let id = parse_id(&id)?;
     let input = input(&body);
-    match updates::edit(&state.ctx, id, &input).await {
-        Ok(_) => Ok(Redirect::to(&format!("/admin/updates/{id}?notice=saved")).into_response()),
+    // Only those who may send (admins) keep a scheduled update scheduled.
+    match updates::edit(&state.ctx, id, &input, me.is_admin()).await {
+        Ok(edited) => {
+            let code = if edited.unscheduled { "unscheduled" } else { "saved" };
+            Ok(Redirect::to(&format!("/admin/updates/{id}?notice={code}")).into_response())
+        }
         Err(ServiceError::Invalid(errors)) => {
             form_again(&state, chrome(&state, &me, &csrf), Some(id), input, errors).await
         }
