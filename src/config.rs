@@ -97,6 +97,9 @@ pub struct Config {
     /// Largest CSV file accepted by `POST /api/v1/imports` and the admin
     /// upload form (streamed to the database, never held in memory).
     pub import_max_bytes: u64,
+    /// Test copies one organiser (user or API token) may send per rolling
+    /// hour; 0 = no cap.
+    pub test_send_hourly_cap: u32,
 }
 
 /// Names of every key, in the order the README documents them.
@@ -136,6 +139,7 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_CORS_ORIGINS",
     "TIDINGS_METRICS_BIND",
     "TIDINGS_IMPORT_MAX_BYTES",
+    "TIDINGS_TEST_SEND_HOURLY_CAP",
 ];
 
 impl Config {
@@ -231,6 +235,7 @@ impl Config {
                 })
                 .transpose()?,
             import_max_bytes: parse_num(get, "TIDINGS_IMPORT_MAX_BYTES", 256 * 1024 * 1024)?,
+            test_send_hourly_cap: parse_num(get, "TIDINGS_TEST_SEND_HOURLY_CAP", 50)?,
         })
     }
 

@@ -28,6 +28,7 @@ mod directory;
 mod erasure;
 mod exports;
 mod imports;
+mod limits;
 mod lists;
 mod nodelay;
 mod outbox;
