@@ -18,6 +18,7 @@ mod faults;
 mod group_commit;
 mod imports;
 mod journey;
+mod limits;
 mod links;
 mod observability;
 mod openapi;
