@@ -318,8 +318,8 @@ pub async fn test_send(ctx: &Context, id: Uuid, emails: &[String], organiser: &A
         // Serialises one organiser's test sends (SQLite's write transaction
         // already does), so parallel requests cannot both pass the cap.
         tx.lock_test_sends(&organiser).await?;
-        let used = u32::try_from(tx.test_sends_since(&organiser, now - chrono::Duration::hours(1)).await?)
-            .unwrap_or(u32::MAX);
+        let used =
+            u32::try_from(tx.test_sends_since(&organiser, now - chrono::Duration::hours(1)).await?).unwrap_or(u32::MAX);
         let left = cap.saturating_sub(used);
         if to.len() as u64 > u64::from(left) {
             return Ok(TestSend::CapReached { cap, left });

@@ -85,4 +85,15 @@ impl Tx {
         .rows_affected());
         Ok(inserted == 1)
     }
+
+    /// Forgets a webhook signature token (its request was not applied, so a
+    /// retry must get through).
+    pub async fn forget_webhook_signature(&mut self, token: &str) -> Result<()> {
+        on_backend!(self, c => sqlx::query("DELETE FROM webhook_signatures WHERE token = $1")
+            .bind(token)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
 }

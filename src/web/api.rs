@@ -653,8 +653,8 @@ async fn test_update(
             Ok((StatusCode::ACCEPTED, Json(TestQueued { queued, skipped })).into_response())
         }
         updates::TestSend::CapReached { cap, left } => {
-            let mut res =
-                WebError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", test_cap_message(cap, left)).into_response();
+            let mut res = WebError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", test_cap_message(cap, left))
+                .into_response();
             res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("3600"));
             Ok(res)
         }

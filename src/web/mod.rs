@@ -81,7 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(observability::router())
         .nest("/api/v1", api::router(state.clone()))
         .merge(admin::router(state.clone()))
-        .merge(webhooks::router())
+        .merge(webhooks::router(&state))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(axum::middleware::from_fn(request_timeout))

@@ -20,6 +20,8 @@ both_backends!(
     the_cli_unlocks_an_account_and_unknown_accounts_are_throttled_alike,
     a_weak_secret_key_stops_serve_worker_and_check,
     the_per_subscriber_csv_export_defuses_formulas,
+    webhooks_throttle_wrong_secrets_take_a_bearer_secret_and_refuse_old_or_replayed_mailgun_signatures,
+    a_query_secret_is_warned_about_at_start_and_on_use,
 );
 
 async fn draft_via_api(app: &TestApp, subject: &str) -> String {
@@ -77,14 +79,16 @@ async fn an_editors_edit_takes_a_scheduled_update_out_of_the_schedule(db: Db) {
         .await;
     assert_eq!(res.location(), Some(format!("/admin/updates/{id}?notice=saved").as_str()));
     assert_eq!(app.api_get(&format!("/updates/{id}")).await["status"], "scheduled");
-    let res = app.api(Method::PATCH, &format!("/updates/{id}")).json(&json!({"subject": "By token"})).send().await.unwrap();
+    let res =
+        app.api(Method::PATCH, &format!("/updates/{id}")).json(&json!({"subject": "By token"})).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!((body["status"].as_str(), body["subject"].as_str()), (Some("scheduled"), Some("By token")));
 }
 
 async fn test_send(app: &TestApp, id: &str, emails: &[&str]) -> (u16, Value) {
-    let res = app.api(Method::POST, &format!("/updates/{id}/test")).json(&json!({ "emails": emails })).send().await.unwrap();
+    let res =
+        app.api(Method::POST, &format!("/updates/{id}/test")).json(&json!({ "emails": emails })).send().await.unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
@@ -186,7 +190,11 @@ async fn the_cli_unlocks_an_account_and_unknown_accounts_are_throttled_alike(db:
     }
     for (client, email) in [(&known, "admin@hospital.test"), (&unknown, "nobody@hospital.test")] {
         let res = client.log_in(email, "wrong wrong wrong").await;
-        answers.push((res.status, res.headers.get("retry-after").cloned(), res.body.contains("Too many failed attempts")));
+        answers.push((
+            res.status,
+            res.headers.get("retry-after").cloned(),
+            res.body.contains("Too many failed attempts"),
+        ));
     }
     assert_eq!(answers[0], answers[1], "an organiser's address is throttled exactly like an unknown one");
     assert_eq!(answers[0].0, 429);
@@ -266,4 +274,146 @@ async fn the_per_subscriber_csv_export_defuses_formulas(db: Db) {
             assert!(!cell.starts_with(['=', '+', '-', '@']), "an undefused cell {cell:?} in {body}");
         }
     }
+}
+
+const WEBHOOK_SECRET: &str = "a-long-webhook-secret-for-tests";
+const MAILGUN_KEY: &str = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0";
+const UNKNOWN: &str = r#"{"type":"bounce","email":"nobody@example.org","status":"5.1.1"}"#;
+
+/// A Mailgun "failed" event for an unknown address, signed at `timestamp`
+/// with `token`.
+fn mailgun_payload(timestamp: i64, token: &str) -> String {
+    let path = format!("{}/tests/fixtures/webhooks/mailgun-failed-permanent.json", env!("CARGO_MANIFEST_DIR"));
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["event-data"]["recipient"] = json!("nobody@example.org");
+    v["signature"]["timestamp"] = json!(timestamp.to_string());
+    v["signature"]["token"] = json!(token);
+    let signature = {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(MAILGUN_KEY.as_bytes()).unwrap();
+        mac.update(format!("{timestamp}{token}").as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    v["signature"]["signature"] = json!(signature);
+    v.to_string()
+}
+
+async fn webhooks_throttle_wrong_secrets_take_a_bearer_secret_and_refuse_old_or_replayed_mailgun_signatures(db: Db) {
+    let app = TestApp::spawn_with(
+        db,
+        &[
+            ("TIDINGS_WEBHOOK_SECRET", WEBHOOK_SECRET),
+            ("TIDINGS_MAILGUN_SIGNING_KEY", MAILGUN_KEY),
+            ("TIDINGS_TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
+        ],
+    )
+    .await;
+    let post = |path: &str, from: &str| app.http.post(app.url(path)).header("x-forwarded-for", from).body(UNKNOWN);
+
+    // The secret as a bearer token.
+    let res = post("/webhooks/generic", "198.51.100.1").bearer_auth(WEBHOOK_SECRET).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    // Guessing from one address: five wrong tries a minute, then 429 even
+    // for the right secret, while another address is unaffected.
+    for i in 0..5 {
+        let res = post("/webhooks/generic", "192.0.2.66").bearer_auth(format!("guess-{i}")).send().await.unwrap();
+        assert_eq!(res.status(), 401, "try {i}");
+    }
+    let res = post("/webhooks/generic", "192.0.2.66").bearer_auth("guess-6").send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let res = post("/webhooks/generic", "192.0.2.66")
+        .header("X-Tidings-Webhook-Secret", WEBHOOK_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429, "refused without checking the secret");
+    let res = post("/webhooks/generic", "198.51.100.2")
+        .header("X-Tidings-Webhook-Secret", WEBHOOK_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // `?secret=` still works.
+    let res = post(&format!("/webhooks/generic?secret={WEBHOOK_SECRET}"), "198.51.100.3").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Mailgun: a fresh signature once; the same request again is a replay;
+    // a signature made more than five minutes ago is refused.
+    let mailgun = |body: String| {
+        app.http
+            .post(app.url("/webhooks/mailgun"))
+            .header("x-forwarded-for", "198.51.100.4")
+            .bearer_auth(WEBHOOK_SECRET)
+            .body(body)
+    };
+    let now = app.ctx.clock.now().timestamp();
+    let fresh = mailgun_payload(now, "token-fresh-0123456789abcdef0123456789abcdef01");
+    let res = mailgun(fresh.clone()).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let res = mailgun(fresh).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let message = res.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("already used"), "{message}");
+    let old = mailgun_payload(now - 301, "token-old-0123456789abcdef0123456789abcdef0123");
+    let res = mailgun(old).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let message = res.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("too old"), "{message}");
+    let ahead = mailgun_payload(now + 600, "token-ahead-0123456789abcdef0123456789abcdef01");
+    assert_eq!(mailgun(ahead).send().await.unwrap().status(), 401);
+    // The seen tokens are in the database, so another instance refuses the
+    // replay too.
+    let mut tx = app.ctx.store.write().await.unwrap();
+    assert!(
+        !tx.note_webhook_signature(
+            "token-fresh-0123456789abcdef0123456789abcdef01",
+            app.ctx.clock.now(),
+            app.ctx.clock.now() - chrono::Duration::minutes(10)
+        )
+        .await
+        .unwrap()
+    );
+}
+
+async fn a_query_secret_is_warned_about_at_start_and_on_use(db: Db) {
+    use crate::process::{env, tidings, wait_healthy};
+    let smtp = crate::support::smtp::TestSmtp::start();
+    let (mut env, port) = env(&db, &smtp.url()).await;
+    env.vars.push(("TIDINGS_LOG".to_owned(), "warn".to_owned()));
+    env.vars.push(("TIDINGS_WEBHOOK_SECRET".to_owned(), WEBHOOK_SECRET.to_owned()));
+    let log_path = env.dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = tidings(&env, &["serve", "--no-workers"])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn tidings");
+    wait_healthy(port).await;
+    let started = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(started.matches("lands in proxy and access logs").count(), 1, "one warning at start: {started}");
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("http://127.0.0.1:{port}/webhooks/generic?secret={WEBHOOK_SECRET}"))
+        .body(UNKNOWN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = http
+        .post(format!("http://127.0.0.1:{port}/webhooks/generic"))
+        .header("X-Tidings-Webhook-Secret", WEBHOOK_SECRET)
+        .body(UNKNOWN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(logged.matches("passed its secret as ?secret=").count(), 1, "each query use, not header use: {logged}");
+    assert!(!logged.contains(WEBHOOK_SECRET), "the secret itself is never logged");
 }
