@@ -161,9 +161,15 @@ impl App {
         let server = match (role, listener) {
             (Role::Workers, _) | (_, None) => None,
             (_, Some(listener)) => {
-                let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+                let limits = web::server::Limits::from_config(&self.ctx.config);
+                tracing::info!(
+                    max_connections = limits.max_connections,
+                    header_read_timeout_s = limits.header_read_timeout.as_secs(),
+                    idle_timeout_s = limits.idle_timeout.as_secs(),
+                    "connection limits"
+                );
                 let mut stop = shutdown.clone();
-                Some(axum::serve(listener, app).with_graceful_shutdown(async move {
+                Some(web::server::serve(listener, self.router(), limits, async move {
                     let _ = stop.wait_for(|s| *s).await;
                 }))
             }

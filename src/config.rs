@@ -100,6 +100,15 @@ pub struct Config {
     /// Test copies one organiser (user or API token) may send per rolling
     /// hour; 0 = no cap.
     pub test_send_hourly_cap: u32,
+    /// A request head (or, on a kept-alive connection, the next one) must
+    /// arrive within this; otherwise the connection is closed.
+    pub header_read_timeout: Duration,
+    /// A connection on which nothing moves for this long while the server
+    /// waits on it is closed.
+    pub idle_timeout: Duration,
+    /// Most open connections on the public listener; 0 = as many as the
+    /// open-file limit allows, less a reserve (`web::server`).
+    pub max_connections: usize,
 }
 
 /// Names of every key, in the order the README documents them.
@@ -140,6 +149,9 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_METRICS_BIND",
     "TIDINGS_IMPORT_MAX_BYTES",
     "TIDINGS_TEST_SEND_HOURLY_CAP",
+    "TIDINGS_HEADER_READ_TIMEOUT_SECONDS",
+    "TIDINGS_IDLE_TIMEOUT_SECONDS",
+    "TIDINGS_MAX_CONNECTIONS",
 ];
 
 impl Config {
@@ -236,6 +248,11 @@ impl Config {
                 .transpose()?,
             import_max_bytes: parse_num(get, "TIDINGS_IMPORT_MAX_BYTES", 256 * 1024 * 1024)?,
             test_send_hourly_cap: parse_num(get, "TIDINGS_TEST_SEND_HOURLY_CAP", 50)?,
+            header_read_timeout: Duration::from_secs(
+                parse_num(get, "TIDINGS_HEADER_READ_TIMEOUT_SECONDS", 15u64)?.max(1),
+            ),
+            idle_timeout: Duration::from_secs(parse_num(get, "TIDINGS_IDLE_TIMEOUT_SECONDS", 60u64)?.max(1)),
+            max_connections: parse_num(get, "TIDINGS_MAX_CONNECTIONS", 0)?,
         })
     }
 

@@ -8,8 +8,9 @@
 //! latency), `embed` (what the campaign's own site needs: CORS for the JSON
 //! subscribe endpoint and the copy-paste form), `openapi` (the API
 //! description).
-//! (template structs), `imports_api` (CSV imports and list exports) and
-//! `upload` (streamed import forms).
+//! (template structs), `imports_api` (CSV imports and list exports),
+//! `upload` (streamed import forms) and `server` (the accept loop, with
+//! header-read and idle timeouts and a connection limit).
 
 pub mod admin;
 mod api;
@@ -24,6 +25,7 @@ mod public;
 mod ratelimit;
 mod records_api;
 mod schedules_api;
+pub mod server;
 mod upload;
 mod webhooks;
 

@@ -22,6 +22,9 @@ both_backends!(
     the_per_subscriber_csv_export_defuses_formulas,
     webhooks_throttle_wrong_secrets_take_a_bearer_secret_and_refuse_old_or_replayed_mailgun_signatures,
     a_query_secret_is_warned_about_at_start_and_on_use,
+    silent_and_half_sent_connections_are_closed_while_the_server_keeps_answering,
+    connections_beyond_the_limit_wait_in_the_backlog_and_do_not_crash_the_server,
+    three_hundred_silent_connections_do_not_stop_a_server_with_256_open_files,
 );
 
 async fn draft_via_api(app: &TestApp, subject: &str) -> String {
@@ -416,4 +419,123 @@ async fn a_query_secret_is_warned_about_at_start_and_on_use(db: Db) {
     let logged = std::fs::read_to_string(&log_path).unwrap();
     assert_eq!(logged.matches("passed its secret as ?secret=").count(), 1, "each query use, not header use: {logged}");
     assert!(!logged.contains(WEBHOOK_SECRET), "the secret itself is never logged");
+}
+
+/// Reads until the server closes the connection; `true` if it did within `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            // A 408 answer before the close is fine.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Opens `n` connections to `addr`; every other one sends half a request
+/// line and a header, then nothing more.
+async fn hanging_connections(addr: &str, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut streams = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        if i % 2 == 1 {
+            stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: tidings.test\r\nX-Slow: ").await.expect("write");
+        }
+        streams.push(stream);
+    }
+    streams
+}
+
+/// A client that opens a fresh connection for every request.
+fn fresh_client() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap()
+}
+
+async fn silent_and_half_sent_connections_are_closed_while_the_server_keeps_answering(db: Db) {
+    let app =
+        TestApp::spawn_with(db, &[("TIDINGS_HEADER_READ_TIMEOUT_SECONDS", "1"), ("TIDINGS_IDLE_TIMEOUT_SECONDS", "2")])
+            .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut streams = hanging_connections(&addr, 50).await;
+    // Meanwhile a normal request is answered at once.
+    let started = std::time::Instant::now();
+    let res = fresh_client().get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(started.elapsed() < Duration::from_millis(900), "answered while 50 connections hang");
+    // Every hanging connection is closed after the header-read timeout.
+    let started = std::time::Instant::now();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        assert!(closed_within(stream, Duration::from_secs(5)).await, "connection {i} was held open");
+    }
+    assert!(started.elapsed() < Duration::from_secs(4), "closed after about a second: {:?}", started.elapsed());
+    // A kept-alive connection waiting for its next request is closed too.
+    let mut kept = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: tidings.test\r\n\r\n").await.unwrap();
+    }
+    assert!(closed_within(&mut kept, Duration::from_secs(5)).await, "an idle kept-alive connection is closed");
+    assert_eq!(fresh_client().get(app.url("/healthz")).send().await.unwrap().status(), 200);
+}
+
+async fn connections_beyond_the_limit_wait_in_the_backlog_and_do_not_crash_the_server(db: Db) {
+    let app =
+        TestApp::spawn_with(db, &[("TIDINGS_MAX_CONNECTIONS", "10"), ("TIDINGS_HEADER_READ_TIMEOUT_SECONDS", "30")])
+            .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let holders = hanging_connections(&addr, 10).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // All ten places are taken: the next client is not served (it waits in
+    // the backlog)…
+    let waiting = fresh_client().get(app.url("/healthz")).timeout(Duration::from_millis(700)).send().await;
+    assert!(waiting.is_err(), "an eleventh connection must wait: {waiting:?}");
+    // …and two hundred more do not bring the server down.
+    let crowd = hanging_connections(&addr, 200).await;
+    drop(crowd);
+    // Once places free up, the server answers again.
+    drop(holders);
+    let res = fresh_client().get(app.url("/healthz")).timeout(Duration::from_secs(10)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+async fn three_hundred_silent_connections_do_not_stop_a_server_with_256_open_files(db: Db) {
+    use crate::process::{env, wait_healthy};
+    let smtp = crate::support::smtp::TestSmtp::start();
+    let (env, port) = env(&db, &smtp.url()).await;
+    // The open-file limit of the report, set for the server alone.
+    let mut server = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_tidings"))
+        .args(["serve", "--no-workers", "--config"])
+        .arg(env.dir.path().join("none.toml"))
+        .envs(env.vars.iter().map(|(k, v)| (k, v)))
+        .env("TIDINGS_HEADER_READ_TIMEOUT_SECONDS", "1")
+        .current_dir(env.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn tidings");
+    wait_healthy(port).await;
+    let addr = format!("127.0.0.1:{port}");
+    let streams = hanging_connections(&addr, 300).await;
+    // The server still answers, within a few header-read timeouts.
+    let res = fresh_client()
+        .get(format!("http://{addr}/healthz"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("the server answers while 300 connections hang");
+    assert_eq!(res.status(), 200);
+    let res = fresh_client().get(format!("http://{addr}/")).timeout(Duration::from_secs(10)).send().await.unwrap();
+    assert_eq!(res.status(), 200, "and serves pages that need the database");
+    drop(streams);
+    assert!(server.try_wait().unwrap().is_none(), "the server did not crash");
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
