@@ -44,6 +44,9 @@ pub enum AppError {
     BounceMailbox(#[from] crate::mail::mailbox::MailboxError),
 }
 
+/// Most connections the metrics listener (`TIDINGS_METRICS_BIND`) holds.
+const OPS_CONNECTIONS: usize = 32;
+
 pub struct App {
     pub ctx: Context,
     pub transport: Transport,
@@ -149,8 +152,12 @@ impl App {
             let router = web::ops_router(AppState::new(self.ctx.clone()));
             let mut stop = shutdown.clone();
             tracing::info!(address = %addr, "serving /metrics, /healthz and /readyz");
+            // The same timeouts as the public listener, and a small share
+            // of the connections (scrapers and probes need few).
+            let mut limits = web::server::Limits::from_config(&self.ctx.config);
+            limits.max_connections = limits.max_connections.min(OPS_CONNECTIONS);
             tasks.spawn(async move {
-                let served = axum::serve(ops, router).with_graceful_shutdown(async move {
+                let served = web::server::serve(ops, router, limits, async move {
                     let _ = stop.wait_for(|s| *s).await;
                 });
                 if let Err(e) = served.await {
@@ -171,9 +178,15 @@ impl App {
         let server = match (role, listener) {
             (Role::Workers, _) | (_, None) => None,
             (_, Some(listener)) => {
-                let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+                let limits = web::server::Limits::from_config(&self.ctx.config);
+                tracing::info!(
+                    max_connections = limits.max_connections,
+                    header_read_timeout_s = limits.header_read_timeout.as_secs(),
+                    idle_timeout_s = limits.idle_timeout.as_secs(),
+                    "connection limits"
+                );
                 let mut stop = shutdown.clone();
-                Some(axum::serve(listener, app).with_graceful_shutdown(async move {
+                Some(web::server::serve(listener, self.router(), limits, async move {
                     let _ = stop.wait_for(|s| *s).await;
                 }))
             }

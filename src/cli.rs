@@ -90,6 +90,12 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Forget every failed login recorded against an organiser's account,
+    /// from any address, so they can log in again at once.
+    Unlock {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -151,6 +157,14 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("password: {password}");
             }
         }
+        Command::User { command: UserCommand::Unlock { email } } => {
+            let store = migrated(&config).await?;
+            let key = address_key(&store, &clock, &config).await?;
+            let forgotten = crate::services::sessions::unlock(&store, &key, &email).await?;
+            let detail = format!("{forgotten} failed logins forgotten");
+            cli_audit(&store, &clock, "cli.user.unlock", email.trim(), detail).await;
+            println!("unlocked {}: {forgotten} recorded failed logins forgotten", email.trim());
+        }
         Command::Token { command: TokenCommand::Create { name } } => {
             let store = migrated(&config).await?;
             let token = accounts::create_token(&store, &clock, &name).await?;
@@ -199,14 +213,23 @@ async fn cli_audit(store: &Store, clock: &Clock, what: &str, target: &str, detai
     audit::record_or_log(store, clock, &audit::Who::cli(), action).await;
 }
 
+/// The key of address fingerprints (suppressions, login throttling), from
+/// the secret key as in the server; the stored fingerprints are converted
+/// first if this is the first start since the upgrade to keyed ones.
+async fn address_key(
+    store: &Store,
+    clock: &Clock,
+    config: &Config,
+) -> Result<crate::domain::AddressKey, Box<dyn std::error::Error>> {
+    let secret_key = crate::services::setup::bootstrap(store, clock, config).await?;
+    let key = crate::domain::AddressKey::derive(&secret_key);
+    crate::services::fingerprints::convert_at_start(store, &key).await?;
+    Ok(key)
+}
+
 async fn erase(config: &Config, clock: &Clock, email: &str) -> Result<(), Box<dyn std::error::Error>> {
     let store = migrated(config).await?;
-    // The suppression entry is a keyed fingerprint: the key comes from the
-    // secret key, as in the server (and the stored fingerprints are
-    // converted first if this is the first start since the upgrade).
-    let secret_key = crate::services::setup::bootstrap(&store, clock, config).await?;
-    let key = crate::domain::AddressKey::derive(&secret_key);
-    crate::services::fingerprints::convert_at_start(&store, &key).await?;
+    let key = address_key(&store, clock, config).await?;
     let erased = match privacy_ops::erase_by_email(&store, clock, &key, email, &Actor::System).await {
         Ok(erased) => erased,
         Err(ServiceError::NotFound(_)) => return Err(format!("no subscriber with the address {}", email.trim()).into()),

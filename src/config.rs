@@ -111,6 +111,18 @@ pub struct Config {
     /// Largest CSV file accepted by `POST /api/v1/imports` and the admin
     /// upload form (streamed to the database, never held in memory).
     pub import_max_bytes: u64,
+    /// Test copies one organiser (user or API token) may send per rolling
+    /// hour; 0 = no cap.
+    pub test_send_hourly_cap: u32,
+    /// A request head (or, on a kept-alive connection, the next one) must
+    /// arrive within this; otherwise the connection is closed.
+    pub header_read_timeout: Duration,
+    /// A connection on which nothing moves for this long while the server
+    /// waits on it is closed.
+    pub idle_timeout: Duration,
+    /// Most open connections on the public listener; 0 = as many as the
+    /// open-file limit allows, less a reserve (`web::server`).
+    pub max_connections: usize,
 }
 
 /// Names of every key, in the order the README documents them.
@@ -155,6 +167,10 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_METRICS_TOKEN",
     "TIDINGS_METRICS_PUBLIC",
     "TIDINGS_IMPORT_MAX_BYTES",
+    "TIDINGS_TEST_SEND_HOURLY_CAP",
+    "TIDINGS_HEADER_READ_TIMEOUT_SECONDS",
+    "TIDINGS_IDLE_TIMEOUT_SECONDS",
+    "TIDINGS_MAX_CONNECTIONS",
 ];
 
 impl Config {
@@ -202,7 +218,9 @@ impl Config {
             smtp_url,
             outbox_dir: PathBuf::from(get("TIDINGS_OUTBOX_DIR").unwrap_or("./outbox")),
             from,
-            secret_key: get("TIDINGS_SECRET_KEY").map(str::to_owned),
+            secret_key: get("TIDINGS_SECRET_KEY")
+                .map(|k| check_secret_key(k).map(|()| k.to_owned()).map_err(|m| invalid("TIDINGS_SECRET_KEY", &m)))
+                .transpose()?,
             send_rate: parse_num(get, "TIDINGS_SEND_RATE", 0)?,
             send_concurrency: parse_num(get, "TIDINGS_SEND_CONCURRENCY", 4)?.max(1),
             subscribe_limit_per_ip: parse_num(get, "TIDINGS_SUBSCRIBE_LIMIT_PER_IP", 10)?,
@@ -261,6 +279,12 @@ impl Config {
             },
             metrics_public: parse_bool(get, "TIDINGS_METRICS_PUBLIC", false)?,
             import_max_bytes: parse_num(get, "TIDINGS_IMPORT_MAX_BYTES", 256 * 1024 * 1024)?,
+            test_send_hourly_cap: parse_num(get, "TIDINGS_TEST_SEND_HOURLY_CAP", 50)?,
+            header_read_timeout: Duration::from_secs(
+                parse_num(get, "TIDINGS_HEADER_READ_TIMEOUT_SECONDS", 15u64)?.max(1),
+            ),
+            idle_timeout: Duration::from_secs(parse_num(get, "TIDINGS_IDLE_TIMEOUT_SECONDS", 60u64)?.max(1)),
+            max_connections: parse_num(get, "TIDINGS_MAX_CONNECTIONS", 0)?,
         })
     }
 
@@ -386,6 +410,33 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
     Ok(origins)
 }
 
+/// Shortest `TIDINGS_SECRET_KEY` accepted, in bytes.
+pub const SECRET_KEY_MIN_BYTES: usize = 32;
+/// Fewest distinct characters a `TIDINGS_SECRET_KEY` must hold: a random
+/// hex key of 32 bytes has about 16, a random base64 one far more, while
+/// `changeme` repeated to length has 7.
+pub const SECRET_KEY_MIN_DISTINCT: usize = 10;
+
+/// Refuses a secret key that can be guessed: it signs every unsubscribe and
+/// preferences link, so a weak one lets anyone forge another person's link.
+pub fn check_secret_key(raw: &str) -> Result<(), String> {
+    if raw.len() < SECRET_KEY_MIN_BYTES {
+        return Err(format!(
+            "too short ({} bytes): use at least {SECRET_KEY_MIN_BYTES} random bytes, e.g. the output of \
+             `openssl rand -hex 32`, or unset it to use the key generated and stored in the database",
+            raw.len()
+        ));
+    }
+    let distinct = raw.chars().collect::<std::collections::BTreeSet<_>>().len();
+    if distinct < SECRET_KEY_MIN_DISTINCT {
+        return Err(format!(
+            "too easy to guess (only {distinct} different characters): use a random key, e.g. the output of \
+             `openssl rand -hex 32`, or unset it to use the key generated and stored in the database"
+        ));
+    }
+    Ok(())
+}
+
 fn hours(h: u64) -> Duration {
     Duration::from_secs(h * 3600)
 }
@@ -444,6 +495,20 @@ mod tests {
         assert!(err.to_string().starts_with("TIDINGS_METRICS_PUBLIC"));
         let err = Config::from_map(&map(&[("TIDINGS_METRICS_TOKEN", "short")])).unwrap_err();
         assert!(err.to_string().starts_with("TIDINGS_METRICS_TOKEN"));
+    }
+
+    #[test]
+    fn weak_secret_keys_are_refused() {
+        for weak in ["changeme", "short but not 32 bytes long", &"changeme".repeat(4), &"ab".repeat(40)] {
+            let err = Config::from_map(&map(&[("TIDINGS_SECRET_KEY", weak)])).unwrap_err();
+            assert!(err.to_string().starts_with("TIDINGS_SECRET_KEY"), "{weak}: {err}");
+        }
+        let hex = "3f9a0c1be27d4856aa10ff93c4e5d7b2061e8c9d3a5b7f1e2c4d6a8b0e1f2a3b";
+        assert_eq!(Config::from_map(&map(&[("TIDINGS_SECRET_KEY", hex)])).unwrap().secret_key.as_deref(), Some(hex));
+        // The key generated at first run (32 random bytes in hex) passes.
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).unwrap();
+        assert!(check_secret_key(&crate::domain::hex_lower(&bytes)).is_ok());
     }
 
     #[test]

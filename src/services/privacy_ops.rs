@@ -284,7 +284,9 @@ pub fn export_csv(e: &SubscriberExport) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(CSV_COLUMNS)?;
     for row in &rows {
-        out.write_record(&row.0)?;
+        // Name, user agent, source and attributes come straight from the
+        // public form: defused exactly as the list export defuses them.
+        out.write_record(row.0.iter().map(|c| super::exports::defuse(c).into_owned()))?;
     }
     out.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }

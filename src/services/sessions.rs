@@ -5,9 +5,15 @@
 //! organiser. A session ends after [`IDLE_TIMEOUT`] without a request, or
 //! [`ABSOLUTE_TIMEOUT`] after logging in, whichever comes first.
 //!
-//! Logging in is throttled per client address and per account: after
-//! [`LOGIN_FAILURE_LIMIT`] failures within [`LOGIN_FAILURE_WINDOW`] further
-//! attempts are refused without checking the password. An attempt is
+//! Logging in is throttled by client address and account *together*: after
+//! [`LOGIN_FAILURE_LIMIT`] failures for one account from one address within
+//! [`LOGIN_FAILURE_WINDOW`], further attempts at that account from that
+//! address are refused without checking the password; and one address that
+//! fails [`ADDRESS_FAILURE_LIMIT`] times in the window, whatever accounts it
+//! tried, is refused too. Failures from elsewhere never lock an account, so
+//! an attacker cannot lock the real organiser out (IPv6 addresses count by
+//! their /64, which one attacker usually holds whole). `tidings user
+//! unlock` forgets every failure recorded against one account. An attempt is
 //! recorded as a failure *before* the (slow) password check and forgiven
 //! after it succeeds, so a burst of parallel guesses cannot all slip in
 //! before the first failure is written. Unknown addresses cost the same
@@ -16,7 +22,7 @@
 
 use super::accounts::{self, Role};
 use super::{Context, RequestMeta, Result};
-use crate::domain::{EmailAddress, sha256_hex};
+use crate::domain::{AddressKey, EmailAddress, sha256_hex};
 use crate::store::{NewSession, Tx};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,8 +33,10 @@ use uuid::Uuid;
 pub const IDLE_TIMEOUT: Duration = Duration::hours(2);
 /// A session ends this long after logging in, however active.
 pub const ABSOLUTE_TIMEOUT: Duration = Duration::hours(12);
-/// Failed logins allowed per client address, and per account, per window.
+/// Failed logins allowed for one account from one client address, per window.
 pub const LOGIN_FAILURE_LIMIT: i64 = 5;
+/// Failed logins allowed from one client address, whatever the accounts, per window.
+pub const ADDRESS_FAILURE_LIMIT: i64 = 10;
 pub const LOGIN_FAILURE_WINDOW: Duration = Duration::minutes(15);
 /// `last_seen_at` is written at most this often, so browsing is not one
 /// database write per page.
@@ -99,34 +107,65 @@ pub enum LoginOutcome {
     },
 }
 
-fn throttle_key(kind: &str, value: &str) -> String {
-    sha256_hex(format!("{kind}:{value}"))
+/// A throttle row's key: keyed like an address fingerprint, so what was
+/// typed at the login form cannot be guessed back from a copy of the table.
+fn throttle_key(key: &AddressKey, kind: &str, value: &str) -> String {
+    key.fingerprint(&format!("{kind}:{value}"))
+}
+
+/// The key under which failures against the account typed as `email` are
+/// remembered (the same normalisation as EmailAddress, so unparseable input
+/// is throttled too).
+fn account_throttle_key(key: &AddressKey, email: &str) -> String {
+    throttle_key(key, "account", &email.trim().to_lowercase())
+}
+
+/// A client address as it is throttled: IPv6 by its /64 (one subscriber
+/// line's share), IPv4 and anything unparsed as given.
+fn address_for_throttle(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_owned(),
+    }
+}
+
+/// Forgets every failed login recorded against the account `email`, from
+/// any address (`tidings user unlock`). Returns how many were forgotten.
+pub async fn unlock(store: &crate::store::Store, key: &AddressKey, email: &str) -> Result<u64> {
+    let mut tx = store.write().await?;
+    let n = tx.clear_account_login_failures(&account_throttle_key(key, email)).await?;
+    tx.commit().await?;
+    Ok(n)
 }
 
 /// Checks an address and password and, if they match, starts a session.
 pub async fn log_in(ctx: &Context, email: &str, password: &str, meta: &RequestMeta) -> Result<LoginOutcome> {
     let now = ctx.clock.now();
     let since = now - LOGIN_FAILURE_WINDOW;
-    // The same normalisation as EmailAddress, so unparseable input is
-    // throttled too.
-    let account_key = throttle_key("account", &email.trim().to_lowercase());
-    let mut keys = vec![account_key.clone()];
-    if let Some(ip) = &meta.ip {
-        keys.push(throttle_key("ip", ip));
-    }
+    let fingerprints = &ctx.address_key;
+    let account_key = account_throttle_key(fingerprints, email);
+    let address = address_for_throttle(meta.ip.as_deref().unwrap_or("-"));
+    let pair_key = throttle_key(fingerprints, "pair", &format!("{address} {account_key}"));
+    let keys =
+        [(pair_key.clone(), LOGIN_FAILURE_LIMIT), (throttle_key(fingerprints, "ip", &address), ADDRESS_FAILURE_LIMIT)];
 
     let mut tx = ctx.store.write().await?;
     tx.prune_login_failures(since).await?;
-    for key in &keys {
-        if tx.login_failures_since(key, since).await? >= LOGIN_FAILURE_LIMIT {
+    for (key, limit) in &keys {
+        if tx.login_failures_since(key, since).await? >= *limit {
             let retry_after = std::time::Duration::from_secs(LOGIN_FAILURE_WINDOW.num_seconds().unsigned_abs());
             return Ok(LoginOutcome::Throttled { retry_after });
         }
     }
     let mut provisional = Vec::with_capacity(keys.len());
-    for key in &keys {
+    for (key, _) in &keys {
         let id = Uuid::now_v7();
-        tx.insert_login_failure(id, key, now).await?;
+        tx.insert_login_failure(id, key, &account_key, now).await?;
         provisional.push(id);
     }
     let user = match EmailAddress::parse(email) {
@@ -145,7 +184,7 @@ pub async fn log_in(ctx: &Context, email: &str, password: &str, meta: &RequestMe
     for id in provisional {
         tx.delete_login_failure(id).await?;
     }
-    tx.clear_login_failures(&account_key).await?;
+    tx.clear_login_failures(&pair_key).await?;
     tx.note_login(user.id, now).await?;
     let account = SessionAccount { id: user.id, email: user.email, role: accounts::stored_role(&user.role) };
     let session = start_in(&mut tx, account, meta, now).await?;
@@ -226,5 +265,13 @@ mod tests {
         assert_eq!(SessionKey::parse("' OR 1=1 --"), None);
         assert_eq!(format!("{k:?}"), "SessionKey(..)");
         assert_eq!(k.hash().len(), 64);
+    }
+
+    #[test]
+    fn ipv6_addresses_are_throttled_by_their_64() {
+        assert_eq!(address_for_throttle("2001:db8:1:2:aaaa::1"), address_for_throttle("2001:db8:1:2:bbbb::9"));
+        assert_ne!(address_for_throttle("2001:db8:1:2::1"), address_for_throttle("2001:db8:1:3::1"));
+        assert_eq!(address_for_throttle("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(address_for_throttle("192.0.2.1"), "192.0.2.1");
     }
 }

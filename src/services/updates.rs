@@ -7,7 +7,7 @@
 //! snapshotted twice.
 
 use super::{Actor, Context, FieldError, Result, ServiceError, ensure_valid};
-use crate::domain::{EmailAddress, HeaderSafeText, ListSlug, SignedToken};
+use crate::domain::{AddressKey, EmailAddress, HeaderSafeText, ListSlug, SignedToken};
 use crate::mail::update::{PreparedUpdate, Recipient};
 use crate::store::{DeliveryRow, DeliveryStats, Tx, UpdateRow};
 use chrono::{DateTime, Utc};
@@ -176,8 +176,22 @@ pub async fn recent(ctx: &Context, limit: i64) -> Result<Vec<UpdateView>> {
     Ok(out)
 }
 
+/// What an edit came to.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    pub update: UpdateView,
+    /// The update was scheduled and the editor may not send: editing took
+    /// it back to a draft, out of the schedule.
+    pub unscheduled: bool,
+}
+
 /// Edits a draft or scheduled update (not one that is sending or done).
-pub async fn edit(ctx: &Context, id: Uuid, input: &UpdateInput) -> Result<UpdateView> {
+///
+/// Scheduling is sending later, so a scheduled update edited by someone who
+/// may not send (an editor) goes back to being a draft: otherwise an editor
+/// could rewrite the subject, body and lists of what an admin approved, and
+/// send it to whom they like at the scheduled time.
+pub async fn edit(ctx: &Context, id: Uuid, input: &UpdateInput, may_send: bool) -> Result<Edited> {
     let Parsed { subject, body, lists } = parse_input(input, false)?;
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
@@ -185,15 +199,22 @@ pub async fn edit(ctx: &Context, id: Uuid, input: &UpdateInput) -> Result<Update
     if !matches!(row.status.as_str(), "draft" | "scheduled") {
         return Err(ServiceError::Conflict(format!("an update that is {} can no longer be edited", row.status)));
     }
+    let unscheduled = row.status == "scheduled" && !may_send;
+    if unscheduled && !tx.transition_update(id, &["scheduled"], "draft", None, now).await? {
+        return Err(ServiceError::Conflict("the update changed while it was being edited; try again".into()));
+    }
     tx.edit_update(id, &subject.unwrap_or(row.subject), &body.unwrap_or(row.body_markdown), now).await?;
     if let Some(lists) = lists {
         let ids = list_ids(&mut tx, &lists).await?;
         tx.set_update_lists(id, &ids).await?;
     }
     let row = load(&mut tx, id).await?;
-    let out = view(&mut tx, row).await?;
+    let update = view(&mut tx, row).await?;
     tx.commit().await?;
-    Ok(out)
+    if unscheduled {
+        tracing::info!(update = %id, "an edit by someone who may not send took the update out of the schedule");
+    }
+    Ok(Edited { update, unscheduled })
 }
 
 pub async fn delete(ctx: &Context, id: Uuid) -> Result<()> {
@@ -248,34 +269,103 @@ pub async fn preview(ctx: &Context, id: Uuid) -> Result<Preview> {
     Ok(Preview { subject: row.subject, html: parsed.html, text: parsed.text })
 }
 
+/// Most addresses one test send may name.
+pub const TEST_SEND_MAX_ADDRESSES: usize = 10;
+
+/// What a test send came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestSend {
+    /// Copies queued to `queued` addresses; `skipped` (as typed) get none,
+    /// being suppressed or withdrawn.
+    Queued { queued: usize, skipped: Vec<String> },
+    /// The organiser's hourly cap (`TIDINGS_TEST_SEND_HOURLY_CAP`) would be
+    /// passed: nothing was sent.
+    CapReached { cap: u32, left: u32 },
+}
+
 /// Queues a test copy (subject marked `[TEST]`) to each address, through
-/// the transactional outbox. At most 10 addresses.
-pub async fn test_send(ctx: &Context, id: Uuid, emails: &[String]) -> Result<usize> {
-    if emails.is_empty() || emails.len() > 10 {
-        return Err(ServiceError::Invalid(vec![FieldError::new("emails", "give between 1 and 10 addresses")]));
+/// the transactional outbox, on behalf of `organiser` (an [`Actor`]).
+///
+/// At most [`TEST_SEND_MAX_ADDRESSES`] a request, and at most
+/// `TIDINGS_TEST_SEND_HOURLY_CAP` copies per organiser per rolling hour,
+/// counted in the database (so the cap holds across restarts and
+/// instances). Never to a suppressed address (erased, complained, hard
+/// bounced) nor to someone who has withdrawn from every list they were on:
+/// those are skipped and named in the answer, which goes only to an
+/// organiser. A test copy's unsubscribe and preferences links lead to a
+/// page saying it was a test: nobody real is unsubscribed by it.
+pub async fn test_send(ctx: &Context, id: Uuid, emails: &[String], organiser: &Actor) -> Result<TestSend> {
+    if emails.is_empty() || emails.len() > TEST_SEND_MAX_ADDRESSES {
+        return Err(ServiceError::Invalid(vec![FieldError::new(
+            "emails",
+            format!("give between 1 and {TEST_SEND_MAX_ADDRESSES} addresses"),
+        )]));
     }
-    let mut addresses = Vec::new();
+    let mut addresses: Vec<(EmailAddress, &str)> = Vec::new();
     for e in emails {
-        addresses.push(
-            EmailAddress::parse(e).map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("emails", e)]))?,
-        );
+        let address =
+            EmailAddress::parse(e).map_err(|e| ServiceError::Invalid(vec![FieldError::from_parse("emails", e)]))?;
+        if !addresses.iter().any(|(a, _)| a.normalised() == address.normalised()) {
+            addresses.push((address, e.trim()));
+        }
     }
     let now = ctx.clock.now();
+    let organiser = organiser.to_db();
+    let cap = ctx.config.test_send_hourly_cap;
     let mut tx = ctx.store.write().await?;
     let row = load(&mut tx, id).await?;
+    let mut skipped = Vec::new();
+    let mut to = Vec::new();
+    for (address, typed) in addresses {
+        if may_not_be_mailed(&mut tx, &ctx.address_key, &address).await? {
+            skipped.push(typed.to_owned());
+        } else {
+            to.push(address);
+        }
+    }
+    if cap > 0 {
+        // Serialises one organiser's test sends (SQLite's write transaction
+        // already does), so parallel requests cannot both pass the cap.
+        tx.lock_test_sends(&organiser).await?;
+        let used =
+            u32::try_from(tx.test_sends_since(&organiser, now - chrono::Duration::hours(1)).await?).unwrap_or(u32::MAX);
+        let left = cap.saturating_sub(used);
+        if to.len() as u64 > u64::from(left) {
+            return Ok(TestSend::CapReached { cap, left });
+        }
+    }
     let lists = tx.update_lists(id).await?;
     let (slug, name) = lists.first().map(|l| (l.slug.clone(), l.name.clone())).unwrap_or_default();
     let prepared = PreparedUpdate::new(row.id, &row.subject, &row.body_markdown)?;
-    for address in &addresses {
+    let test_page = ctx.config.link("/test-copy");
+    for address in &to {
         let mut r = sample_recipient(ctx, &slug, &name, true);
         r.email = address.as_str();
         r.name = "";
+        r.unsubscribe_url = test_page.clone();
+        r.preferences_url = test_page.clone();
         let mail = ctx.composer.update(&prepared, &r)?;
         super::queue_mail(&mut tx, "test", mail, now).await?;
     }
+    if !to.is_empty() {
+        tx.insert_test_send(Uuid::now_v7(), &organiser, to.len() as i64, now).await?;
+    }
     tx.commit().await?;
     ctx.outbox_wakeup.notify_one();
-    Ok(addresses.len())
+    Ok(TestSend::Queued { queued: to.len(), skipped })
+}
+
+/// True when `address` must get no mail at all: it is on the suppression
+/// list, or its owner has left every list they were on (unsubscribed,
+/// bounced or complained) and is on none now.
+async fn may_not_be_mailed(tx: &mut Tx, key: &AddressKey, address: &EmailAddress) -> Result<bool> {
+    if super::fingerprints::is_suppressed(tx, key, address).await? {
+        return Ok(true);
+    }
+    let Some(person) = tx.subscriber_by_email(address.normalised()).await? else { return Ok(false) };
+    let subscriptions = tx.subscriptions(person.id).await?;
+    let withdrawn = |status: &str| matches!(status, "unsubscribed" | "bounced" | "complained");
+    Ok(!subscriptions.is_empty() && subscriptions.iter().all(|s| withdrawn(&s.status)))
 }
 
 /// Sends now (`at` absent or not in the future) or schedules for `at`.

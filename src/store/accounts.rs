@@ -220,10 +220,21 @@ impl Tx {
         Ok(n)
     }
 
-    pub async fn insert_login_failure(&mut self, id: Uuid, key_hash: &str, at: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query("INSERT INTO login_failures (id, key_hash, failed_at) VALUES ($1, $2, $3)")
+    /// Records a failure under `key_hash`, naming the account tried
+    /// (`account_hash`) so the account can be unlocked.
+    pub async fn insert_login_failure(
+        &mut self,
+        id: Uuid,
+        key_hash: &str,
+        account_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO login_failures (id, key_hash, account_hash, failed_at) VALUES ($1, $2, $3, $4)",
+        )
             .bind(id)
             .bind(key_hash)
+            .bind(account_hash)
             .bind(at)
             .execute(c)
             .await?
@@ -248,6 +259,17 @@ impl Tx {
             .await?
             .rows_affected());
         Ok(())
+    }
+
+    /// Forgets every failure recorded against one account, from any
+    /// address (`tidings user unlock`).
+    pub async fn clear_account_login_failures(&mut self, account_hash: &str) -> Result<u64> {
+        let n = on_backend!(self, c => sqlx::query("DELETE FROM login_failures WHERE account_hash = $1")
+            .bind(account_hash)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(n)
     }
 
     /// Forgets failures older than `before`: they no longer count.

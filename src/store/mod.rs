@@ -36,6 +36,7 @@ mod erasure;
 mod exports;
 mod fingerprints;
 mod imports;
+mod limits;
 mod lists;
 mod outbox;
 mod queue;

@@ -575,7 +575,10 @@ async fn edit_update(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<updates::UpdateInput>,
 ) -> Result<Response> {
-    Ok(Json(updates::edit(&s.ctx, update_id(&id)?, &input).await.map_err(service)?).into_response())
+    // An API token has full power, sending included, so an edit through
+    // the API leaves a scheduled update scheduled.
+    let edited = updates::edit(&s.ctx, update_id(&id)?, &input, true).await.map_err(service)?;
+    Ok(Json(edited.update).into_response())
 }
 
 #[utoipa::path(
@@ -615,6 +618,17 @@ struct TestInput {
 struct TestQueued {
     /// How many test copies were queued.
     queued: usize,
+    /// Addresses given that got no copy: suppressed (erased, complained,
+    /// hard-bounced) or withdrawn from every list.
+    skipped: Vec<String>,
+}
+
+/// The 429 answer when an organiser's hourly test-send cap is reached.
+pub(super) fn test_cap_message(cap: u32, left: u32) -> String {
+    format!(
+        "The test-send limit is {cap} copies an hour for each organiser, and {left} are left this hour: \
+         nothing was sent. Try again later with fewer addresses."
+    )
 }
 
 #[utoipa::path(
@@ -624,15 +638,29 @@ struct TestQueued {
     operation_id = "test_update",
     request_body = TestInput,
     params(("id" = String, Path, description = "The update's id (uuid)")),
-    responses((status = 202, description = "Test copies queued", body = TestQueued))
+    responses(
+        (status = 202, description = "Test copies queued; suppressed and withdrawn addresses skipped", body = TestQueued),
+        (status = 422, description = "No address, more than 10, or one that is not an address", body = crate::web::error::ErrorBody),
+        (status = 429, description = "The hourly test-send cap (TIDINGS_TEST_SEND_HOURLY_CAP) is reached", body = crate::web::error::ErrorBody)
+    )
 )]
 async fn test_update(
     State(s): State<AppState>,
+    Extension(Caller(actor)): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<TestInput>,
 ) -> Result<Response> {
-    let queued = updates::test_send(&s.ctx, update_id(&id)?, &input.emails).await.map_err(service)?;
-    Ok((StatusCode::ACCEPTED, Json(TestQueued { queued })).into_response())
+    match updates::test_send(&s.ctx, update_id(&id)?, &input.emails, &actor).await.map_err(service)? {
+        updates::TestSend::Queued { queued, skipped } => {
+            Ok((StatusCode::ACCEPTED, Json(TestQueued { queued, skipped })).into_response())
+        }
+        updates::TestSend::CapReached { cap, left } => {
+            let mut res = WebError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", test_cap_message(cap, left))
+                .into_response();
+            res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("3600"));
+            Ok(res)
+        }
+    }
 }
 
 /// When to send; no body, or no `at`, sends now.

@@ -10,8 +10,9 @@
 //! needs: CORS for the JSON subscribe endpoint and the copy-paste form),
 //! `observability` (`/metrics`, request ids, request latency), `error` (one
 //! error type → the right status, as JSON or HTML), `input` (request bodies
-//! and client facts), `upload` (streamed import forms), `ratelimit`, and
-//! `pages` (template structs).
+//! and client facts), `upload` (streamed import forms), `ratelimit`, `pages` (template
+//! structs) and `server` (the accept loop, with header-read and idle
+//! timeouts and a connection limit).
 
 pub mod admin;
 mod api;
@@ -26,6 +27,7 @@ mod public;
 mod ratelimit;
 mod records_api;
 mod schedules_api;
+pub mod server;
 mod upload;
 mod webhooks;
 
@@ -83,7 +85,7 @@ pub fn router(state: AppState) -> Router {
         .merge(observability::router(&state))
         .nest("/api/v1", api::router(state.clone()))
         .merge(admin::router(state.clone()))
-        .merge(webhooks::router())
+        .merge(webhooks::router(&state))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(axum::middleware::from_fn(request_timeout))

@@ -82,6 +82,13 @@ pub struct LinkGonePage {
     pub group: String,
 }
 
+/// Where a test copy's unsubscribe and preferences links lead.
+#[derive(Template, WebTemplate)]
+#[template(path = "test_copy.html")]
+pub struct TestCopyPage {
+    pub group: String,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "unsubscribe.html")]
 pub struct UnsubscribePage {

@@ -30,6 +30,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/unsubscribe/{token}", get(unsubscribe_page).post(unsubscribe).layer(map_response(token_page)))
         .route("/preferences/{token}", get(preferences_page).post(update_preferences).layer(map_response(token_page)))
         .route("/data-copy/{token}", get(data_copy_page).post(data_copy).layer(map_response(token_page)))
+        .route("/test-copy", get(test_copy).post(test_copy))
         .route("/privacy", get(privacy))
         .route("/archive", get(archive_index))
         .route("/archive/feed.atom", get(archive_feed))
@@ -471,6 +472,13 @@ async fn data_copy(State(state): State<AppState>, client: Client, Path(token): P
         Err(ServiceError::Gone) => Ok(gone(&state, &client)),
         Err(e) => Err(WebError::from_service(e, client.json)),
     }
+}
+
+/// Where a test copy's unsubscribe and preferences links lead (and what
+/// its one-click unsubscribe posts to): it was sent to no list, so there is
+/// nothing to undo, and nobody's subscription is touched.
+async fn test_copy(State(state): State<AppState>) -> Response {
+    TestCopyPage { group: group(&state) }.into_response()
 }
 
 async fn privacy(State(state): State<AppState>, client: Client) -> Result<Response> {

@@ -60,6 +60,19 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// `Some(retry_after)` when `ip` has used up its window, without
+    /// counting a request (for limits that count only failures).
+    pub fn exhausted(&self, ip: IpAddr) -> Option<Duration> {
+        if self.limit == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, count) = *state.by_client.get(&ip)?;
+        let elapsed = now.duration_since(start);
+        (elapsed < self.window && count >= self.limit).then(|| self.window.saturating_sub(elapsed))
+    }
+
     /// Clients currently remembered.
     #[cfg(test)]
     fn remembered(&self) -> usize {

@@ -211,6 +211,8 @@ fn mailgun_signed(sample: &str, recipient: &str, message_id: &str, key: &str) ->
     let mut v: Value = serde_json::from_str(&fixture(&format!("webhooks/{sample}"))).unwrap();
     v["event-data"]["recipient"] = Value::String(recipient.to_owned());
     v["event-data"]["message"]["headers"]["message-id"] = Value::String(message_id.trim_matches(['<', '>']).to_owned());
+    // Signed now: a signature older than five minutes is refused (issue 16 §6).
+    v["signature"]["timestamp"] = Value::String(chrono::Utc::now().timestamp().to_string());
     let (ts, token) = (v["signature"]["timestamp"].as_str().unwrap(), v["signature"]["token"].as_str().unwrap());
     let signature = {
         use hmac::{Hmac, KeyInit, Mac};

@@ -21,6 +21,7 @@ mod honoured;
 mod identity;
 mod imports;
 mod journey;
+mod limits;
 mod links;
 mod observability;
 mod openapi;

@@ -223,6 +223,10 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
     match code? {
         "created" => Some("The draft has been saved."),
         "saved" => Some("Your changes have been saved."),
+        "unscheduled" => Some(
+            "Your changes have been saved. Editing took it out of the schedule: it is a draft again, \
+             and an admin must schedule or send it.",
+        ),
         "tested" => Some("Test copies are on their way."),
         "sending" => Some("Sending has started."),
         "scheduled" => Some("The update is scheduled."),
@@ -313,8 +317,12 @@ pub async fn save(
 ) -> Result<Response> {
     let id = parse_id(&id)?;
     let input = input(&body);
-    match updates::edit(&state.ctx, id, &input).await {
-        Ok(_) => Ok(Redirect::to(&format!("/admin/updates/{id}?notice=saved")).into_response()),
+    // Only those who may send (admins) keep a scheduled update scheduled.
+    match updates::edit(&state.ctx, id, &input, me.is_admin()).await {
+        Ok(edited) => {
+            let code = if edited.unscheduled { "unscheduled" } else { "saved" };
+            Ok(Redirect::to(&format!("/admin/updates/{id}?notice={code}")).into_response())
+        }
         Err(ServiceError::Invalid(errors)) => {
             form_again(&state, chrome(&state, &me, &csrf), Some(id), input, errors).await
         }
@@ -364,8 +372,29 @@ pub async fn test(
         .filter(|e| !e.is_empty())
         .map(str::to_owned)
         .collect();
-    match updates::test_send(&state.ctx, id, &emails).await {
-        Ok(_) => Ok(Redirect::to(&format!("/admin/updates/{id}?notice=tested")).into_response()),
+    match updates::test_send(&state.ctx, id, &emails, &me.actor()).await {
+        Ok(updates::TestSend::Queued { skipped, .. }) if skipped.is_empty() => {
+            Ok(Redirect::to(&format!("/admin/updates/{id}?notice=tested")).into_response())
+        }
+        Ok(updates::TestSend::Queued { queued, skipped }) => {
+            // Said on the page itself: the skipped addresses are not put in a URL.
+            let errors = skipped
+                .into_iter()
+                .map(|a| {
+                    FieldError::new(
+                        "emails",
+                        format!("No test copy to {a}: that address is suppressed or has unsubscribed."),
+                    )
+                })
+                .collect();
+            let notice = if queued > 0 { Some("Test copies are on their way to the other addresses.") } else { None };
+            Ok(page(&state, &me, &csrf, id, notice, errors).await?.into_response())
+        }
+        Ok(updates::TestSend::CapReached { cap, left }) => {
+            let errors = vec![FieldError::new("emails", crate::web::api::test_cap_message(cap, left))];
+            let page = page(&state, &me, &csrf, id, None, errors).await?;
+            Ok((StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "3600")], page).into_response())
+        }
         Err(ServiceError::Invalid(errors)) => page_with_errors(&state, &me, &csrf, id, errors).await,
         Err(e) => Err(e.into()),
     }
