@@ -101,10 +101,7 @@ impl Browser {
             let e = self.find(css).await;
             match self.try_call(method.clone(), &format!("/element/{e}{action}"), body.clone()).await {
                 Ok(v) => return v,
-                Err(err)
-                    if Instant::now() < deadline
-                        && matches!(err["error"].as_str(), Some("stale element reference" | "no such element")) =>
-                {
+                Err(err) if Instant::now() < deadline && page_changed(&err) => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(err) => panic!("webdriver {action} on {css}: {err}"),
@@ -295,6 +292,13 @@ impl Browser {
         self.call(reqwest::Method::POST, "/timeouts", Some(json!({"script": 60_000}))).await;
         self.call(reqwest::Method::POST, "/execute/async", Some(json!({"script": script, "args": []}))).await
     }
+}
+
+/// Whether a WebDriver error only says the page changed under the command
+/// (a navigation replaced the element, or the document it belonged to).
+fn page_changed(err: &Value) -> bool {
+    matches!(err["error"].as_str(), Some("stale element reference" | "no such element"))
+        || err["message"].as_str().is_some_and(|m| m.contains("does not belong to the document"))
 }
 
 impl Drop for Browser {
