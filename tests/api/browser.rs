@@ -72,6 +72,11 @@ async fn a_supporter_completes_the_journey_in_a_browser() {
     browser.goto(&app.url("/privacy")).await;
     assert!(browser.shows("Privacy notice").await);
     browser.screenshot("09-privacy").await;
+
+    // The page a test copy's unsubscribe and preferences links lead to.
+    browser.goto(&app.url("/test-copy")).await;
+    assert!(browser.shows("test copy").await);
+    browser.screenshot("10-test-copy").await;
 }
 
 /// The accessibility check every screenshot runs can fail: on a page made
