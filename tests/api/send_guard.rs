@@ -213,3 +213,35 @@ async fn hard_bounces_reported_by_dsn_past_five_percent_pause_the_send(db: Db) {
     let admin: AdminClient = app.login_as_admin().await;
     assert!(admin.get("/admin").await.body.contains("Sending paused: hard bounces reached 6% (6 of 100)"));
 }
+
+/// What an organiser sees of a send that paused itself, in a real browser
+/// at desktop and phone widths (axe-checked): the dashboard's alert and the
+/// update page's banner and figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_send_is_explained_on_the_dashboard_and_the_update_page_in_a_browser() {
+    let Some(browser) = crate::support::browser::Browser::start().await else { return };
+    let app = spawn(
+        Db::Sqlite,
+        &[("TIDINGS_BASE_URL", "self"), ("TIDINGS_SEND_CONCURRENCY", "1"), ("TIDINGS_PAUSE_MIN_ATTEMPTS", "50")],
+    )
+    .await;
+    app.confirmed_subscribers("a", 100, "updates").await;
+    let id = start_send(&app, "Court news").await;
+    assert_eq!(app.delivery_step().await.sent, 50);
+    let ids = message_ids(&app);
+    let (who, mid) = ids.iter().next().unwrap();
+    let out = ingest(&app, &report("arf-complaint.eml", who, mid, "arf-1")).await;
+    assert!(matches!(out[..], [bounces::Outcome::Applied { class: bounces::Class::Complaint, .. }]), "{out:?}");
+    assert_eq!(status(&app, &id).await, "paused");
+
+    let password = app.add_organiser("looker@hospital.test", tidings::services::accounts::Role::Admin).await;
+    browser.goto(&app.url("/admin/login")).await;
+    browser.type_into("#email", "looker@hospital.test").await;
+    browser.type_into("#password", &password).await;
+    browser.click("main button[type=submit]").await;
+    assert!(browser.shows("Sending paused: complaints reached 2%").await);
+    browser.screenshot("admin-send-paused-dashboard").await;
+    browser.goto(&app.url(&format!("/admin/updates/{id}"))).await;
+    assert!(browser.shows("Sending paused: complaints reached 2%").await);
+    browser.screenshot("admin-send-paused-update").await;
+}
