@@ -38,11 +38,8 @@ async fn consent_needs_a_box_the_person_ticked_and_nothing_is_pre_selected(db: D
     assert!(res.text().await.unwrap().contains("tick the box"));
 
     // Nothing was recorded or mailed.
-    let found = app
-        .api(Method::GET, &format!("/subscribers?email={}", urlencode("jo@example.org")))
-        .send()
-        .await
-        .unwrap();
+    let found =
+        app.api(Method::GET, &format!("/subscribers?email={}", urlencode("jo@example.org"))).send().await.unwrap();
     assert_eq!(found.status(), 404, "no subscriber was created");
     assert_eq!(app.drain_outbox().await.sent, 0);
     assert!(app.smtp.messages().is_empty());

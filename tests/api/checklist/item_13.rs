@@ -23,11 +23,8 @@ async fn suppression_hashes(app: &TestApp) -> Vec<String> {
 }
 
 async fn erased_and_complaining_addresses_stay_suppressed_however_they_are_spelt(db: Db) {
-    let app = TestApp::spawn_with(
-        db,
-        &[("TIDINGS_WEBHOOK_SECRET", SECRET), ("TIDINGS_SUBSCRIBE_LIMIT_PER_IP", "0")],
-    )
-    .await;
+    let app =
+        TestApp::spawn_with(db, &[("TIDINGS_WEBHOOK_SECRET", SECRET), ("TIDINGS_SUBSCRIBE_LIMIT_PER_IP", "0")]).await;
     subscribe_and_confirm(&app, "cole@example.org", "updates").await;
     subscribe_and_confirm(&app, "dana@example.org", "updates").await;
     app.confirmed_subscribers("other", 1, "updates").await;
@@ -59,7 +56,8 @@ async fn erased_and_complaining_addresses_stay_suppressed_however_they_are_spelt
 
     // No spelling gets back in: not by the form, not by an organiser.
     let before = app.smtp.message_count();
-    for spelling in ["COLE@Example.ORG", "cole@example.org.", "ｃｏｌｅ@example.org", "Dana@EXAMPLE.org", "dana@ｅｘａｍｐｌｅ.org"]
+    for spelling in
+        ["COLE@Example.ORG", "cole@example.org.", "ｃｏｌｅ@example.org", "Dana@EXAMPLE.org", "dana@ｅｘａｍｐｌｅ.org"]
     {
         assert_eq!(app.subscribe(spelling, "updates").await.status(), 200, "the usual answer: {spelling}");
         let res = app

@@ -18,10 +18,11 @@ async fn every_bulk_mail_has_an_https_list_unsubscribe_and_transactional_mail_is
     send_update(&app, "To updates", &["updates"]).await;
     send_update(&app, "To both", &["updates", "hearings"]).await;
 
-    let bulk: Vec<_> = ["una@example.org", "up0@example.org", "up1@example.org", "hear0@example.org", "hear1@example.org"]
-        .iter()
-        .flat_map(|e| [copies(&app, e, "To updates"), copies(&app, e, "To both")].concat())
-        .collect();
+    let bulk: Vec<_> =
+        ["una@example.org", "up0@example.org", "up1@example.org", "hear0@example.org", "hear1@example.org"]
+            .iter()
+            .flat_map(|e| [copies(&app, e, "To updates"), copies(&app, e, "To both")].concat())
+            .collect();
     assert_eq!(bulk.len(), 8, "every copy counted");
     for mail in &bulk {
         let value = header(mail, "List-Unsubscribe").expect("List-Unsubscribe on bulk mail");

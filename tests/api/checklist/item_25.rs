@@ -20,6 +20,7 @@ fn dkim_key(dir: &std::path::Path) -> (String, String) {
     let status = Command::new("openssl")
         .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
         .arg(&key)
+        .stderr(std::process::Stdio::null())
         .status()
         .unwrap();
     assert!(status.success());
@@ -35,7 +36,11 @@ async fn one_click_unsubscribe_works_without_a_cookie_and_is_covered_by_the_dkim
     let (key, txt) = dkim_key(dir.path());
     let app = TestApp::spawn_with(
         db,
-        &[("TIDINGS_DKIM_SELECTOR", "c2026"), ("TIDINGS_DKIM_KEY_FILE", &key), ("TIDINGS_DKIM_DOMAIN", "hospital.test")],
+        &[
+            ("TIDINGS_DKIM_SELECTOR", "c2026"),
+            ("TIDINGS_DKIM_KEY_FILE", &key),
+            ("TIDINGS_DKIM_DOMAIN", "hospital.test"),
+        ],
     )
     .await;
     app.confirmed_subscribers("click", 2, "updates").await;

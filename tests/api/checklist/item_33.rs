@@ -55,11 +55,7 @@ async fn a_send_pauses_itself_past_the_complaint_or_hard_bounce_rate(db: Db) {
     // One SMTP session: 50 copies a batch.
     let app = TestApp::spawn_with(
         db,
-        &[
-            ("TIDINGS_WEBHOOK_SECRET", SECRET),
-            ("TIDINGS_SEND_CONCURRENCY", "1"),
-            ("TIDINGS_PAUSE_MIN_ATTEMPTS", "100"),
-        ],
+        &[("TIDINGS_WEBHOOK_SECRET", SECRET), ("TIDINGS_SEND_CONCURRENCY", "1"), ("TIDINGS_PAUSE_MIN_ATTEMPTS", "100")],
     )
     .await;
     app.confirmed_subscribers("r", 300, "updates").await;

@@ -15,7 +15,10 @@ async fn an_unsubscribe_takes_effect_before_the_next_copy_goes_out(db: Db) {
     app.confirmed_subscribers("s", 3, "updates").await;
     send_update(&app, "Monday", &["updates"]).await;
     let token = app.unsubscribe_token("s1@example.org", "updates").await;
-    assert_eq!(app.post_form(&format!("/unsubscribe/{token}"), &[("List-Unsubscribe", "One-Click")]).await.status(), 200);
+    assert_eq!(
+        app.post_form(&format!("/unsubscribe/{token}"), &[("List-Unsubscribe", "One-Click")]).await.status(),
+        200
+    );
 
     // The next send, straight after: not to them, to everyone else.
     send_update(&app, "Tuesday", &["updates"]).await;
