@@ -9,7 +9,7 @@ use serde_json::json;
 
 both_backends!(each_list_has_its_own_box_and_wording_and_a_tick_consents_to_that_list_alone);
 
-const HEARINGS: &str = "Email me the dates of court hearings about the hospital, and nothing else.";
+const HEARINGS: &str = "Save Our Hospital may email me the dates of court hearings, and nothing else.";
 
 async fn each_list_has_its_own_box_and_wording_and_a_tick_consents_to_that_list_alone(db: Db) {
     let app = TestApp::spawn(db).await;
