@@ -59,6 +59,11 @@ pub struct ConfirmationMail {
     pub lists: Vec<String>,
     pub link: String,
     pub expires_hours: u64,
+    /// The privacy notice's address, linked from the mail (UK GDPR Art 13:
+    /// the notice at the point of collection). Empty in recipes queued
+    /// before it was added; the mail then has no link.
+    #[serde(default)]
+    pub privacy_url: String,
 }
 
 /// What the confirmation mail says; rendered as text and as HTML.
@@ -69,6 +74,7 @@ struct Confirm<'a> {
     link: &'a str,
     expires_hours: u64,
     contact: &'a str,
+    privacy_url: &'a str,
 }
 
 #[derive(Template)]
@@ -129,6 +135,7 @@ impl Composer {
             link: &c.link,
             expires_hours: c.expires_hours,
             contact: &self.contact_address,
+            privacy_url: &c.privacy_url,
         };
         let text = ConfirmText { m: &m }.render().map_err(|e| MailError::Template("confirmation text", e))?;
         let html = ConfirmHtml { m: &m }.render().map_err(|e| MailError::Template("confirmation html", e))?;

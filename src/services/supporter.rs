@@ -482,6 +482,7 @@ impl<'c> ConfirmationRequests<'c> {
             lists: to_mail.iter().map(|l| l.name.clone()).collect(),
             link: self.ctx.config.link(&format!("/confirm/{}", token.as_str())),
             expires_hours: self.ctx.config.confirm_token_ttl.as_secs() / 3600,
+            privacy_url: self.ctx.config.link("/privacy"),
         });
         self.mails.push(NewOutboxMessage {
             kind: "confirmation",

@@ -9,14 +9,14 @@ use std::process::Command;
 both_backends!(updates_and_confirmations_carry_a_valid_dkim_signature);
 
 /// dkimpy is installed by .ci/run; elsewhere the test is skipped if absent.
-fn verifier_available() -> bool {
+pub(crate) fn verifier_available() -> bool {
     let ok = Command::new("python3").args(["-c", "import dkim"]).status().is_ok_and(|s| s.success());
     assert!(ok || std::env::var("CI").is_err(), "CI must install dkimpy (pip install dkimpy)");
     ok
 }
 
 /// Verifies `message` with dkimpy, answering the DNS query with `txt`.
-fn dkim_verifies(message: &[u8], txt: &str) -> bool {
+pub(crate) fn dkim_verifies(message: &[u8], txt: &str) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.eml");
     std::fs::write(&path, message).unwrap();
