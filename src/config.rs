@@ -88,6 +88,9 @@ pub struct Config {
     pub mailgun_signing_key: Option<String>,
     /// Consecutive soft bounces after which a subscriber is suspended (at least 1).
     pub soft_bounce_limit: u32,
+    /// The DNS server (`IP:PORT`) that looks up the DKIM keys of abuse reports; unset → the system's
+    /// resolver (`/etc/resolv.conf`).
+    pub report_dns_server: Option<std::net::SocketAddr>,
     /// `pop3s://user:pass@host:995` or `imaps://user:pass@host:993/FOLDER` (or `pop3://`, `imap://`, with
     /// `?tls=starttls`): a bounce mailbox to poll.
     pub bounce_mailbox_url: Option<url::Url>,
@@ -250,6 +253,9 @@ impl Config {
             webhook_secret: get("TIDINGS_WEBHOOK_SECRET").map(str::to_owned),
             mailgun_signing_key: get("TIDINGS_MAILGUN_SIGNING_KEY").map(str::to_owned),
             soft_bounce_limit: parse_num(get, "TIDINGS_SOFT_BOUNCE_LIMIT", 3u32)?.max(1),
+            report_dns_server: get("TIDINGS_REPORT_DNS_SERVER")
+                .map(|s| s.parse().map_err(|_| invalid("TIDINGS_REPORT_DNS_SERVER", "an IP:PORT such as 127.0.0.1:53")))
+                .transpose()?,
             bounce_mailbox_url: get("TIDINGS_BOUNCE_MAILBOX_URL")
                 .map(|s| {
                     let u = parse_url("TIDINGS_BOUNCE_MAILBOX_URL", s)?;
