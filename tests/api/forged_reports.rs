@@ -201,6 +201,7 @@ impl ProviderKey {
         let status = Command::new("openssl")
             .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
             .arg(&key)
+            .stderr(Stdio::null())
             .status()
             .expect("openssl");
         assert!(status.success());
@@ -216,9 +217,12 @@ impl ProviderKey {
         use mail_auth::common::crypto::{RsaKey, Sha256};
         use mail_auth::common::headers::HeaderWriter;
         use mail_auth::dkim::DkimSigner;
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
         // Mail on the wire has CRLF line ends.
         let raw = raw.replace("\r\n", "\n").replace('\n', "\r\n");
-        let key = RsaKey::<Sha256>::from_pkcs8_pem(&self.pem).expect("the key");
+        let der = PrivatePkcs8KeyDer::from_pem_slice(self.pem.as_bytes()).expect("a PKCS#8 key");
+        let key = RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(der)).expect("the key");
         let signature = DkimSigner::from_key(key)
             .domain(domain)
             .selector("fbl")

@@ -84,7 +84,9 @@ pub async fn check(config: &Config, raw: &[u8]) -> DkimCheck {
     if let Some(pass) = outputs.iter().find(|o| matches!(o.result(), DkimResult::Pass)) {
         return DkimCheck { verdict: Verdict::Pass, domain: pass.signature().map(|s| s.d.clone()).or(first_domain) };
     }
-    let failed = outputs.iter().find(|o| matches!(o.result(), DkimResult::Fail(_) | DkimResult::PermError(_) | DkimResult::Neutral(_)));
+    let failed = outputs
+        .iter()
+        .find(|o| matches!(o.result(), DkimResult::Fail(_) | DkimResult::PermError(_) | DkimResult::Neutral(_)));
     match failed {
         Some(o) => {
             tracing::info!(result = ?o.result(), "abuse report: DKIM signature did not verify");

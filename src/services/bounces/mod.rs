@@ -739,14 +739,13 @@ pub async fn decide_held(ctx: &Context, id: Uuid, decision: Decision, actor: &Ac
             tx.decide_held_report(id, "dismissed", &by, now).await?;
         }
         Decision::Apply => {
-            let class = Class::parse(&held.class).filter(|c| matches!(c, Class::Hard | Class::Complaint)).ok_or_else(
-                || {
+            let class =
+                Class::parse(&held.class).filter(|c| matches!(c, Class::Hard | Class::Complaint)).ok_or_else(|| {
                     ServiceError::Invalid(vec![super::FieldError::new(
                         "decision",
                         "only a hard bounce or a complaint can be applied; dismiss this one",
                     )])
-                },
-            )?;
+                })?;
             let subscriber = match held.subscriber_id {
                 Some(sid) => tx.subscriber_by_id(sid).await?,
                 None => None,

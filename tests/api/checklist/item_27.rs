@@ -4,9 +4,7 @@
 //! changes nothing. Source: RFC 3464 (and its security considerations).
 
 use crate::both_backends;
-use crate::forged_reports::{
-    assert_unchanged, cli_ingest, event_about, fixture, report, send_update, suppressed,
-};
+use crate::forged_reports::{assert_unchanged, cli_ingest, event_about, fixture, report, send_update, suppressed};
 use crate::support::app::{Db, TestApp, html_escaped};
 
 both_backends!(a_dsn_changes_a_subscriber_only_when_tied_to_a_copy_tidings_sent);
@@ -20,9 +18,8 @@ async fn a_dsn_changes_a_subscriber_only_when_tied_to_a_copy_tidings_sent(db: Db
 
     // Genuine: delivered to the copy's VERP return path (the DSN quotes
     // nothing else of ours), through the real `tidings bounces ingest`.
-    let raw = fixture("dsn/verp-5.1.1.eml")
-        .replace("{{verp}}", &copies[by_verp].return_path)
-        .replace("{{dsn_id}}", "tie-1");
+    let raw =
+        fixture("dsn/verp-5.1.1.eml").replace("{{verp}}", &copies[by_verp].return_path).replace("{{dsn_id}}", "tie-1");
     assert!(cli_ingest(&app, &raw, &[]).contains("applied: hard"));
     assert_eq!(app.status(by_verp, "updates").await, "bounced");
     assert!(suppressed(&app, by_verp).await);

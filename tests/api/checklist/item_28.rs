@@ -4,9 +4,7 @@
 //! RFC 6591, RFC 6376.
 
 use crate::both_backends;
-use crate::forged_reports::{
-    FixtureDns, ProviderKey, assert_unchanged, event_about, report, send_update, suppressed,
-};
+use crate::forged_reports::{FixtureDns, ProviderKey, assert_unchanged, event_about, report, send_update, suppressed};
 use crate::support::app::{Db, TestApp};
 use crate::support::pop3::TestPop3;
 use tidings::workers::bounce_mailbox::BounceMailboxWorker;
