@@ -163,6 +163,7 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_WEBHOOK_SECRET",
     "TIDINGS_MAILGUN_SIGNING_KEY",
     "TIDINGS_SOFT_BOUNCE_LIMIT",
+    "TIDINGS_REPORT_DNS_SERVER",
     "TIDINGS_BOUNCE_MAILBOX_URL",
     "TIDINGS_BOUNCE_MAILBOX_INTERVAL_SECONDS",
     "TIDINGS_CORS_ORIGINS",
@@ -469,6 +470,17 @@ mod tests {
         assert_eq!(c.confirm_token_ttl, Duration::from_secs(72 * 3600));
         assert!(!c.metrics_public, "/metrics stays off the public listener unless asked for");
         assert!(c.metrics_token.is_none());
+    }
+
+    #[test]
+    fn the_report_dns_server_is_an_ip_and_port() {
+        assert_eq!(Config::from_map(&BTreeMap::new()).unwrap().report_dns_server, None);
+        let c = Config::from_map(&map(&[("TIDINGS_REPORT_DNS_SERVER", "127.0.0.1:5353")])).unwrap();
+        assert_eq!(c.report_dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+        for bad in ["127.0.0.1", "dns.example.org:53", "nonsense"] {
+            let err = Config::from_map(&map(&[("TIDINGS_REPORT_DNS_SERVER", bad)])).unwrap_err();
+            assert!(err.to_string().starts_with("TIDINGS_REPORT_DNS_SERVER"), "{bad}: {err}");
+        }
     }
 
     #[test]
