@@ -279,3 +279,39 @@ async fn an_admin_applies_or_dismisses_a_held_report_and_the_audit_log_records_i
     assert!(audit.body.contains(&format!("/admin/bounces/{}/apply", held.id)), "{}", audit.body);
     assert!(audit.body.contains(&format!("/admin/bounces/{}/dismiss", other.id)));
 }
+
+/// The bounces page with held reports and DKIM results, in headless
+/// Chromium at 1280 and 390 px (the shared screenshot runs the axe-core
+/// check), and an admin dismissing a held report with the page's own form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bounces_page_with_held_reports_reads_well_at_desktop_and_phone_widths() {
+    let Some(browser) = crate::support::browser::Browser::start().await else { return };
+    let app = TestApp::spawn_with(Db::Sqlite, &[("TIDINGS_BASE_URL", "self")]).await;
+    let password = app.add_organiser("admin@hospital.test", tidings::services::accounts::Role::Admin).await;
+    app.confirmed_subscribers("b", 3, "updates").await;
+    let (_, copies) = send_update(&app, "Browser review").await;
+    let tied = report("arf-complaint.eml", "b0@example.org", &copies["b0@example.org"].message_id, "br-1")
+        .replace("{{to}}", "news@hospital.test");
+    ingest(&app, &tied).await;
+    let held = report("arf-complaint.eml", "b1@example.org", "<x@mailbox.example>", "br-2")
+        .replace("{{to}}", "postmaster@hospital.test");
+    ingest(&app, &held).await;
+    ingest(&app, &report("hard-5.1.1.eml", "b2@example.org", "<y@mx.example.net>", "br-3")).await;
+
+    browser.goto(&app.url("/admin/login")).await;
+    browser.type_into("#email", "admin@hospital.test").await;
+    browser.type_into("#password", &password).await;
+    browser.click("main button[type=submit]").await;
+    browser.attribute("#lists-heading", "class").await;
+    browser.goto(&app.url("/admin/bounces")).await;
+    assert!(browser.shows("held for review").await);
+    assert!(browser.shows("not signed").await);
+    browser.screenshot("bounces-held-for-review").await;
+
+    let e = event_about(&app, "b2@example.org").await;
+    browser.click(&format!("form[action='/admin/bounces/{}/dismiss'] button", e.id)).await;
+    browser.attribute("#kind", "class").await;
+    assert!(browser.url().await.contains("kind=review"));
+    assert_eq!(event_about(&app, "b2@example.org").await.outcome, "dismissed");
+    assert_unchanged(&app, "b2@example.org").await;
+}
