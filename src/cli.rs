@@ -266,7 +266,9 @@ async fn ingest_bounce(config: Config, clock: Clock) -> Result<(), Box<dyn std::
     if raw.len() as u64 > LIMIT {
         return Err(format!("the message is larger than {LIMIT} bytes").into());
     }
-    let parsed = crate::services::bounces::dsn::parse(&raw).map_err(|e| format!("cannot read the report: {e}"))?;
+    let parsed = crate::services::bounces::read_message(&config, &raw)
+        .await
+        .map_err(|e| format!("cannot read the report: {e}"))?;
     for reason in &parsed.ignored {
         println!("ignored: {reason}");
     }

@@ -88,6 +88,9 @@ pub struct Config {
     pub mailgun_signing_key: Option<String>,
     /// Consecutive soft bounces after which a subscriber is suspended (at least 1).
     pub soft_bounce_limit: u32,
+    /// The DNS server (`IP:PORT`) that looks up the DKIM keys of abuse reports; unset → the system's
+    /// resolver (`/etc/resolv.conf`).
+    pub report_dns_server: Option<std::net::SocketAddr>,
     /// `pop3s://user:pass@host:995` or `imaps://user:pass@host:993/FOLDER` (or `pop3://`, `imap://`, with
     /// `?tls=starttls`): a bounce mailbox to poll.
     pub bounce_mailbox_url: Option<url::Url>,
@@ -160,6 +163,7 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_WEBHOOK_SECRET",
     "TIDINGS_MAILGUN_SIGNING_KEY",
     "TIDINGS_SOFT_BOUNCE_LIMIT",
+    "TIDINGS_REPORT_DNS_SERVER",
     "TIDINGS_BOUNCE_MAILBOX_URL",
     "TIDINGS_BOUNCE_MAILBOX_INTERVAL_SECONDS",
     "TIDINGS_CORS_ORIGINS",
@@ -250,6 +254,9 @@ impl Config {
             webhook_secret: get("TIDINGS_WEBHOOK_SECRET").map(str::to_owned),
             mailgun_signing_key: get("TIDINGS_MAILGUN_SIGNING_KEY").map(str::to_owned),
             soft_bounce_limit: parse_num(get, "TIDINGS_SOFT_BOUNCE_LIMIT", 3u32)?.max(1),
+            report_dns_server: get("TIDINGS_REPORT_DNS_SERVER")
+                .map(|s| s.parse().map_err(|_| invalid("TIDINGS_REPORT_DNS_SERVER", "an IP:PORT such as 127.0.0.1:53")))
+                .transpose()?,
             bounce_mailbox_url: get("TIDINGS_BOUNCE_MAILBOX_URL")
                 .map(|s| {
                     let u = parse_url("TIDINGS_BOUNCE_MAILBOX_URL", s)?;
@@ -463,6 +470,17 @@ mod tests {
         assert_eq!(c.confirm_token_ttl, Duration::from_secs(72 * 3600));
         assert!(!c.metrics_public, "/metrics stays off the public listener unless asked for");
         assert!(c.metrics_token.is_none());
+    }
+
+    #[test]
+    fn the_report_dns_server_is_an_ip_and_port() {
+        assert_eq!(Config::from_map(&BTreeMap::new()).unwrap().report_dns_server, None);
+        let c = Config::from_map(&map(&[("TIDINGS_REPORT_DNS_SERVER", "127.0.0.1:5353")])).unwrap();
+        assert_eq!(c.report_dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+        for bad in ["127.0.0.1", "dns.example.org:53", "nonsense"] {
+            let err = Config::from_map(&map(&[("TIDINGS_REPORT_DNS_SERVER", bad)])).unwrap_err();
+            assert!(err.to_string().starts_with("TIDINGS_REPORT_DNS_SERVER"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub struct NewBounceEvent<'a> {
     pub status_code: Option<&'a str>,
     pub diagnostic: Option<&'a str>,
     pub ref_at: DateTime<Utc>,
+    /// An abuse report's DKIM result (`pass`, `fail`, `none`, `unverified`).
+    pub dkim: Option<&'a str>,
+    /// The `d=` of the signature checked.
+    pub dkim_domain: Option<&'a str>,
 }
 
 /// One event as the admin page lists it, with the subscriber's current
@@ -38,6 +42,28 @@ pub struct BounceEventRow {
     pub email: Option<String>,
     pub update_id: Option<Uuid>,
     pub subject: Option<String>,
+    pub status_code: Option<String>,
+    pub diagnostic: Option<String>,
+    pub dkim: Option<String>,
+    pub dkim_domain: Option<String>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+    pub reviewed_by: Option<String>,
+}
+
+impl BounceEventRow {
+    /// Held for an admin: matched a subscriber only by address.
+    pub fn awaits_review(&self) -> bool {
+        self.outcome == "review"
+    }
+}
+
+/// What an admin's decision on a held report needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HeldReport {
+    pub id: Uuid,
+    pub source: String,
+    pub class: String,
+    pub subscriber_id: Option<Uuid>,
     pub status_code: Option<String>,
     pub diagnostic: Option<String>,
 }
@@ -83,8 +109,9 @@ impl Tx {
     pub async fn insert_bounce_event(&mut self, e: &NewBounceEvent<'_>) -> Result<bool> {
         let n = on_backend!(self, c => sqlx::query(
             "INSERT INTO bounce_events (id, received_at, source, dedupe_key, class, outcome, email_hash,
-                                        recipient_domain, subscriber_id, update_id, status_code, diagnostic, ref_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                        recipient_domain, subscriber_id, update_id, status_code, diagnostic, ref_at,
+                                        dkim, dkim_domain)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (dedupe_key) DO NOTHING",
         )
         .bind(e.id)
@@ -100,6 +127,8 @@ impl Tx {
         .bind(e.status_code)
         .bind(e.diagnostic)
         .bind(e.ref_at)
+        .bind(e.dkim)
+        .bind(e.dkim_domain)
         .execute(c)
         .await?
         .rows_affected());
@@ -170,7 +199,8 @@ impl Tx {
         .await?);
         let n: i64 = on_backend!(self, c => sqlx::query_scalar(
             "SELECT COUNT(DISTINCT COALESCE(update_id, id)) FROM bounce_events
-             WHERE subscriber_id = $1 AND class = 'soft' AND ref_at <= $2 AND ($3 IS NULL OR ref_at > $3)",
+             WHERE subscriber_id = $1 AND class = 'soft' AND ref_at <= $2 AND ($3 IS NULL OR ref_at > $3)
+               AND outcome NOT IN ('review', 'dismissed')",
         )
         .bind(subscriber_id)
         .bind(until)
@@ -180,36 +210,72 @@ impl Tx {
         Ok(n)
     }
 
-    /// Newest first, optionally one class only (or `unmatched` for the
-    /// reports no subscriber could be found for), starting before `before`.
+    /// Newest first, optionally one class only or one outcome only
+    /// (`unmatched` for the reports no subscriber could be found for,
+    /// `review` for those held for an admin), starting before `before`.
     pub async fn bounce_events_page(
         &mut self,
         class: Option<&str>,
-        unmatched: bool,
+        outcome: Option<&str>,
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: i64,
     ) -> Result<Vec<BounceEventRow>> {
         let (before_at, before_id) = before.map_or((None, None), |(at, id)| (Some(at), Some(id)));
         let rows = on_backend!(self, c => sqlx::query_as(
             "SELECT b.id, b.received_at, b.source, b.class, b.outcome, b.recipient_domain, b.subscriber_id,
-                    s.email, b.update_id, u.subject, b.status_code, b.diagnostic
+                    s.email, b.update_id, u.subject, b.status_code, b.diagnostic, b.dkim, b.dkim_domain,
+                    b.reviewed_at, b.reviewed_by
              FROM bounce_events b
              LEFT JOIN subscribers s ON s.id = b.subscriber_id
              LEFT JOIN updates u ON u.id = b.update_id
              WHERE ($1 IS NULL OR b.class = $1)
-               AND ($2 = FALSE OR b.outcome = 'unmatched')
+               AND ($2 IS NULL OR b.outcome = $2)
                AND ($3 IS NULL OR b.received_at < $3 OR (b.received_at = $3 AND b.id < $4))
              ORDER BY b.received_at DESC, b.id DESC
              LIMIT $5",
         )
         .bind(class)
-        .bind(unmatched)
+        .bind(outcome)
         .bind(before_at)
         .bind(before_id)
         .bind(limit)
         .fetch_all(c)
         .await?);
         Ok(rows)
+    }
+
+    /// A report held for review (outcome `review`), locked for the decision
+    /// on PostgreSQL.
+    pub async fn held_report(&mut self, id: Uuid) -> Result<Option<HeldReport>> {
+        let sql = match self {
+            Tx::Sqlite(_) => {
+                "SELECT id, source, class, subscriber_id, status_code, diagnostic FROM bounce_events
+                 WHERE id = $1 AND outcome = 'review'"
+            }
+            Tx::Postgres(_) => {
+                "SELECT id, source, class, subscriber_id, status_code, diagnostic FROM bounce_events
+                 WHERE id = $1 AND outcome = 'review' FOR UPDATE"
+            }
+        };
+        let row = on_backend!(self, c => sqlx::query_as(sql).bind(id).fetch_optional(c).await?);
+        Ok(row)
+    }
+
+    /// Records an admin's decision on a held report (`applied-by-admin` or
+    /// `dismissed`).
+    pub async fn decide_held_report(&mut self, id: Uuid, outcome: &str, by: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = on_backend!(self, c => sqlx::query(
+            "UPDATE bounce_events SET outcome = $2, reviewed_by = $3, reviewed_at = $4
+             WHERE id = $1 AND outcome = 'review'",
+        )
+        .bind(id)
+        .bind(outcome)
+        .bind(by)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
     }
 
     /// Raises an alert, or counts up the open one with the same kind and

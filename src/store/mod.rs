@@ -51,7 +51,7 @@ mod updates;
 
 pub use accounts::{ApiTokenRow, ApiTokenSummary, NewSession, SessionRow, UserRow};
 pub use audit::{AuditFilter, AuditRow, RightsRequestRow};
-pub use bounces::{AlertRow, BounceEventRow, BouncedDelivery, NewAlert, NewBounceEvent};
+pub use bounces::{AlertRow, BounceEventRow, BouncedDelivery, HeldReport, NewAlert, NewBounceEvent};
 pub use confirmations::NewConfirmationToken;
 pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, PrivacyNoticeRow, StatementUse};
 pub use deliveries::{AcceptedDelivery, DeliveryClaim, DeliveryRow, DeliveryStats};

@@ -29,7 +29,7 @@
 
 use super::{Shutdown, sleep_or_shutdown};
 use crate::mail::mailbox::{self, MailboxError, MailboxSettings, Session};
-use crate::services::bounces::{self, Outcome, dsn};
+use crate::services::bounces::{self, Outcome};
 use crate::services::{Context, ServiceError};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -120,7 +120,7 @@ impl BounceMailboxWorker {
                 None => format!("sha256:{}", crate::domain::sha256_hex(&raw)),
             };
             let seen_before = before.contains(&key);
-            let acted_on = match dsn::parse(&raw) {
+            let acted_on = match bounces::read_message(&self.ctx.config, &raw).await {
                 Ok(parsed) => {
                     // An error here (database down) ends the poll before
                     // this message is marked: it is read again next time.
@@ -130,7 +130,9 @@ impl BounceMailboxWorker {
                         match o {
                             Outcome::Duplicate => step.duplicates += 1,
                             Outcome::Ignored { .. } => {}
-                            Outcome::Applied { .. } | Outcome::Unmatched { .. } => step.applied += 1,
+                            Outcome::Applied { .. } | Outcome::Unmatched { .. } | Outcome::Review { .. } => {
+                                step.applied += 1
+                            }
                         }
                         acted_on |= !matches!(o, Outcome::Ignored { .. });
                     }

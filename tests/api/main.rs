@@ -17,6 +17,7 @@ mod delivery;
 mod dkim;
 mod embedding;
 mod faults;
+mod forged_reports;
 mod group_commit;
 mod honoured;
 mod identity;

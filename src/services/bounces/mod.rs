@@ -7,10 +7,16 @@
 //! SMTP refusals ([`smtp_hard_bounce`]). Each is normalised into a
 //! [`Report`], classified by RFC 3463 ([`classify`]) and applied in one
 //! transaction:
-//! - tied to its delivery by VERP return path or by our Message-ID
-//!   (`<update.subscriber@host>`), else to the subscriber by address;
-//!   an address we do not know is recorded as `unmatched`, never an error
-//!   (a provider would retry an error forever);
+//! - tied to its delivery by VERP return path (its tag verified) or by our
+//!   Message-ID (`<update.subscriber@host>`, naming a copy that was sent);
+//!   only authenticated provider webhooks may fall back to the subscriber's
+//!   address. A DSN or abuse report arrives by mail, which anyone can send:
+//!   one that is not tied to a copy Tidings sent changes nothing and is
+//!   recorded as `review` for an admin (issue 24 §1), who may apply or
+//!   dismiss it ([`decide_held`], audited). An address we do not know is
+//!   recorded as `unmatched`, never an error (a provider would retry an
+//!   error forever). An abuse report's DKIM signature is checked and the
+//!   result recorded ([`authenticity`]);
 //! - **hard** → the delivery `bounced`, every active subscription `bounced`
 //!   with a `bounced` ledger entry, and a `hard-bounce` suppression;
 //! - **soft** → the delivery `bounced`; after N consecutive soft bounces
@@ -25,6 +31,7 @@
 //! - every report is recorded in `bounce_events` once: a repeat (same
 //!   provider event id, or same DSN) is recognised and has no effect.
 
+pub mod authenticity;
 pub mod classify;
 pub mod dsn;
 pub mod providers;
@@ -124,6 +131,8 @@ pub struct Parsed {
     /// that cannot be acted on, each with the reason.
     pub ignored: Vec<String>,
     pub sns_confirmations: Vec<SnsConfirmation>,
+    /// The DKIM check of an abuse report ([`read_message`]).
+    pub dkim: Option<authenticity::DkimCheck>,
 }
 
 /// Why a payload or message could not be read at all.
@@ -141,6 +150,10 @@ pub enum Outcome {
     Duplicate,
     /// No subscriber has that address: recorded, nothing else.
     Unmatched { class: Class },
+    /// A report by mail that names a subscriber only by address (no valid
+    /// VERP tag, no Message-ID of a copy we sent): anyone could have sent
+    /// it, so nothing changed; it waits on the bounces page for an admin.
+    Review { class: Class },
     /// Not a failure (e.g. a 2.x.x status).
     Ignored { reason: String },
 }
@@ -163,7 +176,7 @@ impl Summary {
             match o {
                 Outcome::Applied { .. } => s.applied += 1,
                 Outcome::Duplicate => s.duplicates += 1,
-                Outcome::Unmatched { .. } => s.unmatched += 1,
+                Outcome::Unmatched { .. } | Outcome::Review { .. } => s.unmatched += 1,
                 Outcome::Ignored { .. } => s.ignored += 1,
             }
         }
@@ -184,9 +197,26 @@ impl std::fmt::Display for Outcome {
             Outcome::Unmatched { class } => {
                 write!(f, "ignored: {} for an address that is not a subscriber", class.as_str())
             }
+            Outcome::Review { class } => write!(
+                f,
+                "held for review: a {} report not tied to a copy Tidings sent (no valid VERP tag or Message-ID of \
+                 ours); nothing changed",
+                class.as_str()
+            ),
             Outcome::Ignored { reason } => write!(f, "ignored: {reason}"),
         }
     }
+}
+
+/// Reads one DSN or abuse-report message as `tidings bounces ingest` and
+/// the bounce-mailbox worker receive it, checking the DKIM signature of an
+/// abuse report. Apply the result with [`ingest`].
+pub async fn read_message(config: &crate::config::Config, raw: &[u8]) -> std::result::Result<Parsed, ParseError> {
+    let mut parsed = dsn::parse(raw)?;
+    if parsed.reports.iter().any(|r| r.source == Source::Arf) {
+        parsed.dkim = Some(authenticity::check(config, raw).await);
+    }
+    Ok(parsed)
 }
 
 /// Applies everything in `parsed` in one transaction.
@@ -200,7 +230,7 @@ pub async fn ingest(ctx: &Context, parsed: &Parsed) -> Result<Vec<Outcome>> {
     }
     let mut outcomes = Vec::with_capacity(parsed.reports.len());
     for report in &parsed.reports {
-        outcomes.push(apply(&mut tx, ctx, report, now).await?);
+        outcomes.push(apply(&mut tx, ctx, report, parsed.dkim.as_ref(), now).await?);
     }
     tx.commit().await?;
     for (report, outcome) in parsed.reports.iter().zip(&outcomes) {
@@ -240,29 +270,65 @@ fn recipient_address(raw: &str) -> Option<EmailAddress> {
     EmailAddress::parse(raw).ok()
 }
 
-async fn tied(tx: &mut Tx, update: Uuid, subscriber: Uuid) -> Result<Option<Target>, StoreError> {
+/// The copy of `update` sent to `subscriber`, if Tidings sent one: the
+/// delivery exists and went out (`sent`, or `bounced` by an earlier report);
+/// with `message_id`, it must also be the Message-ID that copy carried.
+async fn tied(
+    tx: &mut Tx,
+    update: Uuid,
+    subscriber: Uuid,
+    message_id: Option<&str>,
+) -> Result<Option<Target>, StoreError> {
     let Some(delivery) = tx.delivery_for_bounce(update, subscriber).await? else { return Ok(None) };
+    if delivery.sent_at.is_none() || !(delivery.status == "sent" || delivery.status == "bounced") {
+        return Ok(None);
+    }
+    let bare = |m: &str| m.trim().trim_matches(['<', '>']).to_ascii_lowercase();
+    if let (Some(quoted), Some(ours)) = (message_id, delivery.message_id.as_deref())
+        && bare(quoted) != bare(ours)
+    {
+        return Ok(None);
+    }
     Ok(tx.subscriber_by_id(subscriber).await?.map(|subscriber| Target { subscriber, delivery: Some(delivery) }))
+}
+
+/// Whether a report's carrier is authenticated (a provider webhook behind
+/// the shared secret or a signature, or our own relay's answer) or is mail
+/// that anyone could have sent to the bounce path.
+fn authenticated_carrier(source: Source) -> bool {
+    !matches!(source, Source::Dsn | Source::Arf)
+}
+
+/// Who a report is about, and how sure we are.
+enum Match {
+    /// Tied to a copy Tidings sent (VERP tag or Message-ID).
+    Tied(Target),
+    /// Only the address in the report names the subscriber.
+    ByAddress(SubscriberRow),
+    None,
 }
 
 /// VERP first (it names the delivery and is signed), then our Message-ID,
 /// then the address alone.
-async fn resolve(tx: &mut Tx, ctx: &Context, report: &Report) -> Result<Option<Target>, StoreError> {
+async fn resolve(tx: &mut Tx, ctx: &Context, report: &Report) -> Result<Match, StoreError> {
     for address in &report.return_paths {
         if let Some((update, subscriber)) = crate::mail::verp::decode(&ctx.secret_key, address)
-            && let Some(target) = tied(tx, update, subscriber).await?
+            && let Some(target) = tied(tx, update, subscriber, None).await?
         {
-            return Ok(Some(target));
+            return Ok(Match::Tied(target));
         }
     }
-    if let Some((update, subscriber)) =
-        report.message_id.as_deref().and_then(|m| ids_from_message_id(m, &ctx.composer.host))
-        && let Some(target) = tied(tx, update, subscriber).await?
+    if let Some(quoted) = report.message_id.as_deref()
+        && let Some((update, subscriber)) = ids_from_message_id(quoted, &ctx.composer.host)
+        && let Some(target) = tied(tx, update, subscriber, Some(quoted)).await?
     {
-        return Ok(Some(target));
+        return Ok(Match::Tied(target));
     }
-    let Some(address) = report.recipient.as_deref().and_then(recipient_address) else { return Ok(None) };
-    Ok(tx.subscriber_by_email(address.normalised()).await?.map(|subscriber| Target { subscriber, delivery: None }))
+    let Some(address) = report.recipient.as_deref().and_then(recipient_address) else { return Ok(Match::None) };
+    Ok(match tx.subscriber_by_email(address.normalised()).await? {
+        Some(subscriber) => Match::ByAddress(subscriber),
+        None => Match::None,
+    })
 }
 
 /// The diagnostic as kept: without the recipient's address, and short.
@@ -290,7 +356,13 @@ fn redact(text: &str, addresses: &[&str]) -> String {
     out.chars().take(DIAGNOSTIC_CHARS).collect()
 }
 
-async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) -> Result<Outcome> {
+async fn apply(
+    tx: &mut Tx,
+    ctx: &Context,
+    report: &Report,
+    dkim: Option<&authenticity::DkimCheck>,
+    now: DateTime<Utc>,
+) -> Result<Outcome> {
     let (class, status, diagnostic) = match &report.kind {
         ReportKind::Bounce { status, diagnostic, verdict } => match classify(*status, *verdict) {
             Some(class) => (class, *status, diagnostic.clone()),
@@ -301,11 +373,23 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
         }
         ReportKind::Delayed { status, diagnostic } => (Class::Delayed, *status, diagnostic.clone()),
     };
-    let target = resolve(tx, ctx, report).await?;
+    // A report by mail that only names an address is held: it changes
+    // nothing until an admin decides (the subscriber is recorded so the
+    // admin can see who it is about).
+    let (target, held) = match resolve(tx, ctx, report).await? {
+        Match::Tied(target) => (Some(target), None),
+        Match::ByAddress(subscriber) if authenticated_carrier(report.source) => {
+            (Some(Target { subscriber, delivery: None }), None)
+        }
+        Match::ByAddress(subscriber) => (None, Some(subscriber)),
+        Match::None => (None, None),
+    };
     let named = report.recipient.as_deref().and_then(recipient_address);
     let norm = target
         .as_ref()
-        .map(|t| t.subscriber.email_norm.clone())
+        .map(|t| &t.subscriber)
+        .or(held.as_ref())
+        .map(|s| s.email_norm.clone())
         .or_else(|| named.as_ref().map(|a| a.normalised().to_owned()));
     let domain = norm.as_deref().and_then(|n| n.rsplit_once('@')).map(|(_, d)| d.to_owned());
     let email_hash = norm.as_deref().map(|n| ctx.address_key.fingerprint(n));
@@ -334,7 +418,7 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
     let addresses: Vec<&str> = [
         report.recipient.as_deref().unwrap_or(""),
         named.as_ref().map(EmailAddress::as_str).unwrap_or(""),
-        target.as_ref().map(|t| t.subscriber.email.as_str()).unwrap_or(""),
+        target.as_ref().map(|t| &t.subscriber).or(held.as_ref()).map(|s| s.email.as_str()).unwrap_or(""),
     ]
     .into();
     let diagnostic = diagnostic.as_deref().map(|d| redact(d, &addresses)).filter(|d| !d.is_empty());
@@ -346,6 +430,7 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
         .unwrap_or(now)
         .min(now);
     let outcome = match (&target, class) {
+        (None, _) if held.is_some() => "review",
         (None, _) => "unmatched",
         (Some(_), Class::Delayed) => "recorded",
         (Some(_), _) => "applied",
@@ -362,15 +447,20 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
             outcome,
             email_hash: email_hash.as_deref(),
             recipient_domain: domain.as_deref(),
-            subscriber_id: target.as_ref().map(|t| t.subscriber.id),
+            subscriber_id: target.as_ref().map(|t| t.subscriber.id).or(held.as_ref().map(|s| s.id)),
             update_id: target.as_ref().and_then(|t| t.delivery.as_ref()).map(|d| d.update_id),
             status_code: status_text.as_deref(),
             diagnostic: diagnostic.as_deref(),
             ref_at,
+            dkim: dkim.map(|d| d.verdict.as_str()),
+            dkim_domain: dkim.and_then(|d| d.domain.as_deref()),
         })
         .await?;
     if !fresh {
         return Ok(Outcome::Duplicate);
+    }
+    if held.is_some() {
+        return Ok(Outcome::Review { class });
     }
     let Some(Target { subscriber, delivery }) = target else { return Ok(Outcome::Unmatched { class }) };
     let detail = ledger_detail(class, report.source, status_text.as_deref(), diagnostic.as_deref());
@@ -463,6 +553,19 @@ async fn mark_everywhere(
     detail: &str,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
+    mark_everywhere_as(tx, subscriber_id, to, kind, detail, &Actor::System.to_db(), now).await
+}
+
+/// [`mark_everywhere`] with the ledger naming `actor`.
+async fn mark_everywhere_as(
+    tx: &mut Tx,
+    subscriber_id: Uuid,
+    to: SubscriptionStatus,
+    kind: ConsentKind,
+    detail: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
     let notice = tx.current_privacy_notice(now).await?.map(|n| n.version);
     let mut changed = 0;
     for sub in tx.subscriptions(subscriber_id).await? {
@@ -486,7 +589,7 @@ async fn mark_everywhere(
             ip: None,
             user_agent: None,
             source: None,
-            actor: Actor::System.to_db(),
+            actor: actor.to_owned(),
             detail: Some(detail.chars().take(DIAGNOSTIC_CHARS).collect()),
         })
         .await?;
@@ -541,6 +644,8 @@ pub async fn smtp_hard_bounce(
             status_code: status.as_deref(),
             diagnostic: Some(&diagnostic),
             ref_at: now,
+            dkim: None,
+            dkim_domain: None,
         })
         .await?;
     if fresh {
@@ -587,18 +692,19 @@ async fn confirm_alert(tx: &mut Tx, c: &SnsConfirmation, now: DateTime<Utc>) -> 
 }
 
 /// A page of the event record for the admin page: newest first, filtered by
-/// class (`hard`, `soft`, `policy`, `complaint`, `delayed`) or `unmatched`.
+/// class (`hard`, `soft`, `policy`, `complaint`, `delayed`), `unmatched`
+/// or `review` (held for an admin).
 pub async fn events(
     ctx: &Context,
     filter: Option<&str>,
     before: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<BounceEventRow>> {
-    let (class, unmatched) = match filter.filter(|f| !f.is_empty()) {
-        None => (None, false),
-        Some("unmatched") => (None, true),
+    let (class, outcome) = match filter.filter(|f| !f.is_empty()) {
+        None => (None, None),
+        Some(o @ ("unmatched" | "review")) => (None, Some(o)),
         Some(f) => match Class::parse(f) {
-            Some(c) => (Some(c.as_str()), false),
+            Some(c) => (Some(c.as_str()), None),
             None => {
                 return Err(ServiceError::Invalid(vec![super::FieldError::new(
                     "kind",
@@ -607,7 +713,66 @@ pub async fn events(
             }
         },
     };
-    Ok(ctx.store.read().await?.bounce_events_page(class, unmatched, before, limit).await?)
+    Ok(ctx.store.read().await?.bounce_events_page(class, outcome, before, limit).await?)
+}
+
+/// What an admin decides about a held report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Treat it as genuine: a hard bounce or complaint is applied as if it
+    /// had been tied to a copy we sent (the ledger names the admin).
+    Apply,
+    /// Leave the subscriber as they are; the report stays on record.
+    Dismiss,
+}
+
+/// An admin's decision on a report held for review. Only hard bounces and
+/// complaints can be applied (a soft bounce, delay or policy refusal would
+/// change nothing anyway): anything else is refused with `Invalid`.
+pub async fn decide_held(ctx: &Context, id: Uuid, decision: Decision, actor: &Actor) -> Result<()> {
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let held = tx.held_report(id).await?.ok_or(ServiceError::NotFound("report awaiting review"))?;
+    let by = actor.to_db();
+    match decision {
+        Decision::Dismiss => {
+            tx.decide_held_report(id, "dismissed", &by, now).await?;
+        }
+        Decision::Apply => {
+            let class =
+                Class::parse(&held.class).filter(|c| matches!(c, Class::Hard | Class::Complaint)).ok_or_else(|| {
+                    ServiceError::Invalid(vec![super::FieldError::new(
+                        "decision",
+                        "only a hard bounce or a complaint can be applied; dismiss this one",
+                    )])
+                })?;
+            let subscriber = match held.subscriber_id {
+                Some(sid) => tx.subscriber_by_id(sid).await?,
+                None => None,
+            };
+            let Some(subscriber) = subscriber else {
+                return Err(ServiceError::NotFound("subscriber of this report"));
+            };
+            let source = match held.source.as_str() {
+                "arf" => Source::Arf,
+                _ => Source::Dsn,
+            };
+            let detail = format!(
+                "{}; applied by an admin after review",
+                ledger_detail(class, source, held.status_code.as_deref(), held.diagnostic.as_deref())
+            );
+            let detail: String = detail.chars().take(DIAGNOSTIC_CHARS).collect();
+            let (status, kind, reason) = match class {
+                Class::Hard => (SubscriptionStatus::Bounced, ConsentKind::Bounced, "hard-bounce"),
+                _ => (SubscriptionStatus::Complained, ConsentKind::Complained, "complaint"),
+            };
+            mark_everywhere_as(&mut tx, subscriber.id, status, kind, &detail, &by, now).await?;
+            tx.suppress(&ctx.address_key.fingerprint(&subscriber.email_norm), reason, now).await?;
+            tx.decide_held_report(id, "applied-by-admin", &by, now).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Alerts waiting for an admin.

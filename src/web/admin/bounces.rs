@@ -1,6 +1,8 @@
 //! The "Bounces & complaints" page (every recorded report, filterable by
-//! kind) and dismissing dashboard alerts (admins only, by a CSRF-checked
-//! form). The template structs live here rather than in `pages` because
+//! kind, with reports held for review and each abuse report's DKIM result),
+//! an admin's decision on a held report (apply or dismiss), and dismissing
+//! dashboard alerts (admins only, by CSRF-checked forms; the admin guard
+//! records each in the audit log). The template structs live here rather than in `pages` because
 //! nothing else uses them.
 
 use super::auth::{CsrfToken, Organiser, RequireAdmin};
@@ -74,6 +76,7 @@ pub async fn index(
         .map(|c| Choice { value: c.as_str().to_owned(), label: c.as_str().to_owned(), selected: kind == c.as_str() })
         .collect();
     kinds.push(Choice { value: "unmatched".into(), label: "unknown address".into(), selected: kind == "unmatched" });
+    kinds.push(Choice { value: "review".into(), label: "held for review".into(), selected: kind == "review" });
     let next_url = (events.len() as i64 == PAGE).then(|| page_url(&kind, events.last()));
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let page = BouncesPage {
@@ -84,6 +87,30 @@ pub async fn index(
         error,
     };
     Ok((status, page).into_response())
+}
+
+async fn decide(state: &AppState, me: &Organiser, id: &str, decision: bounces::Decision) -> Result<Response> {
+    let id = Uuid::parse_str(id).map_err(|_| ServiceError::NotFound("report awaiting review"))?;
+    bounces::decide_held(&state.ctx, id, decision, &me.actor()).await?;
+    Ok(Redirect::to("/admin/bounces?kind=review").into_response())
+}
+
+/// Applies a report held for review (a hard bounce or complaint).
+pub async fn apply_held(
+    State(state): State<AppState>,
+    RequireAdmin(me): RequireAdmin,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    decide(&state, &me, &id, bounces::Decision::Apply).await
+}
+
+/// Dismisses a report held for review: the subscriber stays as they are.
+pub async fn dismiss_held(
+    State(state): State<AppState>,
+    RequireAdmin(me): RequireAdmin,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    decide(&state, &me, &id, bounces::Decision::Dismiss).await
 }
 
 pub async fn dismiss(

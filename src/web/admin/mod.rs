@@ -144,6 +144,8 @@ pub const ROUTES: &[Route] = &[
     Route::new(Verb::Post, "/admin/rights/{id}", Access::Admin, |m| on(m, records::change_rights_request)),
     Route::new(Verb::Get, "/admin/bounces", Access::Organiser, |m| on(m, bounces::index)),
     Route::new(Verb::Post, "/admin/alerts/{id}/dismiss", Access::Admin, |m| on(m, bounces::dismiss)),
+    Route::new(Verb::Post, "/admin/bounces/{id}/apply", Access::Admin, |m| on(m, bounces::apply_held)),
+    Route::new(Verb::Post, "/admin/bounces/{id}/dismiss", Access::Admin, |m| on(m, bounces::dismiss_held)),
     Route::new(Verb::Get, "/admin/imports", Access::Admin, |m| on(m, imports::index)),
     // Streamed: its own size limit (TIDINGS_IMPORT_MAX_BYTES), see `auth::CsrfMultipart`.
     Route::new(Verb::Post, "/admin/imports", Access::Admin, |m| {

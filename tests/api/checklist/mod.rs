@@ -25,5 +25,8 @@ mod item_23;
 mod item_24;
 mod item_25;
 mod item_26;
+mod item_27;
+mod item_28;
+mod item_29;
 mod item_33;
 mod item_34;
