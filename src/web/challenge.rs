@@ -109,8 +109,7 @@ impl Challenges {
         if payload.len() > MAX_PAYLOAD {
             return Err(ChallengeError::Malformed);
         }
-        let json =
-            base64::engine::general_purpose::STANDARD.decode(payload).map_err(|_| ChallengeError::Malformed)?;
+        let json = base64::engine::general_purpose::STANDARD.decode(payload).map_err(|_| ChallengeError::Malformed)?;
         let s: Solution = serde_json::from_slice(&json).map_err(|_| ChallengeError::Malformed)?;
         if s.algorithm != "SHA-256" {
             return Err(ChallengeError::Malformed);
@@ -161,7 +160,7 @@ fn expiry(salt: &str) -> Option<i64> {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.len() > 128 {
+    if !s.len().is_multiple_of(2) || s.len() > 128 {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()

@@ -106,8 +106,14 @@ async fn a_per_ip_limit_of_zero_turns_every_sign_up_limit_off(db: Db) {
     for i in 0..40 {
         // One address, and its neighbours in the same /24 and /64.
         assert_eq!(subscribe_from(&app, "192.0.2.1", &format!("load-{i}@example.org")).await.status(), 202);
-        assert_eq!(subscribe_from(&app, &format!("192.0.2.{}", i + 2), &format!("n-{i}@example.org")).await.status(), 202);
-        assert_eq!(subscribe_from(&app, &format!("2001:db8::{:x}", i + 1), &format!("s-{i}@example.org")).await.status(), 202);
+        assert_eq!(
+            subscribe_from(&app, &format!("192.0.2.{}", i + 2), &format!("n-{i}@example.org")).await.status(),
+            202
+        );
+        assert_eq!(
+            subscribe_from(&app, &format!("2001:db8::{:x}", i + 1), &format!("s-{i}@example.org")).await.status(),
+            202
+        );
     }
 }
 
