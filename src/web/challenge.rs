@@ -8,26 +8,21 @@
 //! hex(HMAC-SHA-256(key, challenge)) with a key derived from the secret key.
 //! The browser finds `number` by brute force (`/assets/challenge.js`) and
 //! posts base64(JSON {algorithm, challenge, number, salt, signature}) as the
-//! `altcha` field. A solution is accepted once: used challenges are
-//! remembered until they expire, in this process's memory (behind several
-//! web processes, a solution could be replayed once per process within its
-//! lifetime; the subscribe limits still apply to each use).
+//! `altcha` field. This module checks a solution's signature, hash and
+//! expiry; the caller then notes its challenge as used in the database
+//! (`used_challenges`, kept until it expires), so a solution is accepted
+//! once on any instance.
 
 use crate::domain::{hex_lower, sha256_hex};
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// How long an issued challenge may be solved and used.
 pub const LIFETIME_SECONDS: i64 = 20 * 60;
 
 /// The longest payload read (a real one is about 250 characters).
 const MAX_PAYLOAD: usize = 2048;
-
-/// Used challenges remembered before the first sweep of expired ones.
-const SWEEP_ABOVE: usize = 10_000;
 
 /// Why a posted solution was refused. Never shown in detail to the client
 /// (one message covers them all), but logged and tested.
@@ -43,8 +38,6 @@ pub enum ChallengeError {
     WrongNumber,
     #[error("the challenge has expired")]
     Expired,
-    #[error("the challenge was already used")]
-    Reused,
 }
 
 /// One issued challenge, as `GET /subscribe/challenge` answers it.
@@ -70,13 +63,14 @@ struct Solution {
 pub struct Challenges {
     key: Vec<u8>,
     max_number: u64,
-    used: Mutex<Used>,
 }
 
-/// Used challenges with their expiry (UNIX seconds).
-struct Used {
-    by_challenge: HashMap<String, i64>,
-    sweep_above: usize,
+/// A solution that holds: its challenge, to be noted as used until it
+/// expires (UNIX seconds).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Solved {
+    pub challenge: String,
+    pub expires: i64,
 }
 
 impl Challenges {
@@ -84,8 +78,7 @@ impl Challenges {
     /// from it, so it signs nothing else.
     pub fn new(secret_key: &[u8], max_number: u64) -> Self {
         let key = mac(secret_key, b"tidings subscribe challenge v1");
-        let used = Used { by_challenge: HashMap::new(), sweep_above: SWEEP_ABOVE };
-        Self { key, max_number, used: Mutex::new(used) }
+        Self { key, max_number }
     }
 
     /// A fresh challenge, valid for [`LIFETIME_SECONDS`] from `now`.
@@ -102,9 +95,9 @@ impl Challenges {
         Ok(Challenge { algorithm: "SHA-256", challenge, maxnumber: self.max_number, salt, signature })
     }
 
-    /// Checks a posted solution (base64 JSON) at `now` and, when it holds,
-    /// marks its challenge used.
-    pub fn verify(&self, payload: Option<&str>, now: i64) -> Result<(), ChallengeError> {
+    /// Checks a posted solution (base64 JSON) at `now`: issued by us, solved,
+    /// not expired. Whether it was used before is the caller's to check.
+    pub fn verify(&self, payload: Option<&str>, now: i64) -> Result<Solved, ChallengeError> {
         let payload = payload.map(str::trim).filter(|p| !p.is_empty()).ok_or(ChallengeError::Missing)?;
         if payload.len() > MAX_PAYLOAD {
             return Err(ChallengeError::Malformed);
@@ -125,20 +118,7 @@ impl Challenges {
         if now >= expires {
             return Err(ChallengeError::Expired);
         }
-        // A poisoned lock only means another request panicked mid-update;
-        // the set is still usable.
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        if used.by_challenge.len() > used.sweep_above {
-            used.by_challenge.retain(|_, until| now < *until);
-            used.sweep_above = SWEEP_ABOVE.max(2 * used.by_challenge.len());
-        }
-        match used.by_challenge.get(&s.challenge) {
-            Some(until) if now < *until => Err(ChallengeError::Reused),
-            _ => {
-                used.by_challenge.insert(s.challenge, expires);
-                Ok(())
-            }
-        }
+        Ok(Solved { challenge: s.challenge, expires })
     }
 }
 
@@ -180,13 +160,13 @@ mod tests {
     }
 
     #[test]
-    fn a_solution_holds_once_until_expiry_and_forgeries_fail() {
+    fn a_solution_holds_until_expiry_and_forgeries_fail() {
         let challenges = Challenges::new(b"0123456789abcdef0123456789abcdef", 1000);
         let c = challenges.issue(1_000).unwrap();
         assert!(c.salt.ends_with(&format!("?expires={}", 1_000 + LIFETIME_SECONDS)));
         let payload = solve(&c);
-        assert_eq!(challenges.verify(Some(&payload), 1_001), Ok(()));
-        assert_eq!(challenges.verify(Some(&payload), 1_002), Err(ChallengeError::Reused));
+        let solved = Solved { challenge: c.challenge.clone(), expires: 1_000 + LIFETIME_SECONDS };
+        assert_eq!(challenges.verify(Some(&payload), 1_001), Ok(solved));
         assert_eq!(challenges.verify(None, 1_002), Err(ChallengeError::Missing));
         assert_eq!(challenges.verify(Some("%%%"), 1_002), Err(ChallengeError::Malformed));
 

@@ -83,8 +83,7 @@ async fn challenge(State(state): State<AppState>) -> Result<Response> {
     if state.ctx.config.subscribe_challenge == ChallengeMode::Off {
         return Err(WebError::new(StatusCode::NOT_FOUND, "not_found", "There is no such page.").as_json(true));
     }
-    let now = state.ctx.clock.now().timestamp();
-    let c = state.challenges.issue(now).map_err(|e| {
+    let c = state.challenges.issue(now_unix(&state)).map_err(|e| {
         tracing::error!(error = %e, "no randomness for a challenge");
         WebError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Please try again in a moment.").as_json(true)
     })?;
@@ -240,6 +239,21 @@ fn slug_and_version(value: &str) -> (String, String) {
 /// The message of a sign-up refused for want of a valid challenge solution.
 const CHALLENGE_MESSAGE: &str = "This form checks that a browser filled it in, using JavaScript. Please turn JavaScript on, reload the page and try again.";
 
+fn now_unix(state: &AppState) -> i64 {
+    state.ctx.clock.now().timestamp()
+}
+
+/// Notes a solved challenge as used (in the database, so on every
+/// instance); `Err` with the reason when it was used before.
+async fn note_used(state: &AppState, solved: &super::challenge::Solved) -> Result<Result<(), String>, ServiceError> {
+    let now = state.ctx.clock.now();
+    let expires = chrono::DateTime::from_timestamp(solved.expires, 0).unwrap_or(now);
+    let mut tx = state.ctx.store.write().await?;
+    let fresh = tx.note_used_challenge(&solved.challenge, expires, now).await?;
+    tx.commit().await?;
+    Ok(if fresh { Ok(()) } else { Err("the challenge was already used".to_owned()) })
+}
+
 /// The `altcha` field of a form or JSON body.
 fn challenge_payload(body: &Submitted) -> Option<String> {
     match body {
@@ -274,7 +288,10 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
     }
     let mode = state.ctx.config.subscribe_challenge;
     if mode != ChallengeMode::Off {
-        let verdict = state.challenges.verify(challenge_payload(&body).as_deref(), state.ctx.clock.now().timestamp());
+        let verdict = match state.challenges.verify(challenge_payload(&body).as_deref(), now_unix(&state)) {
+            Ok(solved) => note_used(&state, &solved).await.map_err(|e| WebError::from_service(e, client.json))?,
+            Err(e) => Err(e.to_string()),
+        };
         if let Err(e) = verdict {
             tracing::debug!(reason = %e, "sign-up without a valid challenge solution");
             // `on` only offers the challenge: without a solution the
