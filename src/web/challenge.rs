@@ -38,6 +38,9 @@ pub enum ChallengeError {
     WrongNumber,
     #[error("the challenge has expired")]
     Expired,
+    /// Found by the caller, which keeps the used challenges.
+    #[error("the challenge was already used")]
+    Reused,
 }
 
 /// One issued challenge, as `GET /subscribe/challenge` answers it.

@@ -2,6 +2,7 @@
 //! when the request sends or asks for JSON. GET never changes state: mail
 //! scanners prefetch links, so every state change is a POST.
 
+use super::challenge::{ChallengeError, Solved};
 use super::input::{Client, Submitted};
 use super::pages::*;
 use super::{AppState, WebError};
@@ -244,14 +245,14 @@ fn now_unix(state: &AppState) -> i64 {
 }
 
 /// Notes a solved challenge as used (in the database, so on every
-/// instance); `Err` with the reason when it was used before.
-async fn note_used(state: &AppState, solved: &super::challenge::Solved) -> Result<Result<(), String>, ServiceError> {
+/// instance); `false` when it was used before.
+async fn note_used(state: &AppState, solved: &Solved) -> Result<bool, ServiceError> {
     let now = state.ctx.clock.now();
     let expires = chrono::DateTime::from_timestamp(solved.expires, 0).unwrap_or(now);
     let mut tx = state.ctx.store.write().await?;
     let fresh = tx.note_used_challenge(&solved.challenge, expires, now).await?;
     tx.commit().await?;
-    Ok(if fresh { Ok(()) } else { Err("the challenge was already used".to_owned()) })
+    Ok(fresh)
 }
 
 /// The `altcha` field of a form or JSON body.
@@ -289,8 +290,12 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
     let mode = state.ctx.config.subscribe_challenge;
     if mode != ChallengeMode::Off {
         let verdict = match state.challenges.verify(challenge_payload(&body).as_deref(), now_unix(&state)) {
-            Ok(solved) => note_used(&state, &solved).await.map_err(|e| WebError::from_service(e, client.json))?,
-            Err(e) => Err(e.to_string()),
+            Ok(solved) => match note_used(&state, &solved).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(ChallengeError::Reused),
+                Err(e) => return Err(WebError::from_service(e, client.json)),
+            },
+            Err(e) => Err(e),
         };
         if let Err(e) = verdict {
             tracing::debug!(reason = %e, "sign-up without a valid challenge solution");

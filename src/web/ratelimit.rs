@@ -99,7 +99,9 @@ pub fn subnet_of(ip: IpAddr) -> IpAddr {
 
 /// Sign-up limits: per address and per subnet, each a fixed one-minute
 /// window. A per-address limit of 0 turns both off (load tests from one
-/// address rely on that).
+/// address rely on that). A network holds at least one address, so its
+/// limit is never below the per-address one (an operator who raised the
+/// per-address limit is not capped lower by the new network limit).
 pub struct SubscribeLimits {
     per_ip: RateLimiter,
     per_subnet: RateLimiter,
@@ -108,7 +110,7 @@ pub struct SubscribeLimits {
 impl SubscribeLimits {
     pub fn new(per_ip: u32, per_subnet: u32) -> Self {
         let window = Duration::from_secs(60);
-        let per_subnet = if per_ip == 0 { 0 } else { per_subnet };
+        let per_subnet = if per_ip == 0 || per_subnet == 0 { 0 } else { per_subnet.max(per_ip) };
         Self { per_ip: RateLimiter::new(per_ip, window), per_subnet: RateLimiter::new(per_subnet, window) }
     }
 
@@ -137,13 +139,18 @@ mod tests {
 
     #[test]
     fn the_subnet_limit_counts_every_address_in_it_and_per_ip_zero_turns_all_off() {
-        let limits = SubscribeLimits::new(10, 3);
+        let limits = SubscribeLimits::new(2, 3);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert!(limits.check(ip("192.0.2.1")).is_ok());
         assert!(limits.check(ip("192.0.2.2")).is_ok());
         assert!(limits.check(ip("::ffff:192.0.2.3")).is_ok());
         assert!(limits.check(ip("192.0.2.4")).is_err(), "a fourth address in the same /24");
         assert!(limits.check(ip("192.0.3.4")).is_ok(), "another /24");
+        let raised = SubscribeLimits::new(50, 3);
+        for _ in 0..50 {
+            assert!(raised.check(ip("198.51.100.1")).is_ok(), "never capped below the per-address limit");
+        }
+        assert!(raised.check(ip("198.51.100.2")).is_err());
         let off = SubscribeLimits::new(0, 3);
         for _ in 0..100 {
             assert!(off.check(ip("192.0.2.1")).is_ok());
