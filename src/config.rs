@@ -38,6 +38,13 @@ pub struct Config {
     pub send_concurrency: u32,
     /// Subscribe requests per minute from one client address; 0 = no limit.
     pub subscribe_limit_per_ip: u32,
+    /// Subscribe requests per minute from one IPv4 /24 or one IPv6 /64;
+    /// 0 = no subnet limit. `subscribe_limit_per_ip = 0` turns this off too.
+    pub subscribe_limit_per_subnet: u32,
+    /// The proof-of-work challenge on sign-ups (`web::challenge`).
+    pub subscribe_challenge: ChallengeMode,
+    /// The challenge's secret number is drawn from 0..=this (its difficulty).
+    pub subscribe_challenge_max_number: u64,
     /// Header carrying the real client address behind a reverse proxy.
     pub trusted_proxy_header: Option<String>,
     /// Shown in pages and mail ("Save Our Hospital").
@@ -128,6 +135,19 @@ pub struct Config {
     pub max_connections: usize,
 }
 
+/// Whether sign-ups carry a proof-of-work challenge (README, "Abuse
+/// resistance").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeMode {
+    /// No challenge: no script, no route.
+    Off,
+    /// Offered: the form solves it in the background, but a sign-up
+    /// without a solution is accepted under the ordinary limits.
+    On,
+    /// A sign-up without a valid solution is refused (422).
+    Require,
+}
+
 /// Names of every key, in the order the README documents them.
 pub const KEYS: &[&str] = &[
     "TIDINGS_DATABASE_URL",
@@ -140,6 +160,9 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_SEND_RATE",
     "TIDINGS_SEND_CONCURRENCY",
     "TIDINGS_SUBSCRIBE_LIMIT_PER_IP",
+    "TIDINGS_SUBSCRIBE_LIMIT_PER_SUBNET",
+    "TIDINGS_SUBSCRIBE_CHALLENGE",
+    "TIDINGS_SUBSCRIBE_CHALLENGE_MAX_NUMBER",
     "TIDINGS_TRUSTED_PROXY_HEADER",
     "TIDINGS_GROUP_NAME",
     "TIDINGS_CONTACT_ADDRESS",
@@ -228,6 +251,17 @@ impl Config {
             send_rate: parse_num(get, "TIDINGS_SEND_RATE", 0)?,
             send_concurrency: parse_num(get, "TIDINGS_SEND_CONCURRENCY", 4)?.max(1),
             subscribe_limit_per_ip: parse_num(get, "TIDINGS_SUBSCRIBE_LIMIT_PER_IP", 10)?,
+            subscribe_limit_per_subnet: parse_num(get, "TIDINGS_SUBSCRIBE_LIMIT_PER_SUBNET", 30)?,
+            subscribe_challenge: match get("TIDINGS_SUBSCRIBE_CHALLENGE").unwrap_or("off") {
+                "off" => ChallengeMode::Off,
+                "on" => ChallengeMode::On,
+                "require" => ChallengeMode::Require,
+                _ => return Err(invalid("TIDINGS_SUBSCRIBE_CHALLENGE", "off, on or require")),
+            },
+            subscribe_challenge_max_number: match parse_num(get, "TIDINGS_SUBSCRIBE_CHALLENGE_MAX_NUMBER", 50_000u64)? {
+                n @ 1..=10_000_000 => n,
+                _ => return Err(invalid("TIDINGS_SUBSCRIBE_CHALLENGE_MAX_NUMBER", "a number from 1 to 10,000,000")),
+            },
             trusted_proxy_header: get("TIDINGS_TRUSTED_PROXY_HEADER").map(str::to_owned),
             group_name,
             contact_address: get("TIDINGS_CONTACT_ADDRESS").unwrap_or_default().to_owned(),
@@ -466,6 +500,9 @@ mod tests {
         assert_eq!(c.outbox_dir, PathBuf::from("./outbox"));
         assert_eq!(c.from.to_string(), "Tidings <noreply@localhost>");
         assert_eq!(c.subscribe_limit_per_ip, 10);
+        assert_eq!(c.subscribe_limit_per_subnet, 30);
+        assert_eq!(c.subscribe_challenge, ChallengeMode::Off);
+        assert_eq!(c.subscribe_challenge_max_number, 50_000);
         assert_eq!(c.send_rate, 0);
         assert_eq!(c.confirm_token_ttl, Duration::from_secs(72 * 3600));
         assert!(!c.metrics_public, "/metrics stays off the public listener unless asked for");

@@ -238,7 +238,8 @@ impl Metrics {
         self.subscribe_batch_size.observe(requests as f64);
     }
 
-    /// One `POST /subscribe`: `accepted`, `invalid`, `rate_limited` or `error`.
+    /// One `POST /subscribe`: `accepted`, `invalid`, `rate_limited`,
+    /// `challenge_failed` or `error`.
     pub fn subscribe_request(&self, outcome: &'static str) {
         self.subscribe_requests.get_or_create(&Outcome { outcome }).inc();
     }

@@ -1,7 +1,8 @@
 //! Limits on what organisers and callers may do, kept in the database so
 //! they hold across restarts and instances: test sends counted per
 //! organiser (for the hourly cap), and the Mailgun webhook signatures
-//! already accepted (so a captured request cannot be replayed).
+//! already accepted (so a captured request cannot be replayed), and the
+//! sign-up challenges already used (so one solution counts once).
 
 use super::{Result, Tx, on_backend};
 use chrono::{DateTime, Utc};
@@ -95,5 +96,30 @@ impl Tx {
             .await?
             .rows_affected());
         Ok(())
+    }
+
+    /// Notes a sign-up challenge as used until `expires_at`. `false` if it
+    /// was already used (a replay). Challenges expired at `now` are
+    /// forgotten first: they would be refused anyway.
+    pub async fn note_used_challenge(
+        &mut self,
+        challenge: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        on_backend!(self, c => sqlx::query("DELETE FROM used_challenges WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        let inserted = on_backend!(self, c => sqlx::query(
+            "INSERT INTO used_challenges (challenge, expires_at) VALUES ($1, $2) ON CONFLICT (challenge) DO NOTHING",
+        )
+        .bind(challenge)
+        .bind(expires_at)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(inserted == 1)
     }
 }

@@ -9,8 +9,12 @@
 //!   exactly those origins, on that one route, and only `POST` (with the
 //!   `Content-Type` and `Accept` headers). No credentials are allowed: the
 //!   endpoint needs none.
+//!
+//! When the sign-up challenge is on, the same origins may also fetch
+//! `GET /subscribe/challenge`, and the pasted form carries our script
+//! (`/assets/challenge.js`), which solves it before the form is sent.
 
-use crate::config::Config;
+use crate::config::{ChallengeMode, Config};
 use askama::Template;
 use axum::http::{HeaderValue, Method, header};
 use std::time::Duration;
@@ -32,10 +36,30 @@ pub(super) fn cors_layer(config: &Config) -> Option<CorsLayer> {
     )
 }
 
+/// CORS for `GET /subscribe/challenge`, for the same origins as
+/// [`cors_layer`], so a pasted form can fetch its challenge.
+pub(super) fn challenge_cors_layer(config: &Config) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET])
+            .allow_headers([header::ACCEPT])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
 #[derive(Template)]
 #[template(path = "embed/subscribe_form.html")]
 struct SubscribeForm<'a> {
     action: String,
+    /// The challenge's address and our script's, when the challenge is on.
+    challenge_url: Option<String>,
+    script_url: String,
+    challenge_required: bool,
     privacy_url: String,
     slug: &'a str,
     list_name: &'a str,
@@ -62,6 +86,9 @@ pub fn subscribe_snippet(
 ) -> String {
     let form = SubscribeForm {
         action: config.link("/subscribe"),
+        challenge_url: (config.subscribe_challenge != ChallengeMode::Off).then(|| config.link("/subscribe/challenge")),
+        script_url: config.link("/assets/challenge.js"),
+        challenge_required: config.subscribe_challenge == ChallengeMode::Require,
         privacy_url: config.link("/privacy"),
         slug,
         list_name,
@@ -104,6 +131,19 @@ mod tests {
         assert!(html.contains(r#"name="website""#), "the honeypot is there: {html}");
         assert!(html.contains(r#"name="return" value="https://savethehospital.example/""#), "{html}");
         assert!(!html.contains("<script"), "{html}");
+    }
+
+    #[test]
+    fn with_the_challenge_on_the_snippet_carries_our_script_and_the_challenge_address() {
+        let c = config(&[
+            ("TIDINGS_BASE_URL", "https://news.hospital.example"),
+            ("TIDINGS_SUBSCRIBE_CHALLENGE", "require"),
+        ]);
+        let html = subscribe_snippet(&c, "updates", "Updates", "Yes", 1);
+        assert!(html.contains(r#"data-challenge="https://news.hospital.example/subscribe/challenge""#), "{html}");
+        assert!(html.contains(r#"<input type="hidden" name="altcha" value="">"#), "{html}");
+        assert!(html.contains(r#"<script src="https://news.hospital.example/assets/challenge.js" defer>"#), "{html}");
+        assert!(html.contains("<noscript>"), "{html}");
     }
 
     #[test]

@@ -10,12 +10,15 @@
 //! needs: CORS for the JSON subscribe endpoint and the copy-paste form),
 //! `observability` (`/metrics`, request ids, request latency), `error` (one
 //! error type → the right status, as JSON or HTML), `input` (request bodies
-//! and client facts), `upload` (streamed import forms), `ratelimit`, `pages` (template
+//! and client facts), `upload` (streamed import forms), `ratelimit` (with the
+//! sign-up limits per address and subnet), `challenge` (the sign-up
+//! proof-of-work), `pages` (template
 //! structs) and `server` (the accept loop, with header-read and idle
 //! timeouts and a connection limit).
 
 pub mod admin;
 mod api;
+mod challenge;
 mod embed;
 mod error;
 mod imports_api;
@@ -37,7 +40,7 @@ pub use input::Submitted;
 pub use observability::{REQUEST_ID, ops_router};
 pub use openapi::api_doc;
 pub use public::subscribe_input;
-pub use ratelimit::RateLimiter;
+pub use ratelimit::{RateLimiter, SubscribeLimits};
 
 use crate::services::Context;
 use crate::services::subscribe_queue::SubscribeQueue;
@@ -53,7 +56,10 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 #[derive(Clone)]
 pub struct AppState {
     pub ctx: Context,
-    pub subscribe_limiter: Arc<RateLimiter>,
+    /// Sign-ups per address and per subnet.
+    pub subscribe_limits: Arc<SubscribeLimits>,
+    /// Issues and checks the sign-up proof-of-work challenge.
+    pub challenges: Arc<challenge::Challenges>,
     /// Commits public subscribes in batches (group commit).
     pub subscribe_queue: SubscribeQueue,
 }
@@ -62,9 +68,10 @@ impl AppState {
     /// Must be called inside a tokio runtime (it starts the subscribe
     /// queue's task).
     pub fn new(ctx: Context) -> Self {
-        let limit = ctx.config.subscribe_limit_per_ip;
+        let c = &ctx.config;
         Self {
-            subscribe_limiter: Arc::new(RateLimiter::new(limit, Duration::from_secs(60))),
+            subscribe_limits: Arc::new(SubscribeLimits::new(c.subscribe_limit_per_ip, c.subscribe_limit_per_subnet)),
+            challenges: Arc::new(challenge::Challenges::new(&ctx.secret_key, c.subscribe_challenge_max_number)),
             subscribe_queue: SubscribeQueue::start(ctx.clone()),
             ctx,
         }

@@ -32,9 +32,19 @@ pub struct SubscribePage {
     /// A checked link back to the campaign's site (the `return` field), kept
     /// through a form that comes back with errors.
     pub return_to: String,
+    /// Whether the form carries the proof-of-work challenge.
+    pub challenge: crate::config::ChallengeMode,
 }
 
 impl SubscribePage {
+    pub fn challenge_on(&self) -> bool {
+        self.challenge != crate::config::ChallengeMode::Off
+    }
+
+    pub fn challenge_required(&self) -> bool {
+        self.challenge == crate::config::ChallengeMode::Require
+    }
+
     pub fn error_for(&self, field: &str) -> Option<&str> {
         self.errors.iter().find(|e| e.field == field).map(|e| e.message.as_str())
     }

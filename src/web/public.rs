@@ -2,15 +2,18 @@
 //! when the request sends or asks for JSON. GET never changes state: mail
 //! scanners prefetch links, so every state change is a POST.
 
+use super::challenge::{ChallengeError, Solved};
 use super::input::{Client, Submitted};
 use super::pages::*;
 use super::{AppState, WebError};
+use crate::config::ChallengeMode;
 use crate::domain::WithdrawalMethod;
+use crate::services::FieldError;
 use crate::services::supporter::{self, ConsentGiven, PreferencesInput, SubscribeInput, SubscribeRequest};
 use crate::services::{ServiceError, archive, consent, data_copy};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::map_response;
+use axum::middleware::{map_response, map_response_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,14 +21,22 @@ use serde_json::json;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let mut subscribe_route = get(subscribe_form).post(subscribe);
-    // Only this route answers other sites' browsers, and only the origins
+    let mut challenge_route = get(challenge);
+    // Only these routes answer other sites' browsers, and only the origins
     // the operator listed (see `embed`).
     if let Some(cors) = super::embed::cors_layer(&state.ctx.config) {
         subscribe_route = subscribe_route.layer(cors);
     }
+    if let Some(cors) = super::embed::challenge_cors_layer(&state.ctx.config) {
+        challenge_route = challenge_route.layer(cors);
+    }
+    // The form pages run the challenge script when the challenge is on.
+    let csp = map_response_with_state(state.clone(), challenge_csp);
     Router::new()
-        .route("/", get(index))
-        .route("/subscribe", subscribe_route)
+        .route("/", get(index).layer(csp.clone()))
+        .route("/subscribe", subscribe_route.layer(csp))
+        .route("/subscribe/challenge", challenge_route)
+        .route("/assets/challenge.js", get(challenge_script))
         .route("/confirm/{token}", get(confirm_page).post(confirm).layer(map_response(token_page)))
         .route("/unsubscribe/{token}", get(unsubscribe_page).post(unsubscribe).layer(map_response(token_page)))
         .route("/preferences/{token}", get(preferences_page).post(update_preferences).layer(map_response(token_page)))
@@ -49,6 +60,43 @@ async fn token_page(mut res: Response) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     res
+}
+
+/// The security headers' default policy allows no script at all; the
+/// subscribe form, when the challenge is on, runs one script of ours
+/// (`/assets/challenge.js`, never inline) that fetches a challenge from
+/// this origin.
+async fn challenge_csp(State(state): State<AppState>, mut res: Response) -> Response {
+    if state.ctx.config.subscribe_challenge != ChallengeMode::Off {
+        res.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
+    res
+}
+
+/// `GET /subscribe/challenge`: a fresh proof-of-work challenge (JSON), or
+/// 404 when the challenge is off.
+async fn challenge(State(state): State<AppState>) -> Result<Response> {
+    if state.ctx.config.subscribe_challenge == ChallengeMode::Off {
+        return Err(WebError::new(StatusCode::NOT_FOUND, "not_found", "There is no such page.").as_json(true));
+    }
+    let c = state.challenges.issue(now_unix(&state)).map_err(|e| {
+        tracing::error!(error = %e, "no randomness for a challenge");
+        WebError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Please try again in a moment.").as_json(true)
+    })?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(c)).into_response())
+}
+
+async fn challenge_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../templates/challenge.js"),
+    )
+        .into_response()
 }
 
 async fn page_not_found(client: Client) -> WebError {
@@ -109,6 +157,7 @@ async fn subscribe_form_for(
         ticked: Vec::new(),
         errors: Vec::new(),
         return_to: return_to(state, return_raw),
+        challenge: state.ctx.config.subscribe_challenge,
     };
     Ok(page.into_response())
 }
@@ -188,26 +237,81 @@ fn slug_and_version(value: &str) -> (String, String) {
     }
 }
 
+/// The message of a sign-up refused for want of a valid challenge solution.
+const CHALLENGE_MESSAGE: &str = "This form checks that a browser filled it in, using JavaScript. Please turn JavaScript on, reload the page and try again.";
+
+fn now_unix(state: &AppState) -> i64 {
+    state.ctx.clock.now().timestamp()
+}
+
+/// Notes a solved challenge as used (in the database, so on every
+/// instance); `false` when it was used before.
+async fn note_used(state: &AppState, solved: &Solved) -> Result<bool, ServiceError> {
+    let now = state.ctx.clock.now();
+    let expires = chrono::DateTime::from_timestamp(solved.expires, 0).unwrap_or(now);
+    let mut tx = state.ctx.store.write().await?;
+    let fresh = tx.note_used_challenge(&solved.challenge, expires, now).await?;
+    tx.commit().await?;
+    Ok(fresh)
+}
+
+/// The `altcha` field of a form or JSON body.
+fn challenge_payload(body: &Submitted) -> Option<String> {
+    match body {
+        Submitted::Form(_) => body.first("altcha"),
+        Submitted::Json(v) => v.get("altcha").and_then(|x| x.as_str()).map(str::to_owned),
+    }
+}
+
 async fn subscribe(State(state): State<AppState>, client: Client, body: Submitted) -> Result<Response> {
+    let mut input = subscribe_input(&body);
+    if input.source.as_deref().is_none_or(str::is_empty) {
+        input.source = client.referer.clone();
+    }
+    let return_raw = body.first("return");
     if let Some(ip) = client.ip
-        && let Err(retry) = state.subscribe_limiter.check(ip)
+        && let Err(retry) = state.subscribe_limits.check(ip)
     {
         state.ctx.metrics.subscribe_request("rate_limited");
-        let mut res = WebError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "Too many requests. Please wait a minute and try again.",
-        )
-        .as_json(client.json)
-        .into_response();
+        // The same answer whatever the address, its network, or the list.
+        let message = "Too many requests. Please wait a minute and try again.";
+        let mut res = if client.json {
+            WebError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).as_json(true).into_response()
+        } else {
+            let errors = vec![FieldError::new("subscribe-form", message)];
+            let page = form_again(&state, &body, input, errors, return_raw.as_deref()).await?;
+            (StatusCode::TOO_MANY_REQUESTS, page).into_response()
+        };
         if let Ok(v) = HeaderValue::from_str(&retry.as_secs().max(1).to_string()) {
             res.headers_mut().insert(header::RETRY_AFTER, v);
         }
         return Ok(res);
     }
-    let mut input = subscribe_input(&body);
-    if input.source.as_deref().is_none_or(str::is_empty) {
-        input.source = client.referer.clone();
+    let mode = state.ctx.config.subscribe_challenge;
+    if mode != ChallengeMode::Off {
+        let verdict = match state.challenges.verify(challenge_payload(&body).as_deref(), now_unix(&state)) {
+            Ok(solved) => match note_used(&state, &solved).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(ChallengeError::Reused),
+                Err(e) => return Err(WebError::from_service(e, client.json)),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = verdict {
+            tracing::debug!(reason = %e, "sign-up without a valid challenge solution");
+            // `on` only offers the challenge: without a solution the
+            // ordinary limits are all there is.
+            if mode == ChallengeMode::Require {
+                state.ctx.metrics.subscribe_request("challenge_failed");
+                if client.json {
+                    return Err(WebError::new(StatusCode::UNPROCESSABLE_ENTITY, "challenge_failed", CHALLENGE_MESSAGE)
+                        .as_json(true));
+                }
+                let errors = vec![FieldError::new("subscribe-form", CHALLENGE_MESSAGE)];
+                let page = form_again(&state, &body, input, errors, return_raw.as_deref()).await?;
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+            }
+        }
     }
     let outcome = match SubscribeRequest::parse(&input) {
         Ok(req) => state.subscribe_queue.subscribe(req, client.meta()).await,
@@ -218,7 +322,6 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
         Err(ServiceError::Invalid(_)) => "invalid",
         Err(_) => "error",
     });
-    let return_raw = body.first("return");
     match outcome {
         // The same answer whoever the address belongs to.
         Ok(()) if client.json => Ok((StatusCode::ACCEPTED, Json(json!({ "status": "pending" }))).into_response()),
@@ -229,24 +332,35 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
             Ok(CheckInboxPage { group: group(&state), back }.into_response())
         }
         Err(ServiceError::Invalid(errors)) if !client.json => {
-            let lists =
-                supporter::public_lists(&state.ctx, None).await.map_err(|e| WebError::from_service(e, false))?;
-            let page = SubscribePage {
-                group: group(&state),
-                heading: format!("Get updates from {}", state.ctx.config.group_name),
-                lists,
-                email: input.email,
-                name: input.name,
-                source: input.source.unwrap_or_default(),
-                // Wording they did not see: they tick the boxes again.
-                ticked: if errors.iter().any(|e| e.field == "statements") { Vec::new() } else { body.all("consent") },
-                errors,
-                return_to: return_to(&state, return_raw.as_deref()),
-            };
+            let page = form_again(&state, &body, input, errors, return_raw.as_deref()).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
         Err(e) => Err(WebError::from_service(e, client.json)),
     }
+}
+
+/// The form again, with what was typed and what to correct.
+async fn form_again(
+    state: &AppState,
+    body: &Submitted,
+    input: SubscribeInput,
+    errors: Vec<FieldError>,
+    return_raw: Option<&str>,
+) -> Result<SubscribePage> {
+    let lists = supporter::public_lists(&state.ctx, None).await.map_err(|e| WebError::from_service(e, false))?;
+    Ok(SubscribePage {
+        group: group(state),
+        heading: format!("Get updates from {}", state.ctx.config.group_name),
+        lists,
+        email: input.email,
+        name: input.name,
+        source: input.source.unwrap_or_default(),
+        // Wording they did not see: they tick the boxes again.
+        ticked: if errors.iter().any(|e| e.field == "statements") { Vec::new() } else { body.all("consent") },
+        errors,
+        return_to: return_to(state, return_raw),
+        challenge: state.ctx.config.subscribe_challenge,
+    })
 }
 
 fn gone(state: &AppState, client: &Client) -> Response {

@@ -1,4 +1,6 @@
-//! A per-client fixed-window rate limiter (in memory, per process).
+//! A per-client fixed-window rate limiter (in memory, per process), and
+//! the sign-up limits built from it: per address and per network (an IPv4
+//! /24 or an IPv6 /64, what one person or one small network usually holds).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -80,9 +82,80 @@ impl RateLimiter {
     }
 }
 
+/// The address a limit counts: an IPv4-mapped IPv6 address
+/// (`::ffff:192.0.2.1`) is the IPv4 address it carries.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+/// The network `ip` belongs to for the subnet limit, as its first address:
+/// the /24 of an IPv4 address, the /64 of an IPv6 one.
+pub fn subnet_of(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V4(v4) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v4) & 0xffff_ff00)),
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+    }
+}
+
+/// Sign-up limits: per address and per subnet, each a fixed one-minute
+/// window. A per-address limit of 0 turns both off (load tests from one
+/// address rely on that). A network holds at least one address, so its
+/// limit is never below the per-address one (an operator who raised the
+/// per-address limit is not capped lower by the new network limit).
+pub struct SubscribeLimits {
+    per_ip: RateLimiter,
+    per_subnet: RateLimiter,
+}
+
+impl SubscribeLimits {
+    pub fn new(per_ip: u32, per_subnet: u32) -> Self {
+        let window = Duration::from_secs(60);
+        let per_subnet = if per_ip == 0 || per_subnet == 0 { 0 } else { per_subnet.max(per_ip) };
+        Self { per_ip: RateLimiter::new(per_ip, window), per_subnet: RateLimiter::new(per_subnet, window) }
+    }
+
+    /// Counts one sign-up from `ip`; `Err(retry_after)` when its address or
+    /// its network is over the limit. A request refused for its address is
+    /// not counted against its network.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        let ip = canonical(ip);
+        self.per_ip.check(ip)?;
+        self.per_subnet.check(subnet_of(ip))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subnets_are_the_v4_slash_24_and_the_v6_slash_64_and_mapped_v4_is_v4() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(subnet_of(ip("198.51.100.77")), ip("198.51.100.0"));
+        assert_eq!(subnet_of(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), ip("2001:db8:1:2::"));
+        assert_eq!(subnet_of(ip("::ffff:198.51.100.77")), ip("198.51.100.0"));
+        assert_eq!(canonical(ip("::ffff:198.51.100.77")), ip("198.51.100.77"));
+    }
+
+    #[test]
+    fn the_subnet_limit_counts_every_address_in_it_and_per_ip_zero_turns_all_off() {
+        let limits = SubscribeLimits::new(2, 3);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(limits.check(ip("192.0.2.1")).is_ok());
+        assert!(limits.check(ip("192.0.2.2")).is_ok());
+        assert!(limits.check(ip("::ffff:192.0.2.3")).is_ok());
+        assert!(limits.check(ip("192.0.2.4")).is_err(), "a fourth address in the same /24");
+        assert!(limits.check(ip("192.0.3.4")).is_ok(), "another /24");
+        let raised = SubscribeLimits::new(50, 3);
+        for _ in 0..50 {
+            assert!(raised.check(ip("198.51.100.1")).is_ok(), "never capped below the per-address limit");
+        }
+        assert!(raised.check(ip("198.51.100.2")).is_err());
+        let off = SubscribeLimits::new(0, 3);
+        for _ in 0..100 {
+            assert!(off.check(ip("192.0.2.1")).is_ok());
+        }
+    }
 
     #[test]
     fn allows_the_limit_then_refuses_per_address() {

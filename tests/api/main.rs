@@ -34,5 +34,6 @@ mod properties;
 mod records;
 mod schedules;
 mod send_guard;
+mod signup_abuse;
 mod smtp_tls;
 mod store;
