@@ -37,6 +37,7 @@ mod exports;
 mod fingerprints;
 mod imports;
 mod limits;
+mod objections;
 mod lists;
 mod outbox;
 mod queue;
@@ -66,6 +67,7 @@ pub use imports::{
     ImportedSubscription, NewImport, NewImportedSubscriber,
 };
 pub use lists::{ListChanges, ListRow};
+pub use objections::{NewObjection, OBJECTED};
 pub use outbox::{NewOutboxMessage, OutboxBody, OutboxRow};
 pub use queue::QueueDepth;
 pub use retention::PurgeCounts;
