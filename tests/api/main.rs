@@ -10,6 +10,7 @@ mod archive;
 mod attacks;
 mod bad_input;
 mod bounces;
+mod checklist;
 mod browser;
 mod consent_evidence;
 mod delivery;
