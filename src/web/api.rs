@@ -311,7 +311,11 @@ enum SubscriberLookup {
     tag = "subscribers",
     operation_id = "add_subscriber",
     request_body = AddSubscriberInput,
-    responses((status = 201, description = "Created", body = SubscriberView), (status = 200, description = "The address was already known; its subscriptions were extended", body = SubscriberView))
+    responses(
+        (status = 201, description = "Created", body = SubscriberView),
+        (status = 200, description = "The address was already known; its subscriptions were extended", body = SubscriberView),
+        (status = 409, description = "The person withdrew, bounced or complained (code `withdrawn`) or the address is suppressed (code `suppressed`): nothing changed, nothing mailed", body = crate::web::error::ErrorBody)
+    )
 )]
 async fn add_subscriber(
     State(s): State<AppState>,
