@@ -109,7 +109,12 @@ pub struct Standings {
 /// THE rule: for each person, what (if anything) bars an organiser or a
 /// test send from confirming, re-permissioning or mailing them for
 /// `purpose`. A few queries for the whole batch.
-pub(crate) async fn bars(tx: &mut Tx, key: &AddressKey, people: &[Person<'_>], purpose: Purpose<'_>) -> Result<Standings> {
+pub(crate) async fn bars(
+    tx: &mut Tx,
+    key: &AddressKey,
+    people: &[Person<'_>],
+    purpose: Purpose<'_>,
+) -> Result<Standings> {
     let emails: Vec<&EmailAddress> = people.iter().map(|p| p.email).collect();
     let found = super::fingerprints::suppressed(tx, key, &emails).await?;
     let hashes: Vec<String> = found.iter().flatten().cloned().collect();

@@ -51,22 +51,21 @@ impl Tx {
         if hashes.is_empty() {
             return Ok(HashMap::new());
         }
-        let found: Vec<(String, String)> = match self {
-            Tx::Sqlite(t) => {
-                sqlx::query_as(
+        let found: Vec<(String, String)> =
+            match self {
+                Tx::Sqlite(t) => sqlx::query_as(
                     "SELECT email_hash, reason FROM suppressions WHERE email_hash IN (SELECT value FROM json_each($1))",
                 )
                 .bind(json_text(hashes.iter()))
                 .fetch_all(&mut **t)
-                .await?
-            }
-            Tx::Postgres(t) => {
-                sqlx::query_as("SELECT email_hash, reason FROM suppressions WHERE email_hash = ANY($1)")
-                    .bind(hashes)
-                    .fetch_all(&mut **t)
-                    .await?
-            }
-        };
+                .await?,
+                Tx::Postgres(t) => {
+                    sqlx::query_as("SELECT email_hash, reason FROM suppressions WHERE email_hash = ANY($1)")
+                        .bind(hashes)
+                        .fetch_all(&mut **t)
+                        .await?
+                }
+            };
         Ok(found.into_iter().collect())
     }
 

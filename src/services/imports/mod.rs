@@ -34,8 +34,8 @@ pub mod source;
 
 pub use parse::{ColumnChoice, Columns};
 
-use super::subscribers::{self, AddTerms, BasisOutcome};
 use super::standing;
+use super::subscribers::{self, AddTerms, BasisOutcome};
 use super::supporter::{self, Origin};
 use super::{Context, FieldError, RequestMeta, ServiceError, ensure_valid};
 use crate::domain::{Actor, ConsentKind, ListSlug, SubscriptionStatus};

@@ -130,7 +130,11 @@ async fn an_import_skips_someone_who_unsubscribed_from_everything_even_for_a_lis
         let errors = job["errors"].as_array().unwrap();
         assert_eq!(errors.len(), 1, "{job}");
         assert_eq!(errors[0]["line"], 2, "{job}");
-        assert_eq!((errors[0]["outcome"].as_str(), errors[0]["code"].as_str()), (Some("skipped"), Some("withdrawn")), "{job}");
+        assert_eq!(
+            (errors[0]["outcome"].as_str(), errors[0]["code"].as_str()),
+            (Some("skipped"), Some("withdrawn")),
+            "{job}"
+        );
         assert!(errors[0]["message"].as_str().unwrap().contains("unsubscribed from everything"), "{job}");
     }
     assert_eq!(app.status("all@example.org", "events").await, "none");
