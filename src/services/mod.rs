@@ -25,6 +25,7 @@ pub mod schedules;
 pub mod send_guard;
 pub mod sessions;
 pub mod setup;
+pub mod standing;
 pub mod subscribe_queue;
 pub mod subscribers;
 pub mod supporter;
@@ -84,6 +85,15 @@ pub enum ServiceError {
     Gone,
     #[error("{0}")]
     Conflict(String),
+    /// The person withdrew (from a list or from everything), bounced or
+    /// complained: only their own new double opt-in may change that
+    /// (`services::standing`). The API answers 409 `withdrawn`.
+    #[error("{0}")]
+    Withdrawn(String),
+    /// The address is suppressed (erased, complained, hard-bounced). The
+    /// API answers 409 `suppressed`.
+    #[error("{0}")]
+    Suppressed(String),
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]

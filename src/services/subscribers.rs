@@ -2,12 +2,12 @@
 //! with a recorded basis (`confirmed`) or by sending a confirmation
 //! (`pending`, the default).
 
+use super::standing;
 use super::supporter::{self, Origin, Transition};
 use super::{Actor, Context, FieldError, RequestMeta, Result, ServiceError, ensure_valid};
 use crate::domain::{ConsentKind, EmailAddress, ListSlug, SubscriberName, SubscriptionStatus};
 use crate::store::{ListRow, SubscriberRow, Tx};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -141,84 +141,21 @@ pub(crate) async fn resolve_lists(tx: &mut Tx, slugs: &[ListSlug]) -> Result<Vec
 }
 
 /// What adding someone to one list on a recorded basis does, given where
-/// they stand on it now.
+/// they stand on it now (after [`super::standing::bars`] has let them
+/// through: a withdrawal is never overridden).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BasisOutcome {
     /// Confirmed already: nothing to record.
     AlreadyConfirmed,
     /// New, or pending: confirm, with one `imported` ledger entry.
     Confirm,
-    /// They withdrew (unsubscribed), or their mail bounced or they
-    /// complained, and have not confirmed since (see [`standing_for_basis`]).
-    /// Neither an import nor an organiser adding them by hand overrides
-    /// this: the import skips them, the single add is refused (409).
-    Withdrawn(SubscriptionStatus),
 }
 
 pub(crate) fn basis_outcome(current: Option<SubscriptionStatus>) -> BasisOutcome {
     match current {
         Some(SubscriptionStatus::Confirmed) => BasisOutcome::AlreadyConfirmed,
-        None | Some(SubscriptionStatus::Pending) => BasisOutcome::Confirm,
-        Some(s @ (SubscriptionStatus::Unsubscribed | SubscriptionStatus::Bounced | SubscriptionStatus::Complained)) => {
-            BasisOutcome::Withdrawn(s)
-        }
+        _ => BasisOutcome::Confirm,
     }
-}
-
-/// Where these people stand on each list, for an organiser's basis: their
-/// subscription statuses, except that a pending subscription whose person
-/// withdrew (or whose mail bounced or drew a complaint) and has not
-/// confirmed since counts as that withdrawal. An anonymous subscribe form
-/// puts such a subscription back to pending, and anyone can type anyone's
-/// address: only the person's own click on the confirmation link may
-/// undo a withdrawal, never an organiser's basis.
-pub(crate) async fn standing_for_basis(
-    tx: &mut Tx,
-    subscriber_ids: &[Uuid],
-) -> Result<HashMap<(Uuid, Uuid), SubscriptionStatus>> {
-    let mut standing: HashMap<(Uuid, Uuid), SubscriptionStatus> = tx
-        .subscriptions_among(subscriber_ids)
-        .await?
-        .into_iter()
-        .filter_map(|s| SubscriptionStatus::parse(&s.status).ok().map(|st| ((s.subscriber_id, s.list_id), st)))
-        .collect();
-    let pending: Vec<Uuid> = {
-        let mut ids: Vec<Uuid> = standing
-            .iter()
-            .filter(|(_, st)| **st == SubscriptionStatus::Pending)
-            .map(|((subscriber, _), _)| *subscriber)
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    };
-    for decision in tx.latest_decisions_among(&pending).await? {
-        let withdrawal = match decision.status.as_str() {
-            "withdrawn" => SubscriptionStatus::Unsubscribed,
-            "bounced" => SubscriptionStatus::Bounced,
-            "complained" => SubscriptionStatus::Complained,
-            _ => continue,
-        };
-        if let Some(st) = standing.get_mut(&(decision.subscriber_id, decision.list_id))
-            && *st == SubscriptionStatus::Pending
-        {
-            *st = withdrawal;
-        }
-    }
-    Ok(standing)
-}
-
-/// Why a basis cannot confirm someone on a list, in words for the organiser.
-pub(crate) fn withdrawal_reason(status: SubscriptionStatus, list: &str) -> String {
-    let why = match status {
-        SubscriptionStatus::Unsubscribed => "unsubscribed from",
-        SubscriptionStatus::Bounced => "had mail bounce on",
-        _ => "complained about mail from",
-    };
-    format!(
-        "this person {why} the list {list}; only they can subscribe again, by confirming from the email the \
-         subscribe form sends"
-    )
 }
 
 /// Adds (or extends) a subscriber. Returns the subscriber and whether it
@@ -245,11 +182,15 @@ pub async fn add(
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
     let lists = resolve_lists(&mut tx, &slugs).await?;
-    if super::fingerprints::is_suppressed(&mut tx, &ctx.address_key, &email).await? {
-        return Err(ServiceError::Invalid(vec![FieldError::new(
-            "email",
-            "this address is on the suppression list (erased, complained or hard-bounced) and cannot be added",
-        )]));
+    // The one withdrawal rule, whatever the requested status: a person who
+    // withdrew, bounced, complained or was erased is neither confirmed nor
+    // sent a re-permission mail by an organiser (409 `withdrawn` /
+    // `suppressed`); nothing is changed.
+    let known = tx.subscriber_by_email(email.normalised()).await?;
+    let person = standing::Person { email: &email, subscriber: known.as_ref().map(|s| s.id) };
+    let mut standings = standing::bars(&mut tx, &ctx.address_key, &[person], standing::Purpose::Lists(&lists)).await?;
+    if let Some(bar) = standings.bars.pop().flatten() {
+        return Err(bar.into_error());
     }
     let created = tx.subscriber_by_email(email.normalised()).await?.is_none();
     let subscriber =
@@ -261,15 +202,10 @@ pub async fn add(
     let origin = Origin { meta, source: None, actor };
     match terms.status {
         SubscriptionStatus::Confirmed => {
-            let standing = standing_for_basis(&mut tx, &[subscriber.id]).await?;
-            let outcomes: Vec<(&ListRow, BasisOutcome)> =
-                lists.iter().map(|l| (l, basis_outcome(standing.get(&(subscriber.id, l.id)).copied()))).collect();
-            // A withdrawal stands: the organiser is told, and nothing is changed.
-            if let Some((list, BasisOutcome::Withdrawn(status))) =
-                outcomes.iter().find(|(_, o)| matches!(o, BasisOutcome::Withdrawn(_)))
-            {
-                return Err(ServiceError::Conflict(withdrawal_reason(*status, &list.slug)));
-            }
+            let outcomes: Vec<(&ListRow, BasisOutcome)> = lists
+                .iter()
+                .map(|l| (l, basis_outcome(standings.statuses.get(&(subscriber.id, l.id)).copied())))
+                .collect();
             for (list, outcome) in outcomes {
                 if outcome != BasisOutcome::AlreadyConfirmed {
                     let t = Transition {

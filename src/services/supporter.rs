@@ -210,9 +210,11 @@ pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &Req
         live.push((i, wanted, shown));
     }
 
-    // Suppressed addresses: noted, and nothing else.
+    // Suppressed addresses: noted, and nothing else. A person who objected
+    // to all mail may start their own new double opt-in (the one exception
+    // to the withdrawal rule, `services::standing`).
     let emails: Vec<&EmailAddress> = live.iter().map(|(i, _, _)| &requests[*i].0.email).collect();
-    let suppressed = super::fingerprints::suppressed(&mut tx, &ctx.address_key, &emails).await?;
+    let suppressed = super::standing::own_opt_in_blocked(&mut tx, &ctx.address_key, &emails).await?;
     let mut attempts = Vec::new();
     let mut people = Vec::with_capacity(live.len());
     for (entry, hash) in live.into_iter().zip(suppressed) {
@@ -602,6 +604,7 @@ pub async fn confirm(ctx: &Context, raw_token: &str, meta: &RequestMeta) -> Resu
     let (subscriber_id, list_ids) = tx.use_confirmation_token(&token.hash(), now).await?.ok_or(ServiceError::Gone)?;
     let notice_version = current_notice_version(&mut tx, now).await?;
     let existing = subscriptions_by_list(&mut tx, subscriber_id).await?;
+    let mut confirmed_any = false;
     for list_id in &list_ids {
         let Some(sub) = existing.get(list_id) else { continue };
         if sub.status != SubscriptionStatus::Pending.as_str() {
@@ -611,6 +614,11 @@ pub async fn confirm(ctx: &Context, raw_token: &str, meta: &RequestMeta) -> Resu
         let kind = if sub.confirmed_at.is_some() { ConsentKind::Resubscribed } else { ConsentKind::Confirmed };
         let t = Transition { to: SubscriptionStatus::Confirmed, kind, detail: None };
         change_status(&mut tx, subscriber_id, *list_id, t, &supporter(meta), notice_version, now).await?;
+        confirmed_any = true;
+    }
+    if confirmed_any && let Some(subscriber) = tx.subscriber_by_id(subscriber_id).await? {
+        // Their own new double opt-in: an earlier objection no longer bars them.
+        super::standing::own_confirmation(&mut tx, &ctx.address_key, &subscriber).await?;
     }
     let list_names = list_names(&mut tx, &list_ids).await?;
     tx.commit().await?;
@@ -867,6 +875,32 @@ pub async fn update_preferences(
         tx.set_subscriber_name(subscriber.id, new_name, now).await?;
     }
     let notice_version = current_notice_version(&mut tx, now).await?;
+    if input.unsubscribe_all {
+        // One objection to all of the group's mail (`services::standing`),
+        // not one withdrawal per list.
+        let left = super::standing::object(
+            &mut tx,
+            &ctx.address_key,
+            &subscriber,
+            WithdrawalMethod::Preferences,
+            &supporter(meta),
+            notice_version,
+            now,
+        )
+        .await?;
+        let preferences = load_preferences(&mut tx, subscriber.id).await?;
+        tx.commit().await?;
+        for _ in &left {
+            ctx.metrics.unsubscribed(WithdrawalMethod::Preferences.as_str());
+        }
+        return Ok(SavedPreferences {
+            preferences,
+            confirmation_sent: Vec::new(),
+            confirmation_recent: Vec::new(),
+            left,
+            unsubscribed_all: true,
+        });
+    }
     let subs = subscriptions_by_list(&mut tx, subscriber.id).await?;
     let method = Some(WithdrawalMethod::Preferences.as_str());
     let mut left = Vec::new();
@@ -898,8 +932,16 @@ pub async fn update_preferences(
         // The stored address was parsed when it was taken; a row that no
         // longer parses gets no mail rather than an error page.
         match EmailAddress::parse(&subscriber.email) {
-            // A suppressed address is never mailed, a confirmation included.
-            Ok(email) if super::fingerprints::is_suppressed(&mut tx, &ctx.address_key, &email).await? => asked.clear(),
+            // A suppressed address is never mailed, a confirmation included
+            // (but one who objected may start their own new double opt-in).
+            Ok(email)
+                if super::standing::own_opt_in_blocked(&mut tx, &ctx.address_key, &[&email])
+                    .await?
+                    .iter()
+                    .any(Option::is_some) =>
+            {
+                asked.clear()
+            }
             Ok(email) => {
                 let origin = Origin { meta, source: Some("preferences page"), actor: Actor::Supporter };
                 mailed = request_confirmation(ctx, &mut tx, &subscriber, &email, &asked, &origin, notice_version, now)

@@ -7,7 +7,7 @@
 //! snapshotted twice.
 
 use super::{Actor, Context, FieldError, Result, ServiceError, ensure_valid};
-use crate::domain::{AddressKey, EmailAddress, HeaderSafeText, ListSlug, SignedToken};
+use crate::domain::{EmailAddress, HeaderSafeText, ListSlug, SignedToken};
 use crate::mail::update::{PreparedUpdate, Recipient};
 use crate::store::{DeliveryRow, DeliveryStats, Tx, UpdateRow};
 use chrono::{DateTime, Utc};
@@ -269,6 +269,15 @@ pub async fn preview(ctx: &Context, id: Uuid) -> Result<Preview> {
     Ok(Preview { subject: row.subject, html: parsed.html, text: parsed.text })
 }
 
+/// An address a test send did not mail, as typed, and why: `suppressed`
+/// (erased, complained, hard-bounced) or `withdrawn` (unsubscribed from
+/// everything, complained, or left every list they were on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedAddress {
+    pub email: String,
+    pub reason: &'static str,
+}
+
 /// Most addresses one test send may name.
 pub const TEST_SEND_MAX_ADDRESSES: usize = 10;
 
@@ -277,7 +286,7 @@ pub const TEST_SEND_MAX_ADDRESSES: usize = 10;
 pub enum TestSend {
     /// Copies queued to `queued` addresses; `skipped` (as typed) get none,
     /// being suppressed or withdrawn.
-    Queued { queued: usize, skipped: Vec<String> },
+    Queued { queued: usize, skipped: Vec<SkippedAddress> },
     /// The organiser's hourly cap (`TIDINGS_TEST_SEND_HOURLY_CAP`) would be
     /// passed: nothing was sent.
     CapReached { cap: u32, left: u32 },
@@ -316,11 +325,18 @@ pub async fn test_send(ctx: &Context, id: Uuid, emails: &[String], organiser: &A
     let row = load(&mut tx, id).await?;
     let mut skipped = Vec::new();
     let mut to = Vec::new();
-    for (address, typed) in addresses {
-        if may_not_be_mailed(&mut tx, &ctx.address_key, &address).await? {
-            skipped.push(typed.to_owned());
-        } else {
-            to.push(address);
+    // The one withdrawal rule (`services::standing`), for mail to no list.
+    let mut people = Vec::with_capacity(addresses.len());
+    for (address, _) in &addresses {
+        let subscriber = tx.subscriber_by_email(address.normalised()).await?.map(|s| s.id);
+        people.push(super::standing::Person { email: address, subscriber });
+    }
+    let standings =
+        super::standing::bars(&mut tx, &ctx.address_key, &people, super::standing::Purpose::AnyMail).await?;
+    for ((address, typed), bar) in addresses.iter().zip(standings.bars) {
+        match bar {
+            Some(bar) => skipped.push(SkippedAddress { email: typed.to_string(), reason: bar.code() }),
+            None => to.push(address.clone()),
         }
     }
     if cap > 0 {
@@ -353,19 +369,6 @@ pub async fn test_send(ctx: &Context, id: Uuid, emails: &[String], organiser: &A
     tx.commit().await?;
     ctx.outbox_wakeup.notify_one();
     Ok(TestSend::Queued { queued: to.len(), skipped })
-}
-
-/// True when `address` must get no mail at all: it is on the suppression
-/// list, or its owner has left every list they were on (unsubscribed,
-/// bounced or complained) and is on none now.
-async fn may_not_be_mailed(tx: &mut Tx, key: &AddressKey, address: &EmailAddress) -> Result<bool> {
-    if super::fingerprints::is_suppressed(tx, key, address).await? {
-        return Ok(true);
-    }
-    let Some(person) = tx.subscriber_by_email(address.normalised()).await? else { return Ok(false) };
-    let subscriptions = tx.subscriptions(person.id).await?;
-    let withdrawn = |status: &str| matches!(status, "unsubscribed" | "bounced" | "complained");
-    Ok(!subscriptions.is_empty() && subscriptions.iter().all(|s| withdrawn(&s.status)))
 }
 
 /// Sends now (`at` absent or not in the future) or schedules for `at`.

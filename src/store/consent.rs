@@ -227,7 +227,8 @@ impl Tx {
         Ok(v)
     }
 
-    /// One subscriber's whole ledger, oldest first.
+    /// One subscriber's whole ledger, oldest first, with each objection to
+    /// all of the group's mail as an `objected` entry whose list is `*`.
     pub async fn consent_events(&mut self, subscriber_id: Uuid) -> Result<Vec<ConsentEventRow>> {
         let rows = on_backend!(self, c => sqlx::query_as(
             "SELECT e.id, e.subscriber_id, e.kind, l.slug AS list_slug, e.occurred_at, e.ip, e.user_agent,
@@ -239,7 +240,15 @@ impl Tx {
              LEFT JOIN consent_statements s ON s.id = e.statement_id
              LEFT JOIN privacy_notices n ON n.version = e.notice_version
              WHERE e.subscriber_id = $1
-             ORDER BY e.occurred_at, e.id",
+             UNION ALL
+             SELECT o.id, o.subscriber_id, 'objected' AS kind, '*' AS list_slug, o.occurred_at, o.ip, o.user_agent,
+                    CAST(NULL AS TEXT), o.actor, o.method AS detail,
+                    CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),
+                    n.version, n.url, n.sha256
+             FROM objections o
+             LEFT JOIN privacy_notices n ON n.version = o.notice_version
+             WHERE o.subscriber_id = $1
+             ORDER BY occurred_at, id",
         )
         .bind(subscriber_id)
         .fetch_all(c)

@@ -38,6 +38,7 @@ mod fingerprints;
 mod imports;
 mod limits;
 mod lists;
+mod objections;
 mod outbox;
 mod queue;
 mod retention;
@@ -66,6 +67,7 @@ pub use imports::{
     ImportedSubscription, NewImport, NewImportedSubscriber,
 };
 pub use lists::{ListChanges, ListRow};
+pub use objections::{NewObjection, OBJECTED};
 pub use outbox::{NewOutboxMessage, OutboxBody, OutboxRow};
 pub use queue::QueueDepth;
 pub use retention::PurgeCounts;

@@ -1,4 +1,6 @@
-//! Retention: what the daily purge deletes. Suppressions are never touched.
+//! Retention: what the daily purge deletes. Suppressions are never touched,
+//! nor the record of an objection to all mail (`objections`), nor a person
+//! who has one.
 
 use super::{Result, Tx, on_backend};
 use chrono::{DateTime, Utc};
@@ -47,7 +49,8 @@ impl Tx {
             "DELETE FROM subscribers
              WHERE created_at < $1
                AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.subscriber_id = subscribers.id)
-               AND NOT EXISTS (SELECT 1 FROM consent_events e WHERE e.subscriber_id = subscribers.id)",
+               AND NOT EXISTS (SELECT 1 FROM consent_events e WHERE e.subscriber_id = subscribers.id)
+               AND NOT EXISTS (SELECT 1 FROM objections o WHERE o.subscriber_id = subscribers.id)",
         )
         .bind(cutoff)
         .execute(c)

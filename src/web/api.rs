@@ -311,7 +311,11 @@ enum SubscriberLookup {
     tag = "subscribers",
     operation_id = "add_subscriber",
     request_body = AddSubscriberInput,
-    responses((status = 201, description = "Created", body = SubscriberView), (status = 200, description = "The address was already known; its subscriptions were extended", body = SubscriberView))
+    responses(
+        (status = 201, description = "Created", body = SubscriberView),
+        (status = 200, description = "The address was already known; its subscriptions were extended", body = SubscriberView),
+        (status = 409, description = "The person withdrew, bounced or complained (code `withdrawn`) or the address is suppressed (code `suppressed`): nothing changed, nothing mailed", body = crate::web::error::ErrorBody)
+    )
 )]
 async fn add_subscriber(
     State(s): State<AppState>,
@@ -619,8 +623,13 @@ struct TestQueued {
     /// How many test copies were queued.
     queued: usize,
     /// Addresses given that got no copy: suppressed (erased, complained,
-    /// hard-bounced) or withdrawn from every list.
+    /// hard-bounced) or withdrawn (unsubscribed from everything, complained,
+    /// or left every list), as typed.
     skipped: Vec<String>,
+    /// Of `skipped`, those on the suppression list.
+    suppressed: Vec<String>,
+    /// Of `skipped`, those who withdrew.
+    withdrawn: Vec<String>,
 }
 
 /// The 429 answer when an organiser's hourly test-send cap is reached.
@@ -652,7 +661,16 @@ async fn test_update(
 ) -> Result<Response> {
     match updates::test_send(&s.ctx, update_id(&id)?, &input.emails, &actor).await.map_err(service)? {
         updates::TestSend::Queued { queued, skipped } => {
-            Ok((StatusCode::ACCEPTED, Json(TestQueued { queued, skipped })).into_response())
+            let which = |reason: &str| -> Vec<String> {
+                skipped.iter().filter(|s| s.reason == reason).map(|s| s.email.clone()).collect()
+            };
+            let answer = TestQueued {
+                queued,
+                suppressed: which("suppressed"),
+                withdrawn: which("withdrawn"),
+                skipped: skipped.iter().map(|s| s.email.clone()).collect(),
+            };
+            Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
         updates::TestSend::CapReached { cap, left } => {
             let mut res = WebError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", test_cap_message(cap, left))

@@ -45,6 +45,8 @@ impl WebError {
                 Self::new(StatusCode::GONE, "gone", "That link has expired or has already been used.")
             }
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            ServiceError::Withdrawn(m) => Self::new(StatusCode::CONFLICT, "withdrawn", m),
+            ServiceError::Suppressed(m) => Self::new(StatusCode::CONFLICT, "suppressed", m),
             ServiceError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -139,7 +139,8 @@ async fn subscribers_are_added_with_a_basis_or_a_confirmation(db: Db) {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 422);
+    assert_eq!(res.status(), 409, "issue 24: a suppressed address is a conflict, code `suppressed`");
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"]["code"], "suppressed");
     let unknown = app
         .api(Method::POST, "/subscribers")
         .json(&json!({"email": "o@example.org", "lists": ["nope"]}))

@@ -268,8 +268,11 @@ async fn preferences_change_name_and_lists_and_can_unsubscribe_from_everything(d
     assert_eq!(app.status("dee@example.org", "updates").await, "unsubscribed");
     let ledger = app.ledger("dee@example.org").await;
     let withdrawn: Vec<_> = ledger.iter().filter(|e| e["kind"] == "withdrawn").collect();
-    assert_eq!(withdrawn.len(), 2);
-    assert!(withdrawn.iter().all(|e| e["detail"] == "preferences"));
+    assert_eq!(withdrawn.len(), 1, "hearings, unticked on the save before");
+    // Issue 24: "Unsubscribe from everything" is one objection, not one withdrawal per list.
+    let objected: Vec<_> = ledger.iter().filter(|e| e["kind"] == "objected").collect();
+    assert_eq!(objected.len(), 1);
+    assert!(withdrawn.iter().chain(&objected).all(|e| e["detail"] == "preferences"));
 
     // Ticking a list again from preferences asks for confirmation by mail
     // (the link may be in a forwarded copy); the click re-subscribes.

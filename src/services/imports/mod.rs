@@ -34,10 +34,11 @@ pub mod source;
 
 pub use parse::{ColumnChoice, Columns};
 
+use super::standing;
 use super::subscribers::{self, AddTerms, BasisOutcome};
 use super::supporter::{self, Origin};
 use super::{Context, FieldError, RequestMeta, ServiceError, ensure_valid};
-use crate::domain::{Actor, ConsentKind, EmailAddress, ListSlug, SubscriptionStatus};
+use crate::domain::{Actor, ConsentKind, ListSlug, SubscriptionStatus};
 use crate::store::{
     BatchProgress, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate, ListRow, NewImport,
     NewImportedSubscriber, StoreError, SubscriberRow, Tx,
@@ -720,43 +721,68 @@ async fn apply_batch(
         }
     }
 
-    // Suppressed addresses are refused, every time they appear.
-    let emails: Vec<&EmailAddress> = rows.iter().map(|(_, d)| &d.email).collect();
-    let found = crate::services::fingerprints::suppressed(tx, &ctx.address_key, &emails).await?;
+    // Who is known already.
+    let norms: Vec<String> = rows.iter().map(|(_, d)| d.email.normalised().to_owned()).collect();
+    let existing: HashMap<String, crate::store::ImportedSubscriber> =
+        tx.subscribers_among(&norms).await?.into_iter().map(|s| (s.email_norm.clone(), s)).collect();
+    // The one withdrawal rule (`services::standing`), for every row: a
+    // suppressed address is refused every time it appears; someone who
+    // withdrew (from one of these lists or from everything), bounced or
+    // complained is skipped, also when an anonymous subscribe has put them
+    // back to pending (only their own confirmation undoes it).
+    let people: Vec<standing::Person<'_>> = rows
+        .iter()
+        .map(|(_, d)| standing::Person {
+            email: &d.email,
+            subscriber: existing.get(d.email.normalised()).map(|s| s.id),
+        })
+        .collect();
+    let standings = standing::bars(tx, &ctx.address_key, &people, standing::Purpose::Lists(&def.lists)).await?;
     let hashes: Vec<String> = rows.iter().map(|(_, d)| d.email.suppression_hash(&ctx.address_key)).collect();
     let mut first_seen: HashMap<&str, i64> = HashMap::with_capacity(rows.len());
     let mut unique: Vec<(i64, &RowData, &str)> = Vec::with_capacity(rows.len());
-    for (((line, data), hash), suppressed) in rows.into_iter().zip(&hashes).zip(found) {
-        if suppressed.is_some() {
-            p.suppressed += 1;
-            errors.push(problem(
-                line,
-                "suppressed",
-                "suppressed",
-                "the address is on the suppression list (erased, complained or hard-bounced); it was not imported",
-            ));
-        } else if let Some(first) = first_seen.get(data.email.normalised()) {
-            p.skipped += 1;
-            errors.push(problem(line, "skipped", "duplicate", format!("the same address as line {first}")));
-        } else {
-            first_seen.insert(data.email.normalised(), line);
-            unique.push((line, data, hash));
+    let mut seen_only = Vec::new();
+    for (((line, data), hash), bar) in rows.into_iter().zip(&hashes).zip(standings.bars) {
+        match bar {
+            Some(standing::Bar::Suppressed) => {
+                p.suppressed += 1;
+                errors.push(problem(
+                    line,
+                    "suppressed",
+                    "suppressed",
+                    "the address is on the suppression list (erased, complained or hard-bounced); it was not imported",
+                ));
+            }
+            _ if first_seen.contains_key(data.email.normalised()) => {
+                let first = first_seen.get(data.email.normalised()).copied().unwrap_or_default();
+                p.skipped += 1;
+                errors.push(problem(line, "skipped", "duplicate", format!("the same address as line {first}")));
+            }
+            Some(bar) => {
+                first_seen.insert(data.email.normalised(), line);
+                p.skipped += 1;
+                let code = match &bar {
+                    standing::Bar::Withdrawn { status, .. } => status.as_str(),
+                    _ => "withdrawn",
+                };
+                errors.push(problem(line, "skipped", code, bar.reason()));
+                if let Some(known) = existing.get(data.email.normalised())
+                    && known.last_import_id != Some(def.id)
+                {
+                    seen_only.push(known.id);
+                }
+            }
+            None => {
+                first_seen.insert(data.email.normalised(), line);
+                unique.push((line, data, hash));
+            }
         }
     }
-
-    // Who is known already, and where they stand on the import's lists.
-    let norms: Vec<String> = unique.iter().map(|(_, d, _)| d.email.normalised().to_owned()).collect();
-    let existing: HashMap<String, crate::store::ImportedSubscriber> =
-        tx.subscribers_among(&norms).await?.into_iter().map(|s| (s.email_norm.clone(), s)).collect();
-    let ids: Vec<Uuid> = existing.values().map(|s| s.id).collect();
-    // A withdrawal the person has not taken back stands, even where an
-    // anonymous subscribe has put the subscription back to pending.
-    let standing = subscribers::standing_for_basis(tx, &ids).await?;
+    let standing = standings.statuses;
 
     let confirming = def.terms.status == SubscriptionStatus::Confirmed;
     let mut new_rows = Vec::new();
     let mut changes = Vec::new();
-    let mut seen_only = Vec::new();
     let mut accepted: Vec<Accepted<'_>> = Vec::with_capacity(unique.len());
     for (line, data, hash) in unique {
         let Some(known) = existing.get(data.email.normalised()) else {
@@ -792,14 +818,6 @@ async fn apply_batch(
             .iter()
             .map(|l| (l, subscribers::basis_outcome(standing.get(&(known.id, l.id)).copied())))
             .collect();
-        if let Some((list, BasisOutcome::Withdrawn(status))) =
-            outcomes.iter().find(|(_, o)| matches!(o, BasisOutcome::Withdrawn(_)))
-        {
-            p.skipped += 1;
-            errors.push(problem(line, "skipped", status.as_str(), subscribers::withdrawal_reason(*status, &list.slug)));
-            seen_only.push(known.id);
-            continue;
-        }
         p.updated += 1;
         let name = data.name.as_ref().map_or_else(|| known.name.clone(), |n| n.as_str().to_owned());
         let attributes = merged_attributes(&known.attributes, &data.attributes);

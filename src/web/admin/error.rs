@@ -81,6 +81,12 @@ impl IntoResponse for AdminError {
             AdminError::Service(ServiceError::Conflict(message)) => {
                 page(StatusCode::CONFLICT, "Already exists", &message, Vec::new())
             }
+            AdminError::Service(ServiceError::Withdrawn(message)) => {
+                page(StatusCode::CONFLICT, "This person withdrew", &message, Vec::new())
+            }
+            AdminError::Service(ServiceError::Suppressed(message)) => {
+                page(StatusCode::CONFLICT, "This address may not be mailed", &message, Vec::new())
+            }
             AdminError::Service(ServiceError::Gone) => page(
                 StatusCode::GONE,
                 "This link has expired",

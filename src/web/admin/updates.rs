@@ -381,10 +381,12 @@ pub async fn test(
             let errors = skipped
                 .into_iter()
                 .map(|a| {
-                    FieldError::new(
-                        "emails",
-                        format!("No test copy to {a}: that address is suppressed or has unsubscribed."),
-                    )
+                    let why = if a.reason == "suppressed" {
+                        "that address is on the suppression list (erased, complained or hard-bounced)"
+                    } else {
+                        "that person has withdrawn (unsubscribed from everything, or complained)"
+                    };
+                    FieldError::new("emails", format!("No test copy to {}: {why}.", a.email))
                 })
                 .collect();
             let notice = if queued > 0 { Some("Test copies are on their way to the other addresses.") } else { None };

@@ -17,6 +17,8 @@ mod item_06;
 mod item_07;
 mod item_08;
 mod item_10;
+mod item_11;
+mod item_12;
 mod item_13;
 mod item_15;
 mod item_20;
