@@ -23,6 +23,7 @@ pub mod retention;
 pub mod rights;
 pub mod schedules;
 pub mod send_guard;
+pub mod sender_auth;
 pub mod sessions;
 pub mod setup;
 pub mod subscribe_queue;
@@ -54,6 +55,8 @@ pub struct Context {
     pub outbox_wakeup: Arc<Notify>,
     /// This process's Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The sender authentication checks run before a bulk send.
+    pub sender_auth: Arc<sender_auth::SenderAuth>,
 }
 
 /// One field's problem, safe to show to the person who filled the form.
