@@ -99,6 +99,10 @@ pub enum ServiceError {
     /// changed and the same request may be sent again.
     #[error("temporarily unavailable")]
     Unavailable,
+    /// A bulk send refused because sender authentication fails
+    /// (`sender_auth`); the report names the failed checks.
+    #[error("sender authentication fails: {}", .0.summary())]
+    SenderAuthentication(sender_auth::Report),
 }
 
 impl From<StoreError> for ServiceError {

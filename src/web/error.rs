@@ -45,6 +45,11 @@ impl WebError {
                 Self::new(StatusCode::GONE, "gone", "That link has expired or has already been used.")
             }
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            ServiceError::SenderAuthentication(report) => Self::new(
+                StatusCode::CONFLICT,
+                "sender_authentication",
+                format!("Not sent: sender authentication fails ({}).", report.summary()),
+            ),
             ServiceError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
