@@ -68,8 +68,7 @@ pub fn load_key(config: &Config) -> Result<Option<DkimKeyInfo>, String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let (algorithm, bits, public_key) = if config.dkim_algorithm == "ed25519" {
         let raw = b64.decode(pem.trim()).map_err(|e| format!("{}: not a base64 ed25519 key: {e}", path.display()))?;
-        let bytes: [u8; 32] =
-            raw.try_into().map_err(|_| format!("{}: an ed25519 key is 32 bytes", path.display()))?;
+        let bytes: [u8; 32] = raw.try_into().map_err(|_| format!("{}: an ed25519 key is 32 bytes", path.display()))?;
         let public = ed25519_dalek::SigningKey::from_bytes(&bytes).verifying_key().to_bytes();
         ("ed25519", None, b64.encode(public))
     } else {
@@ -154,12 +153,7 @@ impl SenderAuth {
             SenderAuthMode::Off => None,
             _ => Some(build_resolver(config.dns_server)?),
         };
-        Ok(Self {
-            mode,
-            from_domain: config.from.email.domain().to_ascii_lowercase(),
-            key: load_key(config),
-            resolver,
-        })
+        Ok(Self { mode, from_domain: config.from.email.domain().to_ascii_lowercase(), key: load_key(config), resolver })
     }
 
     pub fn mode(&self) -> SenderAuthMode {
@@ -191,7 +185,9 @@ impl SenderAuth {
                 match k.bits {
                     Some(bits) if bits < MIN_RSA_BITS => checks.push(Check::fail(
                         "dkim_key",
-                        format!("the DKIM key has {bits} bits; mailbox providers need at least {MIN_RSA_BITS} (use 2048)"),
+                        format!(
+                            "the DKIM key has {bits} bits; mailbox providers need at least {MIN_RSA_BITS} (use 2048)"
+                        ),
                     )),
                     Some(bits) => checks.push(Check::pass("dkim_key", format!("RSA key of {bits} bits"))),
                     None => checks.push(Check::pass("dkim_key", "ed25519 key")),
@@ -222,16 +218,12 @@ impl SenderAuth {
         let domain = self.from_domain.clone();
         let dmarc_name = format!("_dmarc.{domain}");
         let dkim_name = key.map(|k| k.txt_record().0);
-        let (spf, dmarc, dkim) = tokio::join!(
-            txt(resolver, &domain),
-            txt(resolver, &dmarc_name),
-            async {
-                match &dkim_name {
-                    Some(n) => Some(txt(resolver, n).await),
-                    None => None,
-                }
+        let (spf, dmarc, dkim) = tokio::join!(txt(resolver, &domain), txt(resolver, &dmarc_name), async {
+            match &dkim_name {
+                Some(n) => Some(txt(resolver, n).await),
+                None => None,
             }
-        );
+        });
         checks.push(match spf {
             Lookup::Unreachable(e) => Check::unchecked("spf", format!("DNS could not be reached: {e}")),
             Lookup::Records(r) => match r.iter().find(|t| starts_with_tag(t, "v=spf1")) {
@@ -243,7 +235,9 @@ impl SenderAuth {
             Lookup::Unreachable(e) => Check::unchecked("dmarc", format!("DNS could not be reached: {e}")),
             Lookup::Records(r) => match r.iter().find(|t| starts_with_tag(t, "v=DMARC1")) {
                 Some(t) => Check::pass("dmarc", format!("{dmarc_name}: {t}")),
-                None => Check::fail("dmarc", format!("{dmarc_name} publishes no DMARC record (TXT \"v=DMARC1; p=none\")")),
+                None => {
+                    Check::fail("dmarc", format!("{dmarc_name} publishes no DMARC record (TXT \"v=DMARC1; p=none\")"))
+                }
             },
         });
         checks.push(match (key, dkim) {
@@ -261,7 +255,9 @@ impl SenderAuth {
                         } else {
                             Check::fail(
                                 "dkim_dns",
-                                format!("{name} publishes a different key from the configured one (see `tidings check`)"),
+                                format!(
+                                    "{name} publishes a different key from the configured one (see `tidings check`)"
+                                ),
                             )
                         }
                     }
@@ -306,7 +302,8 @@ pub fn aligned_under(sub: &str, parent: &str) -> bool {
 
 fn starts_with_tag(txt: &str, version: &str) -> bool {
     let first = txt.split(';').next().unwrap_or("").trim();
-    first.eq_ignore_ascii_case(version) || txt.to_ascii_lowercase().starts_with(&format!("{} ", version.to_ascii_lowercase()))
+    first.eq_ignore_ascii_case(version)
+        || txt.to_ascii_lowercase().starts_with(&format!("{} ", version.to_ascii_lowercase()))
 }
 
 /// The value of `name=` in a `tag=value; …` record, whitespace removed.
