@@ -33,5 +33,6 @@ mod properties;
 mod records;
 mod schedules;
 mod send_guard;
+mod sender_auth;
 mod smtp_tls;
 mod store;
