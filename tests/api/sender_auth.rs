@@ -71,3 +71,41 @@ async fn tidings_check_lists_the_checks_and_the_dkim_record(db: Db) {
         format!("publish this DKIM record: t2026._domainkey.hospital.test TXT \"v=DKIM1; k=rsa; p={}\"", rig.public);
     assert!(stdout.contains(&record), "{stdout}");
 }
+
+async fn the_dashboard_lists_the_failed_checks_before_you_send(db: Db) {
+    let rig = AuthRig::new(1024);
+    rig.publish_all();
+    rig.dns.remove(&rig.spf_name());
+    let app = TestApp::spawn_with(db, &as_pairs(&rig.settings(true))).await;
+    let admin = app.login_as_admin().await;
+    let page = admin.get("/admin").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Before you send"), "{}", page.body);
+    assert!(page.body.contains("<strong>spf</strong>"), "the failed check is named");
+    assert!(!page.body.contains("<strong>dmarc</strong>"), "passing checks are not listed");
+
+    rig.dns.txt(&rig.spf_name(), "v=spf1 -all");
+    let page = admin.get("/admin").await;
+    assert!(!page.body.contains("Before you send"), "nothing to show once every check passes");
+}
+
+async fn the_admin_send_button_is_refused_with_the_reasons_unless_overridden(db: Db) {
+    let rig = AuthRig::new(1024);
+    rig.publish_all();
+    let app = TestApp::spawn_with(db, &as_pairs(&rig.settings(false))).await;
+    app.confirmed_subscribers("s", 1, "updates").await;
+    let id = app.create_update("News", "Hello", &["updates"]).await;
+    let admin = app.login_as_admin().await;
+    let page = format!("/admin/updates/{id}");
+    let action = format!("/admin/updates/{id}/send");
+    let refused = admin.submit(&page, &action, &[("when", "now")]).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.body.contains("dkim_key"), "{}", refused.body);
+    assert_eq!(app.api_get(&format!("/updates/{id}")).await["status"], "draft");
+    let sent = admin.submit(&page, &action, &[("when", "now"), ("override_authentication", "on")]).await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    assert_eq!(app.api_get(&format!("/updates/{id}")).await["status"], "sending");
+    let audit = app.api_get("/audit-log?action=sender_authentication.override").await;
+    let entries = audit["entries"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["actor"].as_str().unwrap_or("").starts_with("organiser:")), "{audit}");
+}
