@@ -9,7 +9,9 @@ use serde_json::json;
 
 both_backends!(
     a_scheduled_send_that_fails_when_due_is_held_and_audited,
-    tidings_check_lists_the_checks_and_the_dkim_record
+    tidings_check_lists_the_checks_and_the_dkim_record,
+    the_dashboard_lists_the_failed_checks_before_you_send,
+    the_admin_send_button_is_refused_with_the_reasons_unless_overridden,
 );
 
 async fn a_scheduled_send_that_fails_when_due_is_held_and_audited(db: Db) {
