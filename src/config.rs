@@ -640,4 +640,29 @@ mod tests {
         merged.insert("TIDINGS_BIND".into(), "127.0.0.1:7777".into());
         assert_eq!(Config::from_map(&merged).unwrap().bind.port(), 7777);
     }
+
+    #[test]
+    fn a_verp_domain_outside_the_from_domain_is_refused() {
+        let from = ("TIDINGS_FROM", "News <news@hospital.test>");
+        for ok in ["hospital.test", "bounces.hospital.test", "B.Hospital.Test."] {
+            assert!(Config::from_map(&map(&[from, ("TIDINGS_VERP_DOMAIN", ok)])).is_ok(), "{ok}");
+        }
+        for bad in ["elsewhere.test", "nothospital.test", "test"] {
+            let err = Config::from_map(&map(&[from, ("TIDINGS_VERP_DOMAIN", bad)])).unwrap_err().to_string();
+            assert!(err.starts_with("TIDINGS_VERP_DOMAIN") && err.contains("hospital.test"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn sender_auth_is_required_with_a_relay_and_off_without() {
+        let c = Config::from_map(&map(&[])).unwrap();
+        assert_eq!(c.effective_sender_auth(), SenderAuthMode::Off, "the outbox folder never gates");
+        let relay = ("TIDINGS_SMTP_URL", "smtp://127.0.0.1:25");
+        assert_eq!(Config::from_map(&map(&[relay])).unwrap().effective_sender_auth(), SenderAuthMode::Require);
+        let warn = Config::from_map(&map(&[relay, ("TIDINGS_SENDER_AUTH", "warn")])).unwrap();
+        assert_eq!(warn.effective_sender_auth(), SenderAuthMode::Warn);
+        assert!(Config::from_map(&map(&[("TIDINGS_SENDER_AUTH", "maybe")])).is_err());
+        let dns = Config::from_map(&map(&[("TIDINGS_DNS_SERVER", "127.0.0.1")])).unwrap();
+        assert_eq!(dns.dns_server, Some("127.0.0.1:53".parse().unwrap()));
+    }
 }
