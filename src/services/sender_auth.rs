@@ -248,7 +248,7 @@ impl SenderAuth {
                     Lookup::Records(r) => {
                         let published: Vec<String> =
                             r.iter().filter(|t| starts_with_tag(t, "v=DKIM1")).filter_map(|t| tag(t, "p")).collect();
-                        if published.iter().any(|p| *p == k.public_key) {
+                        if published.contains(&k.public_key) {
                             Check::pass("dkim_dns", format!("{name} publishes the key"))
                         } else if published.is_empty() {
                             Check::fail("dkim_dns", format!("{name} publishes no DKIM key (see `tidings check`)"))
