@@ -155,6 +155,8 @@ fn settings(database_url: &str, smtp_port: u16, concurrency: u32) -> BTreeMap<St
     [
         ("TIDINGS_DATABASE_URL", database_url.to_owned()),
         ("TIDINGS_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+        // A benchmark rig on loopback: no DKIM key or DNS records to check.
+        ("TIDINGS_SENDER_AUTH", "off".to_owned()),
         ("TIDINGS_SEND_CONCURRENCY", concurrency.to_string()),
         ("TIDINGS_BASE_URL", "https://campaign.example.org".to_owned()),
         ("TIDINGS_FROM", "Save Our Maternity Unit <news@campaign.example.org>".to_owned()),
@@ -189,7 +191,8 @@ async fn one_run(args: &Args, db: Db, n: u64, concurrency: u32) -> BoxResult<Run
     };
     let update = updates::create(&ctx, &input, &Actor::System).await?;
     let started = Instant::now();
-    updates::send(&ctx, update.id, None).await?;
+    let request = updates::SendRequest { at: None, override_authentication: false, actor: &Actor::System };
+    updates::send(&ctx, update.id, &request).await?;
     let snapshot = started.elapsed();
     let total = ctx.store.read().await?.delivery_stats(update.id).await?.total;
     if total != i64::try_from(n)? {

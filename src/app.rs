@@ -36,6 +36,8 @@ pub enum AppError {
     Mail(String),
     #[error("DKIM: {0}")]
     Dkim(String),
+    #[error("{0}")]
+    SenderAuth(#[from] crate::services::sender_auth::SenderAuthError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("server: {0}")]
@@ -80,6 +82,7 @@ impl App {
             contact_address: config.contact_address.clone(),
             dkim: dkim_config(&config)?,
         };
+        let sender_auth = crate::services::sender_auth::SenderAuth::new(&config)?;
         let ctx = Context {
             store,
             clock,
@@ -89,6 +92,7 @@ impl App {
             address_key: Arc::new(address_key),
             outbox_wakeup: Arc::new(Notify::new()),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            sender_auth: Arc::new(sender_auth),
         };
         Ok(Self { ctx, transport })
     }

@@ -254,6 +254,27 @@ async fn check(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let transport = crate::mail::Transport::from_config(config.smtp_url.as_ref(), &config.outbox_dir, 1)?;
     let how = transport.check().await?;
     println!("mail: ok ({how})");
+    sender_authentication(&config).await?;
+    Ok(())
+}
+
+/// The sender authentication checks, one line each, and the DKIM record to
+/// publish. Informational: `check` fails only on what stops Tidings running.
+async fn sender_authentication(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    let auth = crate::services::sender_auth::SenderAuth::new(config)?;
+    let mode = config.effective_sender_auth();
+    let report = auth.report().await;
+    println!("sender authentication (TIDINGS_SENDER_AUTH={}):", mode.as_str());
+    for check in &report.checks {
+        println!("  {:<14} {:<9} {}", check.code, check.status, check.message);
+    }
+    if let Some(key) = auth.key() {
+        let (name, value) = key.txt_record();
+        println!("publish this DKIM record: {name} TXT \"{value}\"");
+    }
+    if !report.failures().is_empty() && mode == crate::config::SenderAuthMode::Require {
+        println!("bulk sends will be refused until the failed checks pass (an admin may override one send)");
+    }
     Ok(())
 }
 

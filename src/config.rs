@@ -17,6 +17,28 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
+/// `TIDINGS_SENDER_AUTH`: what happens when a bulk send fails the sender
+/// authentication checks (`services::sender_auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderAuthMode {
+    /// Refuse the send (an admin may override it for that send).
+    Require,
+    /// Send, but report the failures.
+    Warn,
+    /// No checks before sending.
+    Off,
+}
+
+impl SenderAuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SenderAuthMode::Require => "require",
+            SenderAuthMode::Warn => "warn",
+            SenderAuthMode::Off => "off",
+        }
+    }
+}
+
 /// The fully parsed configuration. Every field is a value the program can
 /// use directly.
 #[derive(Debug, Clone)]
@@ -81,6 +103,11 @@ pub struct Config {
     /// When set, each copy of an update is sent with a VERP return path
     /// `tb-…@{verp_domain}` naming its delivery (see `mail::verp`).
     pub verp_domain: Option<String>,
+    /// `TIDINGS_SENDER_AUTH` as given; see [`Config::effective_sender_auth`].
+    pub sender_auth: Option<SenderAuthMode>,
+    /// `TIDINGS_DNS_SERVER`: the nameserver (`ip:port`) the sender
+    /// authentication checks ask; `None` = the system resolver.
+    pub dns_server: Option<SocketAddr>,
     /// IANA zone in which times are shown and cron schedules run.
     pub timezone: String,
     /// Subscriptions never confirmed are deleted this many days after the
@@ -198,6 +225,8 @@ pub const KEYS: &[&str] = &[
     "TIDINGS_HEADER_READ_TIMEOUT_SECONDS",
     "TIDINGS_IDLE_TIMEOUT_SECONDS",
     "TIDINGS_MAX_CONNECTIONS",
+    "TIDINGS_SENDER_AUTH",
+    "TIDINGS_DNS_SERVER",
 ];
 
 impl Config {
@@ -227,6 +256,7 @@ impl Config {
         let from_raw = get("TIDINGS_FROM").unwrap_or("Tidings <noreply@localhost>");
         let from: lettre::message::Mailbox =
             from_raw.parse().map_err(|_| invalid("TIDINGS_FROM", "expected `Name <address@domain>`"))?;
+        let from_domain = from.email.domain().to_owned();
         let group_name = get("TIDINGS_GROUP_NAME")
             .map(str::to_owned)
             .or_else(|| from.name.clone())
@@ -280,7 +310,32 @@ impl Config {
                 a @ ("rsa" | "ed25519") => a.to_owned(),
                 _ => return Err(invalid("TIDINGS_DKIM_ALGORITHM", "rsa or ed25519")),
             },
-            verp_domain: get("TIDINGS_VERP_DOMAIN").map(str::to_owned),
+            verp_domain: match get("TIDINGS_VERP_DOMAIN") {
+                Some(d) if !crate::services::sender_auth::aligned_under(d, &from_domain) => {
+                    return Err(invalid(
+                        "TIDINGS_VERP_DOMAIN",
+                        &format!(
+                            "{d} must be the From domain ({}) or a subdomain of it, so bounces align with From",
+                            from_domain
+                        ),
+                    ));
+                }
+                d => d.map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
+            },
+            sender_auth: match get("TIDINGS_SENDER_AUTH") {
+                None => None,
+                Some("require") => Some(SenderAuthMode::Require),
+                Some("warn") => Some(SenderAuthMode::Warn),
+                Some("off") => Some(SenderAuthMode::Off),
+                Some(_) => return Err(invalid("TIDINGS_SENDER_AUTH", "require, warn or off")),
+            },
+            dns_server: get("TIDINGS_DNS_SERVER")
+                .map(|s| {
+                    s.parse::<SocketAddr>()
+                        .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                        .map_err(|_| invalid("TIDINGS_DNS_SERVER", "expected ip or ip:port, e.g. 127.0.0.1:5353"))
+                })
+                .transpose()?,
             worker_lease: Duration::from_secs(parse_num(get, "TIDINGS_WORKER_LEASE_SECONDS", 120u64)?.max(2)),
             timezone: parse_timezone(get("TIDINGS_TIMEZONE").unwrap_or("Europe/London"))?,
             retention_pending_days: parse_num(get, "TIDINGS_RETENTION_PENDING_DAYS", 30)?,
@@ -343,6 +398,16 @@ impl Config {
             && url.password().is_none()
             && self.cors_origins.iter().any(|o| *o == url.origin().ascii_serialization());
         allowed.then_some(url)
+    }
+
+    /// The sender authentication mode in force: as set, else `require`
+    /// with an SMTP relay; writing to the outbox folder never gates.
+    pub fn effective_sender_auth(&self) -> SenderAuthMode {
+        match (&self.smtp_url, self.sender_auth) {
+            (None, _) => SenderAuthMode::Off,
+            (Some(_), Some(mode)) => mode,
+            (Some(_), None) => SenderAuthMode::Require,
+        }
     }
 
     /// A link under the base URL, e.g. `link("confirm/abc")`.
@@ -629,5 +694,30 @@ mod tests {
         let mut merged = from_file;
         merged.insert("TIDINGS_BIND".into(), "127.0.0.1:7777".into());
         assert_eq!(Config::from_map(&merged).unwrap().bind.port(), 7777);
+    }
+
+    #[test]
+    fn a_verp_domain_outside_the_from_domain_is_refused() {
+        let from = ("TIDINGS_FROM", "News <news@hospital.test>");
+        for ok in ["hospital.test", "bounces.hospital.test", "B.Hospital.Test."] {
+            assert!(Config::from_map(&map(&[from, ("TIDINGS_VERP_DOMAIN", ok)])).is_ok(), "{ok}");
+        }
+        for bad in ["elsewhere.test", "nothospital.test", "test"] {
+            let err = Config::from_map(&map(&[from, ("TIDINGS_VERP_DOMAIN", bad)])).unwrap_err().to_string();
+            assert!(err.starts_with("TIDINGS_VERP_DOMAIN") && err.contains("hospital.test"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn sender_auth_is_required_with_a_relay_and_off_without() {
+        let c = Config::from_map(&map(&[])).unwrap();
+        assert_eq!(c.effective_sender_auth(), SenderAuthMode::Off, "the outbox folder never gates");
+        let relay = ("TIDINGS_SMTP_URL", "smtp://127.0.0.1:25");
+        assert_eq!(Config::from_map(&map(&[relay])).unwrap().effective_sender_auth(), SenderAuthMode::Require);
+        let warn = Config::from_map(&map(&[relay, ("TIDINGS_SENDER_AUTH", "warn")])).unwrap();
+        assert_eq!(warn.effective_sender_auth(), SenderAuthMode::Warn);
+        assert!(Config::from_map(&map(&[("TIDINGS_SENDER_AUTH", "maybe")])).is_err());
+        let dns = Config::from_map(&map(&[("TIDINGS_DNS_SERVER", "127.0.0.1")])).unwrap();
+        assert_eq!(dns.dns_server, Some("127.0.0.1:53".parse().unwrap()));
     }
 }

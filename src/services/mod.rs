@@ -23,6 +23,7 @@ pub mod retention;
 pub mod rights;
 pub mod schedules;
 pub mod send_guard;
+pub mod sender_auth;
 pub mod sessions;
 pub mod setup;
 pub mod standing;
@@ -55,6 +56,8 @@ pub struct Context {
     pub outbox_wakeup: Arc<Notify>,
     /// This process's Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The sender authentication checks run before a bulk send.
+    pub sender_auth: Arc<sender_auth::SenderAuth>,
 }
 
 /// One field's problem, safe to show to the person who filled the form.
@@ -106,6 +109,10 @@ pub enum ServiceError {
     /// changed and the same request may be sent again.
     #[error("temporarily unavailable")]
     Unavailable,
+    /// A bulk send refused because sender authentication fails
+    /// (`sender_auth`); the report names the failed checks.
+    #[error("sender authentication fails: {}", .0.summary())]
+    SenderAuthentication(sender_auth::Report),
 }
 
 impl From<StoreError> for ServiceError {

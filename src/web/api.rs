@@ -686,6 +686,24 @@ async fn test_update(
 struct SendInput {
     #[schema(example = "2030-01-07T09:00:00Z")]
     at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Send although sender authentication fails (admins only; API tokens
+    /// are admins). Recorded in the audit log.
+    #[serde(default)]
+    override_authentication: bool,
+}
+
+/// The 409 answer of a send refused by sender authentication: the usual
+/// error, plus every failed check.
+#[derive(serde::Serialize)]
+struct SenderAuthBody {
+    error: SenderAuthDetail,
+}
+
+#[derive(serde::Serialize)]
+struct SenderAuthDetail {
+    code: &'static str,
+    message: String,
+    checks: Vec<crate::services::sender_auth::Check>,
 }
 
 /// `{"at": RFC3339}` schedules; an empty body or no `at` sends now.
@@ -698,7 +716,12 @@ struct SendInput {
     params(("id" = String, Path, description = "The update's id (uuid)")),
     responses((status = 202, description = "Sending, or scheduled for `at`", body = updates::UpdateView), (status = 409, description = "Conflicts with the current state", body = crate::web::error::ErrorBody))
 )]
-async fn send_update(State(s): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response> {
+async fn send_update(
+    State(s): State<AppState>,
+    Extension(Caller(actor)): Extension<Caller>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response> {
     let input: SendInput = if body.iter().all(u8::is_ascii_whitespace) {
         SendInput::default()
     } else {
@@ -710,8 +733,23 @@ async fn send_update(State(s): State<AppState>, Path(id): Path<String>, body: ax
             )
         })?
     };
-    let view = updates::send(&s.ctx, update_id(&id)?, input.at).await.map_err(service)?;
-    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+    // API tokens are full power today, so a token may override.
+    let request =
+        updates::SendRequest { at: input.at, override_authentication: input.override_authentication, actor: &actor };
+    match updates::send(&s.ctx, update_id(&id)?, &request).await {
+        Ok(view) => Ok((StatusCode::ACCEPTED, Json(view)).into_response()),
+        Err(ServiceError::SenderAuthentication(report)) => {
+            let message = format!(
+                "Not sent: sender authentication fails ({}). Fix the records (see `tidings check`), or send with \
+                 \"override_authentication\": true.",
+                report.summary()
+            );
+            let checks = report.failures().into_iter().cloned().collect();
+            let body = SenderAuthBody { error: SenderAuthDetail { code: "sender_authentication", message, checks } };
+            Ok((StatusCode::CONFLICT, Json(body)).into_response())
+        }
+        Err(e) => Err(service(e)),
+    }
 }
 
 #[utoipa::path(

@@ -47,6 +47,11 @@ impl WebError {
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             ServiceError::Withdrawn(m) => Self::new(StatusCode::CONFLICT, "withdrawn", m),
             ServiceError::Suppressed(m) => Self::new(StatusCode::CONFLICT, "suppressed", m),
+            ServiceError::SenderAuthentication(report) => Self::new(
+                StatusCode::CONFLICT,
+                "sender_authentication",
+                format!("Not sent: sender authentication fails ({}).", report.summary()),
+            ),
             ServiceError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -176,7 +176,38 @@ impl DeliveryWorker {
         let mut step = Step::default();
         let now = self.ctx.clock.now();
         let due = self.ctx.store.read().await?.due_updates(now).await?;
+        // A scheduled send that fails sender authentication when it is due
+        // does not go: it is held (back to draft), with an audit entry and
+        // an error in the log, until someone fixes the records and sends it
+        // (or an admin sends it with an override).
+        let held = match due.is_empty() {
+            true => None,
+            false => match self.ctx.sender_auth.gate().await {
+                crate::services::sender_auth::Verdict::Refused(report) => Some(report),
+                crate::services::sender_auth::Verdict::Go(_) => None,
+            },
+        };
         for id in due {
+            if let Some(report) = &held {
+                let mut tx = self.ctx.store.write().await?;
+                if tx.transition_update(id, &["scheduled"], "draft", None, now).await? {
+                    let action = crate::services::audit::Action {
+                        what: "sender_authentication.held",
+                        target: &format!("update:{id}"),
+                        status: 0,
+                        detail: format!("scheduled send held: {}", report.summary()),
+                    };
+                    tx.insert_audit(&crate::services::audit::entry(
+                        &crate::services::audit::Who::system(),
+                        action,
+                        now,
+                    ))
+                    .await?;
+                    tracing::error!(update = %id, failures = %report.summary(), "scheduled send held: sender authentication fails");
+                }
+                tx.commit().await?;
+                continue;
+            }
             let mut tx = self.ctx.store.write().await?;
             if crate::services::updates::start_sending(&mut tx, id, &["scheduled"], now)
                 .await

@@ -52,11 +52,21 @@ impl SchedulerWorker {
     /// fails is logged and left due, and the others still run.
     pub async fn run_once(&self, shutdown: &Shutdown) -> Result<Step, SchedulerError> {
         let mut step = Step::default();
-        for id in schedules::due(&self.ctx).await? {
+        let due = schedules::due(&self.ctx).await?;
+        // Sender authentication is checked once per step with work to do; a
+        // failing check holds the runs (see `schedules::run`).
+        let held = match due.is_empty() {
+            true => None,
+            false => match self.ctx.sender_auth.gate().await {
+                crate::services::sender_auth::Verdict::Refused(report) => Some(report),
+                crate::services::sender_auth::Verdict::Go(_) => None,
+            },
+        };
+        for id in due {
             if *shutdown.borrow() {
                 break;
             }
-            match schedules::run(&self.ctx, id).await {
+            match schedules::run(&self.ctx, id, held.as_ref()).await {
                 Ok(RunOutcome::Sent(_)) => step.sent += 1,
                 Ok(RunOutcome::Skipped) => step.skipped += 1,
                 Ok(RunOutcome::NotDue) => step.lost += 1,

@@ -34,6 +34,7 @@ mod properties;
 mod records;
 mod schedules;
 mod send_guard;
+mod sender_auth;
 mod signup_abuse;
 mod smtp_tls;
 mod store;

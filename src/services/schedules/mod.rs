@@ -374,8 +374,11 @@ pub async fn earliest_tick(ctx: &Context) -> Result<Option<DateTime<Utc>>> {
 }
 
 /// Runs schedule `id` if its tick has come: claims the tick, creates the
-/// update and starts sending it, all in one transaction.
-pub async fn run(ctx: &Context, id: Uuid) -> Result<RunOutcome> {
+/// update and starts sending it, all in one transaction. With `held` (the
+/// sender authentication checks failed, `services::sender_auth`), the update
+/// is created but left a draft, and the audit log says why: the send does
+/// not go silently, and an organiser can send it once the records are fixed.
+pub async fn run(ctx: &Context, id: Uuid, held: Option<&super::sender_auth::Report>) -> Result<RunOutcome> {
     let mut tx = ctx.store.write().await?;
     // Read the time once the transaction is ours: on SQLite `write()` may
     // have waited for another writer.
@@ -401,7 +404,16 @@ pub async fn run(ctx: &Context, id: Uuid) -> Result<RunOutcome> {
         Some(update) => {
             tx.insert_update(&update).await?;
             tx.set_update_lists(update.id, &lists).await?;
-            if !start_sending(&mut tx, update.id, &["draft"], now).await? {
+            if let Some(report) = held {
+                let action = super::audit::Action {
+                    what: "sender_authentication.held",
+                    target: &format!("update:{}", update.id),
+                    status: 0,
+                    detail: format!("scheduled send held as a draft: {}", report.summary()),
+                };
+                tx.insert_audit(&super::audit::entry(&super::audit::Who::system(), action, now)).await?;
+                tracing::error!(schedule = %id, update = %update.id, failures = %report.summary(), "scheduled send held: sender authentication fails");
+            } else if !start_sending(&mut tx, update.id, &["draft"], now).await? {
                 // Cannot happen (the update was created a moment ago in this
                 // transaction), but never claim a tick without its send.
                 return Err(ServiceError::Conflict("the scheduled update could not be started".into()));

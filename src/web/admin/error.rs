@@ -87,6 +87,16 @@ impl IntoResponse for AdminError {
             AdminError::Service(ServiceError::Suppressed(message)) => {
                 page(StatusCode::CONFLICT, "This address may not be mailed", &message, Vec::new())
             }
+            AdminError::Service(ServiceError::SenderAuthentication(report)) => page(
+                StatusCode::CONFLICT,
+                "Not sent: sender authentication fails",
+                &format!(
+                    "{}. Fix the records (`tidings check` shows what to publish), or tick \"Send even if sender \
+                     authentication fails\" to send this once (recorded in the audit log).",
+                    report.summary()
+                ),
+                Vec::new(),
+            ),
             AdminError::Service(ServiceError::Gone) => page(
                 StatusCode::GONE,
                 "This link has expired",

@@ -25,7 +25,21 @@ pub async fn dashboard(State(state): State<AppState>, me: Organiser, csrf: CsrfT
     let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "dashboard");
     let updates = super::updates::recent_rows(&state, 10).await?;
     let alerts = crate::services::bounces::open_alerts(&state.ctx).await?;
-    Ok(DashboardPage { chrome, lists: summaries(&state).await?, updates, alerts }.into_response())
+    let auth = &state.ctx.sender_auth;
+    let mode = auth.mode();
+    let before_send = match mode {
+        crate::config::SenderAuthMode::Off => Vec::new(),
+        _ => auth.report().await.failures().into_iter().cloned().collect(),
+    };
+    Ok(DashboardPage {
+        chrome,
+        lists: summaries(&state).await?,
+        updates,
+        alerts,
+        before_send,
+        sender_auth_mode: mode.as_str(),
+    }
+    .into_response())
 }
 
 #[derive(Debug, serde::Deserialize)]

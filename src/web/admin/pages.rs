@@ -117,6 +117,11 @@ pub struct DashboardPage {
     pub updates: Vec<super::updates::UpdateRow>,
     /// Operator alerts not yet dismissed (policy blocks, SNS confirmations).
     pub alerts: Vec<crate::store::AlertRow>,
+    /// "Before you send": the sender authentication checks that fail (empty
+    /// when all pass or the gate is off).
+    pub before_send: Vec<crate::services::sender_auth::Check>,
+    /// `require`, `warn` or `off`.
+    pub sender_auth_mode: &'static str,
 }
 
 #[derive(Template, WebTemplate)]

@@ -428,7 +428,11 @@ pub async fn send(
     } else {
         None
     };
-    match updates::send(&state.ctx, id, at).await {
+    // Admins only reach this handler, so the box may override.
+    let override_authentication = body.first("override_authentication").is_some_and(|v| v == "on" || v == "true");
+    let actor = crate::domain::Actor::Organiser(me.id);
+    let request = updates::SendRequest { at, override_authentication, actor: &actor };
+    match updates::send(&state.ctx, id, &request).await {
         Ok(u) => {
             tracing::info!(organiser = %me.id, update = %id, status = %u.status, "send requested");
             let code = if u.status == "scheduled" { "scheduled" } else { "sending" };

@@ -30,5 +30,8 @@ mod item_26;
 mod item_27;
 mod item_28;
 mod item_29;
+mod item_30;
+mod item_31;
+mod item_32;
 mod item_33;
 mod item_34;

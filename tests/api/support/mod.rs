@@ -1,5 +1,6 @@
 pub mod app;
 pub mod browser;
+pub mod dns;
 pub mod imap;
 pub mod pop3;
 pub mod skip;
