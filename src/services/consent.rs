@@ -21,6 +21,20 @@ pub struct NoticeRef {
     pub sha256: Option<String>,
 }
 
+/// The controller (the group) an entry names, as it was when written.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ControllerRef {
+    pub name: String,
+    pub contact: String,
+}
+
+impl ControllerRef {
+    /// `None` for entries written before entries named the controller.
+    pub fn of(name: Option<String>, contact: Option<String>) -> Option<Self> {
+        name.map(|name| Self { name, contact: contact.unwrap_or_default() })
+    }
+}
+
 /// One ledger entry, in the API's shape (README, "Organiser API").
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ConsentEventView {
@@ -36,6 +50,11 @@ pub struct ConsentEventView {
     pub actor: String,
     /// How a withdrawal happened, or the basis of an import.
     pub detail: Option<String>,
+    /// The group's name and contact address when the entry was written.
+    pub controller: Option<ControllerRef>,
+    /// For an import or organiser's confirmed add: `consented_elsewhere`,
+    /// `backer_opted_in`, `soft_opt_in` or `unspecified`.
+    pub basis_kind: Option<String>,
 }
 
 impl From<ConsentEventRow> for ConsentEventView {
@@ -56,6 +75,8 @@ impl From<ConsentEventRow> for ConsentEventView {
             privacy_notice: NoticeRef { version: e.notice_version, url: e.notice_url, sha256: e.notice_sha256 },
             actor: e.actor,
             detail: e.detail,
+            controller: ControllerRef::of(e.controller_name, e.controller_contact),
+            basis_kind: e.basis_kind,
         }
     }
 }

@@ -13,7 +13,7 @@
 //! [`AddressKey`] rather than a full [`super::Context`] so that the CLI can
 //! run it without building the mail composer.
 
-use super::consent::StatementRef;
+use super::consent::{ControllerRef, StatementRef};
 use super::{Actor, FieldError, Result, ServiceError};
 use crate::clock::Clock;
 use crate::domain::{AddressKey, EmailAddress};
@@ -66,6 +66,9 @@ pub struct ExportConsentEvent {
     pub source: Option<String>,
     pub actor: String,
     pub detail: Option<String>,
+    /// The group's name and contact address when the entry was written.
+    pub controller: Option<ControllerRef>,
+    pub basis_kind: Option<String>,
     pub statement: StatementRef,
     pub privacy_notice: ExportNotice,
 }
@@ -103,6 +106,8 @@ fn consent_event(e: ConsentEventRow, notices: &BTreeMap<i64, ExportNoticeRow>) -
         source: e.source,
         actor: e.actor,
         detail: e.detail,
+        controller: ControllerRef::of(e.controller_name, e.controller_contact),
+        basis_kind: e.basis_kind,
         statement: StatementRef { version: e.statement_version, text: e.statement_text, sha256: e.statement_sha256 },
         privacy_notice: ExportNotice {
             version: e.notice_version,
@@ -195,6 +200,9 @@ pub const CSV_COLUMNS: &[&str] = &[
     "attempts",
     "sent_at",
     "message_id",
+    "controller_name",
+    "controller_contact",
+    "basis_kind",
 ];
 
 /// One CSV row being filled in by column name.
@@ -266,7 +274,10 @@ pub fn export_csv(e: &SubscriberExport) -> Result<Vec<u8>, csv::Error> {
                 .set_opt("statement_text", c.statement.text.as_ref())
                 .set_opt("notice_version", c.privacy_notice.version)
                 .set_opt("notice_url", c.privacy_notice.url.as_ref())
-                .set_opt("notice_text", c.privacy_notice.text.as_ref()),
+                .set_opt("notice_text", c.privacy_notice.text.as_ref())
+                .set_opt("controller_name", c.controller.as_ref().map(|k| &k.name))
+                .set_opt("controller_contact", c.controller.as_ref().map(|k| &k.contact))
+                .set_opt("basis_kind", c.basis_kind.as_ref()),
         );
     }
     for d in &e.deliveries {

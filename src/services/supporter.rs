@@ -248,7 +248,13 @@ pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &Req
         for (i, wanted, shown) in &people {
             let (req, meta) = requests[*i];
             let Some((id, name)) = known.get(req.email.normalised()) else { continue };
-            let origin = Origin { meta, source: req.source.as_deref(), actor: Actor::Supporter };
+            let origin = Origin {
+                meta,
+                source: req.source.as_deref(),
+                actor: Actor::Supporter,
+                controller: &ctx.config,
+                basis_kind: None,
+            };
             confirmations.request_shown(*id, name, &req.email, wanted, &origin, shown)?;
         }
         // The new subscribers are written with the rest, in one go.
@@ -276,6 +282,11 @@ pub(crate) struct Origin<'a> {
     pub meta: &'a RequestMeta,
     pub source: Option<&'a str>,
     pub actor: Actor,
+    /// The controller named in the entry: the group as configured now.
+    pub controller: &'a crate::config::Config,
+    /// The kind of basis of an import or organiser's add; `None` for a
+    /// supporter's own action.
+    pub basis_kind: Option<&'a str>,
 }
 
 /// Moves each list (unless confirmed or complained) to `pending` with a
@@ -609,15 +620,15 @@ pub async fn confirm(ctx: &Context, raw_token: &str, meta: &RequestMeta) -> Resu
         // Someone who was subscribed before and comes back "resubscribes".
         let kind = if sub.confirmed_at.is_some() { ConsentKind::Resubscribed } else { ConsentKind::Confirmed };
         let t = Transition { to: SubscriptionStatus::Confirmed, kind, detail: None };
-        change_status(&mut tx, subscriber_id, *list_id, t, &supporter(meta), notice_version, now).await?;
+        change_status(&mut tx, subscriber_id, *list_id, t, &supporter(ctx, meta), notice_version, now).await?;
     }
     let list_names = list_names(&mut tx, &list_ids).await?;
     tx.commit().await?;
     Ok(Confirmed { list_names, preferences_token: SignedToken::preferences(subscriber_id).encode(&ctx.secret_key) })
 }
 
-fn supporter(meta: &RequestMeta) -> Origin<'_> {
-    Origin { meta, source: None, actor: Actor::Supporter }
+fn supporter<'a>(ctx: &'a Context, meta: &'a RequestMeta) -> Origin<'a> {
+    Origin { meta, source: None, actor: Actor::Supporter, controller: &ctx.config, basis_kind: None }
 }
 
 /// A change of one subscription's status and the ledger entry recording it.
@@ -672,6 +683,9 @@ pub(crate) fn ledger_entry(
         source: origin.source.map(str::to_owned),
         actor: origin.actor.to_db(),
         detail: detail.map(str::to_owned),
+        controller_name: Some(origin.controller.group_name.clone()),
+        controller_contact: Some(origin.controller.contact_address.clone()),
+        basis_kind: origin.basis_kind.map(str::to_owned),
     }
 }
 
@@ -752,7 +766,7 @@ pub async fn unsubscribe(
             kind: ConsentKind::Withdrawn,
             detail: Some(method.as_str()),
         };
-        change_status(&mut tx, token.subscriber, list.id, t, &supporter(meta), notice_version, now).await?;
+        change_status(&mut tx, token.subscriber, list.id, t, &supporter(ctx, meta), notice_version, now).await?;
         left.push(list.name.clone());
     }
     tx.commit().await?;
@@ -885,10 +899,10 @@ pub async fn update_preferences(
             // campaign): the ledger records agreement to this version.
             let detail = Some("re-confirmed from the preferences page under a new privacy notice");
             let t = Transition { to: SubscriptionStatus::Confirmed, kind: ConsentKind::Confirmed, detail };
-            change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
+            change_status(&mut tx, subscriber.id, list.id, t, &supporter(ctx, meta), notice_version, now).await?;
         } else if !wanted && active {
             let t = Transition { to: SubscriptionStatus::Unsubscribed, kind: ConsentKind::Withdrawn, detail: method };
-            change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
+            change_status(&mut tx, subscriber.id, list.id, t, &supporter(ctx, meta), notice_version, now).await?;
             left.push(list.name);
         }
     }
@@ -900,7 +914,13 @@ pub async fn update_preferences(
             // A suppressed address is never mailed, a confirmation included.
             Ok(email) if super::fingerprints::is_suppressed(&mut tx, &ctx.address_key, &email).await? => asked.clear(),
             Ok(email) => {
-                let origin = Origin { meta, source: Some("preferences page"), actor: Actor::Supporter };
+                let origin = Origin {
+                    meta,
+                    source: Some("preferences page"),
+                    actor: Actor::Supporter,
+                    controller: &ctx.config,
+                    basis_kind: None,
+                };
                 mailed = request_confirmation(ctx, &mut tx, &subscriber, &email, &asked, &origin, notice_version, now)
                     .await?;
             }

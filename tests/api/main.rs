@@ -11,6 +11,7 @@ mod attacks;
 mod bad_input;
 mod bounces;
 mod browser;
+mod checklist;
 mod consent_evidence;
 mod delivery;
 mod dkim;

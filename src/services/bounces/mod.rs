@@ -390,16 +390,23 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
     }
     let mut suspended = false;
     match class {
-        Class::Hard => hard_bounce(tx, &ctx.address_key, &subscriber, &detail, now).await?,
+        Class::Hard => hard_bounce(tx, &ctx.config, &ctx.address_key, &subscriber, &detail, now).await?,
         Class::Soft => {
             let streak = tx.soft_bounce_streak(subscriber.id, ref_at).await?;
             let limit = i64::from(ctx.config.soft_bounce_limit.max(1));
             if streak >= limit {
                 let detail = format!("suspended after {streak} consecutive soft bounces; last: {detail}");
-                suspended =
-                    mark_everywhere(tx, subscriber.id, SubscriptionStatus::Bounced, ConsentKind::Bounced, &detail, now)
-                        .await?
-                        > 0;
+                suspended = mark_everywhere(
+                    tx,
+                    &ctx.config,
+                    subscriber.id,
+                    SubscriptionStatus::Bounced,
+                    ConsentKind::Bounced,
+                    &detail,
+                    now,
+                )
+                .await?
+                    > 0;
                 if suspended {
                     tx.set_bounce_outcome(id, "suspended").await?;
                 }
@@ -422,8 +429,16 @@ async fn apply(tx: &mut Tx, ctx: &Context, report: &Report, now: DateTime<Utc>) 
             .await?;
         }
         Class::Complaint => {
-            mark_everywhere(tx, subscriber.id, SubscriptionStatus::Complained, ConsentKind::Complained, &detail, now)
-                .await?;
+            mark_everywhere(
+                tx,
+                &ctx.config,
+                subscriber.id,
+                SubscriptionStatus::Complained,
+                ConsentKind::Complained,
+                &detail,
+                now,
+            )
+            .await?;
             tx.suppress(&ctx.address_key.fingerprint(&subscriber.email_norm), "complaint", now).await?;
         }
         Class::Delayed => {}
@@ -457,6 +472,7 @@ fn ledger_detail(class: Class, source: Source, status: Option<&str>, diagnostic:
 /// every list). Returns how many changed.
 async fn mark_everywhere(
     tx: &mut Tx,
+    config: &crate::config::Config,
     subscriber_id: Uuid,
     to: SubscriptionStatus,
     kind: ConsentKind,
@@ -488,6 +504,9 @@ async fn mark_everywhere(
             source: None,
             actor: Actor::System.to_db(),
             detail: Some(detail.chars().take(DIAGNOSTIC_CHARS).collect()),
+            controller_name: Some(config.group_name.clone()),
+            controller_contact: Some(config.contact_address.clone()),
+            basis_kind: None,
         })
         .await?;
         changed += 1;
@@ -500,12 +519,13 @@ async fn mark_everywhere(
 /// suppressed.
 async fn hard_bounce(
     tx: &mut Tx,
+    config: &crate::config::Config,
     key: &AddressKey,
     subscriber: &SubscriberRow,
     detail: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    mark_everywhere(tx, subscriber.id, SubscriptionStatus::Bounced, ConsentKind::Bounced, detail, now).await?;
+    mark_everywhere(tx, config, subscriber.id, SubscriptionStatus::Bounced, ConsentKind::Bounced, detail, now).await?;
     tx.suppress(&key.fingerprint(&subscriber.email_norm), "hard-bounce", now).await?;
     Ok(())
 }
@@ -516,13 +536,14 @@ async fn hard_bounce(
 /// transaction.
 pub async fn smtp_hard_bounce(
     tx: &mut Tx,
-    key: &AddressKey,
+    ctx: &Context,
     thresholds: &send_guard::Thresholds,
     update_id: Uuid,
     subscriber_id: Uuid,
     reply: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let key = &*ctx.address_key;
     let Some(subscriber) = tx.subscriber_by_id(subscriber_id).await? else { return Ok(()) };
     let status = EnhancedStatus::find_in(reply).map(|s| s.to_string());
     let diagnostic = redact(reply, &[subscriber.email.as_str()]);
@@ -545,7 +566,7 @@ pub async fn smtp_hard_bounce(
         .await?;
     if fresh {
         let detail = ledger_detail(Class::Hard, Source::Smtp, status.as_deref(), Some(&diagnostic));
-        hard_bounce(tx, key, &subscriber, &detail, now).await?;
+        hard_bounce(tx, &ctx.config, key, &subscriber, &detail, now).await?;
         send_guard::record(tx, thresholds, update_id, send_guard::Event::HardBounce, now).await?;
     }
     Ok(())

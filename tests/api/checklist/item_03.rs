@@ -1,0 +1,1 @@
+//! Checklist item 03 (in progress).

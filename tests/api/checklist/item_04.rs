@@ -1,0 +1,1 @@
+//! Checklist item 04 (in progress).

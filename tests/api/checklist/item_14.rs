@@ -1,0 +1,1 @@
+//! Checklist item 14 (in progress).

@@ -1,0 +1,1 @@
+//! Checklist item 16 (in progress).

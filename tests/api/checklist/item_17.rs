@@ -1,0 +1,1 @@
+//! Checklist item 17 (in progress).

@@ -1,0 +1,1 @@
+//! Checklist item 18 (in progress).

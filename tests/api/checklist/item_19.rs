@@ -1,0 +1,1 @@
+//! Checklist item 19 (in progress).

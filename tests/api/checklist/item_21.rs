@@ -1,0 +1,1 @@
+//! Checklist item 21 (in progress).
