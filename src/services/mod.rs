@@ -84,6 +84,10 @@ pub enum ServiceError {
     Gone,
     #[error("{0}")]
     Conflict(String),
+    /// Consent wording that needs the organiser's acknowledgement before it
+    /// is published (each string says why).
+    #[error("the wording needs acknowledging: {}", .0.join("; "))]
+    WordingWarning(Vec<String>),
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]

@@ -45,6 +45,14 @@ impl WebError {
                 Self::new(StatusCode::GONE, "gone", "That link has expired or has already been used.")
             }
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            ServiceError::WordingWarning(warnings) => Self {
+                fields: warnings.into_iter().map(|w| FieldError::new("text", w)).collect(),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "wording_warning",
+                    "The wording needs your acknowledgement before it is published.",
+                )
+            },
             ServiceError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
