@@ -57,6 +57,10 @@ pub struct ConfirmationMail {
     pub name: String,
     /// The names of the lists the link confirms.
     pub lists: Vec<String>,
+    /// How often each of those lists mails, in the same order ('' when not
+    /// said; absent in mail queued before lists said it).
+    #[serde(default)]
+    pub frequencies: Vec<String>,
     pub link: String,
     pub expires_hours: u64,
 }
@@ -65,7 +69,8 @@ pub struct ConfirmationMail {
 struct Confirm<'a> {
     group: &'a str,
     greeting_name: &'a str,
-    lists: &'a [String],
+    /// Each list's name, with how often it mails when that is said.
+    lists: Vec<String>,
     link: &'a str,
     expires_hours: u64,
     contact: &'a str,
@@ -125,7 +130,15 @@ impl Composer {
         let m = Confirm {
             group: &self.group_name,
             greeting_name: &c.name,
-            lists: &c.lists,
+            lists: c
+                .lists
+                .iter()
+                .enumerate()
+                .map(|(i, name)| match c.frequencies.get(i).map(|f| f.trim()).filter(|f| !f.is_empty()) {
+                    Some(f) => format!("{name} (how often: {f})"),
+                    None => name.clone(),
+                })
+                .collect(),
             link: &c.link,
             expires_hours: c.expires_hours,
             contact: &self.contact_address,

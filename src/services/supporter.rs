@@ -491,6 +491,7 @@ impl<'c> ConfirmationRequests<'c> {
             to: email.as_str().to_owned(),
             name: name.to_owned(),
             lists: to_mail.iter().map(|l| l.name.clone()).collect(),
+            frequencies: to_mail.iter().map(|l| l.frequency.clone()).collect(),
             link: self.ctx.config.link(&format!("/confirm/{}", token.as_str())),
             expires_hours: self.ctx.config.confirm_token_ttl.as_secs() / 3600,
         });
@@ -954,6 +955,8 @@ pub struct PublicList {
     pub slug: String,
     pub name: String,
     pub description: String,
+    /// How often the list mails; empty when not said.
+    pub frequency: String,
     pub statement: String,
     pub statement_version: i64,
 }
@@ -971,6 +974,7 @@ pub async fn public_lists(ctx: &Context, only: Option<&str>) -> Result<Vec<Publi
             slug: list.slug,
             name: list.name,
             description: list.description,
+            frequency: list.frequency,
             statement: statement.body,
             statement_version: statement.version,
         });
