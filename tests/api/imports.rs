@@ -371,6 +371,7 @@ async fn the_admin_uploads_and_watches_an_import_and_editors_cannot(db: Db) {
             ("list", None, b"updates".to_vec()),
             ("status", None, b"confirmed".to_vec()),
             ("basis", None, BASIS.as_bytes().to_vec()),
+            ("basis_kind", None, b"consented_elsewhere".to_vec()),
             ("file", Some("people.csv"), csv.to_vec()),
         ]
     };
@@ -478,6 +479,20 @@ impl Cli {
             .stdin(Stdio::null())
             .output()
             .expect("run tidings")
+    }
+
+    /// (address, basis kind) of every `imported` ledger entry, by address,
+    /// read straight from the database the CLI wrote.
+    pub(crate) async fn basis_kinds(&self) -> Vec<(String, String)> {
+        let store = tidings::store::Store::connect(&self.vars[0].1).await.unwrap();
+        let sql = "SELECT s.email, COALESCE(e.basis_kind, '') FROM consent_events e
+                   JOIN subscribers s ON s.id = e.subscriber_id WHERE e.kind = 'imported' ORDER BY s.email";
+        let rows = match &store {
+            tidings::store::Store::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+            tidings::store::Store::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        };
+        store.close().await;
+        rows
     }
 
     pub(crate) fn file(&self, name: &str, contents: &[u8]) -> String {
