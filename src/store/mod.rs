@@ -40,6 +40,7 @@ mod limits;
 mod lists;
 mod outbox;
 mod queue;
+mod record_copy;
 mod retention;
 mod schedules;
 mod script;
@@ -68,6 +69,7 @@ pub use imports::{
 pub use lists::{ListChanges, ListRow};
 pub use outbox::{NewOutboxMessage, OutboxBody, OutboxRow};
 pub use queue::QueueDepth;
+pub use record_copy::{CopyAction, CopyBounce, CopyMail};
 pub use retention::PurgeCounts;
 pub use schedules::{ScheduleRow, ScheduleRun};
 pub use send_guard::{SendCounts, SendQuality};

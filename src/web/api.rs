@@ -381,7 +381,8 @@ async fn export_subscriber(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/csv")),
     };
-    let export = privacy_ops::export(&s.ctx.store, &s.ctx.clock, id).await.map_err(service)?;
+    let export =
+        privacy_ops::export(&s.ctx.store, &s.ctx.clock, &s.ctx.config.group_name, id).await.map_err(service)?;
     if !wants_csv {
         return Ok(Json(export).into_response());
     }

@@ -5,7 +5,6 @@ mod item_03;
 mod item_04;
 mod item_09;
 mod item_14;
-mod item_16;
 mod item_17;
 mod item_18;
 mod item_19;

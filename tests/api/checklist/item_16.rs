@@ -1,1 +1,0 @@
-//! Checklist item 16 (in progress).
