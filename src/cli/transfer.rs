@@ -30,6 +30,14 @@ pub struct ImportArgs {
     /// Why you may mail these people (required for --status confirmed).
     #[arg(long)]
     pub basis: Option<String>,
+    /// The kind of basis: consented-elsewhere (say where and when in
+    /// --basis), backer-opted-in, soft-opt-in; unspecified when absent.
+    #[arg(long, value_enum)]
+    pub basis_kind: Option<BasisKindArg>,
+    /// Needed for a pending import: its confirmation mail is itself
+    /// marketing in the ICO's view (a re-permission campaign).
+    #[arg(long)]
+    pub confirm_repermission: bool,
     /// confirmed (the default with --basis) or pending (each gets a
     /// confirmation mail: a re-permission campaign).
     #[arg(long, value_enum)]
@@ -48,6 +56,25 @@ pub struct ImportArgs {
     /// Write every refused row (line, outcome, code, message) to this CSV file.
     #[arg(long)]
     pub errors: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BasisKindArg {
+    ConsentedElsewhere,
+    BackerOptedIn,
+    SoftOptIn,
+    Unspecified,
+}
+
+impl BasisKindArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            BasisKindArg::ConsentedElsewhere => "consented_elsewhere",
+            BasisKindArg::BackerOptedIn => "backer_opted_in",
+            BasisKindArg::SoftOptIn => "soft_opt_in",
+            BasisKindArg::Unspecified => "unspecified",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -81,6 +108,8 @@ pub async fn import(config: Config, clock: Clock, args: ImportArgs) -> CliResult
             StatusArg::Pending => "pending".to_owned(),
         }),
         basis: args.basis,
+        basis_kind: args.basis_kind.map(|k| k.as_str().to_owned()),
+        confirm_repermission: args.confirm_repermission,
         columns: ColumnChoice {
             email: args.email_column,
             name: args.name_column,
@@ -88,6 +117,13 @@ pub async fn import(config: Config, clock: Clock, args: ImportArgs) -> CliResult
             last_name: args.last_name_column,
         },
     };
+    if req.is_pending() && !req.confirm_repermission {
+        return Err(format!(
+            "refused: this is a pending import. {} Run it again with --confirm-repermission to send the mail.",
+            imports::REPERMISSION_WARNING
+        )
+        .into());
+    }
     let owner = format!("cli:{}:{}", std::process::id(), uuid::Uuid::now_v7());
     let filename = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let job = imports::start_local(&ctx, &filename, total, &prefix, whole, &req, &owner).await?;

@@ -49,6 +49,17 @@ impl Recipe {
     }
 }
 
+/// The Subject of each kind of transactional mail (the outbox's `kind`),
+/// as sent: the data copy lists them once the message itself is gone.
+pub fn transactional_subject(group: &str, kind: &str) -> Option<String> {
+    match kind {
+        "confirmation" => Some(format!("Please confirm your subscription to {group}")),
+        "data-copy-link" => Some(format!("Confirm your request for a copy of your data held by {group}")),
+        "data-copy" => Some(format!("Your data held by {group}")),
+        _ => None,
+    }
+}
+
 /// The double opt-in mail's facts.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConfirmationMail {
@@ -57,6 +68,10 @@ pub struct ConfirmationMail {
     pub name: String,
     /// The names of the lists the link confirms.
     pub lists: Vec<String>,
+    /// How often each of those lists mails, in the same order ('' when not
+    /// said; absent in mail queued before lists said it).
+    #[serde(default)]
+    pub frequencies: Vec<String>,
     pub link: String,
     pub expires_hours: u64,
     /// The privacy notice's address, linked from the mail (UK GDPR Art 13:
@@ -70,7 +85,8 @@ pub struct ConfirmationMail {
 struct Confirm<'a> {
     group: &'a str,
     greeting_name: &'a str,
-    lists: &'a [String],
+    /// Each list's name, with how often it mails when that is said.
+    lists: Vec<String>,
     link: &'a str,
     expires_hours: u64,
     contact: &'a str,
@@ -131,7 +147,15 @@ impl Composer {
         let m = Confirm {
             group: &self.group_name,
             greeting_name: &c.name,
-            lists: &c.lists,
+            lists: c
+                .lists
+                .iter()
+                .enumerate()
+                .map(|(i, name)| match c.frequencies.get(i).map(|f| f.trim()).filter(|f| !f.is_empty()) {
+                    Some(f) => format!("{name} (how often: {f})"),
+                    None => name.clone(),
+                })
+                .collect(),
             link: &c.link,
             expires_hours: c.expires_hours,
             contact: &self.contact_address,
@@ -139,7 +163,7 @@ impl Composer {
         };
         let text = ConfirmText { m: &m }.render().map_err(|e| MailError::Template("confirmation text", e))?;
         let html = ConfirmHtml { m: &m }.render().map_err(|e| MailError::Template("confirmation html", e))?;
-        let subject = format!("Please confirm your subscription to {}", self.group_name);
+        let subject = transactional_subject(&self.group_name, "confirmation").unwrap_or_default();
         let to: lettre::Address = c.to.parse()?;
         let body = MultiPart::alternative_plain_html(text, html);
         Ok(self.message(Mailbox::new(display_name(&c.name), to), &subject, message_id, body)?.formatted())
@@ -148,7 +172,7 @@ impl Composer {
     /// Asks the supporter to confirm, with one click, that they want a copy
     /// of their data mailed to this address.
     pub fn data_copy_link(&self, to: &EmailAddress, name: &str, link: &str, hours: u64) -> Result<Composed, MailError> {
-        let subject = format!("Confirm your request for a copy of your data held by {}", self.group_name);
+        let subject = transactional_subject(&self.group_name, "data-copy-link").unwrap_or_default();
         let paragraphs = [
             format!(
                 "Someone (we hope you) asked {} for a copy of the data it holds about this address.",
@@ -163,7 +187,7 @@ impl Composer {
 
     /// The supporter's data, as the JSON file attached.
     pub fn data_copy(&self, to: &EmailAddress, name: &str, json: Vec<u8>) -> Result<Composed, MailError> {
-        let subject = format!("Your data held by {}", self.group_name);
+        let subject = transactional_subject(&self.group_name, "data-copy").unwrap_or_default();
         let paragraphs = [
             format!(
                 "Attached is a copy of everything {} holds about you: your details, your subscriptions, every consent record with the wording you agreed to, and the updates sent to you.",

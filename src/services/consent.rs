@@ -1,6 +1,7 @@
 //! The consent ledger as the data controller sees it, and publishing new
 //! privacy-notice and consent-statement versions.
 
+use super::audit::{self, Action, Who};
 use super::{Context, FieldError, Result, ServiceError, lists};
 use crate::domain::sha256_hex;
 use crate::store::{ConsentEventRow, ConsentStatementRow, PrivacyNoticeRow, StatementUse};
@@ -21,6 +22,20 @@ pub struct NoticeRef {
     pub sha256: Option<String>,
 }
 
+/// The controller (the group) an entry names, as it was when written.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ControllerRef {
+    pub name: String,
+    pub contact: String,
+}
+
+impl ControllerRef {
+    /// `None` for entries written before entries named the controller.
+    pub fn of(name: Option<String>, contact: Option<String>) -> Option<Self> {
+        name.map(|name| Self { name, contact: contact.unwrap_or_default() })
+    }
+}
+
 /// One ledger entry, in the API's shape (README, "Organiser API").
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ConsentEventView {
@@ -36,6 +51,11 @@ pub struct ConsentEventView {
     pub actor: String,
     /// How a withdrawal happened, or the basis of an import.
     pub detail: Option<String>,
+    /// The group's name and contact address when the entry was written.
+    pub controller: Option<ControllerRef>,
+    /// For an import or organiser's confirmed add: `consented_elsewhere`,
+    /// `backer_opted_in`, `soft_opt_in` or `unspecified`.
+    pub basis_kind: Option<String>,
 }
 
 impl From<ConsentEventRow> for ConsentEventView {
@@ -56,6 +76,8 @@ impl From<ConsentEventRow> for ConsentEventView {
             privacy_notice: NoticeRef { version: e.notice_version, url: e.notice_url, sha256: e.notice_sha256 },
             actor: e.actor,
             detail: e.detail,
+            controller: ControllerRef::of(e.controller_name, e.controller_contact),
+            basis_kind: e.basis_kind,
         }
     }
 }
@@ -156,18 +178,79 @@ pub struct StatementInput {
     pub list: Option<String>,
     #[schema(example = "Yes, email me updates about the campaign.")]
     pub text: Option<String>,
+    /// Publish even though the wording was warned about (the
+    /// acknowledgement is recorded in the audit log).
+    #[serde(default)]
+    pub acknowledge_warnings: bool,
+}
+
+/// Words that offer consent on behalf of others: consent to unnamed
+/// "partners" or "third parties" is not valid consent (ICO direct marketing
+/// guidance).
+const THIRD_PARTY_TERMS: &[&str] = &[
+    "partner",
+    "third part",
+    "3rd part",
+    "selected organisation",
+    "selected organization",
+    "carefully selected",
+    "other organisations",
+    "other organizations",
+    "affiliate",
+    "sponsor",
+];
+
+/// What is wrong with consent wording before it is published: it must name
+/// the controller (the group), and must not ask for consent on behalf of
+/// partners or third parties. Empty when nothing is.
+pub fn wording_warnings(text: &str, group_name: &str) -> Vec<String> {
+    let lower = text.to_lowercase();
+    let mut warnings = Vec::new();
+    let group = group_name.trim().to_lowercase();
+    if !group.is_empty() && !lower.contains(&group) {
+        warnings.push(format!(
+            "the wording does not name {group_name}: people must be told who they are giving consent to (UK GDPR Art 7(2), Recital 42)"
+        ));
+    }
+    let found: Vec<&str> = THIRD_PARTY_TERMS.iter().copied().filter(|t| lower.contains(t)).collect();
+    if !found.is_empty() {
+        warnings.push(format!(
+            "the wording mentions {}: consent to mail from partners or third parties is not valid consent (ICO); name \
+             only {group_name}",
+            found.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    warnings
 }
 
 /// Publishes a list's next consent-statement version, tied to the notice in
 /// force now.
-pub async fn publish_statement(ctx: &Context, input: &StatementInput) -> Result<StatementView> {
+/// Wording that does not name the group, or that mentions partners or third
+/// parties, is refused with [`ServiceError::WordingWarning`] unless the
+/// input acknowledges it; an acknowledgement is recorded in the audit log
+/// as `who`'s.
+pub async fn publish_statement(ctx: &Context, input: &StatementInput, who: &Who) -> Result<StatementView> {
     let text = required_text(input.text.as_deref(), 10_000)?;
+    let warnings = wording_warnings(&text, &ctx.config.group_name);
+    if !warnings.is_empty() && !input.acknowledge_warnings {
+        return Err(ServiceError::WordingWarning(warnings));
+    }
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
     let list = lists::find(&mut tx, input.list.as_deref().unwrap_or("")).await?;
     let notice = tx.current_privacy_notice(now).await?.ok_or(ServiceError::NotFound("privacy notice"))?;
     let statement = tx.publish_statement(list.id, &text, &sha256_hex(&text), notice.version, now).await?;
     tx.commit().await?;
+    if !warnings.is_empty() {
+        let target = format!("list:{} statement:{}", list.slug, statement.version);
+        let action = Action {
+            what: "consent.wording_warning_acknowledged",
+            target: &target,
+            status: 0,
+            detail: warnings.join("; "),
+        };
+        audit::record(&ctx.store, &ctx.clock, who, action).await?;
+    }
     Ok(statement_view(statement, list.slug))
 }
 

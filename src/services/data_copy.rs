@@ -57,7 +57,7 @@ pub async fn release(ctx: &Context, raw: &str) -> Result<()> {
     let subscriber = tx.subscriber_by_id(subscriber_id).await?.ok_or(ServiceError::Gone)?;
     // The export reads in its own snapshot; this transaction holds the
     // token, so a second click cannot mail a second copy.
-    let export = privacy_ops::export(&ctx.store, &ctx.clock, subscriber_id).await?;
+    let export = privacy_ops::export(&ctx.store, &ctx.clock, &ctx.config.group_name, subscriber_id).await?;
     let json = serde_json::to_vec_pretty(&export).map_err(|e| ServiceError::Conflict(e.to_string()))?;
     let mail = ctx.composer.data_copy(&parse_stored(&subscriber.email)?, &subscriber.name, json)?;
     queue_mail(&mut tx, "data-copy", mail, now).await?;

@@ -15,6 +15,9 @@ pub struct ListView {
     pub slug: String,
     pub name: String,
     pub description: String,
+    /// How often the list mails, shown on the form and in the
+    /// confirmation mail ("About twice a month"); empty when not said.
+    pub frequency: String,
     pub public: bool,
     pub archive: bool,
     pub created_at: DateTime<Utc>,
@@ -28,6 +31,7 @@ impl From<ListRow> for ListView {
             slug: l.slug,
             name: l.name,
             description: l.description,
+            frequency: l.frequency,
             public: l.public,
             archive: l.archive,
             created_at: l.created_at,
@@ -42,6 +46,7 @@ pub struct NewList {
     pub slug: String,
     pub name: String,
     pub description: String,
+    pub frequency: String,
     pub public: bool,
     pub archive: bool,
 }
@@ -57,6 +62,9 @@ pub struct ListInput {
     pub name: Option<String>,
     #[schema(example = "When the court sits")]
     pub description: Option<String>,
+    /// How often it mails, one line of at most 200 characters (empty: not said).
+    #[schema(example = "About twice a month")]
+    pub frequency: Option<String>,
     pub public: Option<bool>,
     pub archive: Option<bool>,
 }
@@ -71,6 +79,16 @@ fn parse_description(raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<
     Some(d.trim().to_owned())
 }
 
+const MAX_FREQUENCY: usize = 200;
+
+fn parse_frequency(raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let f = raw?.trim();
+    if f.chars().count() > MAX_FREQUENCY || f.chars().any(char::is_control) {
+        errors.push(FieldError::new("frequency", "how often is one line of at most 200 characters"));
+    }
+    Some(f.to_owned())
+}
+
 pub async fn create(ctx: &Context, input: &ListInput) -> Result<ListView> {
     let mut errors = Vec::new();
     let slug = ListSlug::parse(input.slug.as_deref().unwrap_or(""))
@@ -80,12 +98,14 @@ pub async fn create(ctx: &Context, input: &ListInput) -> Result<ListView> {
         .map_err(|e| errors.push(FieldError::from_parse("name", e)))
         .ok();
     let description = parse_description(input.description.as_deref(), &mut errors).unwrap_or_default();
+    let frequency = parse_frequency(input.frequency.as_deref(), &mut errors).unwrap_or_default();
     ensure_valid(errors)?;
     let (Some(slug), Some(name)) = (slug, name) else { unreachable!("errors were checked") };
     let new = NewList {
         slug: slug.as_str().to_owned(),
         name: name.as_str().to_owned(),
         description,
+        frequency,
         public: input.public.unwrap_or(true),
         archive: input.archive.unwrap_or(false),
     };
@@ -103,6 +123,7 @@ pub(crate) async fn create_in(tx: &mut Tx, config: &Config, new: &NewList, now: 
         slug: new.slug.clone(),
         name: new.name.clone(),
         description: new.description.clone(),
+        frequency: new.frequency.clone(),
         public: new.public,
         archive: new.archive,
         created_at: now,
@@ -145,10 +166,12 @@ pub async fn update(ctx: &Context, id_or_slug: &str, input: &ListInput) -> Resul
         .map(|n| ListName::parse(n).map_err(|e| errors.push(FieldError::from_parse("name", e))).ok())
         .unwrap_or(None);
     let description = parse_description(input.description.as_deref(), &mut errors);
+    let frequency = parse_frequency(input.frequency.as_deref(), &mut errors);
     ensure_valid(errors)?;
     let changes = ListChanges {
         name: name.map(|n| n.as_str().to_owned()),
         description,
+        frequency,
         public: input.public,
         archive: input.archive,
     };

@@ -97,6 +97,10 @@ pub enum ServiceError {
     /// API answers 409 `suppressed`.
     #[error("{0}")]
     Suppressed(String),
+    /// Consent wording that needs the organiser's acknowledgement before it
+    /// is published (each string says why).
+    #[error("the wording needs acknowledging: {}", .0.join("; "))]
+    WordingWarning(Vec<String>),
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]

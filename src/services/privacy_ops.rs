@@ -13,11 +13,13 @@
 //! [`AddressKey`] rather than a full [`super::Context`] so that the CLI can
 //! run it without building the mail composer.
 
-use super::consent::StatementRef;
+use super::consent::{ControllerRef, StatementRef};
 use super::{Actor, FieldError, Result, ServiceError};
 use crate::clock::Clock;
 use crate::domain::{AddressKey, EmailAddress};
-use crate::store::{ConsentEventRow, ErasureCounts, ExportNoticeRow, Store, SubscriberRow};
+use crate::store::{
+    ConsentEventRow, CopyAction, CopyBounce, ErasureCounts, ExportNoticeRow, RightsRequestRow, Store, SubscriberRow,
+};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -66,6 +68,9 @@ pub struct ExportConsentEvent {
     pub source: Option<String>,
     pub actor: String,
     pub detail: Option<String>,
+    /// The group's name and contact address when the entry was written.
+    pub controller: Option<ControllerRef>,
+    pub basis_kind: Option<String>,
     pub statement: StatementRef,
     pub privacy_notice: ExportNotice,
 }
@@ -81,6 +86,33 @@ pub struct ExportDelivery {
     pub message_id: Option<String>,
 }
 
+/// One transactional message sent (or queued) to the person.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ExportMail {
+    /// `confirmation`, `data-copy`, …
+    pub kind: String,
+    /// The Subject as sent; absent when the message was stored as a recipe
+    /// not yet composed or was cleared after sending.
+    pub subject: Option<String>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// The Subject header of a stored message, unfolded.
+fn subject_of(message: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(message);
+    let head = text.split("\r\n\r\n").next()?;
+    let mut lines = head.split("\r\n").skip_while(|l| !l.to_ascii_lowercase().starts_with("subject:"));
+    let first = lines.next()?;
+    let mut subject = first["subject:".len()..].trim().to_owned();
+    for more in lines.take_while(|l| l.starts_with(' ') || l.starts_with('\t')) {
+        subject.push(' ');
+        subject.push_str(more.trim());
+    }
+    Some(subject)
+}
+
 /// Everything Tidings holds about one subscriber.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SubscriberExport {
@@ -88,6 +120,14 @@ pub struct SubscriberExport {
     pub profile: ExportProfile,
     pub subscriptions: Vec<ExportSubscription>,
     pub consent_events: Vec<ExportConsentEvent>,
+    /// Bounce and complaint reports about them.
+    pub bounces: Vec<CopyBounce>,
+    /// Transactional mail sent to them (subject, date).
+    pub transactional_mail: Vec<ExportMail>,
+    /// Their rights requests.
+    pub rights_requests: Vec<RightsRequestRow>,
+    /// What organisers did to their record (audit-log entries).
+    pub organiser_actions: Vec<CopyAction>,
     pub deliveries: Vec<ExportDelivery>,
 }
 
@@ -103,6 +143,8 @@ fn consent_event(e: ConsentEventRow, notices: &BTreeMap<i64, ExportNoticeRow>) -
         source: e.source,
         actor: e.actor,
         detail: e.detail,
+        controller: ControllerRef::of(e.controller_name, e.controller_contact),
+        basis_kind: e.basis_kind,
         statement: StatementRef { version: e.statement_version, text: e.statement_text, sha256: e.statement_sha256 },
         privacy_notice: ExportNotice {
             version: e.notice_version,
@@ -114,7 +156,8 @@ fn consent_event(e: ConsentEventRow, notices: &BTreeMap<i64, ExportNoticeRow>) -
 }
 
 /// A copy of everything held about subscriber `id`, read in one snapshot.
-pub async fn export(store: &Store, clock: &Clock, id: Uuid) -> Result<SubscriberExport> {
+/// `group` is the group's name, for the subjects of transactional mail.
+pub async fn export(store: &Store, clock: &Clock, group: &str, id: Uuid) -> Result<SubscriberExport> {
     let mut tx = store.read().await?;
     let s = tx.subscriber_by_id(id).await?.ok_or(ServiceError::NotFound("subscriber"))?;
     let subscriptions = tx
@@ -148,7 +191,30 @@ pub async fn export(store: &Store, clock: &Clock, id: Uuid) -> Result<Subscriber
             message_id: d.message_id,
         })
         .collect();
+    let bounces = tx.copy_bounces(id).await?;
+    let transactional_mail = tx
+        .copy_mail(&s.email)
+        .await?
+        .into_iter()
+        .map(|m| ExportMail {
+            subject: m
+                .message
+                .as_deref()
+                .and_then(subject_of)
+                .or_else(|| crate::mail::compose::transactional_subject(group, &m.kind)),
+            kind: m.kind,
+            status: m.status,
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+        })
+        .collect();
+    let rights_requests = tx.copy_rights_requests(id).await?;
+    let organiser_actions = tx.copy_actions(id).await?;
     Ok(SubscriberExport {
+        bounces,
+        transactional_mail,
+        rights_requests,
+        organiser_actions,
         exported_at: clock.now(),
         profile: ExportProfile {
             id: s.id,
@@ -195,6 +261,9 @@ pub const CSV_COLUMNS: &[&str] = &[
     "attempts",
     "sent_at",
     "message_id",
+    "controller_name",
+    "controller_contact",
+    "basis_kind",
 ];
 
 /// One CSV row being filled in by column name.
@@ -266,7 +335,10 @@ pub fn export_csv(e: &SubscriberExport) -> Result<Vec<u8>, csv::Error> {
                 .set_opt("statement_text", c.statement.text.as_ref())
                 .set_opt("notice_version", c.privacy_notice.version)
                 .set_opt("notice_url", c.privacy_notice.url.as_ref())
-                .set_opt("notice_text", c.privacy_notice.text.as_ref()),
+                .set_opt("notice_text", c.privacy_notice.text.as_ref())
+                .set_opt("controller_name", c.controller.as_ref().map(|k| &k.name))
+                .set_opt("controller_contact", c.controller.as_ref().map(|k| &k.contact))
+                .set_opt("basis_kind", c.basis_kind.as_ref()),
         );
     }
     for d in &e.deliveries {

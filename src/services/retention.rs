@@ -1,7 +1,9 @@
 //! The retention purge (run daily by `workers::maintenance`): subscriptions
 //! never confirmed are deleted `TIDINGS_RETENTION_PENDING_DAYS` after the
 //! first request (repeated requests do not postpone it), and the consent evidence of a withdrawn subscription
-//! `TIDINGS_RETENTION_WITHDRAWN_DAYS` after the withdrawal. Suppressions are
+//! `TIDINGS_RETENTION_WITHDRAWN_DAYS` after the withdrawal; so is that of a
+//! complained or bounced subscription, that long after the complaint or
+//! bounce (the complaint or bounce entry itself, and the suppression, stay). Suppressions are
 //! never purged. What each run deleted goes to the audit log, in the same
 //! transaction as the deletions.
 

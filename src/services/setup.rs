@@ -58,6 +58,7 @@ pub async fn bootstrap(store: &Store, clock: &Clock, config: &Config) -> Result<
                 slug: "updates".into(),
                 name: format!("{} updates", config.group_name),
                 description: "News about the campaign: what we have done, what comes next.".into(),
+                frequency: String::new(),
                 public: true,
                 archive: false,
             };

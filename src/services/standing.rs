@@ -282,6 +282,7 @@ mod tests {
             description: String::new(),
             public: true,
             archive: false,
+            frequency: String::new(),
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -75,6 +75,53 @@ pub struct AddSubscriberInput {
     /// `pending` (the default: a confirmation mail is sent) or `confirmed`.
     #[schema(example = "pending")]
     pub status: Option<String>,
+    /// The kind of basis: `consented_elsewhere`, `backer_opted_in`,
+    /// `soft_opt_in` or `unspecified` (recorded when absent).
+    #[schema(example = "consented_elsewhere")]
+    pub basis_kind: Option<String>,
+}
+
+/// The kind of basis an organiser records beside the free text when adding
+/// people as confirmed (imports and single adds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BasisKind {
+    /// They consented to this group's mail elsewhere (the free text says
+    /// where and when).
+    ConsentedElsewhere,
+    /// A backer who opted in to updates (e.g. on a crowdfunding platform).
+    BackerOptedIn,
+    /// An existing supporter of a charity, under the soft opt-in.
+    SoftOptIn,
+    /// Not said (scripts written before the kind existed).
+    Unspecified,
+}
+
+impl BasisKind {
+    pub const ALL: [BasisKind; 4] =
+        [BasisKind::ConsentedElsewhere, BasisKind::BackerOptedIn, BasisKind::SoftOptIn, BasisKind::Unspecified];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BasisKind::ConsentedElsewhere => "consented_elsewhere",
+            BasisKind::BackerOptedIn => "backer_opted_in",
+            BasisKind::SoftOptIn => "soft_opt_in",
+            BasisKind::Unspecified => "unspecified",
+        }
+    }
+
+    /// What the admin pages call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            BasisKind::ConsentedElsewhere => "They consented elsewhere (say where and when)",
+            BasisKind::BackerOptedIn => "Backers who opted in to updates",
+            BasisKind::SoftOptIn => "Existing supporters of a charity (soft opt-in)",
+            BasisKind::Unspecified => "Not specified",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw.trim())
+    }
 }
 
 /// The terms on which an organiser adds people: `pending` (a confirmation
@@ -85,12 +132,37 @@ pub struct AddTerms {
     pub status: SubscriptionStatus,
     /// Why the organiser may mail them (required for `confirmed`).
     pub basis: Option<String>,
+    /// The kind of that basis (`unspecified` when not given).
+    pub basis_kind: BasisKind,
+}
+
+/// The basis kind a ledger entry records: only a confirmed add has one.
+pub(crate) fn confirmed_basis_kind(terms: &AddTerms) -> Option<&'static str> {
+    (terms.status == SubscriptionStatus::Confirmed).then(|| terms.basis_kind.as_str())
 }
 
 /// Parses `status` (default `pending`) and `basis`, pushing any problem onto
 /// `errors`: `confirmed` needs a basis, and a basis is one line of at most
 /// 2000 characters.
-pub(crate) fn parse_terms(status: Option<&str>, basis: Option<&str>, errors: &mut Vec<FieldError>) -> Option<AddTerms> {
+pub(crate) fn parse_terms(
+    status: Option<&str>,
+    basis: Option<&str>,
+    basis_kind: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> Option<AddTerms> {
+    let kind = match basis_kind.map(str::trim).filter(|k| !k.is_empty()) {
+        None => Some(BasisKind::Unspecified),
+        Some(raw) => {
+            let kind = BasisKind::parse(raw);
+            if kind.is_none() {
+                errors.push(FieldError::new(
+                    "basis_kind",
+                    "basis_kind is consented_elsewhere, backer_opted_in, soft_opt_in or unspecified",
+                ));
+            }
+            kind
+        }
+    };
     let status = match status.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("pending") {
         "pending" => Some(SubscriptionStatus::Pending),
         "confirmed" => Some(SubscriptionStatus::Confirmed),
@@ -108,7 +180,8 @@ pub(crate) fn parse_terms(status: Option<&str>, basis: Option<&str>, errors: &mu
         errors.push(FieldError::new("basis", "the basis is one line of at most 2000 characters"));
         return None;
     }
-    status.map(|status| AddTerms { status, basis: basis.map(str::to_owned) })
+    let (status, basis_kind) = (status?, kind?);
+    Some(AddTerms { status, basis: basis.map(str::to_owned), basis_kind })
 }
 
 /// Parses the list slugs an organiser named (at least one), pushing any
@@ -174,7 +247,7 @@ pub async fn add(
         .map_err(|e| errors.push(FieldError::from_parse("name", e)))
         .ok()
         .flatten();
-    let terms = parse_terms(input.status.as_deref(), input.basis.as_deref(), &mut errors);
+    let terms = parse_terms(input.status.as_deref(), input.basis.as_deref(), input.basis_kind.as_deref(), &mut errors);
     let slugs = parse_list_slugs(&input.lists, &mut errors);
     ensure_valid(errors)?;
     let (Some(email), Some(terms)) = (email, terms) else { unreachable!("errors were checked") };
@@ -199,7 +272,8 @@ pub async fn add(
         tx.set_subscriber_name(subscriber.id, n.as_str(), now).await?;
     }
     let notice_version = supporter::current_notice_version(&mut tx, now).await?;
-    let origin = Origin { meta, source: None, actor };
+    let origin =
+        Origin { meta, source: None, actor, controller: &ctx.config, basis_kind: confirmed_basis_kind(&terms) };
     match terms.status {
         SubscriptionStatus::Confirmed => {
             let outcomes: Vec<(&ListRow, BasisOutcome)> = lists

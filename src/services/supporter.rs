@@ -250,7 +250,13 @@ pub async fn subscribe_batch(ctx: &Context, requests: &[(&SubscribeRequest, &Req
         for (i, wanted, shown) in &people {
             let (req, meta) = requests[*i];
             let Some((id, name)) = known.get(req.email.normalised()) else { continue };
-            let origin = Origin { meta, source: req.source.as_deref(), actor: Actor::Supporter };
+            let origin = Origin {
+                meta,
+                source: req.source.as_deref(),
+                actor: Actor::Supporter,
+                controller: &ctx.config,
+                basis_kind: None,
+            };
             confirmations.request_shown(*id, name, &req.email, wanted, &origin, shown)?;
         }
         // The new subscribers are written with the rest, in one go.
@@ -278,6 +284,11 @@ pub(crate) struct Origin<'a> {
     pub meta: &'a RequestMeta,
     pub source: Option<&'a str>,
     pub actor: Actor,
+    /// The controller named in the entry: the group as configured now.
+    pub controller: &'a crate::config::Config,
+    /// The kind of basis of an import or organiser's add; `None` for a
+    /// supporter's own action.
+    pub basis_kind: Option<&'a str>,
 }
 
 /// Moves each list (unless confirmed or complained) to `pending` with a
@@ -482,6 +493,7 @@ impl<'c> ConfirmationRequests<'c> {
             to: email.as_str().to_owned(),
             name: name.to_owned(),
             lists: to_mail.iter().map(|l| l.name.clone()).collect(),
+            frequencies: to_mail.iter().map(|l| l.frequency.clone()).collect(),
             link: self.ctx.config.link(&format!("/confirm/{}", token.as_str())),
             expires_hours: self.ctx.config.confirm_token_ttl.as_secs() / 3600,
             privacy_url: self.ctx.config.link("/privacy"),
@@ -613,7 +625,7 @@ pub async fn confirm(ctx: &Context, raw_token: &str, meta: &RequestMeta) -> Resu
         // Someone who was subscribed before and comes back "resubscribes".
         let kind = if sub.confirmed_at.is_some() { ConsentKind::Resubscribed } else { ConsentKind::Confirmed };
         let t = Transition { to: SubscriptionStatus::Confirmed, kind, detail: None };
-        change_status(&mut tx, subscriber_id, *list_id, t, &supporter(meta), notice_version, now).await?;
+        change_status(&mut tx, subscriber_id, *list_id, t, &supporter(ctx, meta), notice_version, now).await?;
         confirmed_any = true;
     }
     if confirmed_any && let Some(subscriber) = tx.subscriber_by_id(subscriber_id).await? {
@@ -625,8 +637,8 @@ pub async fn confirm(ctx: &Context, raw_token: &str, meta: &RequestMeta) -> Resu
     Ok(Confirmed { list_names, preferences_token: SignedToken::preferences(subscriber_id).encode(&ctx.secret_key) })
 }
 
-fn supporter(meta: &RequestMeta) -> Origin<'_> {
-    Origin { meta, source: None, actor: Actor::Supporter }
+fn supporter<'a>(ctx: &'a Context, meta: &'a RequestMeta) -> Origin<'a> {
+    Origin { meta, source: None, actor: Actor::Supporter, controller: &ctx.config, basis_kind: None }
 }
 
 /// A change of one subscription's status and the ledger entry recording it.
@@ -681,6 +693,9 @@ pub(crate) fn ledger_entry(
         source: origin.source.map(str::to_owned),
         actor: origin.actor.to_db(),
         detail: detail.map(str::to_owned),
+        controller_name: Some(origin.controller.group_name.clone()),
+        controller_contact: Some(origin.controller.contact_address.clone()),
+        basis_kind: origin.basis_kind.map(str::to_owned),
     }
 }
 
@@ -761,7 +776,7 @@ pub async fn unsubscribe(
             kind: ConsentKind::Withdrawn,
             detail: Some(method.as_str()),
         };
-        change_status(&mut tx, token.subscriber, list.id, t, &supporter(meta), notice_version, now).await?;
+        change_status(&mut tx, token.subscriber, list.id, t, &supporter(ctx, meta), notice_version, now).await?;
         left.push(list.name.clone());
     }
     tx.commit().await?;
@@ -883,7 +898,7 @@ pub async fn update_preferences(
             &ctx.address_key,
             &subscriber,
             WithdrawalMethod::Preferences,
-            &supporter(meta),
+            &supporter(ctx, meta),
             notice_version,
             now,
         )
@@ -920,10 +935,10 @@ pub async fn update_preferences(
             // campaign): the ledger records agreement to this version.
             let detail = Some("re-confirmed from the preferences page under a new privacy notice");
             let t = Transition { to: SubscriptionStatus::Confirmed, kind: ConsentKind::Confirmed, detail };
-            change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
+            change_status(&mut tx, subscriber.id, list.id, t, &supporter(ctx, meta), notice_version, now).await?;
         } else if !wanted && active {
             let t = Transition { to: SubscriptionStatus::Unsubscribed, kind: ConsentKind::Withdrawn, detail: method };
-            change_status(&mut tx, subscriber.id, list.id, t, &supporter(meta), notice_version, now).await?;
+            change_status(&mut tx, subscriber.id, list.id, t, &supporter(ctx, meta), notice_version, now).await?;
             left.push(list.name);
         }
     }
@@ -943,7 +958,13 @@ pub async fn update_preferences(
                 asked.clear()
             }
             Ok(email) => {
-                let origin = Origin { meta, source: Some("preferences page"), actor: Actor::Supporter };
+                let origin = Origin {
+                    meta,
+                    source: Some("preferences page"),
+                    actor: Actor::Supporter,
+                    controller: &ctx.config,
+                    basis_kind: None,
+                };
                 mailed = request_confirmation(ctx, &mut tx, &subscriber, &email, &asked, &origin, notice_version, now)
                     .await?;
             }
@@ -977,6 +998,8 @@ pub struct PublicList {
     pub slug: String,
     pub name: String,
     pub description: String,
+    /// How often the list mails; empty when not said.
+    pub frequency: String,
     pub statement: String,
     pub statement_version: i64,
 }
@@ -994,6 +1017,7 @@ pub async fn public_lists(ctx: &Context, only: Option<&str>) -> Result<Vec<Publi
             slug: list.slug,
             name: list.name,
             description: list.description,
+            frequency: list.frequency,
             statement: statement.body,
             statement_version: statement.version,
         });

@@ -53,6 +53,13 @@ pub struct NewConsentEvent {
     pub actor: String,
     /// How a withdrawal happened, or the basis of an import.
     pub detail: Option<String>,
+    /// The controller's (the group's) name as it was when written.
+    pub controller_name: Option<String>,
+    /// The controller's contact address as it was when written.
+    pub controller_contact: Option<String>,
+    /// The kind of basis of an import or organiser's add
+    /// (`consented_elsewhere`, `backer_opted_in`, `soft_opt_in`, `unspecified`).
+    pub basis_kind: Option<String>,
 }
 
 /// A ledger entry with the texts it points at, as the data controller needs
@@ -69,6 +76,9 @@ pub struct ConsentEventRow {
     pub source: Option<String>,
     pub actor: String,
     pub detail: Option<String>,
+    pub controller_name: Option<String>,
+    pub controller_contact: Option<String>,
+    pub basis_kind: Option<String>,
     pub statement_version: Option<i64>,
     pub statement_text: Option<String>,
     pub statement_sha256: Option<String>,
@@ -194,8 +204,8 @@ impl Tx {
         let id = Uuid::now_v7();
         on_backend!(self, c => sqlx::query(
             "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
-                 occurred_at, ip, user_agent, source, actor, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(id)
         .bind(e.subscriber_id)
@@ -209,6 +219,9 @@ impl Tx {
         .bind(&e.source)
         .bind(&e.actor)
         .bind(&e.detail)
+        .bind(&e.controller_name)
+        .bind(&e.controller_contact)
+        .bind(&e.basis_kind)
         .execute(c)
         .await?.rows_affected());
         Ok(id)
@@ -232,7 +245,7 @@ impl Tx {
     pub async fn consent_events(&mut self, subscriber_id: Uuid) -> Result<Vec<ConsentEventRow>> {
         let rows = on_backend!(self, c => sqlx::query_as(
             "SELECT e.id, e.subscriber_id, e.kind, l.slug AS list_slug, e.occurred_at, e.ip, e.user_agent,
-                    e.source, e.actor, e.detail,
+                    e.source, e.actor, e.detail, e.controller_name, e.controller_contact, e.basis_kind,
                     s.version AS statement_version, s.body AS statement_text, s.sha256 AS statement_sha256,
                     n.version AS notice_version, n.url AS notice_url, n.sha256 AS notice_sha256
              FROM consent_events e
@@ -270,9 +283,10 @@ pub(super) fn push_consent_events_pg(script: &mut PgScript, events: &[NewConsent
     script.push(
         events,
         "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
-             occurred_at, ip, user_agent, source, actor, detail)
+             occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::bigint[],
-                              $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])",
+                              $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                              $13::text[], $14::text[], $15::text[])",
         |b| {
             b.bind(events.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
                 .bind(events.iter().map(|e| e.subscriber_id).collect::<Vec<_>>())
@@ -285,7 +299,10 @@ pub(super) fn push_consent_events_pg(script: &mut PgScript, events: &[NewConsent
                 .bind(events.iter().map(|e| e.user_agent.as_deref()).collect::<Vec<_>>())
                 .bind(events.iter().map(|e| e.source.as_deref()).collect::<Vec<_>>())
                 .bind(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.detail.as_deref()).collect::<Vec<_>>());
+                .bind(events.iter().map(|e| e.detail.as_deref()).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.controller_name.as_deref()).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.controller_contact.as_deref()).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.basis_kind.as_deref()).collect::<Vec<_>>());
         },
     )
 }
@@ -295,10 +312,10 @@ pub(super) fn push_consent_events(script: &mut SqliteScript, events: &[NewConsen
     script.push(
         events,
         "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
-             occurred_at, ip, user_agent, source, actor, detail)
+             occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
          SELECT unhex(j.value ->> 0), unhex(j.value ->> 1), unhex(j.value ->> 2), j.value ->> 3,
                 unhex(j.value ->> 4), j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 8,
-                j.value ->> 9, j.value ->> 10, j.value ->> 11
+                j.value ->> 9, j.value ->> 10, j.value ->> 11, j.value ->> 12, j.value ->> 13, j.value ->> 14
          FROM json_each($1) j",
         |b| {
             b.bind(json_text(events.iter().map(|e| {
@@ -315,6 +332,9 @@ pub(super) fn push_consent_events(script: &mut SqliteScript, events: &[NewConsen
                     &e.source,
                     &e.actor,
                     &e.detail,
+                    &e.controller_name,
+                    &e.controller_contact,
+                    &e.basis_kind,
                 )
             })));
         },

@@ -26,6 +26,8 @@ pub struct ImportRow {
     /// `confirmed` or `pending`.
     pub mode: String,
     pub basis: Option<String>,
+    /// `consented_elsewhere`, `backer_opted_in`, `soft_opt_in` or `unspecified`.
+    pub basis_kind: String,
     /// JSON column mapping (see `services::imports::Columns`).
     pub columns: String,
     /// `uploading`, `queued`, `running`, `done` or `failed`.
@@ -53,7 +55,7 @@ pub struct ImportRow {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const IMPORT_COLUMNS: &str = "id, source, filename, lists, mode, basis, columns, state, actor, ip, user_agent, \
+const IMPORT_COLUMNS: &str = "id, source, filename, lists, mode, basis, basis_kind, columns, state, actor, ip, user_agent, \
      total_bytes, bytes_done, next_line, rows_done, added, updated, skipped, suppressed, invalid, error, attempts, \
      lease_owner, lease_until, created_at, updated_at, started_at, finished_at";
 
@@ -66,6 +68,7 @@ pub struct NewImport {
     pub lists: String,
     pub mode: &'static str,
     pub basis: Option<String>,
+    pub basis_kind: &'static str,
     pub columns: String,
     pub state: &'static str,
     pub actor: String,
@@ -153,6 +156,9 @@ pub struct ImportedEventTemplate {
     pub source: Option<String>,
     pub actor: String,
     pub detail: Option<String>,
+    pub controller_name: Option<String>,
+    pub controller_contact: Option<String>,
+    pub basis_kind: Option<String>,
 }
 
 /// One `imported` entry: (event id, subscriber, list, statement shown).
@@ -163,9 +169,9 @@ impl Tx {
         on_backend!(self, c => sqlx::query(
             "INSERT INTO imports (id, source, filename, lists, mode, basis, columns, state, actor, ip, user_agent,
                                   total_bytes, bytes_done, next_line, lease_owner, lease_until, created_at, updated_at,
-                                  started_at)
+                                  started_at, basis_kind)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17,
-                     CASE WHEN $8 = 'running' THEN $17 END)",
+                     CASE WHEN $8 = 'running' THEN $17 END, $18)",
         )
         .bind(i.id)
         .bind(i.source)
@@ -184,6 +190,7 @@ impl Tx {
         .bind(&i.lease_owner)
         .bind(i.lease_until)
         .bind(now)
+        .bind(i.basis_kind)
         .execute(c)
         .await?
         .rows_affected());
@@ -223,7 +230,7 @@ impl Tx {
         id: Uuid,
         lists: &str,
         mode: &str,
-        basis: Option<&str>,
+        basis: (Option<&str>, &str),
         columns: &str,
         total_bytes: i64,
         data_offset: i64,
@@ -232,18 +239,19 @@ impl Tx {
     ) -> Result<bool> {
         let n = on_backend!(self, c => sqlx::query(
             "UPDATE imports SET state = 'queued', lists = $2, mode = $3, basis = $4, columns = $5, total_bytes = $6,
-                    bytes_done = $7, next_line = $8, updated_at = $9
+                    bytes_done = $7, next_line = $8, updated_at = $9, basis_kind = $10
              WHERE id = $1 AND state = 'uploading'",
         )
         .bind(id)
         .bind(lists)
         .bind(mode)
-        .bind(basis)
+        .bind(basis.0)
         .bind(columns)
         .bind(total_bytes)
         .bind(data_offset)
         .bind(data_line)
         .bind(now)
+        .bind(basis.1)
         .execute(c)
         .await?
         .rows_affected());
@@ -751,9 +759,9 @@ impl Tx {
         match self {
             Tx::Sqlite(tx) => sqlx::query(
                 "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
-                     occurred_at, ip, user_agent, source, actor, detail)
+                     occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
                  SELECT unhex(j.value ->> 0), unhex(j.value ->> 1), unhex(j.value ->> 2), 'imported',
-                        unhex(j.value ->> 3), $2, $3, $4, $5, $6, $7, $8
+                        unhex(j.value ->> 3), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
                  FROM json_each($1) j",
             )
             .bind(json_text(
@@ -766,13 +774,16 @@ impl Tx {
             .bind(&t.source)
             .bind(&t.actor)
             .bind(&t.detail)
+            .bind(&t.controller_name)
+            .bind(&t.controller_contact)
+            .bind(&t.basis_kind)
             .execute(&mut **tx)
             .await?
             .rows_affected(),
             Tx::Postgres(tx) => sqlx::query(
                 "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
-                     occurred_at, ip, user_agent, source, actor, detail)
-                 SELECT u.id, u.s, u.l, 'imported', u.st, $5, $6, $7, $8, $9, $10, $11
+                     occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
+                 SELECT u.id, u.s, u.l, 'imported', u.st, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
                  FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[]) AS u(id, s, l, st)",
             )
             .bind(events.iter().map(|e| e.0).collect::<Vec<_>>())
@@ -786,6 +797,9 @@ impl Tx {
             .bind(&t.source)
             .bind(&t.actor)
             .bind(&t.detail)
+            .bind(&t.controller_name)
+            .bind(&t.controller_contact)
+            .bind(&t.basis_kind)
             .execute(&mut **tx)
             .await?
             .rows_affected(),

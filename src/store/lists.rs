@@ -10,6 +10,8 @@ pub struct ListRow {
     pub slug: String,
     pub name: String,
     pub description: String,
+    /// How often the list mails ("About twice a month"); empty when not said.
+    pub frequency: String,
     pub public: bool,
     pub archive: bool,
     pub created_at: DateTime<Utc>,
@@ -21,6 +23,7 @@ pub struct ListRow {
 pub struct ListChanges {
     pub name: Option<String>,
     pub description: Option<String>,
+    pub frequency: Option<String>,
     pub public: Option<bool>,
     pub archive: Option<bool>,
 }
@@ -28,8 +31,8 @@ pub struct ListChanges {
 impl Tx {
     pub async fn insert_list(&mut self, list: &ListRow) -> Result<()> {
         on_backend!(self, c => sqlx::query(
-            "INSERT INTO lists (id, slug, name, description, public, archive, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO lists (id, slug, name, description, public, archive, created_at, updated_at, frequency)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(list.id)
         .bind(&list.slug)
@@ -39,6 +42,7 @@ impl Tx {
         .bind(list.archive)
         .bind(list.created_at)
         .bind(list.updated_at)
+        .bind(&list.frequency)
         .execute(c)
         .await
         .map_err(conflict_on_unique("a list with that slug"))?.rows_affected());
@@ -48,7 +52,7 @@ impl Tx {
     /// Every list that has not been deleted, by name.
     pub async fn lists(&mut self) -> Result<Vec<ListRow>> {
         let rows = on_backend!(self, c => sqlx::query_as(
-            "SELECT id, slug, name, description, public, archive, created_at, updated_at
+            "SELECT id, slug, name, description, frequency, public, archive, created_at, updated_at
              FROM lists WHERE deleted_at IS NULL ORDER BY name, slug",
         )
         .fetch_all(c)
@@ -58,7 +62,7 @@ impl Tx {
 
     pub async fn list_by_slug(&mut self, slug: &str) -> Result<Option<ListRow>> {
         let row = on_backend!(self, c => sqlx::query_as(
-            "SELECT id, slug, name, description, public, archive, created_at, updated_at
+            "SELECT id, slug, name, description, frequency, public, archive, created_at, updated_at
              FROM lists WHERE slug = $1 AND deleted_at IS NULL",
         )
         .bind(slug)
@@ -69,7 +73,7 @@ impl Tx {
 
     pub async fn list_by_id(&mut self, id: Uuid) -> Result<Option<ListRow>> {
         let row = on_backend!(self, c => sqlx::query_as(
-            "SELECT id, slug, name, description, public, archive, created_at, updated_at
+            "SELECT id, slug, name, description, frequency, public, archive, created_at, updated_at
              FROM lists WHERE id = $1 AND deleted_at IS NULL",
         )
         .bind(id)
@@ -87,7 +91,8 @@ impl Tx {
     ) -> Result<Option<ListRow>> {
         on_backend!(self, c => sqlx::query(
             "UPDATE lists SET name = COALESCE($2, name), description = COALESCE($3, description),
-                 public = COALESCE($4, public), archive = COALESCE($5, archive), updated_at = $6
+                 public = COALESCE($4, public), archive = COALESCE($5, archive), updated_at = $6,
+                 frequency = COALESCE($7, frequency)
              WHERE id = $1 AND deleted_at IS NULL",
         )
         .bind(id)
@@ -96,6 +101,7 @@ impl Tx {
         .bind(changes.public)
         .bind(changes.archive)
         .bind(now)
+        .bind(&changes.frequency)
         .execute(c)
         .await?.rows_affected());
         self.list_by_id(id).await

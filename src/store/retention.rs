@@ -16,6 +16,9 @@ pub struct PurgeCounts {
     pub subscribers: u64,
     /// Ledger entries of subscriptions withdrawn before the cutoff.
     pub withdrawn_events: u64,
+    /// Consent evidence of subscriptions that complained or bounced before
+    /// the cutoff (the complaint or bounce entry itself is kept).
+    pub complained_bounced_events: u64,
     /// Transactional mail (confirmations, data copies) settled before the cutoff.
     pub outbox_messages: u64,
 }
@@ -67,7 +70,8 @@ impl Tx {
     }
 
     /// Deletes the ledger entries of subscriptions withdrawn (unsubscribed)
-    /// before `cutoff`. The subscription row stays, marked unsubscribed, so
+    /// before `cutoff`, and the consent evidence of those that complained or
+    /// bounced before it. The subscription row stays, marked unsubscribed, so
     /// the person is still known not to want that list's mail.
     pub async fn purge_withdrawn_evidence(&mut self, cutoff: DateTime<Utc>, counts: &mut PurgeCounts) -> Result<()> {
         counts.withdrawn_events = on_backend!(self, c => sqlx::query(
@@ -75,6 +79,19 @@ impl Tx {
                  SELECT 1 FROM subscriptions s
                  WHERE s.subscriber_id = consent_events.subscriber_id AND s.list_id = consent_events.list_id
                    AND s.status = 'unsubscribed' AND s.updated_at < $1)",
+        )
+        .bind(cutoff)
+        .execute(c)
+        .await?
+        .rows_affected());
+        // Complained and bounced subscriptions: the consent evidence goes
+        // the same way; the entry recording the complaint or bounce stays
+        // beside the suppression it explains.
+        counts.complained_bounced_events = on_backend!(self, c => sqlx::query(
+            "DELETE FROM consent_events WHERE kind NOT IN ('complained', 'bounced') AND EXISTS (
+                 SELECT 1 FROM subscriptions s
+                 WHERE s.subscriber_id = consent_events.subscriber_id AND s.list_id = consent_events.list_id
+                   AND s.status IN ('complained', 'bounced') AND s.updated_at < $1)",
         )
         .bind(cutoff)
         .execute(c)

@@ -385,7 +385,8 @@ async fn export_subscriber(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/csv")),
     };
-    let export = privacy_ops::export(&s.ctx.store, &s.ctx.clock, id).await.map_err(service)?;
+    let export =
+        privacy_ops::export(&s.ctx.store, &s.ctx.clock, &s.ctx.config.group_name, id).await.map_err(service)?;
     if !wants_csv {
         return Ok(Json(export).into_response());
     }
@@ -513,13 +514,29 @@ async fn current_statements(State(s): State<AppState>) -> Result<Response> {
     tag = "consent",
     operation_id = "publish_consent_statement",
     request_body = consent::StatementInput,
-    responses((status = 201, description = "The new version", body = consent::StatementView), (status = 404, description = "No such list", body = crate::web::error::ErrorBody))
+    responses((status = 201, description = "The new version", body = consent::StatementView), (status = 404, description = "No such list", body = crate::web::error::ErrorBody), (status = 422, description = "`wording_warning`: the wording does not name the group or mentions partners/third parties; `error.warnings` says why. Send `\"acknowledge_warnings\": true` to publish anyway (recorded in the audit log)", body = serde_json::Value))
 )]
 async fn publish_statement(
     State(s): State<AppState>,
+    Extension(Caller(actor)): Extension<Caller>,
+    client: Client,
     ApiJson(input): ApiJson<consent::StatementInput>,
 ) -> Result<Response> {
-    Ok((StatusCode::CREATED, Json(consent::publish_statement(&s.ctx, &input).await.map_err(service)?)).into_response())
+    let who = Who { actor: actor.to_db(), label: actor.to_db(), ip: client.meta().ip };
+    match consent::publish_statement(&s.ctx, &input, &who).await {
+        Ok(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
+        // The warnings as a list, beside the usual error shape.
+        Err(ServiceError::WordingWarning(warnings)) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({ "error": {
+                "code": "wording_warning",
+                "message": "The wording needs your acknowledgement: send it again with \"acknowledge_warnings\": true to publish it.",
+                "warnings": warnings,
+            }})),
+        )
+            .into_response()),
+        Err(e) => Err(service(e)),
+    }
 }
 
 fn update_id(raw: &str) -> Result<Uuid> {

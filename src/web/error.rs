@@ -52,6 +52,14 @@ impl WebError {
                 "sender_authentication",
                 format!("Not sent: sender authentication fails ({}).", report.summary()),
             ),
+            ServiceError::WordingWarning(warnings) => Self {
+                fields: warnings.into_iter().map(|w| FieldError::new("text", w)).collect(),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "wording_warning",
+                    "The wording needs your acknowledgement before it is published.",
+                )
+            },
             ServiceError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -110,6 +110,8 @@ async fn read_fields(
         match name.as_str() {
             "list" | "lists" => req.lists.extend(value),
             "basis" => req.basis = value,
+            "basis_kind" => req.basis_kind = value,
+            "confirm_repermission" => req.confirm_repermission = value.is_some(),
             "status" => req.status = value,
             "email_column" => req.columns.email = value,
             "name_column" => req.columns.name = value,

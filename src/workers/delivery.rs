@@ -573,7 +573,7 @@ impl DeliveryWorker {
                 }
                 Outcome::Failed(SendError::Permanent(reply)) if bounces::is_hard_bounce(&reply) => {
                     tx.delivery_final(u, s, "bounced", &message_id, &reply).await?;
-                    bounces::smtp_hard_bounce(&mut tx, &self.ctx.address_key, &thresholds, u, s, &reply, now).await?;
+                    bounces::smtp_hard_bounce(&mut tx, &self.ctx, &thresholds, u, s, &reply, now).await?;
                     step.bounced += 1;
                 }
                 Outcome::Failed(SendError::Transient(reply) | SendError::Permanent(reply)) => {

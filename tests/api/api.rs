@@ -181,7 +181,7 @@ async fn new_statement_and_notice_versions_are_what_later_consents_point_to(db: 
     assert_eq!(notice["version"], 2);
     let statement = app
         .api(Method::POST, "/consent-statements")
-        .json(&json!({"list": "updates", "text": "Email me news of the campaign."}))
+        .json(&json!({"list": "updates", "text": "Email me news of the campaign.", "acknowledge_warnings": true}))
         .send()
         .await
         .unwrap();

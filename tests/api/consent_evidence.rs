@@ -21,8 +21,12 @@ both_backends!(
 const SITE: &str = "https://campaign.example";
 
 async fn publish_wording(app: &TestApp, list: &str, text: &str) -> i64 {
-    let res =
-        app.api(Method::POST, "/consent-statements").json(&json!({ "list": list, "text": text })).send().await.unwrap();
+    let res = app
+        .api(Method::POST, "/consent-statements")
+        .json(&json!({ "list": list, "text": text, "acknowledge_warnings": true }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
     res.json::<Value>().await.unwrap()["version"].as_i64().unwrap()
 }

@@ -191,7 +191,7 @@ async fn the_admin_snippet_is_a_working_form_with_the_consent_wording(db: Db) {
     let wording = "Email me \"hearing\" dates & nothing else.";
     let res = app
         .api(reqwest::Method::POST, "/consent-statements")
-        .json(&serde_json::json!({ "list": "hearings", "text": wording }))
+        .json(&serde_json::json!({ "list": "hearings", "text": wording, "acknowledge_warnings": true }))
         .send()
         .await
         .unwrap();

@@ -25,7 +25,7 @@ const BASIS: &str = "paper sign-up sheets, stall at the 2026 summer fair";
 
 /// A `multipart/form-data` body of `parts` (name, file name, bytes), in
 /// order; returns the content type and the body.
-fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+pub(crate) fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     let boundary = "----tidings-test-boundary-7d1e";
     let mut body = Vec::new();
     for (name, filename, value) in parts {
@@ -45,7 +45,7 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
 }
 
 /// `POST /api/v1/imports` with `fields` and the file `csv`.
-async fn upload(app: &TestApp, fields: &[(&str, &str)], csv: &[u8]) -> (u16, Value) {
+pub(crate) async fn upload(app: &TestApp, fields: &[(&str, &str)], csv: &[u8]) -> (u16, Value) {
     let mut parts: Vec<(&str, Option<&str>, &[u8])> = fields.iter().map(|(k, v)| (*k, None, v.as_bytes())).collect();
     parts.push(("file", Some("supporters.csv"), csv));
     let (content_type, body) = multipart(&parts);
@@ -55,7 +55,7 @@ async fn upload(app: &TestApp, fields: &[(&str, &str)], csv: &[u8]) -> (u16, Val
 }
 
 /// Runs the import worker until nothing is waiting.
-async fn run_imports(app: &TestApp) {
+pub(crate) async fn run_imports(app: &TestApp) {
     let (_keep, never) = tokio::sync::watch::channel(false);
     let worker = ImportWorker::new(app.ctx.clone());
     for _ in 0..20 {
@@ -249,7 +249,7 @@ async fn a_pending_import_sends_one_confirmation_each_and_confirms_nobody(db: Db
     assert_eq!(app.stats(&update).await["total"], 1);
 }
 
-async fn count(app: &TestApp, sql: &'static str) -> i64 {
+pub(crate) async fn count(app: &TestApp, sql: &'static str) -> i64 {
     match &app.ctx.store {
         tidings::store::Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
         tidings::store::Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
@@ -371,6 +371,7 @@ async fn the_admin_uploads_and_watches_an_import_and_editors_cannot(db: Db) {
             ("list", None, b"updates".to_vec()),
             ("status", None, b"confirmed".to_vec()),
             ("basis", None, BASIS.as_bytes().to_vec()),
+            ("basis_kind", None, b"consented_elsewhere".to_vec()),
             ("file", Some("people.csv"), csv.to_vec()),
         ]
     };
@@ -455,20 +456,20 @@ async fn a_list_export_streams_every_row_and_defuses_formulas(db: Db) {
     assert_eq!(res.status(), 404);
 }
 
-struct Cli {
+pub(crate) struct Cli {
     vars: Vec<(String, String)>,
     dir: tempfile::TempDir,
 }
 
 impl Cli {
-    async fn new(db: &Db) -> Cli {
+    pub(crate) async fn new(db: &Db) -> Cli {
         let dir = tempfile::tempdir().unwrap();
         let url = db.fresh_url(dir.path()).await;
         let vars = vec![("TIDINGS_DATABASE_URL".to_owned(), url), ("TIDINGS_LOG".to_owned(), "error".to_owned())];
         Cli { vars, dir }
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_tidings"))
             .args(args)
             .arg("--config")
@@ -480,14 +481,28 @@ impl Cli {
             .expect("run tidings")
     }
 
-    fn file(&self, name: &str, contents: &[u8]) -> String {
+    /// (address, basis kind) of every `imported` ledger entry, by address,
+    /// read straight from the database the CLI wrote.
+    pub(crate) async fn basis_kinds(&self) -> Vec<(String, String)> {
+        let store = tidings::store::Store::connect(&self.vars[0].1).await.unwrap();
+        let sql = "SELECT s.email, COALESCE(e.basis_kind, '') FROM consent_events e
+                   JOIN subscribers s ON s.id = e.subscriber_id WHERE e.kind = 'imported' ORDER BY s.email";
+        let rows = match &store {
+            tidings::store::Store::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+            tidings::store::Store::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        };
+        store.close().await;
+        rows
+    }
+
+    pub(crate) fn file(&self, name: &str, contents: &[u8]) -> String {
         let path = self.dir.path().join(name);
         std::fs::write(&path, contents).unwrap();
         path.display().to_string()
     }
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

@@ -213,6 +213,7 @@ async fn run_case(app: &TestApp, case: u32, ops: &[Op], totals: &mut Totals) {
                     lists: vec![LISTS[*list].to_owned()],
                     basis: confirmed.then(|| "Signed up on paper at the town meeting".to_owned()),
                     status: Some(if *confirmed { "confirmed" } else { "pending" }.to_owned()),
+                    basis_kind: None,
                 };
                 tidings::services::subscribers::add(ctx, &input, Actor::ApiToken(uuid::Uuid::nil()), &meta())
                     .await

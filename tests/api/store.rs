@@ -83,6 +83,9 @@ async fn the_ledger_is_append_only_and_published_texts_are_immutable(db: Db) {
         source: None,
         actor: "supporter".into(),
         detail: None,
+        controller_name: None,
+        controller_contact: None,
+        basis_kind: None,
     })
     .await
     .unwrap();

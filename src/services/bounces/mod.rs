@@ -480,16 +480,23 @@ async fn apply(
     }
     let mut suspended = false;
     match class {
-        Class::Hard => hard_bounce(tx, &ctx.address_key, &subscriber, &detail, now).await?,
+        Class::Hard => hard_bounce(tx, &ctx.config, &ctx.address_key, &subscriber, &detail, now).await?,
         Class::Soft => {
             let streak = tx.soft_bounce_streak(subscriber.id, ref_at).await?;
             let limit = i64::from(ctx.config.soft_bounce_limit.max(1));
             if streak >= limit {
                 let detail = format!("suspended after {streak} consecutive soft bounces; last: {detail}");
-                suspended =
-                    mark_everywhere(tx, subscriber.id, SubscriptionStatus::Bounced, ConsentKind::Bounced, &detail, now)
-                        .await?
-                        > 0;
+                suspended = mark_everywhere(
+                    tx,
+                    &ctx.config,
+                    subscriber.id,
+                    SubscriptionStatus::Bounced,
+                    ConsentKind::Bounced,
+                    &detail,
+                    now,
+                )
+                .await?
+                    > 0;
                 if suspended {
                     tx.set_bounce_outcome(id, "suspended").await?;
                 }
@@ -512,8 +519,16 @@ async fn apply(
             .await?;
         }
         Class::Complaint => {
-            mark_everywhere(tx, subscriber.id, SubscriptionStatus::Complained, ConsentKind::Complained, &detail, now)
-                .await?;
+            mark_everywhere(
+                tx,
+                &ctx.config,
+                subscriber.id,
+                SubscriptionStatus::Complained,
+                ConsentKind::Complained,
+                &detail,
+                now,
+            )
+            .await?;
             tx.suppress(&ctx.address_key.fingerprint(&subscriber.email_norm), "complaint", now).await?;
         }
         Class::Delayed => {}
@@ -547,18 +562,21 @@ fn ledger_detail(class: Class, source: Source, status: Option<&str>, diagnostic:
 /// every list). Returns how many changed.
 async fn mark_everywhere(
     tx: &mut Tx,
+    config: &crate::config::Config,
     subscriber_id: Uuid,
     to: SubscriptionStatus,
     kind: ConsentKind,
     detail: &str,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    mark_everywhere_as(tx, subscriber_id, to, kind, detail, &Actor::System.to_db(), now).await
+    mark_everywhere_as(tx, config, subscriber_id, to, kind, detail, &Actor::System.to_db(), now).await
 }
 
 /// [`mark_everywhere`] with the ledger naming `actor`.
+#[expect(clippy::too_many_arguments, reason = "one ledger entry's facts, passed as they are")]
 async fn mark_everywhere_as(
     tx: &mut Tx,
+    config: &crate::config::Config,
     subscriber_id: Uuid,
     to: SubscriptionStatus,
     kind: ConsentKind,
@@ -591,6 +609,9 @@ async fn mark_everywhere_as(
             source: None,
             actor: actor.to_owned(),
             detail: Some(detail.chars().take(DIAGNOSTIC_CHARS).collect()),
+            controller_name: Some(config.group_name.clone()),
+            controller_contact: Some(config.contact_address.clone()),
+            basis_kind: None,
         })
         .await?;
         changed += 1;
@@ -603,12 +624,13 @@ async fn mark_everywhere_as(
 /// suppressed.
 async fn hard_bounce(
     tx: &mut Tx,
+    config: &crate::config::Config,
     key: &AddressKey,
     subscriber: &SubscriberRow,
     detail: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    mark_everywhere(tx, subscriber.id, SubscriptionStatus::Bounced, ConsentKind::Bounced, detail, now).await?;
+    mark_everywhere(tx, config, subscriber.id, SubscriptionStatus::Bounced, ConsentKind::Bounced, detail, now).await?;
     tx.suppress(&key.fingerprint(&subscriber.email_norm), "hard-bounce", now).await?;
     Ok(())
 }
@@ -619,13 +641,14 @@ async fn hard_bounce(
 /// transaction.
 pub async fn smtp_hard_bounce(
     tx: &mut Tx,
-    key: &AddressKey,
+    ctx: &Context,
     thresholds: &send_guard::Thresholds,
     update_id: Uuid,
     subscriber_id: Uuid,
     reply: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let key = &*ctx.address_key;
     let Some(subscriber) = tx.subscriber_by_id(subscriber_id).await? else { return Ok(()) };
     let status = EnhancedStatus::find_in(reply).map(|s| s.to_string());
     let diagnostic = redact(reply, &[subscriber.email.as_str()]);
@@ -650,7 +673,7 @@ pub async fn smtp_hard_bounce(
         .await?;
     if fresh {
         let detail = ledger_detail(Class::Hard, Source::Smtp, status.as_deref(), Some(&diagnostic));
-        hard_bounce(tx, key, &subscriber, &detail, now).await?;
+        hard_bounce(tx, &ctx.config, key, &subscriber, &detail, now).await?;
         send_guard::record(tx, thresholds, update_id, send_guard::Event::HardBounce, now).await?;
     }
     Ok(())
@@ -766,7 +789,7 @@ pub async fn decide_held(ctx: &Context, id: Uuid, decision: Decision, actor: &Ac
                 Class::Hard => (SubscriptionStatus::Bounced, ConsentKind::Bounced, "hard-bounce"),
                 _ => (SubscriptionStatus::Complained, ConsentKind::Complained, "complaint"),
             };
-            mark_everywhere_as(&mut tx, subscriber.id, status, kind, &detail, &by, now).await?;
+            mark_everywhere_as(&mut tx, &ctx.config, subscriber.id, status, kind, &detail, &by, now).await?;
             tx.suppress(&ctx.address_key.fingerprint(&subscriber.email_norm), reason, now).await?;
             tx.decide_held_report(id, "applied-by-admin", &by, now).await?;
         }

@@ -93,10 +93,29 @@ pub struct ImportRequest {
     /// `confirmed` (the default when a basis is given) or `pending`.
     pub status: Option<String>,
     pub basis: Option<String>,
+    /// The kind of basis (`unspecified` when absent).
+    pub basis_kind: Option<String>,
+    /// The organiser confirmed that a pending import (a re-permission
+    /// campaign, itself marketing in the ICO's view) may mail everyone in it.
+    pub confirm_repermission: bool,
     pub columns: ColumnChoice,
 }
 
+/// Shown before a pending import: why it needs an explicit confirmation.
+pub const REPERMISSION_WARNING: &str = "A pending import mails everyone in the file a request to confirm. In the \
+     ICO's view that mail is itself direct marketing: it may only go to people you already have consent to mail \
+     (the ICO fined Honda and Flybe for exactly this). Confirm only if everyone in the file may be mailed.";
+
 impl ImportRequest {
+    /// Whether this import would be pending (a re-permission campaign):
+    /// asked for, or the default when no basis is given.
+    pub fn is_pending(&self) -> bool {
+        match self.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => s == "pending",
+            None => self.basis.as_deref().is_none_or(|b| b.trim().is_empty()),
+        }
+    }
+
     /// The terms and list slugs, checked without the database. `confirmed`
     /// is the default when a basis is given, `pending` otherwise.
     fn parse(&self, errors: &mut Vec<FieldError>) -> (Option<AddTerms>, Vec<ListSlug>) {
@@ -106,7 +125,7 @@ impl ImportRequest {
         } else {
             "pending"
         });
-        let terms = subscribers::parse_terms(Some(status), self.basis.as_deref(), errors);
+        let terms = subscribers::parse_terms(Some(status), self.basis.as_deref(), self.basis_kind.as_deref(), errors);
         (terms, subscribers::parse_list_slugs(&self.lists, errors))
     }
 }
@@ -140,7 +159,12 @@ impl Definition {
         Ok(Self {
             id: job.id,
             lists,
-            terms: AddTerms { status, basis: job.basis.clone() },
+            terms: AddTerms {
+                status,
+                basis: job.basis.clone(),
+                basis_kind: subscribers::BasisKind::parse(&job.basis_kind)
+                    .ok_or_else(|| bad_definition("basis_kind"))?,
+            },
             columns: serde_json::from_str(&job.columns).map_err(|_| bad_definition("columns"))?,
             actor: Actor::from_db(&job.actor).ok_or_else(|| bad_definition("actor"))?,
             meta: RequestMeta { ip: job.ip.clone(), user_agent: job.user_agent.clone() },
@@ -359,6 +383,7 @@ impl Upload {
                 lists: "[]".to_owned(),
                 mode: "pending",
                 basis: None,
+                basis_kind: "unspecified",
                 columns: "{}".to_owned(),
                 state: "uploading",
                 actor: actor.to_db(),
@@ -440,7 +465,7 @@ impl Upload {
             self.id,
             &list_ids_json(&lists),
             terms.status.as_str(),
-            terms.basis.as_deref(),
+            (terms.basis.as_deref(), terms.basis_kind.as_str()),
             &columns_json(&columns),
             self.stored,
             header.data_offset,
@@ -499,6 +524,7 @@ pub async fn start_local(
             lists: list_ids_json(&lists),
             mode: terms.status.as_str(),
             basis: terms.basis.clone(),
+            basis_kind: terms.basis_kind.as_str(),
             columns: columns_json(&columns),
             state: "running",
             actor: Actor::System.to_db(),
@@ -844,7 +870,13 @@ async fn apply_batch(
     tx.mark_seen_by_import(def.id, &seen_only).await?;
 
     let notice_version = supporter::current_notice_version(tx, now).await?;
-    let origin = Origin { meta: &def.meta, source: Some(&def.source), actor: def.actor.clone() };
+    let origin = Origin {
+        meta: &def.meta,
+        source: Some(&def.source),
+        actor: def.actor.clone(),
+        controller: &ctx.config,
+        basis_kind: subscribers::confirmed_basis_kind(&def.terms),
+    };
     if confirming {
         let mut statements = HashMap::with_capacity(def.lists.len());
         for list in &def.lists {
@@ -874,6 +906,9 @@ async fn apply_batch(
             source: entry.source,
             actor: entry.actor,
             detail: entry.detail,
+            controller_name: entry.controller_name,
+            controller_contact: entry.controller_contact,
+            basis_kind: entry.basis_kind,
         };
         tx.confirm_subscriptions(&pairs, now).await?;
         tx.append_imported_events(&events, &template).await?;

@@ -13,6 +13,7 @@ use super::error::AdminError;
 use super::pages::{Chrome, when, when_opt};
 use crate::services::imports::{self, ImportView, UploadError};
 use crate::services::lists::{self, ListView};
+use crate::services::subscribers::BasisKind;
 use crate::services::{FieldError, ServiceError};
 use crate::store::ImportErrorRow;
 use crate::web::AppState;
@@ -37,6 +38,11 @@ pub struct ImportsPage {
     pub chosen_lists: Vec<String>,
     pub basis: String,
     pub status: String,
+    /// The kind of basis chosen (empty: none yet).
+    pub basis_kind: String,
+    /// (value, label) of each kind the form offers.
+    pub basis_kinds: Vec<(&'static str, &'static str)>,
+    pub repermission_warning: &'static str,
     pub errors: Vec<FieldError>,
     pub max_bytes: u64,
 }
@@ -69,7 +75,7 @@ async fn form_page(
     state: &AppState,
     chrome: Chrome,
     chosen_lists: Vec<String>,
-    basis: String,
+    (basis, basis_kind): (String, String),
     status: String,
     errors: Vec<FieldError>,
 ) -> Result<ImportsPage> {
@@ -80,6 +86,14 @@ async fn form_page(
         chosen_lists,
         basis,
         status,
+        basis_kind,
+        // "Not specified" is for scripts only: the form asks for a real kind.
+        basis_kinds: BasisKind::ALL
+            .into_iter()
+            .filter(|k| *k != BasisKind::Unspecified)
+            .map(|k| (k.as_str(), k.label()))
+            .collect(),
+        repermission_warning: imports::REPERMISSION_WARNING,
         errors,
         max_bytes: state.ctx.config.import_max_bytes,
     })
@@ -87,7 +101,7 @@ async fn form_page(
 
 pub async fn index(State(state): State<AppState>, RequireAdmin(me): RequireAdmin, csrf: CsrfToken) -> Result<Response> {
     let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "imports");
-    let page = form_page(&state, chrome, Vec::new(), String::new(), "confirmed".to_owned(), Vec::new()).await?;
+    let page = form_page(&state, chrome, Vec::new(), Default::default(), "confirmed".to_owned(), Vec::new()).await?;
     Ok(page.into_response())
 }
 
@@ -103,7 +117,8 @@ pub async fn upload(
         Ok(read) => read,
         Err(FormError::Bad(status, message)) => {
             let errors = vec![FieldError::new("file", message)];
-            let page = form_page(&state, chrome, Vec::new(), String::new(), "confirmed".to_owned(), errors).await?;
+            let page =
+                form_page(&state, chrome, Vec::new(), Default::default(), "confirmed".to_owned(), errors).await?;
             return Ok((status, page).into_response());
         }
         Err(FormError::Upload(e)) => return refused(&state, chrome, Default::default(), e).await,
@@ -114,13 +129,27 @@ pub async fn upload(
             &state,
             chrome,
             request.lists,
-            request.basis.unwrap_or_default(),
+            (request.basis.unwrap_or_default(), request.basis_kind.unwrap_or_default()),
             request.status.unwrap_or_default(),
             errors,
         )
         .await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
+    // The form asks for what scripts may leave out: the kind of basis of a
+    // confirmed import, and an explicit confirmation of a pending one.
+    let mut problems = Vec::new();
+    if request.is_pending() {
+        if !request.confirm_repermission {
+            problems.push(FieldError::new("confirm_repermission", imports::REPERMISSION_WARNING));
+        }
+    } else if request.basis_kind.as_deref().and_then(BasisKind::parse).is_none_or(|k| k == BasisKind::Unspecified) {
+        problems.push(FieldError::new("basis_kind", "choose the kind of basis you have for mailing these people"));
+    }
+    if !problems.is_empty() {
+        imports::Upload::discard(&state.ctx, upload.id).await;
+        return refused(&state, chrome, request, UploadError::Service(ServiceError::Invalid(problems))).await;
+    }
     match upload.finish(&state.ctx, &request).await {
         Ok(view) => {
             tracing::info!(organiser = %me.id, import = %view.id, "import uploaded");
@@ -149,7 +178,7 @@ async fn refused(
         state,
         chrome,
         request.lists,
-        request.basis.unwrap_or_default(),
+        (request.basis.unwrap_or_default(), request.basis_kind.unwrap_or_default()),
         request.status.unwrap_or_else(|| "confirmed".to_owned()),
         errors,
     )

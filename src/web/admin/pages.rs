@@ -169,6 +169,7 @@ pub struct ListFormPage {
     pub slug: String,
     pub name: String,
     pub description: String,
+    pub frequency: String,
     pub public: bool,
     pub archive: bool,
     pub errors: Vec<FieldError>,

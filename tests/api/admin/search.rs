@@ -32,6 +32,7 @@ async fn add(app: &TestApp, email: &str, list: &'static str, status: &'static st
         lists: vec![list.to_owned()],
         basis: Some("signed the paper petition".to_owned()),
         status: Some(status.to_owned()),
+        basis_kind: None,
     };
     let (view, _) = subscribers::add(&app.ctx, &input, Actor::System, &RequestMeta::default()).await.unwrap();
     view.id.to_string()

@@ -1,0 +1,60 @@
+//! Checklist item 14: the access/portability export is complete: ledger,
+//! subscriptions, attributes, bounce and complaint records, transactional
+//! mail (subject, date), rights requests, organiser actions on the record.
+//! UK GDPR Art 15, 20.
+
+use crate::both_backends;
+use crate::support::app::{Db, TestApp, confirm_token, header};
+use reqwest::Method;
+use serde_json::json;
+
+both_backends!(the_export_holds_bounces_transactional_mail_rights_requests_and_organiser_actions);
+
+const SECRET: &str = "a-long-webhook-secret-for-tests";
+
+async fn the_export_holds_bounces_transactional_mail_rights_requests_and_organiser_actions(db: Db) {
+    let app =
+        TestApp::spawn_with(db, &[("TIDINGS_WEBHOOK_SECRET", SECRET), ("TIDINGS_GROUP_NAME", "Save Our Hospital")])
+            .await;
+    let who = "ann@example.org";
+    assert_eq!(app.subscribe(who, "updates").await.status(), 200);
+    app.drain_outbox().await;
+    let token = confirm_token(app.smtp.messages_to(who).last().unwrap());
+    assert_eq!(app.post_form(&format!("/confirm/{token}"), &[]).await.status(), 200);
+    let id = app.subscriber(who).await["id"].as_str().unwrap().to_owned();
+
+    // An organiser corrects her name; she asks for access.
+    let res = app.api(Method::PATCH, &format!("/subscribers/{id}")).json(&json!({"name": "Ann Smith"})).send().await;
+    assert!(res.unwrap().status().is_success());
+    let res = app.api(Method::POST, "/rights-requests").json(&json!({"kind": "access", "subject": who})).send().await;
+    assert_eq!(res.unwrap().status(), 201);
+    // A copy of an update bounces softly.
+    let update = app.create_update("Spring news", "Dear {{name}}, news.", &["updates"]).await;
+    assert_eq!(app.api(Method::POST, &format!("/updates/{update}/send")).send().await.unwrap().status(), 202);
+    app.drive_delivery(&update, 50).await;
+    let copy = app.smtp.messages_to(who).into_iter().find(|m| header(m, "Subject").as_deref() == Some("Spring news"));
+    let message_id = header(&copy.unwrap(), "Message-ID").unwrap();
+    let report = json!([{"type": "bounce", "email": who, "message_id": message_id, "status": "4.2.2", "diagnostic": "mailbox full", "event_id": "r-9"}]);
+    let res =
+        app.http.post(app.url("/webhooks/generic")).basic_auth("tidings", Some(SECRET)).json(&report).send().await;
+    assert_eq!(res.unwrap().status(), 200);
+
+    let e = app.api_get(&format!("/subscribers/{id}/export")).await;
+    let bounces = e["bounces"].as_array().unwrap();
+    assert_eq!(bounces.len(), 1, "{e}");
+    assert_eq!(bounces[0]["class"], "soft");
+    let mail = e["transactional_mail"].as_array().unwrap();
+    assert_eq!(mail.len(), 1, "{e}");
+    assert_eq!(mail[0]["kind"], "confirmation");
+    assert_eq!(mail[0]["subject"], "Please confirm your subscription to Save Our Hospital");
+    assert!(mail[0]["sent_at"].is_string());
+    let requests = e["rights_requests"].as_array().unwrap();
+    assert_eq!((requests.len(), requests[0]["kind"].as_str()), (1, Some("access")), "{e}");
+    let actions = e["organiser_actions"].as_array().unwrap();
+    assert!(
+        actions.iter().any(|a| a["action"] == "PATCH /api/v1/subscribers/{id}" && a["status"] == 200),
+        "the name correction: {e}"
+    );
+    // Another person's record is not in it.
+    assert!(!e.to_string().contains("bob@example.org"));
+}
