@@ -138,7 +138,7 @@ impl Tx {
     /// The schedule's lists that still exist (a deleted list gets no mail).
     pub async fn schedule_lists(&mut self, schedule_id: Uuid) -> Result<Vec<ListRow>> {
         let rows = on_backend!(self, c => sqlx::query_as(
-            "SELECT l.id, l.slug, l.name, l.description, l.public, l.archive, l.created_at, l.updated_at
+            "SELECT l.id, l.slug, l.name, l.description, l.frequency, l.public, l.archive, l.created_at, l.updated_at
              FROM schedule_lists sl JOIN lists l ON l.id = sl.list_id
              WHERE sl.schedule_id = $1 AND l.deleted_at IS NULL ORDER BY l.slug",
         )

@@ -32,6 +32,10 @@ pub(crate) async fn env(db: &Db, smtp_url: &str) -> (Env, u16) {
         ("TIDINGS_BIND".to_owned(), format!("127.0.0.1:{port}")),
         ("TIDINGS_SMTP_URL".to_owned(), smtp_url.to_owned()),
         ("TIDINGS_LOG".to_owned(), "error".to_owned()),
+        // A loopback rig without DNS or DKIM: show the sender-authentication
+        // failures but send (as TestApp does); the gate has its own tests.
+        ("TIDINGS_SENDER_AUTH".to_owned(), "warn".to_owned()),
+        ("TIDINGS_DNS_SERVER".to_owned(), "127.0.0.1:9".to_owned()),
     ];
     (Env { vars, dir }, port)
 }

@@ -10,7 +10,11 @@ use crate::support::app::{Db, TestApp, html_escaped};
 both_backends!(a_dsn_changes_a_subscriber_only_when_tied_to_a_copy_tidings_sent);
 
 async fn a_dsn_changes_a_subscriber_only_when_tied_to_a_copy_tidings_sent(db: Db) {
-    let app = TestApp::spawn_with(db, &[("TIDINGS_VERP_DOMAIN", "bounces.hospital.test")]).await;
+    let app = TestApp::spawn_with(
+        db,
+        &[("TIDINGS_VERP_DOMAIN", "bounces.hospital.test"), ("TIDINGS_FROM", "Save Our Hospital <news@hospital.test>")],
+    )
+    .await;
     app.confirmed_subscribers("r", 4, "updates").await;
     let (_, copies) = send_update(&app, "DSN ties").await;
     let (by_verp, by_message_id, by_address, by_unsent_id) =

@@ -13,7 +13,11 @@ use tidings::services::bounces::{Class, Outcome};
 both_backends!(forged_reports_to_the_bounce_path_change_nothing_and_wait_for_review);
 
 async fn forged_reports_to_the_bounce_path_change_nothing_and_wait_for_review(db: Db) {
-    let app = TestApp::spawn_with(db, &[("TIDINGS_VERP_DOMAIN", "bounces.hospital.test")]).await;
+    let app = TestApp::spawn_with(
+        db,
+        &[("TIDINGS_VERP_DOMAIN", "bounces.hospital.test"), ("TIDINGS_FROM", "Save Our Hospital <news@hospital.test>")],
+    )
+    .await;
     app.confirmed_subscribers("f", 3, "updates").await;
     let (_, copies) = send_update(&app, "Forgery").await;
     let (verp_victim, postmaster_victim, domain_victim) = ("f0@example.org", "f1@example.org", "f2@example.org");
