@@ -8,7 +8,6 @@ use crate::both_backends;
 use crate::support::app::{Db, TestApp, header, html_escaped};
 use reqwest::Method;
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use tidings::services::bounces;
 
@@ -128,67 +127,6 @@ pub fn forge_tag(verp: &str) -> String {
     let first = "tb-".len();
     bytes[first] = if bytes[first] == b'a' { b'b' } else { b'a' };
     format!("{}@{domain}", String::from_utf8(bytes).unwrap())
-}
-
-/// A DNS server on loopback (UDP) answering TXT queries from a fixture zone
-/// and NXDOMAIN for anything else.
-pub struct FixtureDns {
-    pub addr: SocketAddr,
-}
-
-impl FixtureDns {
-    pub fn start(zone: Vec<(String, String)>) -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = socket.local_addr().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 1500];
-            while let Ok((n, peer)) = socket.recv_from(&mut buf) {
-                if let Some(answer) = answer(&buf[..n], &zone) {
-                    let _ = socket.send_to(&answer, peer);
-                }
-            }
-        });
-        Self { addr }
-    }
-}
-
-fn answer(query: &[u8], zone: &[(String, String)]) -> Option<Vec<u8>> {
-    if query.len() < 12 {
-        return None;
-    }
-    let mut i = 12;
-    let mut labels = Vec::new();
-    loop {
-        let len = usize::from(*query.get(i)?);
-        i += 1;
-        if len == 0 {
-            break;
-        }
-        labels.push(String::from_utf8_lossy(query.get(i..i + len)?).to_ascii_lowercase());
-        i += len;
-    }
-    let qtype = u16::from_be_bytes([*query.get(i)?, *query.get(i + 1)?]);
-    let question_end = i + 4;
-    let name = labels.join(".");
-    let txt = zone.iter().find(|(n, _)| *n == name && qtype == 16).map(|(_, t)| t);
-    let mut out = Vec::new();
-    out.extend_from_slice(&query[..2]);
-    let rd = query[2] & 1;
-    out.push(0x84 | rd); // response, authoritative
-    out.push(if txt.is_some() { 0x80 } else { 0x83 }); // RA; NXDOMAIN when absent
-    out.extend_from_slice(&[0, 1, 0, u8::from(txt.is_some()), 0, 0, 0, 0]);
-    out.extend_from_slice(query.get(12..question_end)?);
-    if let Some(txt) = txt {
-        let mut rdata = Vec::new();
-        for chunk in txt.as_bytes().chunks(255) {
-            rdata.push(chunk.len() as u8);
-            rdata.extend_from_slice(chunk);
-        }
-        out.extend_from_slice(&[0xc0, 0x0c, 0, 16, 0, 1, 0, 0, 0, 60]);
-        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-        out.extend_from_slice(&rdata);
-    }
-    Some(out)
 }
 
 /// A mailbox provider's DKIM key: the private key (PKCS#8 PEM, made by

@@ -4,7 +4,7 @@
 //! RFC 6591, RFC 6376.
 
 use crate::both_backends;
-use crate::forged_reports::{FixtureDns, ProviderKey, assert_unchanged, event_about, report, send_update, suppressed};
+use crate::forged_reports::{ProviderKey, assert_unchanged, event_about, report, send_update, suppressed};
 use crate::support::app::{Db, TestApp};
 use crate::support::pop3::TestPop3;
 use tidings::workers::bounce_mailbox::BounceMailboxWorker;
@@ -13,9 +13,10 @@ both_backends!(an_arf_complaint_is_applied_only_when_tied_and_its_dkim_result_is
 
 async fn an_arf_complaint_is_applied_only_when_tied_and_its_dkim_result_is_recorded(db: Db) {
     let key = ProviderKey::generate();
-    let dns = FixtureDns::start(vec![("fbl._domainkey.mailbox.example".into(), key.txt.clone())]);
+    let dns = crate::support::dns::TestDns::start();
+    dns.txt("fbl._domainkey.mailbox.example", &key.txt);
     let pop3 = TestPop3::start("bounces", "mailbox-password");
-    let server = dns.addr.to_string();
+    let server = dns.server();
     let app = TestApp::spawn_with(
         db,
         &[("TIDINGS_BOUNCE_MAILBOX_URL", pop3.url().as_str()), ("TIDINGS_REPORT_DNS_SERVER", server.as_str())],
