@@ -20,34 +20,22 @@ use axum::http::{HeaderValue, Method, header};
 use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-/// CORS for `/subscribe`, or `None` when no origin is configured (then the
-/// route sends no CORS headers and a preflight gets 405 like any `OPTIONS`).
-pub(super) fn cors_layer(config: &Config) -> Option<CorsLayer> {
+/// CORS for `/subscribe` (POST) and `GET /subscribe/challenge` (so a
+/// pasted form can fetch its challenge), or `None` when no origin is
+/// configured (then the route sends no CORS headers and a preflight gets 405
+/// like any `OPTIONS`).
+pub(super) fn cors_layer(config: &Config, method: Method) -> Option<CorsLayer> {
     let origins: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     if origins.is_empty() {
         return None;
     }
+    let headers: &[header::HeaderName] =
+        if method == Method::POST { &[header::CONTENT_TYPE, header::ACCEPT] } else { &[header::ACCEPT] };
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::POST])
-            .allow_headers([header::CONTENT_TYPE, header::ACCEPT])
-            .max_age(Duration::from_secs(3600)),
-    )
-}
-
-/// CORS for `GET /subscribe/challenge`, for the same origins as
-/// [`cors_layer`], so a pasted form can fetch its challenge.
-pub(super) fn challenge_cors_layer(config: &Config) -> Option<CorsLayer> {
-    let origins: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
-    if origins.is_empty() {
-        return None;
-    }
-    Some(
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET])
-            .allow_headers([header::ACCEPT])
+            .allow_methods([method])
+            .allow_headers(headers.to_vec())
             .max_age(Duration::from_secs(3600)),
     )
 }
@@ -150,6 +138,6 @@ mod tests {
     fn without_configured_sites_there_is_no_return_field_and_no_cors() {
         let c = config(&[]);
         assert!(!subscribe_snippet(&c, "updates", "Updates", "Yes", 1).contains("name=\"return\""));
-        assert!(cors_layer(&c).is_none());
+        assert!(cors_layer(&c, Method::POST).is_none());
     }
 }

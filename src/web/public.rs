@@ -24,10 +24,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let mut challenge_route = get(challenge);
     // Only these routes answer other sites' browsers, and only the origins
     // the operator listed (see `embed`).
-    if let Some(cors) = super::embed::cors_layer(&state.ctx.config) {
+    if let Some(cors) = super::embed::cors_layer(&state.ctx.config, axum::http::Method::POST) {
         subscribe_route = subscribe_route.layer(cors);
     }
-    if let Some(cors) = super::embed::challenge_cors_layer(&state.ctx.config) {
+    if let Some(cors) = super::embed::cors_layer(&state.ctx.config, axum::http::Method::GET) {
         challenge_route = challenge_route.layer(cors);
     }
     // The form pages run the challenge script when the challenge is on.
