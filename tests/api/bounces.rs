@@ -560,6 +560,12 @@ async fn every_transactional_mail_goes_out_with_a_verp_return_path_at_the_bounce
     assert!(test.from.ends_with("@bounces.hospital.test"));
     let third = outbox_of(&app, &test.from);
     assert!(first != second && second != third, "each message names its own outbox row");
+    // A bounce of the test copy is tied to it, but its address is no
+    // subscriber's: recorded as unmatched, nobody changed.
+    let out = ingest(&app, &verp_dsn(&test.from, Some(ann), "test-copy")).await;
+    assert!(matches!(out[..], [bounces::Outcome::Unmatched { .. }]), "{out:?}");
+    assert_eq!(app.status(ann, "updates").await, "confirmed");
+    assert!(!suppressed(&app, ann).await);
 }
 
 async fn a_dsn_of_a_confirmation_mail_suppresses_that_address_and_nothing_else(db: Db) {

@@ -326,21 +326,21 @@ async fn tied(
     }))
 }
 
-/// A transactional message's VERP tag: tied when its outbox row went out
-/// (`sent`). The report is about the address it went to, whatever address
-/// the report itself names; `None` inside when that address is no
-/// subscriber's (a test copy to an organiser, an erased person).
-async fn tied_mail(tx: &mut Tx, outbox: Uuid) -> Result<Option<Option<Target>>, StoreError> {
+/// A transactional message's VERP tag names outbox row `outbox`: `None`
+/// unless that message went out (`sent`). When it did, the report is about
+/// the address it went to, whatever address the report itself names:
+/// [`Match::Tied`] to that subscriber, or [`Match::None`] when the address
+/// is no subscriber's (a test copy to an organiser, an erased person).
+async fn tied_mail(tx: &mut Tx, outbox: Uuid) -> Result<Option<Match>, StoreError> {
     let Some(mail) = tx.mail_for_bounce(outbox).await? else { return Ok(None) };
     if mail.status != "sent" || mail.sent_at.is_none() {
         return Ok(None);
     }
-    let Ok(address) = EmailAddress::parse(&mail.recipient) else { return Ok(Some(None)) };
-    Ok(Some(tx.subscriber_by_email(address.normalised()).await?.map(|subscriber| Target {
-        subscriber,
-        delivery: None,
-        mail: Some(mail),
-    })))
+    let Ok(address) = EmailAddress::parse(&mail.recipient) else { return Ok(Some(Match::None)) };
+    Ok(Some(match tx.subscriber_by_email(address.normalised()).await? {
+        Some(subscriber) => Match::Tied(Target { subscriber, delivery: None, mail: Some(mail) }),
+        None => Match::None,
+    }))
 }
 
 /// Whether a report's carrier is authenticated (a provider webhook behind
@@ -369,12 +369,11 @@ async fn resolve(tx: &mut Tx, ctx: &Context, report: &Report) -> Result<Match, S
                     return Ok(Match::Tied(target));
                 }
             }
-            Some(Tagged::Mail { outbox }) => match tied_mail(tx, outbox).await? {
-                Some(Some(target)) => return Ok(Match::Tied(target)),
-                // Ours and sent, to an address that is no subscriber's.
-                Some(None) => return Ok(Match::None),
-                None => {}
-            },
+            Some(Tagged::Mail { outbox }) => {
+                if let Some(found) = tied_mail(tx, outbox).await? {
+                    return Ok(found);
+                }
+            }
             None => {}
         }
     }
