@@ -338,7 +338,7 @@ async fn tied_mail(tx: &mut Tx, outbox: Uuid) -> Result<Option<Match>, StoreErro
     }
     let Ok(address) = EmailAddress::parse(&mail.recipient) else { return Ok(Some(Match::None)) };
     Ok(Some(match tx.subscriber_by_email(address.normalised()).await? {
-        Some(subscriber) => Match::Tied(Target { subscriber, delivery: None, mail: Some(mail) }),
+        Some(subscriber) => Match::Tied(Box::new(Target { subscriber, delivery: None, mail: Some(mail) })),
         None => Match::None,
     }))
 }
@@ -352,8 +352,8 @@ fn authenticated_carrier(source: Source) -> bool {
 
 /// Who a report is about, and how sure we are.
 enum Match {
-    /// Tied to a copy Tidings sent (VERP tag or Message-ID).
-    Tied(Target),
+    /// Tied to a message Tidings sent (VERP tag or Message-ID).
+    Tied(Box<Target>),
     /// Only the address in the report names the subscriber.
     ByAddress(SubscriberRow),
     None,
@@ -366,7 +366,7 @@ async fn resolve(tx: &mut Tx, ctx: &Context, report: &Report) -> Result<Match, S
         match verp::decode(&ctx.secret_key, address) {
             Some(Tagged::Copy { update, subscriber }) => {
                 if let Some(target) = tied(tx, update, subscriber, None).await? {
-                    return Ok(Match::Tied(target));
+                    return Ok(Match::Tied(Box::new(target)));
                 }
             }
             Some(Tagged::Mail { outbox }) => {
@@ -381,7 +381,7 @@ async fn resolve(tx: &mut Tx, ctx: &Context, report: &Report) -> Result<Match, S
         && let Some((update, subscriber)) = ids_from_message_id(quoted, &ctx.composer.host)
         && let Some(target) = tied(tx, update, subscriber, Some(quoted)).await?
     {
-        return Ok(Match::Tied(target));
+        return Ok(Match::Tied(Box::new(target)));
     }
     let Some(address) = report.recipient.as_deref().and_then(recipient_address) else { return Ok(Match::None) };
     Ok(match tx.subscriber_by_email(address.normalised()).await? {
@@ -436,7 +436,7 @@ async fn apply(
     // nothing until an admin decides (the subscriber is recorded so the
     // admin can see who it is about).
     let (target, held) = match resolve(tx, ctx, report).await? {
-        Match::Tied(target) => (Some(target), None),
+        Match::Tied(target) => (Some(*target), None),
         Match::ByAddress(subscriber) if authenticated_carrier(report.source) => {
             (Some(Target { subscriber, delivery: None, mail: None }), None)
         }
