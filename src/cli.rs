@@ -254,6 +254,13 @@ async fn check(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let transport = crate::mail::Transport::from_config(config.smtp_url.as_ref(), &config.outbox_dir, 1)?;
     let how = transport.check().await?;
     println!("mail: ok ({how})");
+    match &config.verp_domain {
+        Some(domain) => println!("bounces: VERP on: every message goes with a signed return path at {domain}"),
+        None => println!(
+            "bounces: VERP off: mail goes with the From address as return path (set TIDINGS_VERP_DOMAIN, the \
+             bounce domain, to tie each bounce to what bounced)"
+        ),
+    }
     sender_authentication(&config).await?;
     Ok(())
 }

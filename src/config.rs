@@ -105,8 +105,10 @@ pub struct Config {
     pub verp_domain: Option<String>,
     /// `TIDINGS_SENDER_AUTH` as given; see [`Config::effective_sender_auth`].
     pub sender_auth: Option<SenderAuthMode>,
-    /// `TIDINGS_DNS_SERVER`: the nameserver (`ip:port`) the sender
-    /// authentication checks ask; `None` = the system resolver.
+    /// `TIDINGS_DNS_SERVER`: the nameserver (`ip:port`) Tidings asks, for
+    /// the sender authentication checks and (unless
+    /// `TIDINGS_REPORT_DNS_SERVER` says otherwise) the DKIM keys of abuse
+    /// reports; `None` = the system resolver.
     pub dns_server: Option<SocketAddr>,
     /// IANA zone in which times are shown and cron schedules run.
     pub timezone: String,
@@ -122,8 +124,9 @@ pub struct Config {
     pub mailgun_signing_key: Option<String>,
     /// Consecutive soft bounces after which a subscriber is suspended (at least 1).
     pub soft_bounce_limit: u32,
-    /// The DNS server (`IP:PORT`) that looks up the DKIM keys of abuse reports; unset → the system's
-    /// resolver (`/etc/resolv.conf`).
+    /// The DNS server that looks up the DKIM keys of abuse reports: `TIDINGS_REPORT_DNS_SERVER` (the
+    /// older, narrower key, still honoured), else `TIDINGS_DNS_SERVER`; unset → the system's resolver
+    /// (`/etc/resolv.conf`).
     pub report_dns_server: Option<std::net::SocketAddr>,
     /// `pop3s://user:pass@host:995` or `imaps://user:pass@host:993/FOLDER` (or `pop3://`, `imap://`, with
     /// `?tls=starttls`): a bounce mailbox to poll.
@@ -264,6 +267,7 @@ impl Config {
         if group_name.chars().any(char::is_control) {
             return Err(invalid("TIDINGS_GROUP_NAME", "must be one line"));
         }
+        let dns_server = parse_dns_server(get, "TIDINGS_DNS_SERVER")?;
 
         Ok(Self {
             database_url: get("TIDINGS_DATABASE_URL").unwrap_or("sqlite://tidings.db").to_owned(),
@@ -329,13 +333,7 @@ impl Config {
                 Some("off") => Some(SenderAuthMode::Off),
                 Some(_) => return Err(invalid("TIDINGS_SENDER_AUTH", "require, warn or off")),
             },
-            dns_server: get("TIDINGS_DNS_SERVER")
-                .map(|s| {
-                    s.parse::<SocketAddr>()
-                        .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-                        .map_err(|_| invalid("TIDINGS_DNS_SERVER", "expected ip or ip:port, e.g. 127.0.0.1:5353"))
-                })
-                .transpose()?,
+            dns_server,
             worker_lease: Duration::from_secs(parse_num(get, "TIDINGS_WORKER_LEASE_SECONDS", 120u64)?.max(2)),
             timezone: parse_timezone(get("TIDINGS_TIMEZONE").unwrap_or("Europe/London"))?,
             retention_pending_days: parse_num(get, "TIDINGS_RETENTION_PENDING_DAYS", 30)?,
@@ -343,9 +341,9 @@ impl Config {
             webhook_secret: get("TIDINGS_WEBHOOK_SECRET").map(str::to_owned),
             mailgun_signing_key: get("TIDINGS_MAILGUN_SIGNING_KEY").map(str::to_owned),
             soft_bounce_limit: parse_num(get, "TIDINGS_SOFT_BOUNCE_LIMIT", 3u32)?.max(1),
-            report_dns_server: get("TIDINGS_REPORT_DNS_SERVER")
-                .map(|s| s.parse().map_err(|_| invalid("TIDINGS_REPORT_DNS_SERVER", "an IP:PORT such as 127.0.0.1:53")))
-                .transpose()?,
+            // Kept for deployments that set it; unset, the one DNS setting
+            // serves abuse reports too.
+            report_dns_server: parse_dns_server(get, "TIDINGS_REPORT_DNS_SERVER")?.or(dns_server),
             bounce_mailbox_url: get("TIDINGS_BOUNCE_MAILBOX_URL")
                 .map(|s| {
                     let u = parse_url("TIDINGS_BOUNCE_MAILBOX_URL", s)?;
@@ -450,6 +448,20 @@ fn invalid(key: &'static str, message: &str) -> ConfigError {
 
 fn parse_url(key: &'static str, raw: &str) -> Result<url::Url, ConfigError> {
     url::Url::parse(raw).map_err(|e| invalid(key, &e.to_string()))
+}
+
+/// A nameserver: `ip:port`, or `ip` for port 53.
+fn parse_dns_server<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    key: &'static str,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    get(key)
+        .map(|s| {
+            s.parse::<SocketAddr>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| invalid(key, "expected ip or ip:port, e.g. 127.0.0.1:5353"))
+        })
+        .transpose()
 }
 
 fn parse_num<'a, T: std::str::FromStr>(
@@ -579,10 +591,29 @@ mod tests {
         assert_eq!(Config::from_map(&BTreeMap::new()).unwrap().report_dns_server, None);
         let c = Config::from_map(&map(&[("TIDINGS_REPORT_DNS_SERVER", "127.0.0.1:5353")])).unwrap();
         assert_eq!(c.report_dns_server, Some("127.0.0.1:5353".parse().unwrap()));
-        for bad in ["127.0.0.1", "dns.example.org:53", "nonsense"] {
+        assert_eq!(c.dns_server, None, "the older key concerns abuse reports only");
+        let c = Config::from_map(&map(&[("TIDINGS_REPORT_DNS_SERVER", "127.0.0.1")])).unwrap();
+        assert_eq!(c.report_dns_server, Some("127.0.0.1:53".parse().unwrap()), "port 53 unless given");
+        for bad in ["dns.example.org:53", "nonsense"] {
             let err = Config::from_map(&map(&[("TIDINGS_REPORT_DNS_SERVER", bad)])).unwrap_err();
             assert!(err.to_string().starts_with("TIDINGS_REPORT_DNS_SERVER"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn one_dns_server_setting_serves_abuse_reports_too() {
+        let one = Config::from_map(&map(&[("TIDINGS_DNS_SERVER", "127.0.0.1:5353")])).unwrap();
+        assert_eq!(one.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(one.report_dns_server, one.dns_server, "TIDINGS_REPORT_DNS_SERVER falls back to it");
+        let both = Config::from_map(&map(&[
+            ("TIDINGS_DNS_SERVER", "127.0.0.1:5353"),
+            ("TIDINGS_REPORT_DNS_SERVER", "127.0.0.2:53"),
+        ]))
+        .unwrap();
+        assert_eq!(both.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(both.report_dns_server, Some("127.0.0.2:53".parse().unwrap()), "the specific key wins");
+        let err = Config::from_map(&map(&[("TIDINGS_DNS_SERVER", "nonsense")])).unwrap_err();
+        assert!(err.to_string().starts_with("TIDINGS_DNS_SERVER"), "{err}");
     }
 
     #[test]

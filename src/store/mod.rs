@@ -69,7 +69,7 @@ pub use imports::{
 };
 pub use lists::{ListChanges, ListRow};
 pub use objections::{NewObjection, OBJECTED};
-pub use outbox::{NewOutboxMessage, OutboxBody, OutboxRow};
+pub use outbox::{BouncedMail, NewOutboxMessage, OutboxBody, OutboxRow};
 pub use queue::QueueDepth;
 pub use record_copy::{CopyAction, CopyBounce, CopyMail};
 pub use retention::PurgeCounts;

@@ -49,7 +49,31 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
 }
 
+/// A transactional message as a bounce of it needs it: what it was, to
+/// whom, and whether it went out.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BouncedMail {
+    pub id: Uuid,
+    pub kind: String,
+    pub recipient: String,
+    pub status: String,
+    pub message_id: String,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
 impl Tx {
+    /// The outbox row a transactional VERP tag names, if it is still kept
+    /// (the retention purge deletes old ones; erasure blanks the recipient).
+    pub async fn mail_for_bounce(&mut self, id: Uuid) -> Result<Option<BouncedMail>> {
+        let row = on_backend!(self, c => sqlx::query_as(
+            "SELECT id, kind, recipient, status, message_id, sent_at FROM outbox WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await?);
+        Ok(row)
+    }
+
     pub async fn enqueue_mail(&mut self, m: &NewOutboxMessage, now: DateTime<Utc>) -> Result<Uuid> {
         let id = Uuid::now_v7();
         let (message, recipe) = m.body.columns();

@@ -1,6 +1,10 @@
 //! Drains the transactional-mail outbox (confirmations and other mail a
 //! supporter's action causes).
 //!
+//! With a bounce domain set (`TIDINGS_VERP_DOMAIN`), each message goes out
+//! with a VERP envelope sender naming its outbox row (`mail::verp`), so a
+//! bounce of it can be tied to it; otherwise the From address.
+//!
 //! - 2xx: recorded as sent; the stored body is dropped.
 //! - 4xx: retried with exponential backoff, up to [`MAX_ATTEMPTS`].
 //! - 5xx: failed at once, with the server's reply kept.
@@ -121,7 +125,10 @@ impl OutboxWorker {
             }
             (None, None) => return Err(SendError::Permanent("the stored message is missing".into())),
         };
-        let from = self.ctx.config.from.email.to_string();
+        let from = match &self.ctx.config.verp_domain {
+            Some(domain) => crate::mail::verp::encode_mail(&self.ctx.secret_key, domain, row.id),
+            None => self.ctx.config.from.email.to_string(),
+        };
         self.transport.send(&row.id.to_string(), &from, &row.recipient, message).await?;
         // Record at once: the window in which a crash could cause a second
         // send is just this one write.

@@ -30,6 +30,11 @@ both_backends!(
     three_soft_bounces_in_a_row_suspend_without_suppressing,
     an_arf_complaint_suppresses_everywhere_and_a_later_subscribe_sends_nothing,
     a_dsn_sent_to_the_verp_address_is_tied_to_its_delivery,
+    every_transactional_mail_goes_out_with_a_verp_return_path_at_the_bounce_domain,
+    a_dsn_of_a_confirmation_mail_suppresses_that_address_and_nothing_else,
+    a_forged_or_altered_transactional_tag_changes_nothing,
+    a_complaint_about_a_confirmation_mail_returned_to_its_verp_address_is_applied,
+    without_a_bounce_domain_transactional_mail_goes_from_the_from_address,
     the_cli_ingests_a_dsn_from_stdin,
     the_bounce_mailbox_is_polled_and_messages_are_deleted_only_after_they_are_applied,
     the_bounce_mailbox_can_be_read_over_tls,
@@ -492,6 +497,200 @@ async fn a_dsn_sent_to_the_verp_address_is_tied_to_its_delivery(db: Db) {
     let raw = fixture("dsn/verp-5.1.1.eml").replace("{{verp}}", &forged).replace("{{dsn_id}}", "verp-2");
     let out = ingest(&app, &raw).await;
     assert!(matches!(out[..], [bounces::Outcome::Unmatched { .. }]), "{out:?}");
+}
+
+/// The bounce domain of the VERP tests: under the From domain (hospital.test).
+const BOUNCE_DOMAIN: &str = "bounces.hospital.test";
+
+/// The outbox row a transactional return path names, its tag checked.
+fn outbox_of(app: &TestApp, return_path: &str) -> uuid::Uuid {
+    match tidings::mail::verp::decode(&app.ctx.secret_key, return_path) {
+        Some(tidings::mail::verp::Tagged::Mail { outbox }) => outbox,
+        other => panic!("{return_path} is not a transactional VERP address of ours: {other:?}"),
+    }
+}
+
+/// The verp-5.1.1 fixture delivered to `return_path`, naming `recipient` as
+/// the failed address (a forwarding address there otherwise).
+fn verp_dsn(return_path: &str, recipient: Option<&str>, dsn_id: &str) -> String {
+    let raw = fixture("dsn/verp-5.1.1.eml").replace("{{verp}}", return_path).replace("{{dsn_id}}", dsn_id);
+    match recipient {
+        Some(r) => raw.replace("forwarded-somewhere@elsewhere.example", r),
+        None => raw,
+    }
+}
+
+async fn every_transactional_mail_goes_out_with_a_verp_return_path_at_the_bounce_domain(db: Db) {
+    let app = spawn(db, &[("TIDINGS_VERP_DOMAIN", BOUNCE_DOMAIN)]).await;
+    let ann = "ann@example.org";
+    // A confirmation (double opt-in) mail.
+    assert_eq!(app.subscribe(ann, "updates").await.status(), 200);
+    app.drain_outbox().await;
+    let confirmation = app.smtp.messages_to(ann).pop().expect("a confirmation mail");
+    assert!(confirmation.from.starts_with("tt-") && confirmation.from.ends_with("@bounces.hospital.test"));
+    assert_eq!(header(&confirmation, "From").unwrap(), "\"Save Our Hospital\" <news@hospital.test>");
+    let first = outbox_of(&app, &confirmation.from);
+
+    // A data-copy link, asked for on the preferences page once confirmed.
+    let token = confirm_token(&confirmation);
+    let confirmed = app.http.post(app.url(&format!("/confirm/{token}"))).send().await.unwrap();
+    assert_eq!(confirmed.status(), 200);
+    assert_eq!(app.status(ann, "updates").await, "confirmed");
+    let id = uuid::Uuid::parse_str(app.subscriber(ann).await["id"].as_str().unwrap()).unwrap();
+    let prefs = tidings::domain::SignedToken::preferences(id).encode(&app.ctx.secret_key);
+    let res = app.post_form(&format!("/preferences/{prefs}"), &[("action", "data-copy")]).await;
+    assert_eq!(res.status(), 200);
+    app.drain_outbox().await;
+    let link = app.smtp.messages_to(ann).pop().unwrap();
+    assert!(crate::support::app::text_body(&link).contains("/data-copy/"), "the data-copy link mail");
+    assert!(link.from.ends_with("@bounces.hospital.test"));
+    let second = outbox_of(&app, &link.from);
+
+    // A test copy of an update.
+    let update = app.create_update("Draft", "Body", &["updates"]).await;
+    let res = app
+        .api(Method::POST, &format!("/updates/{update}/test"))
+        .json(&json!({"emails": ["editor@example.org"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    app.drain_outbox().await;
+    let test = app.smtp.messages_to("editor@example.org").pop().expect("a test copy");
+    assert!(test.from.ends_with("@bounces.hospital.test"));
+    let third = outbox_of(&app, &test.from);
+    assert!(first != second && second != third, "each message names its own outbox row");
+    // A bounce of the test copy is tied to it, but its address is no
+    // subscriber's: recorded as unmatched, nobody changed.
+    let out = ingest(&app, &verp_dsn(&test.from, Some(ann), "test-copy")).await;
+    assert!(matches!(out[..], [bounces::Outcome::Unmatched { .. }]), "{out:?}");
+    assert_eq!(app.status(ann, "updates").await, "confirmed");
+    assert!(!suppressed(&app, ann).await);
+}
+
+async fn a_dsn_of_a_confirmation_mail_suppresses_that_address_and_nothing_else(db: Db) {
+    let app = spawn(db, &[("TIDINGS_VERP_DOMAIN", BOUNCE_DOMAIN)]).await;
+    app.confirmed_subscribers("c", 1, "updates").await;
+    let (ann, bob) = ("ann@example.org", "bob@example.org");
+    for who in [ann, bob] {
+        assert_eq!(app.subscribe(who, "updates").await.status(), 200);
+    }
+    app.drain_outbox().await;
+    let mail = app.smtp.messages_to(ann).pop().expect("ann's confirmation mail");
+    outbox_of(&app, &mail.from);
+
+    // Returned to the VERP address by a forwarding relay that names only
+    // the address it forwarded to: the return path decides who it is about.
+    let out = ingest(&app, &verp_dsn(&mail.from, None, "confirm-1")).await;
+    let ann_id = app.subscriber(ann).await["id"].as_str().unwrap().to_owned();
+    assert!(
+        matches!(&out[..], [bounces::Outcome::Applied { class: bounces::Class::Hard, subscriber, .. }]
+            if subscriber.to_string() == ann_id),
+        "{out:?}"
+    );
+    assert_eq!(app.status(ann, "updates").await, "bounced");
+    assert!(suppressed(&app, ann).await);
+    let last = app.ledger(ann).await.pop().unwrap();
+    assert_eq!(last["kind"], "bounced");
+    assert!(
+        last["detail"].as_str().unwrap().starts_with("hard bounce of a confirmation mail (via dsn, 5.1.1)"),
+        "{last}"
+    );
+    let e = events(&app).await.remove(0);
+    assert_eq!((e.outcome.as_str(), e.update_id), ("applied", None));
+    assert_eq!(e.subscriber_id.map(|s| s.to_string()), Some(ann_id));
+
+    // Nobody else changed.
+    assert_eq!(app.status(bob, "updates").await, "pending");
+    assert!(!suppressed(&app, bob).await);
+    assert_eq!(app.status("c0@example.org", "updates").await, "confirmed");
+    assert!(!suppressed(&app, "c0@example.org").await);
+    assert!(!suppressed(&app, "forwarded-somewhere@elsewhere.example").await);
+
+    // The same DSN again has no second effect; a later sign-up with the
+    // dead address sends it nothing more.
+    let ledger = app.ledger(ann).await.len();
+    assert!(matches!(ingest(&app, &verp_dsn(&mail.from, None, "confirm-1")).await[..], [bounces::Outcome::Duplicate]));
+    assert_eq!(app.ledger(ann).await.len(), ledger);
+    let before = app.smtp.messages_to(ann).len();
+    assert_eq!(app.subscribe(ann, "updates").await.status(), 200);
+    app.drain_outbox().await;
+    assert_eq!(app.smtp.messages_to(ann).len(), before, "no confirmation mail to a hard-bounced address");
+    assert_eq!(app.status(bob, "updates").await, "pending");
+}
+
+async fn a_forged_or_altered_transactional_tag_changes_nothing(db: Db) {
+    let app = spawn(db, &[("TIDINGS_VERP_DOMAIN", BOUNCE_DOMAIN)]).await;
+    let ann = "ann@example.org";
+    assert_eq!(app.subscribe(ann, "updates").await.status(), 200);
+    app.drain_outbox().await;
+    let genuine = app.smtp.messages_to(ann).pop().unwrap().from;
+    outbox_of(&app, &genuine);
+    let (local, domain) = genuine.split_once('@').unwrap();
+    let flip = |c: char| if c == 'a' { 'b' } else { 'a' };
+    let mut altered_id = local.to_owned();
+    altered_id.replace_range(3..4, &flip(local.as_bytes()[3] as char).to_string());
+    let mut altered_tag = local.to_owned();
+    let last = local.len() - 1;
+    altered_tag.replace_range(last.., &flip(local.as_bytes()[last] as char).to_string());
+    let forged = [
+        format!("{altered_id}@{domain}"),
+        format!("{altered_tag}@{domain}"),
+        // Signed with another key.
+        tidings::mail::verp::encode_mail(b"not the secret key", BOUNCE_DOMAIN, outbox_of(&app, &genuine)),
+        // The other kind's prefix on the same bytes.
+        genuine.replacen("tt-", "tb-", 1),
+        // Properly signed, but naming no message Tidings sent.
+        tidings::mail::verp::encode_mail(&app.ctx.secret_key, BOUNCE_DOMAIN, uuid::Uuid::now_v7()),
+    ];
+    for (i, address) in forged.iter().enumerate() {
+        assert_ne!(address, &genuine);
+        // Naming ann as the failed recipient: without a tie that is only
+        // an address, so the report waits for an admin.
+        let out = ingest(&app, &verp_dsn(address, Some(ann), &format!("forged-{i}"))).await;
+        assert!(matches!(out[..], [bounces::Outcome::Review { .. }]), "{address}: {out:?}");
+        assert_eq!(app.status(ann, "updates").await, "pending", "{address}");
+        assert!(!suppressed(&app, ann).await, "{address}");
+    }
+    assert!(kinds(&app.ledger(ann).await).iter().all(|k| k == "requested"), "no ledger entry but the request");
+    // The genuine one still works.
+    let out = ingest(&app, &verp_dsn(&genuine, Some(ann), "genuine")).await;
+    assert!(matches!(out[..], [bounces::Outcome::Applied { class: bounces::Class::Hard, .. }]), "{out:?}");
+    assert!(suppressed(&app, ann).await);
+}
+
+async fn a_complaint_about_a_confirmation_mail_returned_to_its_verp_address_is_applied(db: Db) {
+    let app = spawn(db, &[("TIDINGS_VERP_DOMAIN", BOUNCE_DOMAIN)]).await;
+    let (ann, bob) = ("ann@example.org", "bob@example.org");
+    for who in [ann, bob] {
+        assert_eq!(app.subscribe(who, "updates").await.status(), 200);
+    }
+    app.drain_outbox().await;
+    let mail = app.smtp.messages_to(bob).pop().expect("bob's confirmation mail");
+    // The abuse desk forwards it to the envelope sender; the copy it quotes
+    // carries a Message-ID that names no update copy.
+    let arf = dsn("arf-complaint.eml", bob, &header(&mail, "Message-ID").unwrap(), "arf-confirm")
+        .replace("{{to}}", &mail.from);
+    let out = ingest(&app, &arf).await;
+    assert!(matches!(out[..], [bounces::Outcome::Applied { class: bounces::Class::Complaint, .. }]), "{out:?}");
+    assert_eq!(app.status(bob, "updates").await, "complained");
+    assert!(suppressed(&app, bob).await);
+    assert!(
+        app.ledger(bob).await.pop().unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("spam complaint of a confirmation mail")
+    );
+    assert_eq!(app.status(ann, "updates").await, "pending");
+    assert!(!suppressed(&app, ann).await);
+}
+
+async fn without_a_bounce_domain_transactional_mail_goes_from_the_from_address(db: Db) {
+    let app = spawn(db, &[]).await;
+    assert_eq!(app.subscribe("ann@example.org", "updates").await.status(), 200);
+    app.drain_outbox().await;
+    let mail = app.smtp.messages_to("ann@example.org").pop().expect("a confirmation mail");
+    assert_eq!(mail.from, "news@hospital.test");
 }
 
 fn cli(app: &TestApp, stdin: &str) -> std::process::Output {

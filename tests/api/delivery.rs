@@ -403,7 +403,11 @@ async fn a_verp_return_path_names_each_delivery(db: Db) {
     app.drive_delivery(&id, 5).await;
     let mail = app.smtp.messages_to("v1@example.org").pop().unwrap();
     assert!(mail.from.starts_with("tb-") && mail.from.ends_with("@bounces.hospital.test"), "{}", mail.from);
-    let (update, subscriber) = tidings::mail::verp::decode(&app.ctx.secret_key, &mail.from).expect("ours");
+    let Some(tidings::mail::verp::Tagged::Copy { update, subscriber }) =
+        tidings::mail::verp::decode(&app.ctx.secret_key, &mail.from)
+    else {
+        panic!("{} is not a VERP address of an update copy", mail.from)
+    };
     assert_eq!(update.to_string(), id);
     assert_eq!(subscriber.to_string(), app.subscriber("v1@example.org").await["id"].as_str().unwrap());
     assert_eq!(

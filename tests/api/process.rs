@@ -259,6 +259,7 @@ async fn the_cli_creates_tokens_and_users_and_checks_its_setup(db: Db) {
     let out = run(&env, &["check"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("mail: ok"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("bounces: VERP off"), "no bounce domain set");
 
     // The token works against the server.
     let mut server = spawn(&env, &["serve"]);

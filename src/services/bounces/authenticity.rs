@@ -7,9 +7,9 @@
 //! the tie to a copy Tidings sent, see [`super`]): an unsigned report from a
 //! small provider is as common as a signed one from a large one.
 //!
-//! The DNS server is `TIDINGS_REPORT_DNS_SERVER` when set (tests point it at
-//! a server on loopback answering from a fixture), else the system's
-//! resolver.
+//! The DNS server is `Config::report_dns_server`: `TIDINGS_REPORT_DNS_SERVER`
+//! when set, else `TIDINGS_DNS_SERVER` (tests point it at a server on
+//! loopback answering from a fixture), else the system's resolver.
 
 use crate::config::Config;
 use mail_auth::hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};

@@ -8,7 +8,10 @@
 //! [`Report`], classified by RFC 3463 ([`classify`]) and applied in one
 //! transaction:
 //! - tied to its delivery by VERP return path (its tag verified) or by our
-//!   Message-ID (`<update.subscriber@host>`, naming a copy that was sent);
+//!   Message-ID (`<update.subscriber@host>`, naming a copy that was sent),
+//!   or to a transactional message (confirmation, re-permission request,
+//!   data copy, test copy) by its VERP return path naming its outbox row,
+//!   which must have gone out to an address that is a subscriber's;
 //!   only authenticated provider webhooks may fall back to the subscriber's
 //!   address. A DSN or abuse report arrives by mail, which anyone can send:
 //!   one that is not tied to a copy Tidings sent changes nothing and is
@@ -18,7 +21,11 @@
 //!   error forever). An abuse report's DKIM signature is checked and the
 //!   result recorded ([`authenticity`]);
 //! - **hard** → the delivery `bounced`, every active subscription `bounced`
-//!   with a `bounced` ledger entry, and a `hard-bounce` suppression;
+//!   with a `bounced` ledger entry, and a `hard-bounce` suppression. A hard
+//!   bounce of a transactional message does the same (the ledger entry
+//!   names the mail): a confirmation mail that cannot be delivered means the
+//!   address is dead or mistyped, so its pending subscriptions end as
+//!   `bounced` and no further confirmation mail goes to it;
 //! - **soft** → the delivery `bounced`; after N consecutive soft bounces
 //!   (`TIDINGS_SOFT_BOUNCE_LIMIT`) the subscriptions become `bounced` with a
 //!   ledger entry saying so, but there is no suppression: the person may
@@ -40,8 +47,10 @@ pub use classify::{Class, EnhancedStatus, Verdict, classify, is_hard_bounce};
 
 use super::{Context, Result, ServiceError, send_guard};
 use crate::domain::{Actor, AddressKey, ConsentKind, EmailAddress, SubscriptionStatus, sha256_hex};
+use crate::mail::verp::{self, Tagged};
 use crate::store::{
-    AlertRow, BounceEventRow, BouncedDelivery, NewAlert, NewBounceEvent, NewConsentEvent, StoreError, SubscriberRow, Tx,
+    AlertRow, BounceEventRow, BouncedDelivery, BouncedMail, NewAlert, NewBounceEvent, NewConsentEvent, StoreError,
+    SubscriberRow, Tx,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -242,10 +251,31 @@ pub async fn ingest(ctx: &Context, parsed: &Parsed) -> Result<Vec<Outcome>> {
     Ok(outcomes)
 }
 
-/// The person and the delivery a report is about.
+/// The person and what bounced: a copy of an update (`delivery`), a
+/// transactional message (`mail`), or, for an authenticated webhook that
+/// names only the address, neither.
 struct Target {
     subscriber: SubscriberRow,
     delivery: Option<BouncedDelivery>,
+    mail: Option<BouncedMail>,
+}
+
+impl Target {
+    /// When what bounced was sent.
+    fn sent_at(&self) -> Option<DateTime<Utc>> {
+        self.delivery.as_ref().and_then(|d| d.sent_at).or(self.mail.as_ref().and_then(|m| m.sent_at))
+    }
+}
+
+/// How the ledger names a transactional message by its outbox kind.
+fn mail_name(kind: &str) -> &'static str {
+    match kind {
+        "confirmation" => "a confirmation mail",
+        "data-copy-link" => "a data-copy link",
+        "data-copy" => "a data copy",
+        "test" => "a test copy",
+        _ => "a transactional mail",
+    }
 }
 
 /// `<update.subscriber@host>` (our Message-ID of a copy of an update), when
@@ -289,7 +319,28 @@ async fn tied(
     {
         return Ok(None);
     }
-    Ok(tx.subscriber_by_id(subscriber).await?.map(|subscriber| Target { subscriber, delivery: Some(delivery) }))
+    Ok(tx.subscriber_by_id(subscriber).await?.map(|subscriber| Target {
+        subscriber,
+        delivery: Some(delivery),
+        mail: None,
+    }))
+}
+
+/// A transactional message's VERP tag names outbox row `outbox`: `None`
+/// unless that message went out (`sent`). When it did, the report is about
+/// the address it went to, whatever address the report itself names:
+/// [`Match::Tied`] to that subscriber, or [`Match::None`] when the address
+/// is no subscriber's (a test copy to an organiser, an erased person).
+async fn tied_mail(tx: &mut Tx, outbox: Uuid) -> Result<Option<Match>, StoreError> {
+    let Some(mail) = tx.mail_for_bounce(outbox).await? else { return Ok(None) };
+    if mail.status != "sent" || mail.sent_at.is_none() {
+        return Ok(None);
+    }
+    let Ok(address) = EmailAddress::parse(&mail.recipient) else { return Ok(Some(Match::None)) };
+    Ok(Some(match tx.subscriber_by_email(address.normalised()).await? {
+        Some(subscriber) => Match::Tied(Box::new(Target { subscriber, delivery: None, mail: Some(mail) })),
+        None => Match::None,
+    }))
 }
 
 /// Whether a report's carrier is authenticated (a provider webhook behind
@@ -301,28 +352,36 @@ fn authenticated_carrier(source: Source) -> bool {
 
 /// Who a report is about, and how sure we are.
 enum Match {
-    /// Tied to a copy Tidings sent (VERP tag or Message-ID).
-    Tied(Target),
+    /// Tied to a message Tidings sent (VERP tag or Message-ID).
+    Tied(Box<Target>),
     /// Only the address in the report names the subscriber.
     ByAddress(SubscriberRow),
     None,
 }
 
-/// VERP first (it names the delivery and is signed), then our Message-ID,
-/// then the address alone.
+/// VERP first (it names the copy or transactional message and is signed),
+/// then our Message-ID, then the address alone.
 async fn resolve(tx: &mut Tx, ctx: &Context, report: &Report) -> Result<Match, StoreError> {
     for address in &report.return_paths {
-        if let Some((update, subscriber)) = crate::mail::verp::decode(&ctx.secret_key, address)
-            && let Some(target) = tied(tx, update, subscriber, None).await?
-        {
-            return Ok(Match::Tied(target));
+        match verp::decode(&ctx.secret_key, address) {
+            Some(Tagged::Copy { update, subscriber }) => {
+                if let Some(target) = tied(tx, update, subscriber, None).await? {
+                    return Ok(Match::Tied(Box::new(target)));
+                }
+            }
+            Some(Tagged::Mail { outbox }) => {
+                if let Some(found) = tied_mail(tx, outbox).await? {
+                    return Ok(found);
+                }
+            }
+            None => {}
         }
     }
     if let Some(quoted) = report.message_id.as_deref()
         && let Some((update, subscriber)) = ids_from_message_id(quoted, &ctx.composer.host)
         && let Some(target) = tied(tx, update, subscriber, Some(quoted)).await?
     {
-        return Ok(Match::Tied(target));
+        return Ok(Match::Tied(Box::new(target)));
     }
     let Some(address) = report.recipient.as_deref().and_then(recipient_address) else { return Ok(Match::None) };
     Ok(match tx.subscriber_by_email(address.normalised()).await? {
@@ -377,9 +436,9 @@ async fn apply(
     // nothing until an admin decides (the subscriber is recorded so the
     // admin can see who it is about).
     let (target, held) = match resolve(tx, ctx, report).await? {
-        Match::Tied(target) => (Some(target), None),
+        Match::Tied(target) => (Some(*target), None),
         Match::ByAddress(subscriber) if authenticated_carrier(report.source) => {
-            (Some(Target { subscriber, delivery: None }), None)
+            (Some(Target { subscriber, delivery: None, mail: None }), None)
         }
         Match::ByAddress(subscriber) => (None, Some(subscriber)),
         Match::None => (None, None),
@@ -422,13 +481,7 @@ async fn apply(
     ]
     .into();
     let diagnostic = diagnostic.as_deref().map(|d| redact(d, &addresses)).filter(|d| !d.is_empty());
-    let ref_at = target
-        .as_ref()
-        .and_then(|t| t.delivery.as_ref())
-        .and_then(|d| d.sent_at)
-        .or(report.occurred_at)
-        .unwrap_or(now)
-        .min(now);
+    let ref_at = target.as_ref().and_then(Target::sent_at).or(report.occurred_at).unwrap_or(now).min(now);
     let outcome = match (&target, class) {
         (None, _) if held.is_some() => "review",
         (None, _) => "unmatched",
@@ -462,8 +515,9 @@ async fn apply(
     if held.is_some() {
         return Ok(Outcome::Review { class });
     }
-    let Some(Target { subscriber, delivery }) = target else { return Ok(Outcome::Unmatched { class }) };
-    let detail = ledger_detail(class, report.source, status_text.as_deref(), diagnostic.as_deref());
+    let Some(Target { subscriber, delivery, mail }) = target else { return Ok(Outcome::Unmatched { class }) };
+    let of = mail.as_ref().map(|m| mail_name(&m.kind));
+    let detail = ledger_detail(class, report.source, status_text.as_deref(), diagnostic.as_deref(), of);
     let thresholds = send_guard::Thresholds::from_config(&ctx.config);
     if let Some(d) = &delivery
         && matches!(class, Class::Hard | Class::Soft | Class::Policy)
@@ -536,7 +590,16 @@ async fn apply(
     Ok(Outcome::Applied { class, subscriber: subscriber.id, suspended })
 }
 
-fn ledger_detail(class: Class, source: Source, status: Option<&str>, diagnostic: Option<&str>) -> String {
+/// The ledger's words for a report: what happened (`of` naming the
+/// transactional message it happened to), how we heard, the status and
+/// the diagnostic.
+fn ledger_detail(
+    class: Class,
+    source: Source,
+    status: Option<&str>,
+    diagnostic: Option<&str>,
+    of: Option<&str>,
+) -> String {
     let what = match class {
         Class::Hard => "hard bounce",
         Class::Soft => "soft bounce",
@@ -544,7 +607,10 @@ fn ledger_detail(class: Class, source: Source, status: Option<&str>, diagnostic:
         Class::Complaint => "spam complaint",
         Class::Delayed => "delivery delayed",
     };
-    let mut text = format!("{what} (via {}", source.as_str());
+    let mut text = match of {
+        Some(of) => format!("{what} of {of} (via {}", source.as_str()),
+        None => format!("{what} (via {}", source.as_str()),
+    };
     if let Some(s) = status {
         text.push_str(&format!(", {s}"));
     }
@@ -672,7 +738,7 @@ pub async fn smtp_hard_bounce(
         })
         .await?;
     if fresh {
-        let detail = ledger_detail(Class::Hard, Source::Smtp, status.as_deref(), Some(&diagnostic));
+        let detail = ledger_detail(Class::Hard, Source::Smtp, status.as_deref(), Some(&diagnostic), None);
         hard_bounce(tx, &ctx.config, key, &subscriber, &detail, now).await?;
         send_guard::record(tx, thresholds, update_id, send_guard::Event::HardBounce, now).await?;
     }
@@ -782,7 +848,7 @@ pub async fn decide_held(ctx: &Context, id: Uuid, decision: Decision, actor: &Ac
             };
             let detail = format!(
                 "{}; applied by an admin after review",
-                ledger_detail(class, source, held.status_code.as_deref(), held.diagnostic.as_deref())
+                ledger_detail(class, source, held.status_code.as_deref(), held.diagnostic.as_deref(), None)
             );
             let detail: String = detail.chars().take(DIAGNOSTIC_CHARS).collect();
             let (status, kind, reason) = match class {

@@ -19,7 +19,9 @@ async fn an_arf_complaint_is_applied_only_when_tied_and_its_dkim_result_is_recor
     let server = dns.server();
     let app = TestApp::spawn_with(
         db,
-        &[("TIDINGS_BOUNCE_MAILBOX_URL", pop3.url().as_str()), ("TIDINGS_REPORT_DNS_SERVER", server.as_str())],
+        // The one DNS setting serves abuse reports too (the older
+        // TIDINGS_REPORT_DNS_SERVER is left unset).
+        &[("TIDINGS_BOUNCE_MAILBOX_URL", pop3.url().as_str()), ("TIDINGS_DNS_SERVER", server.as_str())],
     )
     .await;
     let worker = BounceMailboxWorker::new(app.ctx.clone()).unwrap().expect("a mailbox is configured");
