@@ -110,6 +110,8 @@ pub const ROUTES: &[Route] = &[
     Route::new(Verb::Post, "/admin/lists", Access::Admin, |m| on(m, lists::create)),
     Route::new(Verb::Get, "/admin/lists/{id}", Access::Admin, |m| on(m, lists::edit_form)),
     Route::new(Verb::Post, "/admin/lists/{id}", Access::Admin, |m| on(m, lists::update)),
+    Route::new(Verb::Get, "/admin/lists/{id}/wording", Access::Admin, |m| on(m, lists::wording_form)),
+    Route::new(Verb::Post, "/admin/lists/{id}/wording", Access::Admin, |m| on(m, lists::publish_wording)),
     Route::new(Verb::Get, "/admin/lists/{id}/delete", Access::Admin, |m| on(m, lists::delete_form)),
     Route::new(Verb::Post, "/admin/lists/{id}/delete", Access::Admin, |m| on(m, lists::delete)),
     Route::new(Verb::Get, "/admin/updates", Access::Organiser, |m| on(m, updates::index)),
