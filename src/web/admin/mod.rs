@@ -128,6 +128,7 @@ pub const ROUTES: &[Route] = &[
     Route::new(Verb::Post, "/admin/updates/{id}/cancel", Access::Admin, |m| on(m, updates::cancel)),
     Route::new(Verb::Get, "/admin/subscribers", Access::Organiser, |m| on(m, subscribers::index)),
     Route::new(Verb::Get, "/admin/subscribers/{id}", Access::Organiser, |m| on(m, subscribers::show)),
+    Route::new(Verb::Get, "/admin/subscribers/{id}/export", Access::Admin, |m| on(m, subscribers::export)),
     Route::new(Verb::Post, "/admin/subscribers/{id}/erase", Access::Admin, |m| on(m, subscribers::erase)),
     Route::new(Verb::Get, "/admin/tokens", Access::Admin, |m| on(m, accounts::tokens)),
     Route::new(Verb::Post, "/admin/tokens", Access::Admin, |m| on(m, accounts::create_token)),

@@ -95,4 +95,22 @@ async fn the_export_holds_bounces_transactional_mail_rights_requests_and_organis
         "{body}"
     );
     assert!(!body.contains("bob@example.org"));
+
+    // The admin UI offers the same two downloads on the person's page.
+    let admin = app.login_as_admin().await;
+    let page = admin.get(&format!("/admin/subscribers/{id}")).await;
+    assert!(page.body.contains(&format!("/admin/subscribers/{id}/export?format=csv")), "{}", page.body);
+    let json_copy = admin.get(&format!("/admin/subscribers/{id}/export")).await;
+    assert_eq!(json_copy.status, 200);
+    assert!(json_copy.headers["content-disposition"].to_str().unwrap().contains(".json"));
+    let copy: serde_json::Value = serde_json::from_str(&json_copy.body).unwrap();
+    for part in ["bounces", "transactional_mail", "rights_requests", "organiser_actions"] {
+        assert_eq!(copy[part].as_array().map(Vec::len), e[part].as_array().map(Vec::len), "{part}");
+    }
+    let csv_copy = admin.get(&format!("/admin/subscribers/{id}/export?format=csv")).await;
+    assert_eq!(csv_copy.status, 200);
+    for record in ["\nbounce,", "\ntransactional_mail,", "\nrights_request,", "\norganiser_action,"] {
+        assert!(csv_copy.body.contains(record), "{record}: {}", csv_copy.body);
+    }
+    assert_eq!(app.login_as_editor().await.get(&format!("/admin/subscribers/{id}/export")).await.status, 403);
 }
