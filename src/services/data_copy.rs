@@ -60,7 +60,8 @@ pub async fn release(ctx: &Context, raw: &str) -> Result<()> {
     let json = serde_json::to_vec_pretty(&export).map_err(|e| ServiceError::Conflict(e.to_string()))?;
     let mail = ctx.composer.data_copy(&parse_stored(&subscriber.email)?, &subscriber.name, json)?;
     queue_mail(&mut tx, "data-copy", mail, now).await?;
-    let who = Who { actor: Actor::Supporter.to_db(), label: "the person, from their preferences page".into(), ip: None };
+    let who =
+        Who { actor: Actor::Supporter.to_db(), label: "the person, from their preferences page".into(), ip: None };
     let mut row = rights::new_row("access", subscriber.email.clone(), now, &who, now);
     row.subscriber_id = Some(subscriber_id);
     row.status = "completed".into();

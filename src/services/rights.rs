@@ -116,7 +116,13 @@ fn event(request_id: Uuid, action: &str, reason: &str, who: &Who, now: DateTime<
 
 /// A request's row as first written: open, due a month after receipt (a
 /// complaint: its acknowledgement due 30 days after).
-pub fn new_row(kind: &str, subject: String, received_at: DateTime<Utc>, who: &Who, now: DateTime<Utc>) -> RightsRequestRow {
+pub fn new_row(
+    kind: &str,
+    subject: String,
+    received_at: DateTime<Utc>,
+    who: &Who,
+    now: DateTime<Utc>,
+) -> RightsRequestRow {
     let complaint = kind == COMPLAINT;
     let acknowledge_due_at = complaint.then(|| received_at + Duration::days(ACKNOWLEDGE_DAYS));
     RightsRequestRow {
@@ -208,23 +214,35 @@ pub async fn get(ctx: &Context, id: Uuid) -> Result<RightsRequest> {
 pub enum Change {
     /// Two further months, once, with the reason (e.g. complex or numerous).
     /// Not for a complaint.
-    Extend { reason: String },
+    Extend {
+        reason: String,
+    },
     /// Stops the clock, with the reason (e.g. waiting for proof of identity
     /// or for the person to say which records they mean). Not for a
     /// complaint.
-    Pause { reason: String },
+    Pause {
+        reason: String,
+    },
     /// Restarts the clock, with the reason (e.g. the proof arrived); the
     /// due date moves on by the time paused.
-    Resume { reason: String },
+    Resume {
+        reason: String,
+    },
     /// A complaint: records that its receipt was acknowledged, now.
     Acknowledge {
         #[serde(default)]
         note: String,
     },
-    Complete { outcome: String },
+    Complete {
+        outcome: String,
+    },
     /// Refused as manifestly unfounded or excessive, with the reason.
-    Refuse { outcome: String },
-    Note { notes: String },
+    Refuse {
+        outcome: String,
+    },
+    Note {
+        notes: String,
+    },
 }
 
 /// Ends a pause: its length joins the time paused before.

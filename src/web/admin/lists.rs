@@ -6,9 +6,9 @@ use super::error::AdminError;
 use super::pages::{
     Chrome, DashboardPage, Embed, ListDeletePage, ListFormPage, ListSummary, ListsPage, OutdatedFormView, WordingPage,
 };
-use crate::services::lists::{self, ListInput};
 use crate::domain::Actor;
 use crate::services::audit::Who;
+use crate::services::lists::{self, ListInput};
 use crate::services::{FieldError, ServiceError, consent, directory};
 use crate::web::AppState;
 use crate::web::input::Submitted;
@@ -55,9 +55,9 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "created" => Some("The list has been created."),
         "saved" => Some("Your changes have been saved."),
         "deleted" => Some("The list has been deleted."),
-        "wording" => Some(
-            "The new consent wording is published. Copy the list's form below again wherever it is embedded.",
-        ),
+        "wording" => {
+            Some("The new consent wording is published. Copy the list's form below again wherever it is embedded.")
+        }
         _ => None,
     }
 }

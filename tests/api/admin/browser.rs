@@ -154,8 +154,9 @@ async fn an_organiser_writes_previews_tests_and_schedules_an_update_in_a_browser
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_keeps_the_rights_log_and_publishes_consent_wording_in_a_browser() {
     let Some(browser) = Browser::start().await else { return };
-    let app = TestApp::spawn_with(Db::Sqlite, &[("TIDINGS_BASE_URL", "self"), ("TIDINGS_GROUP_NAME", "Save Our Hospital")])
-        .await;
+    let app =
+        TestApp::spawn_with(Db::Sqlite, &[("TIDINGS_BASE_URL", "self"), ("TIDINGS_GROUP_NAME", "Save Our Hospital")])
+            .await;
     let password = app.add_organiser("keeper@hospital.test", tidings::services::accounts::Role::Admin).await;
     browser.goto(&app.url("/admin/login")).await;
     browser.type_into("#email", "keeper@hospital.test").await;
@@ -178,10 +179,8 @@ async fn an_admin_keeps_the_rights_log_and_publishes_consent_wording_in_a_browse
         assert_eq!(res.status(), 201);
     }
     let all = app.api_get("/rights-requests").await;
-    let erasure_id = all.as_array().unwrap().iter().find(|r| r["kind"] == "erasure").unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let erasure_id =
+        all.as_array().unwrap().iter().find(|r| r["kind"] == "erasure").unwrap()["id"].as_str().unwrap().to_owned();
     browser.goto(&app.url(&format!("/admin/rights/{erasure_id}"))).await;
     arrived(&browser, "#pause_reason").await;
     browser.type_into("#pause_reason", "waiting for proof of identity").await;
@@ -196,10 +195,8 @@ async fn an_admin_keeps_the_rights_log_and_publishes_consent_wording_in_a_browse
     assert!(text.contains("paused") && text.contains("acknowledge by") && text.contains("overdue"), "{text}");
     browser.screenshot("admin-rights-02-list").await;
 
-    let complaint = all.as_array().unwrap().iter().find(|r| r["kind"] == "complaint").unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let complaint =
+        all.as_array().unwrap().iter().find(|r| r["kind"] == "complaint").unwrap()["id"].as_str().unwrap().to_owned();
     browser.goto(&app.url(&format!("/admin/rights/{complaint}"))).await;
     arrived(&browser, "#note").await;
     browser.screenshot("admin-rights-03-complaint").await;

@@ -70,10 +70,8 @@ async fn the_export_holds_bounces_transactional_mail_rights_requests_and_organis
     let body = res.text().await.unwrap();
     let mut reader = csv::Reader::from_reader(body.as_bytes());
     let columns: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
-    let rows: Vec<std::collections::HashMap<String, String>> = reader
-        .records()
-        .map(|r| columns.iter().cloned().zip(r.unwrap().iter().map(str::to_owned)).collect())
-        .collect();
+    let rows: Vec<std::collections::HashMap<String, String>> =
+        reader.records().map(|r| columns.iter().cloned().zip(r.unwrap().iter().map(str::to_owned)).collect()).collect();
     let of = |record: &str| rows.iter().filter(|r| r["record"] == record).collect::<Vec<_>>();
     let bounce_rows = of("bounce");
     let classes: Vec<&str> = bounce_rows.iter().map(|r| r["kind"].as_str()).collect();

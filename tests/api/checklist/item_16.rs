@@ -112,7 +112,10 @@ async fn the_clock_stops_and_restarts_with_reasons_and_the_due_date_moves_by_the
     app.ctx.clock.advance(std::time::Duration::from_secs(86400));
     let (status, r) = change(&app, &id, json!({"action": "complete", "outcome": "copy sent"})).await;
     assert_eq!(status, 200, "{r}");
-    assert_eq!((r["status"].as_str(), r["paused"].as_bool(), r["overdue"].as_bool()), (Some("completed"), Some(false), Some(false)));
+    assert_eq!(
+        (r["status"].as_str(), r["paused"].as_bool(), r["overdue"].as_bool()),
+        (Some("completed"), Some(false), Some(false))
+    );
     assert_eq!(r["paused_seconds"], 6 * 86400);
     let (status, _) = change(&app, &id, json!({"action": "resume", "reason": "late"})).await;
     assert_eq!(status, 409, "closed");
@@ -131,7 +134,10 @@ async fn a_complaint_is_acknowledged_within_30_days_and_has_no_clock_to_stop_or_
     assert_eq!(c["overdue"], true, "31 days without an acknowledgement");
     // A fresh complaint is not overdue.
     let fresh = log(&app, json!({"kind": "complaint", "subject": "cat@example.org"})).await;
-    assert_eq!((fresh["overdue"].as_bool(), time(&fresh["acknowledge_due_at"])), (Some(false), now + Duration::days(30)));
+    assert_eq!(
+        (fresh["overdue"].as_bool(), time(&fresh["acknowledge_due_at"])),
+        (Some(false), now + Duration::days(30))
+    );
     // Requests of the other kinds have no acknowledgement date.
     let access = log(&app, json!({"kind": "access", "subject": "dan@example.org"})).await;
     assert!(access["acknowledge_due_at"].is_null(), "{access}");
@@ -153,7 +159,8 @@ async fn a_complaint_is_acknowledged_within_30_days_and_has_no_clock_to_stop_or_
     assert_eq!((last["action"].as_str(), last["reason"].as_str()), (Some("acknowledged"), Some("replied by email")));
     let (status, _) = change(&app, &id, json!({"action": "acknowledge"})).await;
     assert_eq!(status, 409, "once");
-    let (status, c) = change(&app, &id, json!({"action": "complete", "outcome": "apologised; removed from every list"})).await;
+    let (status, c) =
+        change(&app, &id, json!({"action": "complete", "outcome": "apologised; removed from every list"})).await;
     assert_eq!((status, c["status"].as_str()), (200, Some("completed")));
 }
 
@@ -168,7 +175,8 @@ async fn the_admin_pages_pause_resume_and_acknowledge_on_a_laptop_or_a_phone(db:
 
     let res = admin.submit(&path, &path, &[("action", "pause"), ("pause_reason", "")]).await;
     assert_eq!(res.status, 422, "a pause needs its reason");
-    let res = admin.submit(&path, &path, &[("action", "pause"), ("pause_reason", "asked which records she means")]).await;
+    let res =
+        admin.submit(&path, &path, &[("action", "pause"), ("pause_reason", "asked which records she means")]).await;
     assert_eq!(res.status, 303, "{}", res.body);
     let page = admin.get(&path).await;
     assert!(page.body.contains("The clock is stopped"), "{}", page.body);
@@ -216,7 +224,8 @@ async fn erasure_scrubs_the_person_from_the_reasons_in_a_requests_history(db: Db
     assert_eq!(status, 200);
     let (status, _) = change(&app, &rid, json!({"action": "resume", "reason": format!("yes, {email}")})).await;
     assert_eq!(status, 200);
-    let (status, _) = change(&app, &rid, json!({"action": "pause", "reason": format!("{email} to confirm by post")})).await;
+    let (status, _) =
+        change(&app, &rid, json!({"action": "pause", "reason": format!("{email} to confirm by post")})).await;
     assert_eq!(status, 200);
     assert_eq!(app.api(Method::POST, &format!("/subscribers/{id}/erase")).send().await.unwrap().status(), 200);
     let r = app.api_get(&format!("/rights-requests/{rid}")).await;
