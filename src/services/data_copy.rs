@@ -5,11 +5,10 @@
 //! (JSON attached) to that same address. Each request is logged in the
 //! rights-request log as a completed access request.
 
-use super::{Context, RequestMeta, Result, ServiceError, privacy_ops, queue_mail};
+use super::audit::Who;
+use super::{Context, RequestMeta, Result, ServiceError, privacy_ops, queue_mail, rights};
 use crate::domain::{Actor, ConfirmToken, EmailAddress, SignedToken, TokenPurpose};
-use crate::store::RightsRequestRow;
 use chrono::Duration;
-use uuid::Uuid;
 
 /// How long the link in the mail works.
 const LINK_HOURS: i64 = 24;
@@ -61,24 +60,14 @@ pub async fn release(ctx: &Context, raw: &str) -> Result<()> {
     let json = serde_json::to_vec_pretty(&export).map_err(|e| ServiceError::Conflict(e.to_string()))?;
     let mail = ctx.composer.data_copy(&parse_stored(&subscriber.email)?, &subscriber.name, json)?;
     queue_mail(&mut tx, "data-copy", mail, now).await?;
-    tx.insert_rights_request(&RightsRequestRow {
-        id: Uuid::now_v7(),
-        kind: "access".into(),
-        subject: subscriber.email.clone(),
-        subscriber_id: Some(subscriber_id),
-        received_at: now,
-        due_at: super::rights::one_month_after(now),
-        extended_due_at: None,
-        extension_reason: None,
-        status: "completed".into(),
-        outcome: "copy mailed to the address on request from the preferences page".into(),
-        notes: String::new(),
-        closed_at: Some(now),
-        created_by: Actor::Supporter.to_db(),
-        created_at: now,
-        updated_at: now,
-    })
-    .await?;
+    let who =
+        Who { actor: Actor::Supporter.to_db(), label: "the person, from their preferences page".into(), ip: None };
+    let mut row = rights::new_row("access", subscriber.email.clone(), now, &who, now);
+    row.subscriber_id = Some(subscriber_id);
+    row.status = "completed".into();
+    row.outcome = "copy mailed to the address on request from the preferences page".into();
+    row.closed_at = Some(now);
+    rights::insert(&mut tx, &row, &who).await?;
     tx.commit().await?;
     ctx.outbox_wakeup.notify_one();
     Ok(())

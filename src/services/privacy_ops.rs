@@ -4,7 +4,7 @@
 //! Erasure deletes the profile, subscriptions, confirmation tokens,
 //! deliveries and the consent ledger in one transaction, cancels mail still
 //! queued for the address, strips the address and name from mail already
-//! sent, from the audit log and from rights-request notes, and keeps only a
+//! sent, from the audit log and from rights-request notes and history, and keeps only a
 //! suppression entry (the keyed fingerprint of the normalised address,
 //! reason `erased`, date) so that every later subscribe, add, import or send
 //! skips the address. On SQLite the write-ahead log is then checkpointed
@@ -231,8 +231,10 @@ pub async fn export(store: &Store, clock: &Clock, group: &str, id: Uuid) -> Resu
 }
 
 /// The columns of the CSV form. Each row is one record, named in `record`
-/// (`profile`, `subscription`, `consent` or `delivery`); columns that do not
-/// apply to a record are empty.
+/// (`profile`, `subscription`, `consent`, `delivery`, `bounce`,
+/// `transactional_mail`, `rights_request` or `organiser_action`); columns
+/// that do not apply to a record are empty. The JSON form holds the same
+/// records.
 pub const CSV_COLUMNS: &[&str] = &[
     "record",
     "id",
@@ -264,6 +266,22 @@ pub const CSV_COLUMNS: &[&str] = &[
     "controller_name",
     "controller_contact",
     "basis_kind",
+    "outcome",
+    "status_code",
+    "diagnostic",
+    "received_at",
+    "due_at",
+    "extended_due_at",
+    "extension_reason",
+    "paused_at",
+    "pause_reason",
+    "paused_seconds",
+    "acknowledge_due_at",
+    "acknowledged_at",
+    "closed_at",
+    "notes",
+    "action",
+    "target",
 ];
 
 /// One CSV row being filled in by column name.
@@ -353,6 +371,59 @@ pub fn export_csv(e: &SubscriberExport) -> Result<Vec<u8>, csv::Error> {
                 .set_opt("message_id", d.message_id.as_ref()),
         );
     }
+    for b in &e.bounces {
+        rows.push(
+            CsvRow::new("bounce")
+                .set("kind", &b.class)
+                .set("received_at", time(&b.received_at))
+                .set("source", &b.source)
+                .set("outcome", &b.outcome)
+                .set_opt("status_code", b.status_code.as_ref())
+                .set_opt("diagnostic", b.diagnostic.as_ref()),
+        );
+    }
+    for m in &e.transactional_mail {
+        rows.push(
+            CsvRow::new("transactional_mail")
+                .set("kind", &m.kind)
+                .set_opt("subject", m.subject.as_ref())
+                .set("status", &m.status)
+                .set("created_at", time(&m.created_at))
+                .set_opt("sent_at", m.sent_at.as_ref().map(time)),
+        );
+    }
+    for r in &e.rights_requests {
+        rows.push(
+            CsvRow::new("rights_request")
+                .set("id", r.id)
+                .set("kind", &r.kind)
+                .set("status", &r.status)
+                .set("received_at", time(&r.received_at))
+                .set("due_at", time(&r.due_at))
+                .set_opt("extended_due_at", r.extended_due_at.as_ref().map(time))
+                .set_opt("extension_reason", r.extension_reason.as_ref())
+                .set_opt("paused_at", r.paused_at.as_ref().map(time))
+                .set_opt("pause_reason", r.pause_reason.as_ref())
+                .set("paused_seconds", r.paused_seconds)
+                .set_opt("acknowledge_due_at", r.acknowledge_due_at.as_ref().map(time))
+                .set_opt("acknowledged_at", r.acknowledged_at.as_ref().map(time))
+                .set_opt("closed_at", r.closed_at.as_ref().map(time))
+                .set("outcome", &r.outcome)
+                .set("notes", &r.notes)
+                .set("created_at", time(&r.created_at))
+                .set("updated_at", time(&r.updated_at)),
+        );
+    }
+    for a in &e.organiser_actions {
+        rows.push(
+            CsvRow::new("organiser_action")
+                .set("occurred_at", time(&a.occurred_at))
+                .set("actor", &a.actor)
+                .set("action", &a.action)
+                .set("target", &a.target)
+                .set("status", a.status),
+        );
+    }
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(CSV_COLUMNS)?;
     for row in &rows {
@@ -420,7 +491,8 @@ async fn erase_row(
         let notes = mentions.redact(&r.notes);
         let outcome = mentions.redact(&r.outcome);
         let reason = r.extension_reason.as_deref().and_then(|t| mentions.redact(t));
-        if !(linked || subject_named || notes.is_some() || outcome.is_some() || reason.is_some()) {
+        let paused = r.pause_reason.as_deref().and_then(|t| mentions.redact(t));
+        if !(linked || subject_named || notes.is_some() || outcome.is_some() || reason.is_some() || paused.is_some()) {
             continue;
         }
         if linked || subject_named {
@@ -430,7 +502,15 @@ async fn erase_row(
         r.notes = notes.unwrap_or(r.notes);
         r.outcome = outcome.unwrap_or(r.outcome);
         r.extension_reason = reason.or(r.extension_reason);
+        r.pause_reason = paused.or(r.pause_reason);
         tx.set_rights_request_text(&r).await?;
+    }
+    // The reasons in each request's history (why it was paused, the
+    // outcome…) are scrubbed the same way.
+    for e in tx.rights_event_texts().await? {
+        if let Some(reason) = mentions.redact(&e.reason) {
+            tx.set_rights_event_reason(e.id, &reason).await?;
+        }
     }
     // The audit log names organisers, not supporters, but an address can
     // still reach it (typed into the login form before issue 16, or part

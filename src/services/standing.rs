@@ -264,6 +264,8 @@ pub(crate) async fn object(
         ip: origin.meta.ip.clone(),
         user_agent: origin.meta.user_agent.clone(),
         actor: origin.actor.to_db(),
+        controller_name: origin.controller.group_name.clone(),
+        controller_contact: origin.controller.contact_address.clone(),
     })
     .await?;
     tx.suppress_objection(&key.fingerprint(&subscriber.email_norm), now).await?;

@@ -48,6 +48,33 @@ pub struct RightsRequestRow {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Set while the clock is stopped (Data (Use and Access) Act 2025).
+    pub paused_at: Option<DateTime<Utc>>,
+    /// Why the clock is stopped now.
+    pub pause_reason: Option<String>,
+    /// Seconds the clock was stopped in earlier pauses, now resumed.
+    pub paused_seconds: i64,
+    /// A complaint: when its acknowledgement is due (30 days after receipt).
+    pub acknowledge_due_at: Option<DateTime<Utc>>,
+    /// A complaint: when it was acknowledged.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+}
+
+/// One change to a rights request: who, when, what and why.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct RightsEventRow {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    /// `logged`, `paused`, `resumed`, `extended`, `acknowledged`, `noted`,
+    /// `completed` or `refused`.
+    pub action: String,
+    /// The reason, outcome or note given with it.
+    pub reason: String,
+    /// `organiser:ID`, `api-token:ID`, `supporter`…
+    pub actor: String,
+    /// The organiser's address or the token's name at the time.
+    pub actor_label: String,
 }
 
 /// Escapes `%`, `_` and `\` so user text is matched literally by LIKE.
@@ -105,8 +132,9 @@ impl Tx {
         on_backend!(self, c => sqlx::query(
             "INSERT INTO rights_requests (id, kind, subject, subscriber_id, received_at, due_at, extended_due_at,
                                           extension_reason, status, outcome, notes, closed_at, created_by,
-                                          created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                                          created_at, updated_at, paused_at, pause_reason, paused_seconds,
+                                          acknowledge_due_at, acknowledged_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         )
         .bind(r.id)
         .bind(&r.kind)
@@ -123,6 +151,11 @@ impl Tx {
         .bind(&r.created_by)
         .bind(r.created_at)
         .bind(r.updated_at)
+        .bind(r.paused_at)
+        .bind(&r.pause_reason)
+        .bind(r.paused_seconds)
+        .bind(r.acknowledge_due_at)
+        .bind(r.acknowledged_at)
         .execute(c)
         .await?
         .rows_affected());
@@ -133,7 +166,9 @@ impl Tx {
     pub async fn save_rights_request(&mut self, r: &RightsRequestRow) -> Result<()> {
         on_backend!(self, c => sqlx::query(
             "UPDATE rights_requests SET subject = $2, subscriber_id = $3, extended_due_at = $4, extension_reason = $5,
-                                        status = $6, outcome = $7, notes = $8, closed_at = $9, updated_at = $10
+                                        status = $6, outcome = $7, notes = $8, closed_at = $9, updated_at = $10,
+                                        paused_at = $11, pause_reason = $12, paused_seconds = $13,
+                                        acknowledged_at = $14
              WHERE id = $1",
         )
         .bind(r.id)
@@ -146,6 +181,10 @@ impl Tx {
         .bind(&r.notes)
         .bind(r.closed_at)
         .bind(r.updated_at)
+        .bind(r.paused_at)
+        .bind(&r.pause_reason)
+        .bind(r.paused_seconds)
+        .bind(r.acknowledged_at)
         .execute(c)
         .await?
         .rows_affected());
@@ -172,6 +211,37 @@ impl Tx {
         )
         .bind(status)
         .bind(limit)
+        .fetch_all(c)
+        .await?);
+        Ok(rows)
+    }
+
+    /// Appends one change to a request's history.
+    pub async fn insert_rights_event(&mut self, e: &RightsEventRow) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO rights_request_events (id, request_id, occurred_at, action, reason, actor, actor_label)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(e.id)
+        .bind(e.request_id)
+        .bind(e.occurred_at)
+        .bind(&e.action)
+        .bind(&e.reason)
+        .bind(&e.actor)
+        .bind(&e.actor_label)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// A request's history, oldest first.
+    pub async fn rights_events(&mut self, request_id: Uuid) -> Result<Vec<RightsEventRow>> {
+        let rows = on_backend!(self, c => sqlx::query_as(
+            "SELECT id, request_id, occurred_at, action, reason, actor, actor_label FROM rights_request_events
+             WHERE request_id = $1 ORDER BY occurred_at, id",
+        )
+        .bind(request_id)
         .fetch_all(c)
         .await?);
         Ok(rows)

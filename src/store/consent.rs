@@ -256,7 +256,7 @@ impl Tx {
              UNION ALL
              SELECT o.id, o.subscriber_id, 'objected' AS kind, '*' AS list_slug, o.occurred_at, o.ip, o.user_agent,
                     CAST(NULL AS TEXT), o.actor, o.method AS detail,
-                    CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),
+                    o.controller_name, o.controller_contact, CAST(NULL AS TEXT),
                     CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),
                     n.version, n.url, n.sha256
              FROM objections o

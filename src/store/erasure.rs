@@ -201,6 +201,14 @@ pub struct RightsRequestText {
     pub notes: String,
     pub outcome: String,
     pub extension_reason: Option<String>,
+    pub pause_reason: Option<String>,
+}
+
+/// The reason given for one change to a rights request, for scrubbing.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RightsEventText {
+    pub id: Uuid,
+    pub reason: String,
 }
 
 /// An audit entry's free-text fields, for scrubbing.
@@ -218,7 +226,7 @@ impl Tx {
     /// case folding to find mentions).
     pub async fn rights_request_texts(&mut self) -> Result<Vec<RightsRequestText>> {
         let rows = on_backend!(self, c => sqlx::query_as(
-            "SELECT id, subject, subscriber_id, notes, outcome, extension_reason FROM rights_requests",
+            "SELECT id, subject, subscriber_id, notes, outcome, extension_reason, pause_reason FROM rights_requests",
         )
         .fetch_all(c)
         .await?);
@@ -229,7 +237,7 @@ impl Tx {
     pub async fn set_rights_request_text(&mut self, r: &RightsRequestText) -> Result<()> {
         on_backend!(self, c => sqlx::query(
             "UPDATE rights_requests SET subject = $2, subscriber_id = $3, notes = $4, outcome = $5,
-                                        extension_reason = $6
+                                        extension_reason = $6, pause_reason = $7
              WHERE id = $1",
         )
         .bind(r.id)
@@ -238,9 +246,33 @@ impl Tx {
         .bind(&r.notes)
         .bind(&r.outcome)
         .bind(&r.extension_reason)
+        .bind(&r.pause_reason)
         .execute(c)
         .await?
         .rows_affected());
+        Ok(())
+    }
+
+    /// The reasons given for every change to every rights request (read
+    /// whole, as [`Tx::rights_request_texts`] is).
+    pub async fn rights_event_texts(&mut self) -> Result<Vec<RightsEventText>> {
+        let rows = on_backend!(self, c => sqlx::query_as(
+            "SELECT id, reason FROM rights_request_events WHERE reason <> ''",
+        )
+        .fetch_all(c)
+        .await?);
+        Ok(rows)
+    }
+
+    /// Writes back a scrubbed reason (the one change erasure makes to the
+    /// otherwise append-only history).
+    pub async fn set_rights_event_reason(&mut self, id: Uuid, reason: &str) -> Result<()> {
+        on_backend!(self, c => sqlx::query("UPDATE rights_request_events SET reason = $2 WHERE id = $1")
+            .bind(id)
+            .bind(reason)
+            .execute(c)
+            .await?
+            .rows_affected());
         Ok(())
     }
 

@@ -52,14 +52,15 @@ mod suppressions;
 mod updates;
 
 pub use accounts::{ApiTokenRow, ApiTokenSummary, NewSession, SessionRow, UserRow};
-pub use audit::{AuditFilter, AuditRow, RightsRequestRow};
+pub use audit::{AuditFilter, AuditRow, RightsEventRow, RightsRequestRow};
 pub use bounces::{AlertRow, BounceEventRow, BouncedDelivery, HeldReport, NewAlert, NewBounceEvent};
 pub use confirmations::NewConfirmationToken;
 pub use consent::{ConsentEventRow, ConsentStatementRow, NewConsentEvent, PrivacyNoticeRow, StatementUse};
 pub use deliveries::{AcceptedDelivery, DeliveryClaim, DeliveryRow, DeliveryStats};
 pub use directory::SubscriberSearch;
 pub use erasure::{
-    AuditText, ErasureCounts, ExportDeliveryRow, ExportNoticeRow, ExportSubscriptionRow, RightsRequestText,
+    AuditText, ErasureCounts, ExportDeliveryRow, ExportNoticeRow, ExportSubscriptionRow, RightsEventText,
+    RightsRequestText,
 };
 pub use exports::ExportRow;
 pub use fingerprints::StoredAddress;

@@ -22,6 +22,9 @@ pub struct NewObjection {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub actor: String,
+    /// The controller (the group's name and contact address) at the time.
+    pub controller_name: String,
+    pub controller_contact: String,
 }
 
 impl Tx {
@@ -29,8 +32,9 @@ impl Tx {
     pub async fn insert_objection(&mut self, o: &NewObjection) -> Result<Uuid> {
         let id = Uuid::now_v7();
         on_backend!(self, c => sqlx::query(
-            "INSERT INTO objections (id, subscriber_id, occurred_at, method, notice_version, ip, user_agent, actor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO objections (id, subscriber_id, occurred_at, method, notice_version, ip, user_agent, actor,
+                                     controller_name, controller_contact)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id)
         .bind(o.subscriber_id)
@@ -40,6 +44,8 @@ impl Tx {
         .bind(&o.ip)
         .bind(&o.user_agent)
         .bind(&o.actor)
+        .bind(&o.controller_name)
+        .bind(&o.controller_contact)
         .execute(c)
         .await?
         .rows_affected());

@@ -68,7 +68,8 @@ impl Tx {
     pub async fn copy_rights_requests(&mut self, subscriber_id: Uuid) -> Result<Vec<super::RightsRequestRow>> {
         let rows = on_backend!(self, c => sqlx::query_as(
             "SELECT id, kind, subject, subscriber_id, received_at, due_at, extended_due_at, extension_reason, status,
-                    outcome, notes, closed_at, created_by, created_at, updated_at
+                    outcome, notes, closed_at, created_by, created_at, updated_at, paused_at, pause_reason,
+                    paused_seconds, acknowledge_due_at, acknowledged_at
              FROM rights_requests WHERE subscriber_id = $1 ORDER BY received_at, id",
         )
         .bind(subscriber_id)

@@ -130,6 +130,11 @@ pub(super) fn service(e: ServiceError) -> WebError {
 #[derive(Debug, Clone)]
 pub(super) struct Caller(pub(super) Actor);
 
+/// The name of the caller's token, set beside [`Caller`] (for records that
+/// say who acted, such as a rights request's history).
+#[derive(Debug, Clone)]
+pub(super) struct CallerName(pub(super) String);
+
 async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let bearer = req
         .headers()
@@ -145,6 +150,7 @@ async fn require_token(State(state): State<AppState>, mut req: Request, next: Ne
         Ok(Some(row)) => {
             let actor = Actor::ApiToken(row.id);
             req.extensions_mut().insert(Caller(actor.clone()));
+            req.extensions_mut().insert(CallerName(row.name.clone()));
             if matches!(*req.method(), Method::GET | Method::HEAD) {
                 return next.run(req).await;
             }

@@ -2,10 +2,10 @@
 //! and export) and the rights-request log. Mounted by `api::router`, so the
 //! bearer-token layer and JSON errors apply.
 
-use super::api::{ApiJson, Caller, service};
+use super::api::{ApiJson, Caller, CallerName, service};
 use super::{AppState, WebError};
 use crate::services::Context;
-use crate::services::audit::{self, FilterInput};
+use crate::services::audit::{self, FilterInput, Who};
 use crate::services::rights::{self, Change, NewRightsRequest};
 use crate::store::AuditFilter;
 use axum::body::Body;
@@ -122,14 +122,24 @@ pub(super) async fn rights_requests(State(s): State<AppState>, Query(q): Query<S
     tag = "records",
     operation_id = "log_rights_request",
     request_body = NewRightsRequest,
-    responses((status = 201, description = "The request, due one calendar month after receipt", body = rights::RightsRequest))
+    responses(
+        (status = 201, description = "The request, due one calendar month after receipt (a complaint: its acknowledgement due 30 days after)", body = rights::RightsRequest),
+        (status = 422, description = "Unknown kind, no subject, or received in the future", body = crate::web::error::ErrorBody),
+    )
 )]
 pub(super) async fn create_rights_request(
     State(s): State<AppState>,
-    Extension(Caller(actor)): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
+    Extension(name): Extension<CallerName>,
     ApiJson(input): ApiJson<NewRightsRequest>,
 ) -> Result<Response> {
-    Ok((StatusCode::CREATED, Json(rights::create(&s.ctx, &input, &actor).await.map_err(service)?)).into_response())
+    let who = who(caller, name);
+    Ok((StatusCode::CREATED, Json(rights::create(&s.ctx, &input, &who).await.map_err(service)?)).into_response())
+}
+
+/// Who a rights request's history names: the token and its name.
+fn who(Caller(actor): Caller, CallerName(name): CallerName) -> Who {
+    Who { actor: actor.to_db(), label: name, ip: None }
 }
 
 fn request_id(raw: &str) -> Result<Uuid> {
@@ -142,14 +152,20 @@ fn request_id(raw: &str) -> Result<Uuid> {
     tag = "records",
     operation_id = "get_rights_request",
     params(("id" = String, Path, description = "The request's id (uuid)")),
-    responses((status = 200, description = "The request", body = rights::RightsRequest))
+    responses(
+        (status = 200, description = "The request, with its history", body = rights::RightsRequest),
+        (status = 404, description = "No such request", body = crate::web::error::ErrorBody),
+    )
 )]
 pub(super) async fn rights_request(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(rights::get(&s.ctx, request_id(&id)?).await.map_err(service)?).into_response())
 }
 
-/// `{"action": "extend", "reason"}`, `{"action": "complete", "outcome"}`,
-/// `{"action": "refuse", "outcome"}` or `{"action": "note", "notes"}`.
+/// `{"action": "extend", "reason"}`, `{"action": "pause", "reason"}` (stop
+/// the clock), `{"action": "resume", "reason"}`, `{"action": "acknowledge"}`
+/// (a complaint), `{"action": "complete", "outcome"}`, `{"action":
+/// "refuse", "outcome"}` or `{"action": "note", "notes"}`. Each is kept in
+/// the request's `history` with who, when and the reason.
 #[utoipa::path(
     patch,
     path = "/api/v1/rights-requests/{id}",
@@ -159,13 +175,18 @@ pub(super) async fn rights_request(State(s): State<AppState>, Path(id): Path<Str
     params(("id" = String, Path, description = "The request's id (uuid)")),
     responses(
         (status = 200, description = "The changed request", body = rights::RightsRequest),
-        (status = 409, description = "Already closed, or already extended", body = crate::web::error::ErrorBody),
+        (status = 404, description = "No such request", body = crate::web::error::ErrorBody),
+        (status = 409, description = "Not possible now: already closed, already extended, the clock already stopped (or not stopped), a complaint extended or paused, a request other than a complaint acknowledged", body = crate::web::error::ErrorBody),
+        (status = 422, description = "A reason or outcome is missing or too long", body = crate::web::error::ErrorBody),
     )
 )]
 pub(super) async fn change_rights_request(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(name): Extension<CallerName>,
     Path(id): Path<String>,
     ApiJson(change): ApiJson<Change>,
 ) -> Result<Response> {
-    Ok(Json(rights::change(&s.ctx, request_id(&id)?, &change).await.map_err(service)?).into_response())
+    let who = who(caller, name);
+    Ok(Json(rights::change(&s.ctx, request_id(&id)?, &change, &who).await.map_err(service)?).into_response())
 }

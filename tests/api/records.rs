@@ -195,7 +195,11 @@ async fn rights_requests_in_the_admin_ui(db: Db) {
     let res = admin.submit(&path, &path, &[("action", "extend"), ("reason", "complex")]).await;
     assert_eq!(res.status, 303);
     let page = admin.get(&path).await;
-    assert!(page.body.contains("Extended to") && page.body.contains("complex"));
+    assert!(
+        page.body.contains("Extended because")
+            && page.body.contains("complex")
+            && page.body.contains("extended by two months")
+    );
     let res = admin.submit(&path, &path, &[("action", "complete"), ("outcome", "erased")]).await;
     assert_eq!(res.status, 303);
     let list = admin.get("/admin/rights").await;

@@ -4,8 +4,10 @@
 use super::auth::{CsrfToken, Organiser, RequireAdmin};
 use super::error::AdminError;
 use super::pages::{
-    Chrome, DashboardPage, Embed, ListDeletePage, ListFormPage, ListSummary, ListsPage, OutdatedFormView,
+    Chrome, DashboardPage, Embed, ListDeletePage, ListFormPage, ListSummary, ListsPage, OutdatedFormView, WordingPage,
 };
+use crate::domain::Actor;
+use crate::services::audit::Who;
 use crate::services::lists::{self, ListInput};
 use crate::services::{FieldError, ServiceError, consent, directory};
 use crate::web::AppState;
@@ -53,6 +55,9 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "created" => Some("The list has been created."),
         "saved" => Some("Your changes have been saved."),
         "deleted" => Some("The list has been deleted."),
+        "wording" => {
+            Some("The new consent wording is published. Copy the list's form below again wherever it is embedded.")
+        }
         _ => None,
     }
 }
@@ -230,4 +235,58 @@ pub async fn delete(
     lists::delete(&state.ctx, &id).await?;
     tracing::info!(organiser = %me.id, list = %id, "list deleted");
     Ok(Redirect::to("/admin/lists?notice=deleted").into_response())
+}
+
+/// The wording page for `list`, with `text` in the form.
+async fn wording_page(state: &AppState, chrome: Chrome, id: &str) -> Result<WordingPage> {
+    let list = lists::get(&state.ctx, id).await?;
+    let current = consent::current_statements(&state.ctx).await?.into_iter().find(|s| s.list == list.slug);
+    let text = current.as_ref().map(|s| s.text.clone()).unwrap_or_default();
+    Ok(WordingPage { chrome, list, current, text, warnings: Vec::new(), errors: Vec::new() })
+}
+
+pub async fn wording_form(
+    State(state): State<AppState>,
+    RequireAdmin(me): RequireAdmin,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "lists");
+    Ok(wording_page(&state, chrome, &id).await?.into_response())
+}
+
+/// Publishes the list's next consent wording. Wording that does not name
+/// the group, or that mentions partners or third parties, comes back with
+/// the warnings and a box to tick: only with it ticked is it published
+/// (and the acknowledgement written to the audit log).
+pub async fn publish_wording(
+    State(state): State<AppState>,
+    RequireAdmin(me): RequireAdmin,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+    body: Submitted,
+) -> Result<Response> {
+    let text = body.first("text").unwrap_or_default();
+    let list = lists::get(&state.ctx, &id).await?;
+    let input = consent::StatementInput {
+        list: Some(list.id.to_string()),
+        text: Some(text.clone()),
+        acknowledge_warnings: body.first("acknowledge").is_some(),
+    };
+    let who = Who { actor: Actor::Organiser(me.id).to_db(), label: me.email.clone(), ip: None };
+    let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "lists");
+    let (warnings, errors) = match consent::publish_statement(&state.ctx, &input, &who).await {
+        Ok(view) => {
+            tracing::info!(organiser = %me.id, list = %list.slug, version = view.version, "consent wording published");
+            return Ok(Redirect::to("/admin/lists?notice=wording").into_response());
+        }
+        Err(ServiceError::WordingWarning(warnings)) => (warnings, Vec::new()),
+        Err(ServiceError::Invalid(errors)) => (Vec::new(), errors),
+        Err(e) => return Err(e.into()),
+    };
+    let mut page = wording_page(&state, chrome, &id).await?;
+    page.text = text;
+    page.warnings = warnings;
+    page.errors = errors;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }

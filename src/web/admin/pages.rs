@@ -181,6 +181,21 @@ impl ListFormPage {
     }
 }
 
+/// A list's consent wording: the version in force and the form publishing
+/// the next, with the warnings the organiser must acknowledge.
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/wording.html")]
+pub struct WordingPage {
+    pub chrome: Chrome,
+    pub list: ListView,
+    pub current: Option<crate::services::consent::StatementView>,
+    /// What is in the form (the current wording, or what was typed).
+    pub text: String,
+    /// Why the wording needs acknowledging before it is published.
+    pub warnings: Vec<String>,
+    pub errors: Vec<FieldError>,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/list_delete.html")]
 pub struct ListDeletePage {

@@ -1,10 +1,11 @@
 //! The audit log (filter, page, export as CSV) and the rights-request log
-//! (list, log, extend, close). Admins only.
+//! (list, log, extend, stop and restart the clock, acknowledge a complaint,
+//! close). Admins only.
 
 use super::auth::{CsrfToken, RequireAdmin};
 use super::error::AdminError;
 use super::pages::{AuditPage, Chrome, RightsPage, RightsRequestPage};
-use crate::services::audit::{self, FilterInput};
+use crate::services::audit::{self, FilterInput, Who};
 use crate::services::rights::{self, Change, NewRightsRequest};
 use crate::services::{FieldError, ServiceError};
 use crate::web::AppState;
@@ -122,7 +123,7 @@ pub async fn log_rights_request(
         notes: body.first("notes").unwrap_or_default(),
     };
     let result = if errors.is_empty() {
-        rights::create(&state.ctx, &input, &crate::domain::Actor::Organiser(me.id)).await
+        rights::create(&state.ctx, &input, &who(&me)).await
     } else {
         Err(ServiceError::Invalid(errors))
     };
@@ -138,6 +139,11 @@ pub async fn log_rights_request(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The organiser, as a rights request's history names them.
+fn who(me: &super::auth::Organiser) -> Who {
+    Who { actor: crate::domain::Actor::Organiser(me.id).to_db(), label: me.email.clone(), ip: None }
 }
 
 fn request_id(raw: &str) -> Result<Uuid> {
@@ -172,11 +178,14 @@ pub async fn change_rights_request(
     let text = |field: &str| body.first(field).unwrap_or_default();
     let change = match text("action").as_str() {
         "extend" => Change::Extend { reason: text("reason") },
+        "pause" => Change::Pause { reason: text("pause_reason") },
+        "resume" => Change::Resume { reason: text("resume_reason") },
+        "acknowledge" => Change::Acknowledge { note: text("note") },
         "complete" => Change::Complete { outcome: text("outcome") },
         "refuse" => Change::Refuse { outcome: text("outcome") },
         _ => return Err(ServiceError::Invalid(vec![FieldError::new("action", "unknown action")]).into()),
     };
-    match rights::change(&state.ctx, id, &change).await {
+    match rights::change(&state.ctx, id, &change, &who(&me)).await {
         Ok(_) => Ok(Redirect::to(&format!("/admin/rights/{id}?notice=saved")).into_response()),
         Err(ServiceError::Invalid(errors)) => {
             let chrome = Chrome::new(&state.ctx.config.group_name, &me, &csrf, "rights");

@@ -1,6 +1,7 @@
 //! Finding subscribers (filters and keyset pages), one subscriber's page
-//! with their subscriptions and consent ledger, and erasing a subscriber
-//! (admins only, confirmed by typing the address).
+//! with their subscriptions and consent ledger, their data copy (access and
+//! portability, JSON or CSV; admins only), and erasing a subscriber (admins
+//! only, confirmed by typing the address).
 
 use super::auth::{CsrfToken, Organiser, RequireAdmin};
 use super::error::AdminError;
@@ -11,7 +12,7 @@ use crate::services::{FieldError, ServiceError, consent, lists, privacy_ops, sub
 use crate::web::AppState;
 use crate::web::input::Submitted;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
@@ -102,6 +103,34 @@ pub async fn show(
 /// Erases a subscriber for good (see [`privacy_ops`]). The form on the
 /// subscriber's page asks for the address to be typed again: erasure cannot
 /// be undone, so a stray click must not do it.
+#[derive(Debug, serde::Deserialize)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+/// Everything held about the person, as a download: the same JSON (or,
+/// with `format=csv`, CSV) as `GET /api/v1/subscribers/{id}/export`.
+pub async fn export(
+    State(state): State<AppState>,
+    RequireAdmin(_): RequireAdmin,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response> {
+    let id = Uuid::parse_str(&id).map_err(|_| ServiceError::NotFound("subscriber"))?;
+    let export = privacy_ops::export(&state.ctx.store, &state.ctx.clock, &state.ctx.config.group_name, id).await?;
+    let (body, kind, extension) = if q.format.as_deref().is_some_and(|f| f.eq_ignore_ascii_case("csv")) {
+        let csv = privacy_ops::export_csv(&export)
+            .map_err(|e| ServiceError::Conflict(format!("the CSV could not be written: {e}")))?;
+        (csv, "text/csv; charset=utf-8", "csv")
+    } else {
+        let json = serde_json::to_vec_pretty(&export)
+            .map_err(|e| ServiceError::Conflict(format!("the JSON could not be written: {e}")))?;
+        (json, "application/json", "json")
+    };
+    let disposition = format!("attachment; filename=\"subscriber-{id}.{extension}\"");
+    Ok(([(header::CONTENT_TYPE, kind.to_owned()), (header::CONTENT_DISPOSITION, disposition)], body).into_response())
+}
+
 pub async fn erase(
     State(state): State<AppState>,
     RequireAdmin(me): RequireAdmin,

@@ -150,3 +150,72 @@ async fn an_organiser_writes_previews_tests_and_schedules_an_update_in_a_browser
     assert!(update["send_at"].as_str().unwrap().starts_with(&at), "{update}");
     assert_eq!(app.smtp.messages_to("backer0@example.org").len(), 0, "nothing sent before its time");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_keeps_the_rights_log_and_publishes_consent_wording_in_a_browser() {
+    let Some(browser) = Browser::start().await else { return };
+    let app =
+        TestApp::spawn_with(Db::Sqlite, &[("TIDINGS_BASE_URL", "self"), ("TIDINGS_GROUP_NAME", "Save Our Hospital")])
+            .await;
+    let password = app.add_organiser("keeper@hospital.test", tidings::services::accounts::Role::Admin).await;
+    browser.goto(&app.url("/admin/login")).await;
+    browser.type_into("#email", "keeper@hospital.test").await;
+    browser.type_into("#password", &password).await;
+    browser.click("main button[type=submit]").await;
+    arrived(&browser, "#lists-heading").await;
+
+    // Three requests: one overdue, one to pause, and a complaint.
+    let old = (app.ctx.clock.now() - chrono::Duration::days(40)).to_rfc3339();
+    for (kind, subject, received) in [
+        ("access", "ann.longname-example@example.org", Some(old.as_str())),
+        ("erasure", "Bob Smith (phoned the office)", None),
+        ("complaint", "carol@example.org", None),
+    ] {
+        let mut body = serde_json::json!({"kind": kind, "subject": subject});
+        if let Some(r) = received {
+            body["received_at"] = serde_json::json!(r);
+        }
+        let res = app.api(reqwest::Method::POST, "/rights-requests").json(&body).send().await.unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let all = app.api_get("/rights-requests").await;
+    let erasure_id =
+        all.as_array().unwrap().iter().find(|r| r["kind"] == "erasure").unwrap()["id"].as_str().unwrap().to_owned();
+    browser.goto(&app.url(&format!("/admin/rights/{erasure_id}"))).await;
+    arrived(&browser, "#pause_reason").await;
+    browser.type_into("#pause_reason", "waiting for proof of identity").await;
+    browser.click("button[value=pause]").await;
+    arrived(&browser, ".notice").await;
+    assert!(browser.shows("The clock is stopped").await);
+    browser.screenshot("admin-rights-01-paused-request").await;
+
+    browser.goto(&app.url("/admin/rights")).await;
+    arrived(&browser, "table.stack").await;
+    let text = browser.text().await;
+    assert!(text.contains("paused") && text.contains("acknowledge by") && text.contains("overdue"), "{text}");
+    browser.screenshot("admin-rights-02-list").await;
+
+    let complaint =
+        all.as_array().unwrap().iter().find(|r| r["kind"] == "complaint").unwrap()["id"].as_str().unwrap().to_owned();
+    browser.goto(&app.url(&format!("/admin/rights/{complaint}"))).await;
+    arrived(&browser, "#note").await;
+    browser.screenshot("admin-rights-03-complaint").await;
+
+    // Wording that names no group and offers partners' mail: warned, and
+    // published only once acknowledged.
+    let list = app.api_get("/lists/updates").await;
+    browser.goto(&app.url(&format!("/admin/lists/{}/wording", list["id"].as_str().unwrap()))).await;
+    arrived(&browser, "#text").await;
+    browser.screenshot("admin-wording-01-form").await;
+    browser.set_value("#text", "Yes, send me news and offers from our carefully selected partners.").await;
+    browser.click("main button[type=submit]").await;
+    arrived(&browser, "#warnings").await;
+    assert!(browser.shows("does not name Save Our Hospital").await);
+    browser.screenshot("admin-wording-02-warning").await;
+    browser.click("#acknowledge").await;
+    browser.click("main button[type=submit]").await;
+    arrived(&browser, ".notice").await;
+    assert!(browser.shows("The new consent wording is published").await);
+    let statements = app.api_get("/consent-statements").await;
+    assert!(statements.to_string().contains("carefully selected partners"), "{statements}");
+}

@@ -1,6 +1,8 @@
 //! Checklist item 09: each ledger entry records the controller (the group's
-//! name and contact address) as they were at the time. UK GDPR Art 7(1), 30.
+//! name and contact address) as they were at the time, an objection to all
+//! of the group's mail included. UK GDPR Art 7(1), 30.
 
+use super::item_11::{add_confirmed, unsubscribe_from_everything};
 use crate::both_backends;
 use crate::imports::{run_imports, upload};
 use crate::support::app::{Db, TestApp, confirm_token};
@@ -40,11 +42,16 @@ async fn every_ledger_entry_names_the_group_and_its_contact_as_they_were_when_wr
         upload(&app, &[("list", "updates"), ("basis", "stall sign-up sheet")], b"email\nimp@example.org\n").await;
     assert_eq!(status, 202, "{body}");
     run_imports(&app).await;
+    // "Unsubscribe from everything": one objection, kept in its own table.
+    add_confirmed(&app, "obi@example.org", &["updates"]).await;
+    unsubscribe_from_everything(&app, "obi@example.org").await;
 
     let sam = app.ledger("sam@example.org").await;
     let kinds: Vec<String> = controllers(&sam).into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds, ["requested", "confirmed", "withdrawn"], "{sam:?}");
-    for who in ["sam@example.org", "org@example.org", "imp@example.org"] {
+    let obi = app.ledger("obi@example.org").await;
+    assert!(obi.iter().any(|e| e["kind"] == "objected"), "{obi:?}");
+    for who in ["sam@example.org", "org@example.org", "imp@example.org", "obi@example.org"] {
         let ledger = app.ledger(who).await;
         assert!(!ledger.is_empty());
         for (kind, controller) in controllers(&ledger) {
@@ -60,7 +67,7 @@ async fn every_ledger_entry_names_the_group_and_its_contact_as_they_were_when_wr
     assert!(events.iter().all(|e| e["controller"] == expected), "{export}");
     let csv = app.api(Method::GET, &format!("/subscribers/{id}/export?format=csv")).send().await.unwrap();
     let csv = csv.text().await.unwrap();
-    assert!(csv.lines().next().unwrap().ends_with("controller_name,controller_contact,basis_kind"), "{csv}");
+    assert!(csv.lines().next().unwrap().contains(",controller_name,controller_contact,basis_kind,"), "{csv}");
     assert!(csv.contains(&format!("{GROUP},\"{CONTACT}\"")), "{csv}");
 
     // What was written stays as it was: the entries hold the values, they
@@ -79,5 +86,20 @@ async fn every_ledger_entry_names_the_group_and_its_contact_as_they_were_when_wr
         .await
         .unwrap(),
     };
-    assert_eq!(stored, 5, "three of sam's, one organiser add, one import");
+    assert_eq!(stored, 6, "three of sam's, one organiser add, one import, obi's add");
+    let objections: i64 = match &app.ctx.store {
+        tidings::store::Store::Sqlite(pool) => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM objections WHERE controller_name = 'Save Our Hospital' AND controller_contact = '1 High Street, Leeds LS1 1AA'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap(),
+        tidings::store::Store::Postgres(pool) => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM objections WHERE controller_name = 'Save Our Hospital' AND controller_contact = '1 High Street, Leeds LS1 1AA'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap(),
+    };
+    assert_eq!(objections, 1, "obi's objection holds the controller as it was");
 }

@@ -25,6 +25,7 @@ mod item_12;
 mod item_13;
 mod item_14;
 mod item_15;
+mod item_16;
 mod item_17;
 mod item_18;
 mod item_19;
