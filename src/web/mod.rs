@@ -21,24 +21,20 @@ mod api;
 mod challenge;
 mod embed;
 mod error;
-mod imports_api;
 mod input;
 mod observability;
-mod openapi;
 mod pages;
 mod public;
 mod ratelimit;
-mod records_api;
-mod schedules_api;
 pub mod server;
 mod upload;
 mod webhooks;
 
+pub use api::api_doc;
 pub use embed::subscribe_snippet;
 pub use error::WebError;
 pub use input::Submitted;
 pub use observability::{REQUEST_ID, ops_router};
-pub use openapi::api_doc;
 pub use public::subscribe_input;
 pub use ratelimit::{RateLimiter, SubscribeLimits};
 
