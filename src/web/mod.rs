@@ -22,6 +22,7 @@ mod challenge;
 mod embed;
 mod error;
 mod input;
+mod negotiate;
 mod observability;
 mod pages;
 mod public;
