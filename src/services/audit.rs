@@ -2,8 +2,8 @@
 //! readable with filters and exportable as CSV.
 //!
 //! The web layer records each state-changing request to `/admin` and
-//! `/api/v1` once it has been answered (see `web::admin::auth::guard` and
-//! `web::api::require_token`), so a new route is audited without anyone
+//! `/api/v1` once it has been answered (see `web::admin::auth::audit` and
+//! `web::api::auth::require_token`), so a new route is audited without anyone
 //! remembering to; the CLI and the daily jobs record their own actions.
 
 use super::exports::defuse;

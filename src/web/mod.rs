@@ -1,44 +1,53 @@
 //! HTTP: thin axum handlers that parse the request, call a service, and
-//! render HTML (askama) or JSON. No SQL here.
+//! render HTML (askama) or JSON. No SQL here. The map of which flow lives
+//! where is ARCHITECTURE.md; this is the layout of this folder.
 //!
-//! Layout: `public` (supporter pages), `api` (organiser JSON API, bearer
-//! tokens) with `imports_api` (CSV imports and list exports),
-//! `records_api` (audit and rights-request logs) and `schedules_api`
-//! (recurring schedules) mounted in its router, `openapi` (the API
-//! description), `admin` (the organiser UI), `webhooks` (bounce and
-//! complaint reports from providers), `embed` (what the campaign's own site
-//! needs: CORS for the JSON subscribe endpoint and the copy-paste form),
-//! `observability` (`/metrics`, request ids, request latency), `error` (one
-//! error type → the right status, as JSON or HTML), `input` (request bodies
-//! and client facts), `upload` (streamed import forms), `ratelimit` (with the
-//! sign-up limits per address and subnet), `challenge` (the sign-up
-//! proof-of-work), `pages` (template
-//! structs) and `server` (the accept loop, with header-read and idle
-//! timeouts and a connection limit).
+//! - `public`: the supporter pages (sign up, confirm, unsubscribe,
+//!   preferences, data copies, privacy notice, archive), each answering
+//!   JSON or a page through `negotiate` (one `Negotiated`
+//!   answer, built for what the client asked for).
+//! - `api/`: the organiser JSON API under `/api/v1`, one module per
+//!   resource (`lists`, `subscribers`, `consent`, `updates`, `schedules`,
+//!   `imports`, `records`), each with its own `router()`, composed in
+//!   `api/mod.rs`; bearer tokens and the audit of every change in
+//!   `api/auth.rs`; `api/error.rs` (`ApiError`, made from a
+//!   `ServiceError` by `?`, always JSON); `api/openapi.rs` (the API
+//!   description, `GET /api/v1/openapi.json`).
+//! - `admin/`: the organiser UI, every route wrapped in the session,
+//!   access, CSRF and audit layers of `admin/auth.rs`.
+//! - `webhooks`: bounce and complaint reports from providers.
+//! - `embed`: what the campaign's own site needs (CORS for the JSON
+//!   subscribe endpoint and the challenge, the copy-paste form).
+//! - `observability`: `/metrics`, request ids, request latency.
+//! - `error`: [`WebError`], one error → the right status, as JSON or HTML.
+//! - `input`: request bodies and client facts (`Client`, `Submitted`).
+//! - `upload`: streamed import forms (API and admin).
+//! - `ratelimit`: the sign-up limits per address and subnet.
+//! - `challenge`: the sign-up proof-of-work.
+//! - `pages`: the supporter pages' template structs.
+//! - `server`: the accept loop, with header-read and idle timeouts and a
+//!   connection limit.
 
 pub mod admin;
 mod api;
 mod challenge;
 mod embed;
 mod error;
-mod imports_api;
 mod input;
+mod negotiate;
 mod observability;
-mod openapi;
 mod pages;
 mod public;
 mod ratelimit;
-mod records_api;
-mod schedules_api;
 pub mod server;
 mod upload;
 mod webhooks;
 
+pub use api::api_doc;
 pub use embed::subscribe_snippet;
 pub use error::WebError;
 pub use input::Submitted;
 pub use observability::{REQUEST_ID, ops_router};
-pub use openapi::api_doc;
 pub use public::subscribe_input;
 pub use ratelimit::{RateLimiter, SubscribeLimits};
 

@@ -100,7 +100,7 @@ async fn challenge_script() -> Response {
 }
 
 async fn page_not_found(client: Client) -> WebError {
-    WebError::new(StatusCode::NOT_FOUND, "not_found", "There is no such page.").as_json(client.json)
+    client.error(WebError::new(StatusCode::NOT_FOUND, "not_found", "There is no such page."))
 }
 
 type Result<T, E = WebError> = std::result::Result<T, E>;
@@ -136,30 +136,30 @@ async fn subscribe_form_for(
     only: Option<&str>,
     return_raw: Option<&str>,
 ) -> Result<Response> {
-    let lists = supporter::public_lists(&state.ctx, only).await.map_err(|e| WebError::from_service(e, client.json))?;
+    let lists = supporter::public_lists(&state.ctx, only).await.map_err(|e| client.service_error(e))?;
     if only.is_some() && lists.is_empty() {
-        return Err(WebError::new(StatusCode::NOT_FOUND, "not_found", "There is no such list.").as_json(client.json));
+        return Err(client.error(WebError::new(StatusCode::NOT_FOUND, "not_found", "There is no such list.")));
     }
-    if client.json {
-        return Ok(Json(json!({ "lists": lists, "privacy_notice": state.ctx.config.link("/privacy") })).into_response());
-    }
-    let heading = match lists.as_slice() {
-        [one] => format!("Get {} by email", one.name),
-        _ => format!("Get updates from {}", state.ctx.config.group_name),
-    };
-    let page = SubscribePage {
-        group: group(state),
-        heading,
+    let answer = client.answer(
         lists,
-        email: String::new(),
-        name: String::new(),
-        source: client.referer.clone().unwrap_or_default(),
-        ticked: Vec::new(),
-        errors: Vec::new(),
-        return_to: return_to(state, return_raw),
-        challenge: state.ctx.config.subscribe_challenge,
-    };
-    Ok(page.into_response())
+        |lists| Json(json!({ "lists": lists, "privacy_notice": state.ctx.config.link("/privacy") })),
+        |lists| SubscribePage {
+            group: group(state),
+            heading: match lists.as_slice() {
+                [one] => format!("Get {} by email", one.name),
+                _ => format!("Get updates from {}", state.ctx.config.group_name),
+            },
+            lists,
+            email: String::new(),
+            name: String::new(),
+            source: client.referer.clone().unwrap_or_default(),
+            ticked: Vec::new(),
+            errors: Vec::new(),
+            return_to: return_to(state, return_raw),
+            challenge: state.ctx.config.subscribe_challenge,
+        },
+    );
+    Ok(answer.into_response())
 }
 
 /// Turns a form or JSON body into the service's input. Public for the
@@ -275,13 +275,9 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
         state.ctx.metrics.subscribe_request("rate_limited");
         // The same answer whatever the address, its network, or the list.
         let message = "Too many requests. Please wait a minute and try again.";
-        let mut res = if client.json {
-            WebError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).as_json(true).into_response()
-        } else {
-            let errors = vec![FieldError::new("subscribe-form", message)];
-            let page = form_again(&state, &body, input, errors, return_raw.as_deref()).await?;
-            (StatusCode::TOO_MANY_REQUESTS, page).into_response()
-        };
+        let refusal = WebError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        let errors = vec![FieldError::new("subscribe-form", message)];
+        let mut res = refused(&state, &client, &body, input, return_raw.as_deref(), refusal, errors).await?;
         if let Ok(v) = HeaderValue::from_str(&retry.as_secs().max(1).to_string()) {
             res.headers_mut().insert(header::RETRY_AFTER, v);
         }
@@ -293,7 +289,7 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
             Ok(solved) => match note_used(&state, &solved).await {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(ChallengeError::Reused),
-                Err(e) => return Err(WebError::from_service(e, client.json)),
+                Err(e) => return Err(client.service_error(e)),
             },
             Err(e) => Err(e),
         };
@@ -303,13 +299,9 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
             // ordinary limits are all there is.
             if mode == ChallengeMode::Require {
                 state.ctx.metrics.subscribe_request("challenge_failed");
-                if client.json {
-                    return Err(WebError::new(StatusCode::UNPROCESSABLE_ENTITY, "challenge_failed", CHALLENGE_MESSAGE)
-                        .as_json(true));
-                }
+                let refusal = WebError::new(StatusCode::UNPROCESSABLE_ENTITY, "challenge_failed", CHALLENGE_MESSAGE);
                 let errors = vec![FieldError::new("subscribe-form", CHALLENGE_MESSAGE)];
-                let page = form_again(&state, &body, input, errors, return_raw.as_deref()).await?;
-                return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+                return refused(&state, &client, &body, input, return_raw.as_deref(), refusal, errors).await;
             }
         }
     }
@@ -324,19 +316,50 @@ async fn subscribe(State(state): State<AppState>, client: Client, body: Submitte
     });
     match outcome {
         // The same answer whoever the address belongs to.
-        Ok(()) if client.json => Ok((StatusCode::ACCEPTED, Json(json!({ "status": "pending" }))).into_response()),
         Ok(()) => {
-            let back = return_raw
-                .and_then(|r| state.ctx.config.return_link(&r))
-                .map(|url| BackLink { host: url.host_str().unwrap_or_default().to_owned(), url: url.into() });
-            Ok(CheckInboxPage { group: group(&state), back }.into_response())
+            let answer = client.answer(
+                return_raw,
+                |_| (StatusCode::ACCEPTED, Json(json!({ "status": "pending" }))),
+                |return_raw| {
+                    let back = return_raw
+                        .and_then(|r| state.ctx.config.return_link(&r))
+                        .map(|url| BackLink { host: url.host_str().unwrap_or_default().to_owned(), url: url.into() });
+                    CheckInboxPage { group: group(&state), back }
+                },
+            );
+            Ok(answer.into_response())
         }
-        Err(ServiceError::Invalid(errors)) if !client.json => {
-            let page = form_again(&state, &body, input, errors, return_raw.as_deref()).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        Err(ServiceError::Invalid(errors)) => {
+            let refusal = WebError::from_service(ServiceError::Invalid(errors.clone()), true);
+            refused(&state, &client, &body, input, return_raw.as_deref(), refusal, errors).await
         }
-        Err(e) => Err(WebError::from_service(e, client.json)),
+        Err(e) => Err(client.service_error(e)),
     }
+}
+
+/// A sign-up refused before anything was saved: `refusal` for a JSON
+/// client; for a person, the form again, with what they typed, `errors`
+/// beside the fields, and the refusal's status.
+async fn refused(
+    state: &AppState,
+    client: &Client,
+    body: &Submitted,
+    input: SubscribeInput,
+    return_raw: Option<&str>,
+    refusal: WebError,
+    errors: Vec<FieldError>,
+) -> Result<Response> {
+    let answer = client
+        .answer_async(
+            refusal,
+            |refusal| refusal,
+            |refusal| async move {
+                let page = form_again(state, body, input, errors, return_raw).await?;
+                Ok((refusal.status, page))
+            },
+        )
+        .await?;
+    Ok(answer.into_response())
 }
 
 /// The form again, with what was typed and what to correct.
@@ -364,19 +387,26 @@ async fn form_again(
 }
 
 fn gone(state: &AppState, client: &Client) -> Response {
-    if client.json {
-        WebError::from_service(ServiceError::Gone, true).into_response()
-    } else {
-        (StatusCode::GONE, LinkGonePage { group: group(state) }).into_response()
-    }
+    client
+        .answer(
+            (),
+            |()| WebError::from_service(ServiceError::Gone, true),
+            |()| (StatusCode::GONE, LinkGonePage { group: group(state) }),
+        )
+        .into_response()
 }
 
 async fn confirm_page(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
     match supporter::peek_confirmation(&state.ctx, &token).await {
-        Ok(p) if client.json => Ok(Json(json!({ "status": "pending", "lists": p.list_names })).into_response()),
-        Ok(p) => Ok(ConfirmPage { group: group(&state), token, list_names: p.list_names }.into_response()),
+        Ok(p) => Ok(client
+            .answer(
+                p,
+                |p| Json(json!({ "status": "pending", "lists": p.list_names })),
+                |p| ConfirmPage { group: group(&state), token, list_names: p.list_names },
+            )
+            .into_response()),
         Err(ServiceError::Gone) => Ok(gone(&state, &client)),
-        Err(e) => Err(WebError::from_service(e, client.json)),
+        Err(e) => Err(client.service_error(e)),
     }
 }
 
@@ -388,38 +418,40 @@ async fn confirm(State(state): State<AppState>, client: Client, Path(token): Pat
         Err(_) => {}
     }
     match outcome {
-        Ok(c) if client.json => Ok(Json(json!({ "status": "confirmed", "lists": c.list_names })).into_response()),
-        Ok(c) => Ok(ConfirmedPage {
-            group: group(&state),
-            list_names: c.list_names,
-            preferences_url: state.ctx.config.link(&format!("/preferences/{}", c.preferences_token)),
-        }
-        .into_response()),
+        Ok(c) => Ok(client
+            .answer(
+                c,
+                |c| Json(json!({ "status": "confirmed", "lists": c.list_names })),
+                |c| ConfirmedPage {
+                    group: group(&state),
+                    list_names: c.list_names,
+                    preferences_url: state.ctx.config.link(&format!("/preferences/{}", c.preferences_token)),
+                },
+            )
+            .into_response()),
         Err(ServiceError::Gone) => Ok(gone(&state, &client)),
-        Err(e) => Err(WebError::from_service(e, client.json)),
+        Err(e) => Err(client.service_error(e)),
     }
 }
 
 fn invalid_link(client: &Client) -> WebError {
-    WebError::new(
+    client.error(WebError::new(
         StatusCode::NOT_FOUND,
         "invalid_link",
         "That link is not valid. Please use the link from your most recent email.",
-    )
-    .as_json(client.json)
+    ))
 }
 
 fn link_error(e: ServiceError, client: &Client) -> WebError {
     match e {
         ServiceError::NotFound("link") => invalid_link(client),
         // The subscriber or list no longer exists (erased/deleted).
-        ServiceError::Gone => WebError::new(
+        ServiceError::Gone => client.error(WebError::new(
             StatusCode::GONE,
             "gone",
             "There is nothing left to change: this subscription no longer exists.",
-        )
-        .as_json(client.json),
-        other => WebError::from_service(other, client.json),
+        )),
+        other => client.service_error(other),
     }
 }
 
@@ -429,11 +461,13 @@ async fn unsubscribe_page(
     Path(token): Path<String>,
 ) -> Result<Response> {
     let t = supporter::unsubscribe_target(&state.ctx, &token).await.map_err(|e| link_error(e, &client))?;
-    if client.json {
-        return Ok(Json(json!({ "list": t.list_names.first(), "lists": t.list_names, "subscribed": t.active }))
-            .into_response());
-    }
-    Ok(unsubscribe_view(&state, token, t, false).into_response())
+    Ok(client
+        .answer(
+            t,
+            |t| Json(json!({ "list": t.list_names.first(), "lists": t.list_names, "subscribed": t.active })),
+            |t| unsubscribe_view(&state, token, t, false),
+        )
+        .into_response())
 }
 
 fn unsubscribe_view(state: &AppState, token: String, t: supporter::UnsubscribeTarget, done: bool) -> UnsubscribePage {
@@ -463,16 +497,20 @@ async fn unsubscribe(
     let method = if one_click { WithdrawalMethod::OneClick } else { WithdrawalMethod::Page };
     let t =
         supporter::unsubscribe(&state.ctx, &token, method, &client.meta()).await.map_err(|e| link_error(e, &client))?;
-    if client.json {
-        return Ok(Json(json!({
-            "status": "unsubscribed",
-            "list": t.list_names.first(),
-            "lists": t.list_names,
-            "left": t.left,
-        }))
-        .into_response());
-    }
-    Ok(unsubscribe_view(&state, token, t, true).into_response())
+    Ok(client
+        .answer(
+            t,
+            |t| {
+                Json(json!({
+                    "status": "unsubscribed",
+                    "list": t.list_names.first(),
+                    "lists": t.list_names,
+                    "left": t.left,
+                }))
+            },
+            |t| unsubscribe_view(&state, token, t, true),
+        )
+        .into_response())
 }
 
 async fn preferences_page(
@@ -481,23 +519,21 @@ async fn preferences_page(
     Path(token): Path<String>,
 ) -> Result<Response> {
     let p = supporter::preferences(&state.ctx, &token).await.map_err(|e| link_error(e, &client))?;
-    if client.json {
-        return Ok(Json(p).into_response());
-    }
-    Ok(PreferencesPage {
-        group: group(&state),
-        token,
-        email: p.email,
-        name: p.name,
-        lists: p.lists,
-        saved: false,
-        confirmation_sent: String::new(),
-        confirmation_recent: String::new(),
-        left: String::new(),
-        unsubscribed_all: false,
-        errors: Vec::new(),
-    }
-    .into_response())
+    Ok(client
+        .answer(p, Json, |p| PreferencesPage {
+            group: group(&state),
+            token,
+            email: p.email,
+            name: p.name,
+            lists: p.lists,
+            saved: false,
+            confirmation_sent: String::new(),
+            confirmation_recent: String::new(),
+            left: String::new(),
+            unsubscribed_all: false,
+            errors: Vec::new(),
+        })
+        .into_response())
 }
 
 async fn update_preferences(
@@ -512,10 +548,12 @@ async fn update_preferences(
     };
     if wants_copy {
         data_copy::request(&state.ctx, &token, &client.meta()).await.map_err(|e| link_error(e, &client))?;
-        if client.json {
-            return Ok((StatusCode::ACCEPTED, Json(json!({ "status": "link-sent" }))).into_response());
-        }
-        return Ok(DataCopyPage { group: group(&state), step: "requested", token: String::new() }.into_response());
+        let answer = client.answer(
+            (),
+            |()| (StatusCode::ACCEPTED, Json(json!({ "status": "link-sent" }))),
+            |()| DataCopyPage { group: group(&state), step: "requested", token: String::new() },
+        );
+        return Ok(answer.into_response());
     }
     let input = match &body {
         Submitted::Form(_) => PreferencesInput {
@@ -534,37 +572,48 @@ async fn update_preferences(
         },
     };
     match supporter::update_preferences(&state.ctx, &token, &input, &client.meta()).await {
-        Ok(p) if client.json => Ok(Json(p).into_response()),
-        Ok(saved) => Ok(PreferencesPage {
-            group: group(&state),
-            token,
-            email: saved.preferences.email,
-            name: saved.preferences.name,
-            lists: saved.preferences.lists,
-            saved: true,
-            confirmation_sent: quoted_names(&saved.confirmation_sent),
-            confirmation_recent: quoted_names(&saved.confirmation_recent),
-            left: quoted_names(&saved.left),
-            unsubscribed_all: saved.unsubscribed_all,
-            errors: Vec::new(),
-        }
-        .into_response()),
-        Err(ServiceError::Invalid(errors)) if !client.json => {
-            let p = supporter::preferences(&state.ctx, &token).await.map_err(|e| link_error(e, &client))?;
-            let page = PreferencesPage {
+        Ok(saved) => Ok(client
+            .answer(saved, Json, |saved| PreferencesPage {
                 group: group(&state),
                 token,
-                email: p.email,
-                name: input.name,
-                lists: p.lists,
-                saved: false,
-                confirmation_sent: String::new(),
-                confirmation_recent: String::new(),
-                left: String::new(),
-                unsubscribed_all: false,
-                errors,
-            };
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+                email: saved.preferences.email,
+                name: saved.preferences.name,
+                lists: saved.preferences.lists,
+                saved: true,
+                confirmation_sent: quoted_names(&saved.confirmation_sent),
+                confirmation_recent: quoted_names(&saved.confirmation_recent),
+                left: quoted_names(&saved.left),
+                unsubscribed_all: saved.unsubscribed_all,
+                errors: Vec::new(),
+            })
+            .into_response()),
+        // A person sees the form again, with what to correct.
+        Err(ServiceError::Invalid(errors)) => {
+            let (state, client, name) = (&state, &client, input.name);
+            let answer = client
+                .answer_async(
+                    errors,
+                    |errors| link_error(ServiceError::Invalid(errors), client),
+                    |errors| async move {
+                        let p = supporter::preferences(&state.ctx, &token).await.map_err(|e| link_error(e, client))?;
+                        let page = PreferencesPage {
+                            group: group(state),
+                            token,
+                            email: p.email,
+                            name,
+                            lists: p.lists,
+                            saved: false,
+                            confirmation_sent: String::new(),
+                            confirmation_recent: String::new(),
+                            left: String::new(),
+                            unsubscribed_all: false,
+                            errors,
+                        };
+                        Ok((StatusCode::UNPROCESSABLE_ENTITY, page))
+                    },
+                )
+                .await?;
+            Ok(answer.into_response())
         }
         Err(e) => Err(link_error(e, &client)),
     }
@@ -573,7 +622,7 @@ async fn update_preferences(
 /// The page behind the link in the data-copy mail: one button (GET never
 /// acts: link scanners prefetch).
 async fn data_copy_page(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
-    if !data_copy::link_is_live(&state.ctx, &token).await.map_err(|e| WebError::from_service(e, client.json))? {
+    if !data_copy::link_is_live(&state.ctx, &token).await.map_err(|e| client.service_error(e))? {
         return Ok(gone(&state, &client));
     }
     Ok(DataCopyPage { group: group(&state), step: "confirm", token }.into_response())
@@ -581,10 +630,15 @@ async fn data_copy_page(State(state): State<AppState>, client: Client, Path(toke
 
 async fn data_copy(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
     match data_copy::release(&state.ctx, &token).await {
-        Ok(()) if client.json => Ok(Json(json!({ "status": "sent" })).into_response()),
-        Ok(()) => Ok(DataCopyPage { group: group(&state), step: "sent", token: String::new() }.into_response()),
+        Ok(()) => Ok(client
+            .answer(
+                (),
+                |()| Json(json!({ "status": "sent" })),
+                |()| DataCopyPage { group: group(&state), step: "sent", token: String::new() },
+            )
+            .into_response()),
         Err(ServiceError::Gone) => Ok(gone(&state, &client)),
-        Err(e) => Err(WebError::from_service(e, client.json)),
+        Err(e) => Err(client.service_error(e)),
     }
 }
 
@@ -596,17 +650,15 @@ async fn test_copy(State(state): State<AppState>) -> Response {
 }
 
 async fn privacy(State(state): State<AppState>, client: Client) -> Result<Response> {
-    let n = consent::current_notice(&state.ctx).await.map_err(|e| WebError::from_service(e, client.json))?;
-    if client.json {
-        return Ok(Json(n).into_response());
-    }
-    Ok(PrivacyPage {
-        group: group(&state),
-        version: n.version,
-        effective_from: n.effective_from.format("%-d %B %Y").to_string(),
-        paragraphs: n.text.split("\n\n").map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
-    }
-    .into_response())
+    let n = consent::current_notice(&state.ctx).await.map_err(|e| client.service_error(e))?;
+    Ok(client
+        .answer(n, Json, |n| PrivacyPage {
+            group: group(&state),
+            version: n.version,
+            effective_from: n.effective_from.format("%-d %B %Y").to_string(),
+            paragraphs: n.text.split("\n\n").map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
+        })
+        .into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -624,44 +676,44 @@ async fn archive_index(
     client: Client,
     Query(q): Query<ArchiveQuery>,
 ) -> Result<Response> {
-    let page =
-        archive::page(&state.ctx, q.before.as_deref()).await.map_err(|e| WebError::from_service(e, client.json))?;
+    let page = archive::page(&state.ctx, q.before.as_deref()).await.map_err(|e| client.service_error(e))?;
     let next_url = page.next_before.map(|id| format!("/archive?before={id}"));
-    if client.json {
-        return Ok(Json(json!({ "updates": page.updates, "next": next_url.map(|n| state.ctx.config.link(&n)) }))
-            .into_response());
-    }
-    Ok(ArchivePage {
-        group: group(&state),
-        updates: page
-            .updates
-            .into_iter()
-            .map(|u| ArchiveItem {
-                id: u.id.to_string(),
-                subject: u.subject,
-                date: archive_date(u.sent_at),
-                lists: u.lists,
-            })
-            .collect(),
-        next_url,
-        feed_url: "/archive/feed.atom".to_owned(),
-    }
-    .into_response())
+    Ok(client
+        .answer(
+            (page, next_url),
+            |(page, next_url)| {
+                Json(json!({ "updates": page.updates, "next": next_url.map(|n| state.ctx.config.link(&n)) }))
+            },
+            |(page, next_url)| ArchivePage {
+                group: group(&state),
+                updates: page
+                    .updates
+                    .into_iter()
+                    .map(|u| ArchiveItem {
+                        id: u.id.to_string(),
+                        subject: u.subject,
+                        date: archive_date(u.sent_at),
+                        lists: u.lists,
+                    })
+                    .collect(),
+                next_url,
+                feed_url: "/archive/feed.atom".to_owned(),
+            },
+        )
+        .into_response())
 }
 
 async fn archive_update(State(state): State<AppState>, client: Client, Path(id): Path<String>) -> Result<Response> {
-    let u = archive::get(&state.ctx, &id).await.map_err(|e| WebError::from_service(e, client.json))?;
-    if client.json {
-        return Ok(Json(u).into_response());
-    }
-    Ok(ArchiveUpdatePage {
-        group: group(&state),
-        subject: u.subject,
-        date: archive_date(u.sent_at),
-        lists: u.lists,
-        body_html: u.body_html,
-    }
-    .into_response())
+    let u = archive::get(&state.ctx, &id).await.map_err(|e| client.service_error(e))?;
+    Ok(client
+        .answer(u, Json, |u| ArchiveUpdatePage {
+            group: group(&state),
+            subject: u.subject,
+            date: archive_date(u.sent_at),
+            lists: u.lists,
+            body_html: u.body_html,
+        })
+        .into_response())
 }
 
 async fn archive_feed(State(state): State<AppState>) -> Result<Response> {

@@ -12,6 +12,14 @@
 //! can neither read the token nor compute it, and a cookie planted by a
 //! sibling domain is useless without the secret key. Tokens are checked in
 //! constant time.
+//!
+//! **The layers.** Each admin route is wrapped, outermost first, in
+//! [`no_store`] (no cache keeps any answer), [`require_access`] (strangers
+//! and editors on admin-only routes are refused), [`check_csrf`] (unsafe
+//! methods need the token) and [`audit`] (state-changing requests are
+//! recorded once answered). Who is signed in comes from the [`SignedIn`]
+//! extractor, which resumes the session once per request; handlers take
+//! [`Organiser`], [`RequireAdmin`] or [`CurrentSession`], built from it.
 
 use super::{Access, AdminError};
 use crate::config::Config;
@@ -22,11 +30,11 @@ use crate::services::sessions::{self, Session};
 use crate::web::AppState;
 use crate::web::input::client_ip;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, MatchedPath, OptionalFromRequestParts, Request, State};
+use axum::extract::{FromRef, FromRequestParts, MatchedPath, OptionalFromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -133,7 +141,7 @@ fn is_nonce(raw: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct AuditedAs(pub String);
 
-/// The token a page must put in each of its forms (set by [`guard`]).
+/// The token a page must put in each of its forms (set by [`check_csrf`]).
 #[derive(Debug, Clone)]
 pub struct CsrfToken(pub String);
 
@@ -176,11 +184,46 @@ impl From<&Session> for Organiser {
     }
 }
 
+/// Who is signed in, if anyone: the session resumed from its cookie (and
+/// touched, see `sessions::resume`). Resumed once per request: the layers
+/// and extractors that ask later share that answer.
+#[derive(Debug, Clone)]
+pub struct SignedIn(pub Option<Session>);
+
+impl SignedIn {
+    /// The session the layers resumed; `None` when nobody is signed in, or
+    /// when the route was mounted without them.
+    fn of(parts: &Parts) -> Option<&Session> {
+        parts.extensions.get::<SignedIn>().and_then(|s| s.0.as_ref())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn
+where
+    AppState: FromRef<S>,
+{
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(signed_in) = parts.extensions.get::<SignedIn>() {
+            return Ok(signed_in.clone());
+        }
+        let state = AppState::from_ref(state);
+        let session = match cookie(&parts.headers, SESSION_COOKIE) {
+            Some(raw) => sessions::resume(&state.ctx, raw).await?,
+            None => None,
+        };
+        let signed_in = SignedIn(session);
+        parts.extensions.insert(signed_in.clone());
+        Ok(signed_in)
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Organiser {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<Session>() {
+        match SignedIn::of(parts) {
             Some(s) => Ok(Organiser::from(s)),
             None => Err(AdminError::LoginRequired { next: None }),
         }
@@ -191,7 +234,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Organiser {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Session>().map(Organiser::from))
+        Ok(SignedIn::of(parts).map(Organiser::from))
     }
 }
 
@@ -217,7 +260,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentSession {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Session>().cloned().map(CurrentSession).ok_or(AdminError::LoginRequired { next: None })
+        SignedIn::of(parts).cloned().map(CurrentSession).ok_or(AdminError::LoginRequired { next: None })
     }
 }
 
@@ -238,13 +281,13 @@ fn presented_token(headers: &HeaderMap, body: &[u8]) -> Option<String> {
 }
 
 /// Admin routes whose POST streams a large `multipart/form-data` upload
-/// (a CSV import). The guard cannot buffer such a body to find the CSRF
-/// token in it; it leaves an [`UploadCsrf`] instead, and the handler reads
+/// (a CSV import). [`check_csrf`] cannot buffer such a body to find the
+/// CSRF token in it; it leaves an [`UploadCsrf`] instead, and the handler reads
 /// the form through [`CsrfMultipart`], which refuses the request unless
 /// the form's first field is a valid `csrf` token.
 const STREAMED_UPLOADS: &[&str] = &["/admin/imports"];
 
-/// What the guard leaves for a streamed upload's CSRF check.
+/// What [`check_csrf`] leaves for a streamed upload's CSRF check.
 #[derive(Clone)]
 pub struct UploadCsrf {
     key: std::sync::Arc<Vec<u8>>,
@@ -284,34 +327,66 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for CsrfMultipart {
     }
 }
 
-/// Wraps every admin route (see the module docs of [`super`]).
-pub(super) async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, next: Next) -> Response {
-    let mut res = match guarded(&state, access, req, next).await {
-        Ok(res) => res,
-        Err(e) => e.into_response(),
-    };
-    // Admin pages show personal data: no browser or proxy may keep a copy.
+/// Whether a method only reads (so needs no CSRF token and is not audited).
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD)
+}
+
+/// What the access layer of one admin route knows: the application, and
+/// who may use the route.
+#[derive(Clone)]
+pub(super) struct RouteAccess {
+    pub app: AppState,
+    pub access: Access,
+}
+
+impl FromRef<RouteAccess> for AppState {
+    fn from_ref(route: &RouteAccess) -> AppState {
+        route.app.clone()
+    }
+}
+
+/// Layer 1, around everything: admin pages show personal data, so no
+/// browser or proxy may keep a copy of any answer, refusals included.
+pub(super) async fn no_store(mut res: Response) -> Response {
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
-async fn guarded(state: &AppState, access: Access, mut req: Request, next: Next) -> Result<Response, AdminError> {
-    let ctx = &state.ctx;
-    let session = match cookie(req.headers(), SESSION_COOKIE) {
-        Some(raw) => sessions::resume(ctx, raw).await?,
-        None => None,
-    };
-    let safe = matches!(*req.method(), Method::GET | Method::HEAD);
-    match (&session, access) {
+/// Layer 2: refuses strangers. Nobody signed in on an organiser's route:
+/// a GET goes to the login form (to come back after), other methods get
+/// 401; an editor on an admin-only route gets 403.
+pub(super) async fn require_access(
+    State(route): State<RouteAccess>,
+    SignedIn(session): SignedIn,
+    req: Request,
+    next: Next,
+) -> Result<Response, AdminError> {
+    match (&session, route.access) {
         (_, Access::Public) => {}
         (None, _) => {
-            let next = safe.then(|| req.uri().path_and_query().map_or("/admin", |p| p.as_str()).to_owned());
+            let next =
+                is_safe(req.method()).then(|| req.uri().path_and_query().map_or("/admin", |p| p.as_str()).to_owned());
             return Err(AdminError::LoginRequired { next });
         }
         (Some(s), Access::Admin) if s.account.role != Role::Admin => return Err(AdminError::Forbidden),
         (Some(_), _) => {}
     }
+    Ok(next.run(req).await)
+}
 
+/// Layer 3: the CSRF check. Every request that is not GET or HEAD (the
+/// login and setup forms included) must present the token bound to its
+/// session, or before login to the nonce cookie, before any handler runs;
+/// every request leaves the [`CsrfToken`] its page's forms carry.
+pub(super) async fn check_csrf(
+    State(state): State<AppState>,
+    SignedIn(session): SignedIn,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, AdminError> {
+    let ctx = &state.ctx;
+    let safe = is_safe(req.method());
     // Bind the CSRF token to the session, or before login to a nonce cookie
     // (issued here when the browser has none yet).
     let existing_nonce = cookie(req.headers(), CSRF_COOKIE).filter(|n| is_nonce(n)).map(str::to_owned);
@@ -359,32 +434,42 @@ async fn guarded(state: &AppState, access: Access, mut req: Request, next: Next)
     }
 
     req.extensions_mut().insert(CsrfToken(csrf_token(key, binding)));
-    // Every state-changing request is audited once answered: who, which
-    // route, on what, from where, and how it ended.
-    let audit = (!safe).then(|| {
-        let who = match &session {
-            Some(s) => Who { actor: Actor::Organiser(s.account.id).to_db(), label: s.account.email.clone(), ip: None },
-            None => Who { actor: "anonymous".into(), label: String::new(), ip: None },
-        };
-        let route = req.extensions().get::<MatchedPath>().map_or(req.uri().path(), MatchedPath::as_str);
-        let ip = client_ip(req.headers(), req.extensions(), &ctx.config).map(|ip| ip.to_string());
-        (Who { ip, ..who }, format!("{} {route}", req.method()), req.uri().path().to_owned())
-    });
-    if let Some(s) = session {
-        req.extensions_mut().insert(s);
-    }
     let mut res = next.run(req).await;
-    if let Some((mut who, what, target)) = audit {
-        if let Some(AuditedAs(label)) = res.extensions_mut().remove::<AuditedAs>() {
-            who.label = label;
-        }
-        let action = Action { what: &what, target: &target, status: res.status().as_u16(), detail: String::new() };
-        audit::record_or_log(&ctx.store, &ctx.clock, &who, action).await;
-    }
     if let Some(value) = issued_nonce.as_deref().and_then(|n| anonymous_cookie(&ctx.config, n)) {
         res.headers_mut().append(header::SET_COOKIE, value);
     }
     Ok(res)
+}
+
+/// Layer 4, around the handler: every state-changing request that got
+/// this far is audited once answered: who, which route, on what, from
+/// where, and how it ended (a public handler may name who with
+/// [`AuditedAs`]).
+pub(super) async fn audit(
+    State(state): State<AppState>,
+    SignedIn(session): SignedIn,
+    req: Request,
+    next: Next,
+) -> Response {
+    if is_safe(req.method()) {
+        return next.run(req).await;
+    }
+    let ctx = &state.ctx;
+    let mut who = match &session {
+        Some(s) => Who { actor: Actor::Organiser(s.account.id).to_db(), label: s.account.email.clone(), ip: None },
+        None => Who { actor: "anonymous".into(), label: String::new(), ip: None },
+    };
+    who.ip = client_ip(req.headers(), req.extensions(), &ctx.config).map(|ip| ip.to_string());
+    let route = req.extensions().get::<MatchedPath>().map_or(req.uri().path(), MatchedPath::as_str);
+    let what = format!("{} {route}", req.method());
+    let target = req.uri().path().to_owned();
+    let mut res = next.run(req).await;
+    if let Some(AuditedAs(label)) = res.extensions_mut().remove::<AuditedAs>() {
+        who.label = label;
+    }
+    let action = Action { what: &what, target: &target, status: res.status().as_u16(), detail: String::new() };
+    audit::record_or_log(&ctx.store, &ctx.clock, &who, action).await;
+    res
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The "Bounces & complaints" page (every recorded report, filterable by
 //! kind, with reports held for review and each abuse report's DKIM result),
 //! an admin's decision on a held report (apply or dismiss), and dismissing
-//! dashboard alerts (admins only, by CSRF-checked forms; the admin guard
-//! records each in the audit log). The template structs live here rather than in `pages` because
+//! dashboard alerts (admins only, by CSRF-checked forms; the admin audit
+//! layer records each in the audit log). The template structs live here rather than in `pages` because
 //! nothing else uses them.
 
 use super::auth::{CsrfToken, Organiser, RequireAdmin};

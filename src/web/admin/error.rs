@@ -19,8 +19,8 @@ pub enum AdminError {
     Csrf,
     #[error("the request body could not be read")]
     BadBody,
-    /// A handler that needs the guard's work was mounted without it.
-    #[error("admin route mounted outside the guard")]
+    /// A handler that needs the layers' work was mounted without them.
+    #[error("admin route mounted outside the admin layers")]
     Unguarded,
     #[error(transparent)]
     Service(#[from] ServiceError),

@@ -2,24 +2,32 @@
 //! without JavaScript.
 //!
 //! Every route is declared once, in [`ROUTES`], with the access it needs;
-//! [`router`] is built from that table alone and wraps each route in
-//! [`guard`], which
-//! 1. resumes the session from its cookie,
-//! 2. refuses anonymous requests (GET pages redirect to the login form,
-//!    other methods get 401) and editors on admin-only routes (403),
-//! 3. verifies the CSRF token of every request that is not GET or HEAD —
-//!    the login and setup forms included — before any handler runs.
+//! [`router`] is built from that table alone and wraps each route in the
+//! layers of `auth`, outermost first:
+//! 1. `no_store`: no browser or proxy keeps any answer;
+//! 2. `require_access`: with the session the [`SignedIn`] extractor
+//!    resumes from its cookie, refuses anonymous requests (GET pages
+//!    redirect to the login form, other methods get 401) and editors on
+//!    admin-only routes (403);
+//! 3. `check_csrf`: verifies the CSRF token of every request that is not
+//!    GET or HEAD — the login and setup forms included — before any
+//!    handler runs;
+//! 4. `audit`: records every state-changing request once answered.
 //!
-//! Because the table is the router, a new route cannot skip the guard, and
-//! tests enumerate the table to prove every route refuses strangers.
+//! Because the table is the router, a new route cannot skip the layers,
+//! and tests enumerate the table to prove every route refuses strangers.
 //! Handlers also take an [`Organiser`] or [`RequireAdmin`] extractor, so
 //! the role check holds even if a table entry were wrong.
 //!
-//! Layout: `auth` (cookies, CSRF, the organiser extractors), `error`
+//! Layout: `auth` (cookies, the session extractor, the layers, the
+//! organiser extractors), `error`
 //! ([`AdminError`] and its pages), `pages` (template structs), and one
 //! module of handlers per area: `login` (login, logout, first-run setup),
-//! `lists` (dashboard and lists), `updates` (writing and sending), `subscribers`, `accounts` (API tokens and
-//! organiser accounts).
+//! `lists` (dashboard and lists), `updates` (writing and sending),
+//! `subscribers`, `accounts` (API tokens and organiser accounts),
+//! `privacy` (the privacy notice), `records` (the audit log and rights
+//! requests), `bounces` (bounces, complaints and alerts) and `imports`
+//! (CSV imports).
 
 mod accounts;
 mod auth;
@@ -34,7 +42,7 @@ mod records;
 mod subscribers;
 mod updates;
 
-pub use auth::{CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, CsrfToken, Organiser, RequireAdmin, SESSION_COOKIE};
+pub use auth::{CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, CsrfToken, Organiser, RequireAdmin, SESSION_COOKIE, SignedIn};
 pub use error::AdminError;
 
 use super::AppState;
@@ -158,12 +166,19 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// The admin UI's router (merged into the application's at its full paths),
-/// plus its stylesheet, which needs no guard.
+/// plus its stylesheet, which needs no layers.
 pub fn router(state: AppState) -> Router<AppState> {
+    use axum::middleware::{from_fn_with_state, map_response};
     let mut router = Router::new().route("/assets/admin.css", get(stylesheet));
     for r in ROUTES {
-        let guard = axum::middleware::from_fn_with_state((state.clone(), r.access), auth::guard);
-        router = router.route(r.path, (r.handler)(r.verb.filter()).route_layer(guard));
+        let access = auth::RouteAccess { app: state.clone(), access: r.access };
+        // The last layer added is the outermost.
+        let route = (r.handler)(r.verb.filter())
+            .route_layer(from_fn_with_state(state.clone(), auth::audit))
+            .route_layer(from_fn_with_state(state.clone(), auth::check_csrf))
+            .route_layer(from_fn_with_state(access, auth::require_access))
+            .route_layer(map_response(auth::no_store));
+        router = router.route(r.path, route);
     }
     router
 }

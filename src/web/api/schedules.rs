@@ -1,20 +1,19 @@
 //! `/api/v1/schedules`: recurring sends (README, "Recurring schedules").
-//! Mounted by `api::router`, so the same bearer-token layer and JSON errors
-//! apply; kept in its own module so api.rs stays about the older resources.
 
-use super::api::{ApiJson, Caller, service};
-use super::{AppState, WebError};
+use super::auth::Caller;
+use super::{ApiJson, Result, Routes, uuid_of};
 use crate::services::schedules::{self, ScheduleInput, ScheduleView};
+use crate::web::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing;
 use axum::{Extension, Json};
-use uuid::Uuid;
 
-type Result<T, E = WebError> = std::result::Result<T, E>;
-
-fn schedule_id(raw: &str) -> Result<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| WebError::new(StatusCode::NOT_FOUND, "not_found", "No such schedule."))
+pub(super) fn router() -> Routes {
+    Routes::new()
+        .route("/schedules", routing::get(all).post(create))
+        .route("/schedules/{id}", routing::get(get).patch(edit).delete(delete))
 }
 
 #[utoipa::path(
@@ -25,7 +24,7 @@ fn schedule_id(raw: &str) -> Result<Uuid> {
     responses((status = 200, description = "Every schedule", body = Vec<ScheduleView>))
 )]
 pub(super) async fn all(State(s): State<AppState>) -> Result<Response> {
-    Ok(Json(schedules::all(&s.ctx).await.map_err(service)?).into_response())
+    Ok(Json(schedules::all(&s.ctx).await?).into_response())
 }
 
 #[utoipa::path(
@@ -41,7 +40,7 @@ pub(super) async fn create(
     Extension(Caller(actor)): Extension<Caller>,
     ApiJson(input): ApiJson<ScheduleInput>,
 ) -> Result<Response> {
-    Ok((StatusCode::CREATED, Json(schedules::create(&s.ctx, &input, &actor).await.map_err(service)?)).into_response())
+    Ok((StatusCode::CREATED, Json(schedules::create(&s.ctx, &input, &actor).await?)).into_response())
 }
 
 #[utoipa::path(
@@ -53,7 +52,7 @@ pub(super) async fn create(
     responses((status = 200, description = "The schedule", body = ScheduleView))
 )]
 pub(super) async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(schedules::get(&s.ctx, schedule_id(&id)?).await.map_err(service)?).into_response())
+    Ok(Json(schedules::get(&s.ctx, uuid_of(&id, "schedule")?).await?).into_response())
 }
 
 #[utoipa::path(
@@ -70,7 +69,7 @@ pub(super) async fn edit(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ScheduleInput>,
 ) -> Result<Response> {
-    Ok(Json(schedules::edit(&s.ctx, schedule_id(&id)?, &input).await.map_err(service)?).into_response())
+    Ok(Json(schedules::edit(&s.ctx, uuid_of(&id, "schedule")?, &input).await?).into_response())
 }
 
 #[utoipa::path(
@@ -82,6 +81,6 @@ pub(super) async fn edit(
     responses((status = 204, description = "Deleted"))
 )]
 pub(super) async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    schedules::delete(&s.ctx, schedule_id(&id)?).await.map_err(service)?;
+    schedules::delete(&s.ctx, uuid_of(&id, "schedule")?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,21 +1,27 @@
 //! `/api/v1/audit-log` and `/api/v1/rights-requests`: the audit log (read
-//! and export) and the rights-request log. Mounted by `api::router`, so the
-//! bearer-token layer and JSON errors apply.
+//! and export) and the rights-request log.
 
-use super::api::{ApiJson, Caller, CallerName, service};
-use super::{AppState, WebError};
+use super::auth::{Caller, CallerName};
+use super::{ApiJson, Result, Routes, uuid_of};
 use crate::services::Context;
 use crate::services::audit::{self, FilterInput, Who};
 use crate::services::rights::{self, Change, NewRightsRequest};
 use crate::store::AuditFilter;
+use crate::web::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::{Extension, Json};
 use uuid::Uuid;
 
-type Result<T, E = WebError> = std::result::Result<T, E>;
+pub(super) fn router() -> Routes {
+    Routes::new()
+        .route("/audit-log", get(audit_log))
+        .route("/rights-requests", get(rights_requests).post(create_rights_request))
+        .route("/rights-requests/{id}", get(rights_request).patch(change_rights_request))
+}
 
 #[derive(serde::Deserialize)]
 pub(super) struct Format {
@@ -58,12 +64,12 @@ pub(super) async fn audit_log(
     Query(input): Query<FilterInput>,
     Query(format): Query<Format>,
 ) -> Result<Response> {
-    let filter = input.parse().map_err(service)?;
+    let filter = input.parse()?;
     if format.format == "csv" {
         return Ok(audit_csv(s.ctx.clone(), filter));
     }
     let limit = input.limit.unwrap_or(100).clamp(1, audit::MAX_PAGE);
-    let entries = audit::page(&s.ctx, &filter, limit).await.map_err(service)?;
+    let entries = audit::page(&s.ctx, &filter, limit).await?;
     let next = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();
     Ok(Json(AuditPage { entries, next }).into_response())
 }
@@ -113,7 +119,7 @@ pub(super) struct StatusQuery {
     )
 )]
 pub(super) async fn rights_requests(State(s): State<AppState>, Query(q): Query<StatusQuery>) -> Result<Response> {
-    Ok(Json(rights::list(&s.ctx, q.status.as_deref()).await.map_err(service)?).into_response())
+    Ok(Json(rights::list(&s.ctx, q.status.as_deref()).await?).into_response())
 }
 
 #[utoipa::path(
@@ -134,16 +140,12 @@ pub(super) async fn create_rights_request(
     ApiJson(input): ApiJson<NewRightsRequest>,
 ) -> Result<Response> {
     let who = who(caller, name);
-    Ok((StatusCode::CREATED, Json(rights::create(&s.ctx, &input, &who).await.map_err(service)?)).into_response())
+    Ok((StatusCode::CREATED, Json(rights::create(&s.ctx, &input, &who).await?)).into_response())
 }
 
 /// Who a rights request's history names: the token and its name.
 fn who(Caller(actor): Caller, CallerName(name): CallerName) -> Who {
     Who { actor: actor.to_db(), label: name, ip: None }
-}
-
-fn request_id(raw: &str) -> Result<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| WebError::new(StatusCode::NOT_FOUND, "not_found", "No such rights request."))
 }
 
 #[utoipa::path(
@@ -158,7 +160,7 @@ fn request_id(raw: &str) -> Result<Uuid> {
     )
 )]
 pub(super) async fn rights_request(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(rights::get(&s.ctx, request_id(&id)?).await.map_err(service)?).into_response())
+    Ok(Json(rights::get(&s.ctx, uuid_of(&id, "rights request")?).await?).into_response())
 }
 
 /// `{"action": "extend", "reason"}`, `{"action": "pause", "reason"}` (stop
@@ -188,5 +190,5 @@ pub(super) async fn change_rights_request(
     ApiJson(change): ApiJson<Change>,
 ) -> Result<Response> {
     let who = who(caller, name);
-    Ok(Json(rights::change(&s.ctx, request_id(&id)?, &change, &who).await.map_err(service)?).into_response())
+    Ok(Json(rights::change(&s.ctx, uuid_of(&id, "rights request")?, &change, &who).await?).into_response())
 }

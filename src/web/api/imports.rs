@@ -1,6 +1,4 @@
-//! `/api/v1/imports` (CSV imports run as background jobs) and
-//! `/api/v1/lists/{id}/export` (a list as streamed CSV). Mounted by
-//! `api::router`, so the bearer-token layer and JSON errors apply.
+//! `/api/v1/imports`: CSV imports run as background jobs.
 //!
 //! `POST /imports` takes `multipart/form-data`: `file` (the CSV), `list`
 //! (repeatable slugs), `basis`, `status`, and optionally `email_column`,
@@ -10,34 +8,36 @@
 //! limit and its 30-second request timeout, see `web::request_timeout`), and
 //! the answer is `202` with the queued import; a worker runs it.
 
-use super::api::{Caller, service};
-use super::input::Client;
-use super::upload::{FormError, read_import_form};
-use super::{AppState, WebError};
-use crate::services::exports::{self, Cursor};
+use super::auth::Caller;
+use super::{ApiError, Result, Routes, uuid_of};
 use crate::services::imports::{self, UploadError};
-use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use crate::web::AppState;
+use crate::web::input::Client;
+use crate::web::upload::{FormError, read_import_form};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing;
 use axum::{Extension, Json};
-use uuid::Uuid;
 
-type Result<T, E = WebError> = std::result::Result<T, E>;
-
-fn import_id(raw: &str) -> Result<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| WebError::new(StatusCode::NOT_FOUND, "not_found", "No such import."))
+pub(super) fn router() -> Routes {
+    Routes::new()
+        // Uploads are streamed with their own limit (TIDINGS_IMPORT_MAX_BYTES).
+        .route("/imports", routing::get(all).post(create).layer(DefaultBodyLimit::disable()))
+        .route("/imports/{id}", routing::get(get))
 }
 
-pub(super) fn form_error(e: FormError) -> WebError {
-    match e {
-        FormError::Bad(status, message) => WebError::new(status, "bad_request", message),
-        FormError::Upload(UploadError::TooLarge(limit)) => WebError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("The file is larger than the limit of {limit} bytes (TIDINGS_IMPORT_MAX_BYTES)."),
-        ),
-        FormError::Upload(UploadError::Service(e)) => service(e),
+impl From<FormError> for ApiError {
+    fn from(e: FormError) -> Self {
+        match e {
+            FormError::Bad(status, message) => ApiError::new(status, "bad_request", message),
+            FormError::Upload(UploadError::TooLarge(limit)) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("The file is larger than the limit of {limit} bytes (TIDINGS_IMPORT_MAX_BYTES)."),
+            ),
+            FormError::Upload(UploadError::Service(e)) => e.into(),
+        }
     }
 }
 
@@ -61,20 +61,18 @@ pub(super) async fn create(
     req: Request,
 ) -> Result<Response> {
     let mut multipart = Multipart::from_request(req, &s).await.map_err(|_| {
-        WebError::new(
+        ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "Send multipart/form-data with a `file` field.",
         )
     })?;
-    let (request, upload) =
-        read_import_form(&s.ctx, &mut multipart, &actor, &client.meta()).await.map_err(form_error)?;
+    let (request, upload) = read_import_form(&s.ctx, &mut multipart, &actor, &client.meta()).await?;
     let Some(upload) = upload else {
-        let mut e = WebError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Some fields need correcting.");
-        e.fields.push(crate::services::FieldError::new("file", "send the CSV file in a `file` field"));
-        return Err(e);
+        let field = crate::services::FieldError::new("file", "send the CSV file in a `file` field");
+        return Err(crate::services::ServiceError::Invalid(vec![field]).into());
     };
-    let view = upload.finish(&s.ctx, &request).await.map_err(|e| form_error(FormError::Upload(e)))?;
+    let view = upload.finish(&s.ctx, &request).await.map_err(FormError::Upload)?;
     let location = format!("/api/v1/imports/{}", view.id);
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
 }
@@ -94,7 +92,7 @@ pub(super) struct ListQuery {
     responses((status = 200, description = "`{\"imports\": [...]}`: recent import jobs with progress and counts", body = serde_json::Value))
 )]
 pub(super) async fn all(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response> {
-    let imports = imports::recent(&s.ctx, q.limit.unwrap_or(50)).await.map_err(service)?;
+    let imports = imports::recent(&s.ctx, q.limit.unwrap_or(50)).await?;
     Ok(Json(serde_json::json!({ "imports": imports })).into_response())
 }
 
@@ -126,48 +124,10 @@ pub(super) async fn get(
 ) -> Result<Response> {
     let detail = imports::get(
         &s.ctx,
-        import_id(&id)?,
+        uuid_of(&id, "import")?,
         q.errors_after.unwrap_or(0),
         q.errors_limit.unwrap_or(imports::ERRORS_PAGE),
     )
-    .await
-    .map_err(service)?;
+    .await?;
     Ok(Json(detail).into_response())
-}
-
-/// A list's subscribers as CSV, streamed a page at a time.
-#[utoipa::path(
-    get,
-    path = "/api/v1/lists/{id}/export",
-    tag = "lists",
-    operation_id = "export_list",
-    params(("id" = String, Path, description = "The list's id or slug")),
-    responses((status = 200, description = "Every subscriber of the list as CSV, streamed", content_type = "text/csv", body = String))
-)]
-pub(super) async fn export_list(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    let (scope, slug) = exports::list_scope(&s.ctx, &id).await.map_err(service)?;
-    let store = s.ctx.store.clone();
-    let pages = futures_util::stream::unfold(Some(Cursor::new(scope)), move |cursor| {
-        let store = store.clone();
-        async move {
-            let mut cursor = cursor?;
-            match exports::next_page(&store, &mut cursor).await {
-                Ok(Some(bytes)) => Some((Ok(Bytes::from(bytes)), Some(cursor))),
-                Ok(None) => None,
-                Err(e) => {
-                    // The status line is gone already: end the body
-                    // abruptly, so the client sees a broken download
-                    // rather than a short file that looks complete.
-                    tracing::error!(error = %e, "list export failed part-way");
-                    Some((Err(e), None))
-                }
-            }
-        }
-    });
-    let disposition = format!("attachment; filename=\"{slug}.csv\"");
-    Ok((
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
-        Body::from_stream(pages),
-    )
-        .into_response())
 }
