@@ -123,7 +123,11 @@ async fn the_csv_export_has_one_quoted_row_per_record(db: Db) {
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"));
     assert_eq!(&headers[0], "record");
     let records: Vec<&str> = rows.iter().map(|r| &r[0]).collect();
-    assert_eq!(records, ["profile", "subscription", "consent", "consent", "delivery"], "{body}");
+    assert_eq!(
+        records,
+        ["profile", "subscription", "consent", "consent", "delivery", "transactional_mail"],
+        "the confirmation mail is a record too: {body}"
+    );
     for row in &rows {
         assert_eq!(row.len(), headers.len());
     }
@@ -138,6 +142,8 @@ async fn the_csv_export_has_one_quoted_row_per_record(db: Db) {
     assert_eq!(&rows[4][col("subject")], "Rally, Saturday: \"bring a friend\"");
     assert_eq!(&rows[4][col("status")], "sent");
     assert!(!rows[4][col("message_id")].is_empty());
+    assert_eq!(&rows[5][col("kind")], "confirmation");
+    assert_eq!(&rows[5][col("subject")], "Please confirm your subscription to Save Our Hospital");
 
     // `Accept: text/csv` asks for the same thing.
     let res =
