@@ -308,7 +308,10 @@ impl Composer {
         let body_text = u.body_text.replace(NAME_TAG, marks.name);
         let (text, html) = self.render_bodies(u, &body_text, &body_html, &marks)?;
         let markers = marks.values();
-        Ok(UpdateBodies { text: encoding::Template::new(&text, markers), html: encoding::Template::new(&html, markers) })
+        Ok(UpdateBodies {
+            text: encoding::Template::new(&text, markers),
+            html: encoding::Template::new(&html, markers),
+        })
     }
 }
 
@@ -318,9 +321,13 @@ const NAME_TAG: &str = "{{name}}";
 /// The first private-use character (the Basic Multilingual Plane's, then
 /// planes 15 and 16: 137,468 of them) that none of `texts` contains.
 fn unused_private_use_char(texts: &[&str]) -> Option<char> {
-    let private = |c: &char| matches!(c, '\u{E000}'..='\u{F8FF}' | '\u{F0000}'..='\u{FFFFD}' | '\u{100000}'..='\u{10FFFD}');
+    let private =
+        |c: &char| matches!(c, '\u{E000}'..='\u{F8FF}' | '\u{F0000}'..='\u{FFFFD}' | '\u{100000}'..='\u{10FFFD}');
     let used: std::collections::HashSet<char> = texts.iter().flat_map(|t| t.chars()).filter(private).collect();
-    ('\u{E000}'..='\u{F8FF}').chain('\u{F0000}'..='\u{FFFFD}').chain('\u{100000}'..='\u{10FFFD}').find(|c| !used.contains(c))
+    ('\u{E000}'..='\u{F8FF}')
+        .chain('\u{F0000}'..='\u{FFFFD}')
+        .chain('\u{100000}'..='\u{10FFFD}')
+        .find(|c| !used.contains(c))
 }
 
 /// The values that differ between copies of an update.
