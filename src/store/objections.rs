@@ -3,7 +3,7 @@
 //! reasons the withdrawal rule (`services::standing`) reads.
 
 use super::batch::{Rows, Statement};
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -29,21 +29,21 @@ impl Tx {
     /// Appends one objection record.
     pub async fn insert_objection(&mut self, o: &NewObjection) -> Result<Uuid> {
         let id = Uuid::now_v7();
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO objections (id, subscriber_id, occurred_at, method, notice_version, ip, user_agent, actor)
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO objections (id, subscriber_id, occurred_at, method, notice_version, ip, user_agent, actor)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id)
-        .bind(o.subscriber_id)
-        .bind(o.occurred_at)
-        .bind(&o.method)
-        .bind(o.notice_version)
-        .bind(&o.ip)
-        .bind(&o.user_agent)
-        .bind(&o.actor)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(id)
+            .bind(o.subscriber_id)
+            .bind(o.occurred_at)
+            .bind(&o.method)
+            .bind(o.notice_version)
+            .bind(&o.ip)
+            .bind(&o.user_agent)
+            .bind(&o.actor)
+        );
         Ok(id)
     }
 
@@ -68,12 +68,12 @@ impl Tx {
     /// Lifts an objection's suppression: only the person's own confirmation
     /// of a new double opt-in calls this. Other suppressions stay.
     pub async fn lift_objection(&mut self, email_hash: &str) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = $2")
-            .bind(email_hash)
-            .bind(OBJECTED)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let n = execute!(
+            self,
+            sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = $2")
+                .bind(email_hash)
+                .bind(OBJECTED)
+        );
         Ok(n > 0)
     }
 }
