@@ -12,8 +12,8 @@
 //!    migrate`, with an admin organiser made by `tidings user add`;
 //! 2. the real binary `tidings serve --no-workers` on a free loopback port,
 //!    trusting `X-Forwarded-For` (each request then comes from its own
-//!    client address, as a crowd would, and the per-address limit applies as
-//!    in production);
+//!    client address on its own /24 network, as a crowd would, and the
+//!    per-address and per-network limits apply as in production);
 //! 3. with `--admin-subscribers N`, N confirmed subscribers generated with
 //!    plain SQL, an organiser logged in, and a second `wrk` reading the
 //!    subscriber list (first page, list + status, address search, date
