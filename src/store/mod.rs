@@ -26,6 +26,7 @@
 mod accounts;
 mod archive;
 mod audit;
+mod batch;
 mod bounces;
 mod confirmations;
 mod consent;
@@ -113,12 +114,6 @@ pub(crate) fn conflict_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error)
 /// each is prepared once per connection.
 pub(crate) fn json_text<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
     serde_json::to_string(&rows.collect::<Vec<T>>()).unwrap_or_else(|_| "[]".to_owned())
-}
-
-/// A timestamp as sqlx writes one to SQLite, for rows passed as JSON (text
-/// columns compare as text, so the form must be the same).
-pub(crate) fn sqlite_time(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
 
 /// Which database a [`Store`] talks to.

@@ -5,8 +5,8 @@
 //! again. So a message can be sent twice only if the process died between
 //! the SMTP server accepting it and the outcome being recorded.
 
-use super::script::{PgScript, SqliteScript};
-use super::{Result, Tx, json_text, on_backend};
+use super::batch::{Rows, Statement};
+use super::{Result, Tx, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -230,45 +230,24 @@ impl Tx {
             }
             return Ok(());
         }
-        self.run_script(|s| push_recipes(s, mails, now), |s| push_recipes_pg(s, mails, now)).await
+        self.write_rows(recipes(mails, now)).await
     }
 }
 
-/// The PostgreSQL form of [`Tx::enqueue_mails`] for mails queued as
-/// recipes, for a script.
-pub(super) fn push_recipes_pg(script: &mut PgScript, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
-    script.push(
-        mails,
+/// The statement of [`Tx::enqueue_mails`] for mails queued as recipes.
+pub(super) fn recipes<'a>(mails: &'a [NewOutboxMessage], now: DateTime<Utc>) -> Statement<'a> {
+    Statement::new(
         "INSERT INTO outbox (id, kind, recipient, message_id, recipe, status, next_attempt_at, created_at)
-         SELECT u.id, u.kind, u.recipient, u.message_id, u.recipe, 'pending', $6, $6
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
-              AS u(id, kind, recipient, message_id, recipe)",
-        |b| {
-            b.bind(mails.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
-                .bind(mails.iter().map(|m| m.kind).collect::<Vec<_>>())
-                .bind(mails.iter().map(|m| m.recipient.as_str()).collect::<Vec<_>>())
-                .bind(mails.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>())
-                .bind(mails.iter().map(|m| m.body.columns().1).collect::<Vec<_>>())
-                .bind(now);
-        },
+         SELECT u.id, u.kind, u.recipient, u.message_id, u.recipe, 'pending', $1, $1
+         FROM {rows}",
     )
-}
-
-/// The SQLite form of [`Tx::enqueue_mails`] for mails queued as recipes,
-/// for a script.
-pub(super) fn push_recipes(script: &mut SqliteScript, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
-    script.push(
-        mails,
-        "INSERT INTO outbox (id, kind, recipient, message_id, recipe, status, next_attempt_at, created_at)
-         SELECT unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, 'pending', $2, $2
-         FROM json_each($1) j",
-        |b| {
-            b.bind(json_text(
-                mails
-                    .iter()
-                    .map(|m| (Uuid::now_v7().simple(), m.kind, &m.recipient, &m.message_id, m.body.columns().1)),
-            ))
-            .bind(now);
-        },
+    .bind(now)
+    .rows(
+        Rows::new()
+            .uuid("id", mails.iter().map(|_| Uuid::now_v7()))
+            .text("kind", mails.iter().map(|m| m.kind))
+            .text("recipient", mails.iter().map(|m| m.recipient.as_str()))
+            .text("message_id", mails.iter().map(|m| m.message_id.as_str()))
+            .text("recipe", mails.iter().map(|m| m.body.columns().1)),
     )
 }
