@@ -4,7 +4,8 @@
 //! fingerprint) so the address is never mailed again; and the free text of
 //! rights requests and the audit log, read and written back scrubbed.
 
-use super::{Result, Tx, json_text, on_backend};
+use super::batch::{Rows, Statement};
+use super::{Result, Tx, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -146,47 +147,28 @@ impl Tx {
         // Mail already queued (a confirmation, a data copy) must not go out
         // after the person asked to be forgotten, and its body holds their
         // address: fail it and drop the body.
-        let outbox_cancelled = match self {
-            Tx::Sqlite(t) => sqlx::query(
-                "UPDATE outbox SET status = 'failed', last_error = 'erased', message = NULL, recipe = NULL,
-                                   lease_until = NULL
-                 WHERE status = 'pending' AND LOWER(recipient) IN (SELECT value FROM json_each($1))",
+        let outbox_cancelled = self
+            .count_written(
+                Statement::new(
+                    "UPDATE outbox SET status = 'failed', last_error = 'erased', message = NULL, recipe = NULL,
+                                       lease_until = NULL
+                     WHERE status = 'pending' AND LOWER(recipient) {in_set}",
+                )
+                .rows(Rows::new().text("spelling", spellings.iter().map(String::as_str))),
             )
-            .bind(json_text(spellings.iter()))
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-            Tx::Postgres(t) => sqlx::query(
-                "UPDATE outbox SET status = 'failed', last_error = 'erased', message = NULL, recipe = NULL,
-                                   lease_until = NULL
-                 WHERE status = 'pending' AND LOWER(recipient) = ANY($1)",
-            )
-            .bind(spellings)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-        };
+            .await?;
         // Mail already sent (or given up on) keeps its row for the
         // outbox's own record, but not the person: the body, the recipe
         // (address, name, link) and the recipient go.
-        let outbox_scrub = "UPDATE outbox SET recipient = '[erased]', message = NULL, recipe = NULL,
-                                   last_error = CASE WHEN last_error IS NULL THEN NULL ELSE 'erased' END";
-        match self {
-            Tx::Sqlite(t) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{outbox_scrub} WHERE LOWER(recipient) IN (SELECT value FROM json_each($1))"
-            )))
-            .bind(json_text(spellings.iter()))
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-            Tx::Postgres(t) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!("{outbox_scrub} WHERE LOWER(recipient) = ANY($1)")))
-                    .bind(spellings)
-                    .execute(&mut **t)
-                    .await?
-                    .rows_affected()
-            }
-        };
+        self.write_rows(
+            Statement::new(
+                "UPDATE outbox SET recipient = '[erased]', message = NULL, recipe = NULL,
+                                   last_error = CASE WHEN last_error IS NULL THEN NULL ELSE 'erased' END
+                 WHERE LOWER(recipient) {in_set}",
+            )
+            .rows(Rows::new().text("spelling", spellings.iter().map(String::as_str))),
+        )
+        .await?;
         self.suppress(fingerprint, "erased", now).await?;
         Ok(ErasureCounts { subscriptions, consent_events, confirmation_tokens, deliveries, outbox_cancelled })
     }

@@ -108,14 +108,6 @@ pub(crate) fn conflict_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error)
     }
 }
 
-/// Rows as one JSON array (each row an array of its values, ids as 32 hex
-/// digits for `unhex`), for SQLite statements that read a whole batch from
-/// one parameter through `json_each`: fixed text whatever the batch size, so
-/// each is prepared once per connection.
-pub(crate) fn json_text<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
-    serde_json::to_string(&rows.collect::<Vec<T>>()).unwrap_or_else(|_| "[]".to_owned())
-}
-
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -2,7 +2,8 @@
 //! issue 24 §2): the one append-only record of each, and the suppression
 //! reasons the withdrawal rule (`services::standing`) reads.
 
-use super::{Result, Tx, json_text, on_backend};
+use super::batch::{Rows, Statement};
+use super::{Result, Tx, on_backend};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -54,24 +55,12 @@ impl Tx {
 
     /// The reason of each of these fingerprints that is suppressed.
     pub async fn suppression_reasons_among(&mut self, hashes: &[String]) -> Result<HashMap<String, String>> {
-        if hashes.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let found: Vec<(String, String)> =
-            match self {
-                Tx::Sqlite(t) => sqlx::query_as(
-                    "SELECT email_hash, reason FROM suppressions WHERE email_hash IN (SELECT value FROM json_each($1))",
-                )
-                .bind(json_text(hashes.iter()))
-                .fetch_all(&mut **t)
-                .await?,
-                Tx::Postgres(t) => {
-                    sqlx::query_as("SELECT email_hash, reason FROM suppressions WHERE email_hash = ANY($1)")
-                        .bind(hashes)
-                        .fetch_all(&mut **t)
-                        .await?
-                }
-            };
+        let found: Vec<(String, String)> = self
+            .fetch_rows(
+                Statement::new("SELECT email_hash, reason FROM suppressions WHERE email_hash {in_set}")
+                    .rows(Rows::new().text("email_hash", hashes.iter().map(String::as_str))),
+            )
+            .await?;
         Ok(found.into_iter().collect())
     }
 

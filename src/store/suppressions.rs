@@ -2,7 +2,8 @@
 //! (`domain::AddressKey`; bare SHA-256 rows from before issue 16 are marked
 //! `legacy`, see `services::fingerprints`).
 
-use super::{Result, Tx, json_text, on_backend};
+use super::batch::{Rows, Statement};
+use super::{Result, Tx, on_backend};
 use chrono::{DateTime, Utc};
 
 impl Tx {
@@ -33,25 +34,11 @@ impl Tx {
 impl Tx {
     /// Notes that someone tried to subscribe these suppressed addresses.
     pub async fn note_suppressed_attempts(&mut self, hashes: &[String], now: DateTime<Utc>) -> Result<()> {
-        if hashes.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Tx::Sqlite(t) => sqlx::query(
-                "UPDATE suppressions SET last_attempt_at = $2 WHERE email_hash IN (SELECT value FROM json_each($1))",
-            )
-            .bind(json_text(hashes.iter()))
-            .bind(now)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-            Tx::Postgres(t) => sqlx::query("UPDATE suppressions SET last_attempt_at = $2 WHERE email_hash = ANY($1)")
-                .bind(hashes)
+        self.write_rows(
+            Statement::new("UPDATE suppressions SET last_attempt_at = $1 WHERE email_hash {in_set}")
                 .bind(now)
-                .execute(&mut **t)
-                .await?
-                .rows_affected(),
-        };
-        Ok(())
+                .rows(Rows::new().text("email_hash", hashes.iter().map(String::as_str))),
+        )
+        .await
     }
 }
