@@ -147,6 +147,23 @@ macro_rules! on_backend {
 }
 pub(crate) use on_backend;
 
+/// Runs one statement that is the same on both backends and evaluates to
+/// the number of rows it changed (callers that only write ignore it).
+/// `$query` is the `sqlx::query(…).bind(…)` builder, expanded once per
+/// backend; `$on_error`, if given, maps its `sqlx::Error`.
+macro_rules! execute {
+    ($tx:expr, $query:expr) => {
+        $crate::store::execute!($tx, $query, $crate::store::StoreError::from)
+    };
+    ($tx:expr, $query:expr, $on_error:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => $query.execute(&mut **t).await.map_err($on_error)?.rows_affected(),
+            $crate::store::Tx::Postgres(t) => $query.execute(&mut **t).await.map_err($on_error)?.rows_affected(),
+        }
+    };
+}
+pub(crate) use execute;
+
 /// A PostgreSQL pool that connects when first used. sqlx (0.9.1 and later)
 /// sets `TCP_NODELAY` on each connection's socket itself; the test
 /// `store::postgres_connections_have_tcp_nodelay_set` (tests/api) guards it.
@@ -239,9 +256,9 @@ impl Store {
     /// Readiness probe: can we run a query right now?
     pub async fn ping(&self) -> Result<()> {
         match self {
-            Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
-            Store::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
-        };
+            Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+            Store::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+        }
         Ok(())
     }
 
