@@ -2,7 +2,7 @@
 //! versioned and immutable once published) and the append-only ledger.
 
 use super::batch::{Rows, Statement};
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -202,28 +202,29 @@ impl Tx {
     /// Appends to the ledger. There is deliberately no way to change an entry.
     pub async fn append_consent_event(&mut self, e: &NewConsentEvent) -> Result<Uuid> {
         let id = Uuid::now_v7();
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
                  occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind(id)
-        .bind(e.subscriber_id)
-        .bind(e.list_id)
-        .bind(e.kind)
-        .bind(e.statement_id)
-        .bind(e.notice_version)
-        .bind(e.occurred_at)
-        .bind(&e.ip)
-        .bind(&e.user_agent)
-        .bind(&e.source)
-        .bind(&e.actor)
-        .bind(&e.detail)
-        .bind(&e.controller_name)
-        .bind(&e.controller_contact)
-        .bind(&e.basis_kind)
-        .execute(c)
-        .await?.rows_affected());
+            )
+            .bind(id)
+            .bind(e.subscriber_id)
+            .bind(e.list_id)
+            .bind(e.kind)
+            .bind(e.statement_id)
+            .bind(e.notice_version)
+            .bind(e.occurred_at)
+            .bind(&e.ip)
+            .bind(&e.user_agent)
+            .bind(&e.source)
+            .bind(&e.actor)
+            .bind(&e.detail)
+            .bind(&e.controller_name)
+            .bind(&e.controller_contact)
+            .bind(&e.basis_kind)
+        );
         Ok(id)
     }
 
