@@ -5,7 +5,7 @@
 //! rights requests and the audit log, read and written back scrubbed.
 
 use super::batch::{Rows, Statement};
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -115,35 +115,22 @@ impl Tx {
         fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<ErasureCounts> {
-        let consent_events = on_backend!(self, c => sqlx::query("DELETE FROM consent_events WHERE subscriber_id = $1")
-            .bind(subscriber_id)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let consent_events =
+            execute!(self, sqlx::query("DELETE FROM consent_events WHERE subscriber_id = $1").bind(subscriber_id));
         // The token's list rows go with it (ON DELETE CASCADE).
-        let confirmation_tokens = on_backend!(self, c => sqlx::query("DELETE FROM confirmation_tokens WHERE subscriber_id = $1")
-                .bind(subscriber_id)
-                .execute(c)
-                .await?
-                .rows_affected());
-        let deliveries = on_backend!(self, c => sqlx::query(
-            // By primary key through `updates` (deliveries have no index by person).
-            "DELETE FROM deliveries WHERE subscriber_id = $1 AND update_id IN (SELECT id FROM updates)",
-        )
+        let confirmation_tokens =
+            execute!(self, sqlx::query("DELETE FROM confirmation_tokens WHERE subscriber_id = $1").bind(subscriber_id));
+        let deliveries = execute!(
+            self,
+            sqlx::query(
+                // By primary key through `updates` (deliveries have no index by person).
+                "DELETE FROM deliveries WHERE subscriber_id = $1 AND update_id IN (SELECT id FROM updates)",
+            )
             .bind(subscriber_id)
-            .execute(c)
-            .await?
-            .rows_affected());
-        let subscriptions = on_backend!(self, c => sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
-            .bind(subscriber_id)
-            .execute(c)
-            .await?
-            .rows_affected());
-        on_backend!(self, c => sqlx::query("DELETE FROM subscribers WHERE id = $1")
-            .bind(subscriber_id)
-            .execute(c)
-            .await?
-            .rows_affected());
+        );
+        let subscriptions =
+            execute!(self, sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1").bind(subscriber_id));
+        execute!(self, sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(subscriber_id));
         // Mail already queued (a confirmation, a data copy) must not go out
         // after the person asked to be forgotten, and its body holds their
         // address: fail it and drop the body.
@@ -217,21 +204,21 @@ impl Tx {
 
     /// Writes back a scrubbed rights request, unlinked from the person.
     pub async fn set_rights_request_text(&mut self, r: &RightsRequestText) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE rights_requests SET subject = $2, subscriber_id = $3, notes = $4, outcome = $5,
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE rights_requests SET subject = $2, subscriber_id = $3, notes = $4, outcome = $5,
                                         extension_reason = $6, pause_reason = $7
              WHERE id = $1",
-        )
-        .bind(r.id)
-        .bind(&r.subject)
-        .bind(r.subscriber_id)
-        .bind(&r.notes)
-        .bind(&r.outcome)
-        .bind(&r.extension_reason)
-        .bind(&r.pause_reason)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(r.id)
+            .bind(&r.subject)
+            .bind(r.subscriber_id)
+            .bind(&r.notes)
+            .bind(&r.outcome)
+            .bind(&r.extension_reason)
+            .bind(&r.pause_reason)
+        );
         Ok(())
     }
 
@@ -249,12 +236,9 @@ impl Tx {
     /// Writes back a scrubbed reason (the one change erasure makes to the
     /// otherwise append-only history).
     pub async fn set_rights_event_reason(&mut self, id: Uuid, reason: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query("UPDATE rights_request_events SET reason = $2 WHERE id = $1")
+        execute!(self, sqlx::query("UPDATE rights_request_events SET reason = $2 WHERE id = $1")
             .bind(id)
-            .bind(reason)
-            .execute(c)
-            .await?
-            .rows_affected());
+            .bind(reason));
         Ok(())
     }
 
@@ -274,14 +258,14 @@ impl Tx {
     }
 
     pub async fn set_audit_text(&mut self, a: &AuditText) -> Result<()> {
-        on_backend!(self, c => sqlx::query("UPDATE audit_log SET actor_label = $2, target = $3, detail = $4 WHERE id = $1")
-            .bind(a.id)
-            .bind(&a.actor_label)
-            .bind(&a.target)
-            .bind(&a.detail)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(
+            self,
+            sqlx::query("UPDATE audit_log SET actor_label = $2, target = $3, detail = $4 WHERE id = $1")
+                .bind(a.id)
+                .bind(&a.actor_label)
+                .bind(&a.target)
+                .bind(&a.detail)
+        );
         Ok(())
     }
 }
