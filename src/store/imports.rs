@@ -9,7 +9,7 @@
 //! statements, not thousands.
 
 use super::batch::{Rows, Statement};
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute, on_backend};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -166,34 +166,34 @@ pub type ImportedEvent = (Uuid, Uuid, Uuid, Option<Uuid>);
 
 impl Tx {
     pub async fn insert_import(&mut self, i: &NewImport, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO imports (id, source, filename, lists, mode, basis, columns, state, actor, ip, user_agent,
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO imports (id, source, filename, lists, mode, basis, columns, state, actor, ip, user_agent,
                                   total_bytes, bytes_done, next_line, lease_owner, lease_until, created_at, updated_at,
                                   started_at, basis_kind)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17,
                      CASE WHEN $8 = 'running' THEN $17 END, $18)",
-        )
-        .bind(i.id)
-        .bind(i.source)
-        .bind(&i.filename)
-        .bind(&i.lists)
-        .bind(i.mode)
-        .bind(&i.basis)
-        .bind(&i.columns)
-        .bind(i.state)
-        .bind(&i.actor)
-        .bind(&i.ip)
-        .bind(&i.user_agent)
-        .bind(i.total_bytes)
-        .bind(i.bytes_done)
-        .bind(i.next_line)
-        .bind(&i.lease_owner)
-        .bind(i.lease_until)
-        .bind(now)
-        .bind(i.basis_kind)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(i.id)
+            .bind(i.source)
+            .bind(&i.filename)
+            .bind(&i.lists)
+            .bind(i.mode)
+            .bind(&i.basis)
+            .bind(&i.columns)
+            .bind(i.state)
+            .bind(&i.actor)
+            .bind(&i.ip)
+            .bind(&i.user_agent)
+            .bind(i.total_bytes)
+            .bind(i.bytes_done)
+            .bind(i.next_line)
+            .bind(&i.lease_owner)
+            .bind(i.lease_until)
+            .bind(now)
+            .bind(i.basis_kind)
+        );
         Ok(())
     }
 
@@ -205,19 +205,14 @@ impl Tx {
         data: &[u8],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        on_backend!(self, c => sqlx::query("INSERT INTO import_chunks (import_id, start_offset, data) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(start_offset)
-            .bind(data)
-            .execute(c)
-            .await?
-            .rows_affected());
-        on_backend!(self, c => sqlx::query("UPDATE imports SET updated_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(now)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(
+            self,
+            sqlx::query("INSERT INTO import_chunks (import_id, start_offset, data) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(start_offset)
+                .bind(data)
+        );
+        execute!(self, sqlx::query("UPDATE imports SET updated_at = $2 WHERE id = $1").bind(id).bind(now));
         Ok(())
     }
 
@@ -237,7 +232,7 @@ impl Tx {
         data_line: i64,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
+        let n = execute!(self, sqlx::query(
             "UPDATE imports SET state = 'queued', lists = $2, mode = $3, basis = $4, columns = $5, total_bytes = $6,
                     bytes_done = $7, next_line = $8, updated_at = $9, basis_kind = $10
              WHERE id = $1 AND state = 'uploading'",
@@ -251,25 +246,14 @@ impl Tx {
         .bind(data_offset)
         .bind(data_line)
         .bind(now)
-        .bind(basis.1)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(basis.1));
         Ok(n == 1)
     }
 
     /// Removes an import that never got going (an upload refused part-way).
     pub async fn delete_import(&mut self, id: Uuid) -> Result<()> {
-        on_backend!(self, c => sqlx::query("DELETE FROM import_chunks WHERE import_id = $1")
-            .bind(id)
-            .execute(c)
-            .await?
-            .rows_affected());
-        on_backend!(self, c => sqlx::query("DELETE FROM imports WHERE id = $1")
-            .bind(id)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("DELETE FROM import_chunks WHERE import_id = $1").bind(id));
+        execute!(self, sqlx::query("DELETE FROM imports WHERE id = $1").bind(id));
         Ok(())
     }
 
@@ -367,7 +351,8 @@ impl Tx {
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
+        let n =
+            execute!(self, sqlx::query(
             "UPDATE imports SET bytes_done = $4, next_line = $5, rows_done = rows_done + $6, added = added + $7,
                     updated = updated + $8, skipped = skipped + $9, suppressed = suppressed + $10,
                     invalid = invalid + $11, lease_until = $12, updated_at = $13
@@ -385,10 +370,7 @@ impl Tx {
         .bind(p.suppressed)
         .bind(p.invalid)
         .bind(lease_until)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(now));
         Ok(n == 1)
     }
 
@@ -402,40 +384,36 @@ impl Tx {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE imports SET state = $3, error = $4, finished_at = $5, updated_at = $5, lease_owner = NULL,
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE imports SET state = $3, error = $4, finished_at = $5, updated_at = $5, lease_owner = NULL,
                     lease_until = NULL
              WHERE id = $1 AND ($2 IS NULL OR lease_owner = $2) AND state NOT IN ('done', 'failed')",
-        )
-        .bind(id)
-        .bind(owner)
-        .bind(state)
-        .bind(error)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
-        on_backend!(self, c => sqlx::query("DELETE FROM import_chunks WHERE import_id = $1")
+            )
             .bind(id)
-            .execute(c)
-            .await?
-            .rows_affected());
+            .bind(owner)
+            .bind(state)
+            .bind(error)
+            .bind(now)
+        );
+        execute!(self, sqlx::query("DELETE FROM import_chunks WHERE import_id = $1").bind(id));
         Ok(n == 1)
     }
 
     /// Gives a running import back (shutdown): another worker may continue
     /// it at once from its checkpoint.
     pub async fn release_import(&mut self, id: Uuid, owner: &str, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE imports SET lease_owner = NULL, lease_until = NULL, updated_at = $3
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE imports SET lease_owner = NULL, lease_until = NULL, updated_at = $3
              WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
-        )
-        .bind(id)
-        .bind(owner)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(now)
+        );
         Ok(())
     }
 
@@ -451,11 +429,7 @@ impl Tx {
         .fetch_all(c)
         .await?);
         for id in &ids {
-            on_backend!(self, c => sqlx::query("DELETE FROM import_chunks WHERE import_id = $1")
-                .bind(*id)
-                .execute(c)
-                .await?
-                .rows_affected());
+            execute!(self, sqlx::query("DELETE FROM import_chunks WHERE import_id = $1").bind(*id));
         }
         Ok(ids.len() as u64)
     }
