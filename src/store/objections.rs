@@ -3,7 +3,7 @@
 //! reasons the withdrawal rule (`services::standing`) reads.
 
 use super::batch::{Rows, Statement};
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -32,7 +32,7 @@ impl Tx {
     /// Appends one objection record.
     pub async fn insert_objection(&mut self, o: &NewObjection) -> Result<Uuid> {
         let id = Uuid::now_v7();
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "INSERT INTO objections (id, subscriber_id, occurred_at, method, notice_version, ip, user_agent, actor,
                                      controller_name, controller_contact)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -46,10 +46,7 @@ impl Tx {
         .bind(&o.user_agent)
         .bind(&o.actor)
         .bind(&o.controller_name)
-        .bind(&o.controller_contact)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(&o.controller_contact));
         Ok(id)
     }
 
@@ -74,12 +71,12 @@ impl Tx {
     /// Lifts an objection's suppression: only the person's own confirmation
     /// of a new double opt-in calls this. Other suppressions stay.
     pub async fn lift_objection(&mut self, email_hash: &str) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = $2")
-            .bind(email_hash)
-            .bind(OBJECTED)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let n = execute!(
+            self,
+            sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = $2")
+                .bind(email_hash)
+                .bind(OBJECTED)
+        );
         Ok(n > 0)
     }
 }
