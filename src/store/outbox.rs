@@ -6,7 +6,7 @@
 //! the SMTP server accepting it and the outcome being recorded.
 
 use super::batch::{Rows, Statement};
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -77,7 +77,7 @@ impl Tx {
     pub async fn enqueue_mail(&mut self, m: &NewOutboxMessage, now: DateTime<Utc>) -> Result<Uuid> {
         let id = Uuid::now_v7();
         let (message, recipe) = m.body.columns();
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "INSERT INTO outbox (id, kind, recipient, message_id, message, recipe, status, next_attempt_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)",
         )
@@ -87,9 +87,7 @@ impl Tx {
         .bind(&m.message_id)
         .bind(message)
         .bind(recipe)
-        .bind(now)
-        .execute(c)
-        .await?.rows_affected());
+        .bind(now));
         Ok(id)
     }
 
@@ -147,51 +145,47 @@ impl Tx {
 
     /// Sent: the body is dropped (it may hold a confirmation token).
     pub async fn outbox_sent(&mut self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "UPDATE outbox SET status = 'sent', sent_at = $2, message = NULL, recipe = NULL, lease_until = NULL, last_error = NULL
              WHERE id = $1",
         )
         .bind(id)
-        .bind(now)
-        .execute(c)
-        .await?.rows_affected());
+        .bind(now));
         Ok(())
     }
 
     /// A temporary failure: try again at `retry_at`.
     pub async fn outbox_retry(&mut self, id: Uuid, retry_at: DateTime<Utc>, error: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE outbox SET next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(retry_at)
-        .bind(error)
-        .execute(c)
-        .await?.rows_affected());
+        execute!(
+            self,
+            sqlx::query("UPDATE outbox SET next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE id = $1",)
+                .bind(id)
+                .bind(retry_at)
+                .bind(error)
+        );
         Ok(())
     }
 
     /// A permanent failure; the body is dropped.
     pub async fn outbox_failed(&mut self, id: Uuid, error: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = $2, message = NULL, recipe = NULL WHERE id = $1",
         )
         .bind(id)
-        .bind(error)
-        .execute(c)
-        .await?.rows_affected());
+        .bind(error));
         Ok(())
     }
 
     /// Gives a claimed message back untouched (shutdown, or an SMTP outage
     /// noticed before it was tried): the attempt does not count.
     pub async fn outbox_release(&mut self, id: Uuid) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE outbox SET lease_until = NULL, attempts = attempts - 1 WHERE id = $1 AND status = 'pending'",
-        )
-        .bind(id)
-        .execute(c)
-        .await?.rows_affected());
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE outbox SET lease_until = NULL, attempts = attempts - 1 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id)
+        );
         Ok(())
     }
 
