@@ -5,7 +5,7 @@
 //! `updates` by primary key; the aggregate for `/metrics` reads the recent
 //! updates only.
 
-use super::{AlertRow, Result, Tx, on_backend};
+use super::{AlertRow, Result, Tx, execute, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -63,14 +63,11 @@ impl Tx {
         if n == 0 {
             return Ok(());
         }
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "UPDATE updates SET attempted = CASE WHEN attempted + $2 > 0 THEN attempted + $2 ELSE 0 END WHERE id = $1",
         )
         .bind(update_id)
-        .bind(n)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(n));
         Ok(())
     }
 
@@ -96,16 +93,16 @@ impl Tx {
 
     /// Pauses a send that is sending, saying why; `false` if it was not sending.
     pub async fn auto_pause(&mut self, update_id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE updates SET status = 'paused', auto_paused_reason = $2, updated_at = $3
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE updates SET status = 'paused', auto_paused_reason = $2, updated_at = $3
              WHERE id = $1 AND status = 'sending'",
-        )
-        .bind(update_id)
-        .bind(reason)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(update_id)
+            .bind(reason)
+            .bind(now)
+        );
         Ok(n == 1)
     }
 
@@ -113,15 +110,15 @@ impl Tx {
     /// from here, and the reason is cleared. `false` if it had not paused
     /// itself.
     pub async fn rebase_send_guard(&mut self, update_id: Uuid) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE updates SET guard_attempted = attempted, guard_complaints = complaints,
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE updates SET guard_attempted = attempted, guard_complaints = complaints,
                                 guard_hard_bounces = hard_bounces, auto_paused_reason = NULL
              WHERE id = $1 AND auto_paused_reason IS NOT NULL",
-        )
-        .bind(update_id)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(update_id)
+        );
         Ok(n == 1)
     }
 
@@ -163,17 +160,17 @@ impl Tx {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE operator_alerts SET dismissed_at = $3, dismissed_by = $4
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE operator_alerts SET dismissed_at = $3, dismissed_by = $4
              WHERE kind = $1 AND subject = $2 AND dismissed_at IS NULL",
-        )
-        .bind(kind)
-        .bind(subject)
-        .bind(now)
-        .bind(by)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(kind)
+            .bind(subject)
+            .bind(now)
+            .bind(by)
+        );
         Ok(())
     }
 }
