@@ -8,7 +8,7 @@ use super::outbox::recipes;
 use super::script::Script;
 use super::{
     NewConfirmationToken, NewConsentEvent, NewImportedSubscriber, NewOutboxMessage, OutboxBody, Result, Tx,
-    conflict_on_unique, on_backend,
+    conflict_on_unique, execute, on_backend,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -42,21 +42,22 @@ pub struct SubscriptionRow {
 impl Tx {
     /// `email_hash` is the address's keyed fingerprint (`AddressKey`).
     pub async fn insert_subscriber(&mut self, s: &SubscriberRow, email_hash: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at)
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(s.id)
-        .bind(&s.email)
-        .bind(&s.email_norm)
-        .bind(email_hash)
-        .bind(&s.name)
-        .bind(&s.attributes)
-        .bind(s.created_at)
-        .bind(s.updated_at)
-        .execute(c)
-        .await
-        .map_err(conflict_on_unique("a subscriber with that address"))?.rows_affected());
+            )
+            .bind(s.id)
+            .bind(&s.email)
+            .bind(&s.email_norm)
+            .bind(email_hash)
+            .bind(&s.name)
+            .bind(&s.attributes)
+            .bind(s.created_at)
+            .bind(s.updated_at),
+            conflict_on_unique("a subscriber with that address")
+        );
         Ok(())
     }
 
@@ -83,12 +84,13 @@ impl Tx {
     }
 
     pub async fn set_subscriber_name(&mut self, id: Uuid, name: &str, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query("UPDATE subscribers SET name = $2, updated_at = $3 WHERE id = $1")
-            .bind(id)
-            .bind(name)
-            .bind(now)
-            .execute(c)
-            .await?.rows_affected());
+        execute!(
+            self,
+            sqlx::query("UPDATE subscribers SET name = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(name)
+                .bind(now)
+        );
         Ok(())
     }
 
@@ -117,8 +119,10 @@ impl Tx {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let confirmed_at = (status == "confirmed").then_some(now);
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at,
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at,
                                         pending_since)
              VALUES ($1, $2, $3, $4, $4, $5, CASE WHEN $3 = 'pending' THEN $4 END)
              ON CONFLICT (subscriber_id, list_id) DO UPDATE
@@ -126,14 +130,13 @@ impl Tx {
                  confirmed_at = COALESCE(excluded.confirmed_at, subscriptions.confirmed_at),
                  pending_since = CASE WHEN subscriptions.status = 'pending' THEN subscriptions.pending_since
                                       ELSE excluded.pending_since END",
-        )
-        .bind(subscriber_id)
-        .bind(list_id)
-        .bind(status)
-        .bind(now)
-        .bind(confirmed_at)
-        .execute(c)
-        .await?.rows_affected());
+            )
+            .bind(subscriber_id)
+            .bind(list_id)
+            .bind(status)
+            .bind(now)
+            .bind(confirmed_at)
+        );
         Ok(())
     }
 
@@ -153,22 +156,22 @@ impl Tx {
     /// Rectification: the person keeps their id, so their subscriptions,
     /// ledger and deliveries stay linked to the corrected details.
     pub async fn rectify_subscriber(&mut self, row: &SubscriberRow, email_hash: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE subscribers SET email = $2, email_norm = $3, email_hash = $4, name = $5, attributes = $6,
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE subscribers SET email = $2, email_norm = $3, email_hash = $4, name = $5, attributes = $6,
                                     updated_at = $7
              WHERE id = $1",
-        )
-        .bind(row.id)
-        .bind(&row.email)
-        .bind(&row.email_norm)
-        .bind(email_hash)
-        .bind(&row.name)
-        .bind(&row.attributes)
-        .bind(row.updated_at)
-        .execute(c)
-        .await
-        .map_err(super::conflict_on_unique("a subscriber with that address"))?
-        .rows_affected());
+            )
+            .bind(row.id)
+            .bind(&row.email)
+            .bind(&row.email_norm)
+            .bind(email_hash)
+            .bind(&row.name)
+            .bind(&row.attributes)
+            .bind(row.updated_at),
+            super::conflict_on_unique("a subscriber with that address")
+        );
         Ok(())
     }
 }
