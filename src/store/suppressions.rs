@@ -3,7 +3,7 @@
 //! `legacy`, see `services::fingerprints`).
 
 use super::batch::{Rows, Statement};
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute, on_backend};
 use chrono::{DateTime, Utc};
 
 impl Tx {
@@ -18,15 +18,16 @@ impl Tx {
     }
 
     pub async fn suppress(&mut self, email_hash: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3)
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (email_hash) DO NOTHING",
-        )
-        .bind(email_hash)
-        .bind(reason)
-        .bind(now)
-        .execute(c)
-        .await?.rows_affected());
+            )
+            .bind(email_hash)
+            .bind(reason)
+            .bind(now)
+        );
         Ok(())
     }
 }
