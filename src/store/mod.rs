@@ -4,14 +4,17 @@
 //! (the zero-configuration default) or PostgreSQL (production, several
 //! instances). Every operation is a method on [`Tx`], a transaction on either
 //! backend, and is written once: the [`on_backend!`] macro expands the same
-//! body for each backend's concrete connection type. Queries use `$N`
-//! placeholders, which both drivers accept. Where the SQL itself must differ
-//! (claiming work with `FOR UPDATE SKIP LOCKED`), the method matches on the
-//! backend explicitly.
+//! body for each backend's concrete connection type, [`execute!`] does so
+//! for a statement that writes, and a statement over a batch of rows names
+//! it as a table (`batch`: `json_each` on SQLite, `UNNEST` on PostgreSQL).
+//! Queries use `$N` placeholders, which both drivers accept. Where the SQL
+//! itself must differ (claiming work with `FOR UPDATE SKIP LOCKED`), the
+//! method matches on the backend explicitly.
 //!
 //! Layout (ARCHITECTURE.md has the same list as a table): `mod.rs`
-//! (connecting, migrating, transactions, errors), `script` (several
-//! statements as one query), and one module per area: `accounts` (users,
+//! (connecting, migrating, transactions, errors), `batch` (a batch of rows
+//! as a table), `script` (several statements as one query), and one module
+//! per area: `accounts` (users,
 //! sessions, API tokens), `archive` (the public archive's reads), `audit`
 //! (audit and rights-request logs), `bounces` (bounce events, alerts),
 //! `confirmations`, `consent` (notices, statements, ledger), `data_copies`,
