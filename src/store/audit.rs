@@ -215,17 +215,20 @@ impl Tx {
 
     /// Appends one change to a request's history.
     pub async fn insert_rights_event(&mut self, e: &RightsEventRow) -> Result<()> {
-        execute!(self, sqlx::query(
-            "INSERT INTO rights_request_events (id, request_id, occurred_at, action, reason, actor, actor_label)
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO rights_request_events (id, request_id, occurred_at, action, reason, actor, actor_label)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(e.id)
-        .bind(e.request_id)
-        .bind(e.occurred_at)
-        .bind(&e.action)
-        .bind(&e.reason)
-        .bind(&e.actor)
-        .bind(&e.actor_label));
+            )
+            .bind(e.id)
+            .bind(e.request_id)
+            .bind(e.occurred_at)
+            .bind(&e.action)
+            .bind(&e.reason)
+            .bind(&e.actor)
+            .bind(&e.actor_label)
+        );
         Ok(())
     }
 

@@ -236,9 +236,7 @@ impl Tx {
     /// Writes back a scrubbed reason (the one change erasure makes to the
     /// otherwise append-only history).
     pub async fn set_rights_event_reason(&mut self, id: Uuid, reason: &str) -> Result<()> {
-        execute!(self, sqlx::query("UPDATE rights_request_events SET reason = $2 WHERE id = $1")
-            .bind(id)
-            .bind(reason));
+        execute!(self, sqlx::query("UPDATE rights_request_events SET reason = $2 WHERE id = $1").bind(id).bind(reason));
         Ok(())
     }
 

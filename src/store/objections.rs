@@ -32,21 +32,24 @@ impl Tx {
     /// Appends one objection record.
     pub async fn insert_objection(&mut self, o: &NewObjection) -> Result<Uuid> {
         let id = Uuid::now_v7();
-        execute!(self, sqlx::query(
-            "INSERT INTO objections (id, subscriber_id, occurred_at, method, notice_version, ip, user_agent, actor,
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO objections (id, subscriber_id, occurred_at, method, notice_version, ip, user_agent, actor,
                                      controller_name, controller_contact)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(id)
-        .bind(o.subscriber_id)
-        .bind(o.occurred_at)
-        .bind(&o.method)
-        .bind(o.notice_version)
-        .bind(&o.ip)
-        .bind(&o.user_agent)
-        .bind(&o.actor)
-        .bind(&o.controller_name)
-        .bind(&o.controller_contact));
+            )
+            .bind(id)
+            .bind(o.subscriber_id)
+            .bind(o.occurred_at)
+            .bind(&o.method)
+            .bind(o.notice_version)
+            .bind(&o.ip)
+            .bind(&o.user_agent)
+            .bind(&o.actor)
+            .bind(&o.controller_name)
+            .bind(&o.controller_contact)
+        );
         Ok(id)
     }
 
