@@ -2,7 +2,7 @@
 //! versioned and immutable once published) and the append-only ledger.
 
 use super::batch::{Rows, Statement};
-use super::{Result, Tx, execute, on_backend};
+use super::{Result, Tx, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -202,29 +202,7 @@ impl Tx {
     /// Appends to the ledger. There is deliberately no way to change an entry.
     pub async fn append_consent_event(&mut self, e: &NewConsentEvent) -> Result<Uuid> {
         let id = Uuid::now_v7();
-        execute!(
-            self,
-            sqlx::query(
-                "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
-                 occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            )
-            .bind(id)
-            .bind(e.subscriber_id)
-            .bind(e.list_id)
-            .bind(e.kind)
-            .bind(e.statement_id)
-            .bind(e.notice_version)
-            .bind(e.occurred_at)
-            .bind(&e.ip)
-            .bind(&e.user_agent)
-            .bind(&e.source)
-            .bind(&e.actor)
-            .bind(&e.detail)
-            .bind(&e.controller_name)
-            .bind(&e.controller_contact)
-            .bind(&e.basis_kind)
-        );
+        self.write_rows(consent_events(std::slice::from_ref(e), std::iter::once(id))).await?;
         Ok(id)
     }
 
@@ -276,12 +254,13 @@ impl Tx {
     /// The set form of [`Tx::append_consent_event`], in one statement of
     /// fixed text.
     pub async fn append_consent_events(&mut self, events: &[NewConsentEvent]) -> Result<()> {
-        self.write_rows(consent_events(events)).await
+        self.write_rows(consent_events(events, events.iter().map(|_| Uuid::now_v7()))).await
     }
 }
 
-/// The statement of [`Tx::append_consent_events`].
-pub(super) fn consent_events(events: &[NewConsentEvent]) -> Statement<'_> {
+/// The statement of [`Tx::append_consent_event`] and
+/// [`Tx::append_consent_events`]: `events`, with their ids in `ids`.
+pub(super) fn consent_events(events: &[NewConsentEvent], ids: impl Iterator<Item = Uuid>) -> Statement<'_> {
     Statement::new(
         "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
              occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
@@ -291,7 +270,7 @@ pub(super) fn consent_events(events: &[NewConsentEvent]) -> Statement<'_> {
     )
     .rows(
         Rows::new()
-            .uuid("id", events.iter().map(|_| Uuid::now_v7()))
+            .uuid("id", ids)
             .uuid("subscriber_id", events.iter().map(|e| e.subscriber_id))
             .uuid("list_id", events.iter().map(|e| e.list_id))
             .text("kind", events.iter().map(|e| e.kind))

@@ -537,7 +537,7 @@ impl Tx {
         rows: &[NewImportedSubscriber],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.write_rows(new_subscribers(import_id, rows, now)).await
+        self.write_rows(new_subscribers(import_id, rows, now, now)).await
     }
 
     /// Sets name and attributes of matched subscribers and marks them seen
@@ -641,19 +641,21 @@ impl Tx {
     }
 }
 
-/// The statement of [`Tx::insert_subscribers`].
+/// The statement of [`Tx::insert_subscribers`] and [`Tx::insert_subscriber`].
 pub(super) fn new_subscribers(
     import_id: Option<Uuid>,
     rows: &[NewImportedSubscriber],
-    now: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 ) -> Statement<'_> {
     Statement::new(
         "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at,
                                   last_import_id)
-         SELECT u.id, u.email, u.email_norm, u.email_hash, u.name, u.attributes, $1, $1, $2
+         SELECT u.id, u.email, u.email_norm, u.email_hash, u.name, u.attributes, $1, $2, $3
          FROM {rows}",
     )
-    .bind(now)
+    .bind(created_at)
+    .bind(updated_at)
     .bind(import_id)
     .rows(
         Rows::new()

@@ -111,6 +111,15 @@ pub(crate) fn conflict_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error)
     }
 }
 
+/// [`conflict_on_unique`] for an error that is already a [`StoreError`]
+/// (from a statement run through `batch`).
+pub(crate) fn unique_as_conflict(what: &'static str) -> impl FnOnce(StoreError) -> StoreError {
+    move |e| match e {
+        StoreError::Database(e) => conflict_on_unique(what)(e),
+        other => other,
+    }
+}
+
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -7,8 +7,8 @@ use super::imports::new_subscribers;
 use super::outbox::recipes;
 use super::script::Script;
 use super::{
-    NewConfirmationToken, NewConsentEvent, NewImportedSubscriber, NewOutboxMessage, OutboxBody, Result, Tx,
-    conflict_on_unique, execute, on_backend,
+    NewConfirmationToken, NewConsentEvent, NewImportedSubscriber, NewOutboxMessage, OutboxBody, Result, Tx, execute,
+    on_backend, unique_as_conflict,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -40,25 +40,20 @@ pub struct SubscriptionRow {
 }
 
 impl Tx {
-    /// `email_hash` is the address's keyed fingerprint (`AddressKey`).
+    /// `email_hash` is the address's keyed fingerprint (`AddressKey`). The
+    /// one-row form of [`Tx::insert_subscribers`].
     pub async fn insert_subscriber(&mut self, s: &SubscriberRow, email_hash: &str) -> Result<()> {
-        execute!(
-            self,
-            sqlx::query(
-                "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(s.id)
-            .bind(&s.email)
-            .bind(&s.email_norm)
-            .bind(email_hash)
-            .bind(&s.name)
-            .bind(&s.attributes)
-            .bind(s.created_at)
-            .bind(s.updated_at),
-            conflict_on_unique("a subscriber with that address")
-        );
-        Ok(())
+        let row = NewImportedSubscriber {
+            id: s.id,
+            email: s.email.clone(),
+            email_norm: s.email_norm.clone(),
+            email_hash: email_hash.to_owned(),
+            name: s.name.clone(),
+            attributes: s.attributes.clone(),
+        };
+        self.write_rows(new_subscribers(None, std::slice::from_ref(&row), s.created_at, s.updated_at))
+            .await
+            .map_err(unique_as_conflict("a subscriber with that address"))
     }
 
     pub async fn subscriber_by_email(&mut self, email_norm: &str) -> Result<Option<SubscriberRow>> {
@@ -235,10 +230,10 @@ impl Tx {
         // the same subscription (a request either moves it to pending or
         // only notes it), so no row is written by two of its clauses.
         let mut script = Script::default();
-        script.push(new_subscribers(None, w.new_subscribers, w.now));
+        script.push(new_subscribers(None, w.new_subscribers, w.now, w.now));
         script.push(requested_subscriptions(w.requested, w.now));
         script.push(noted_requests(w.noted, w.now));
-        script.push(consent_events(w.events));
+        script.push(consent_events(w.events, w.events.iter().map(|_| Uuid::now_v7())));
         push_confirmation_tokens(&mut script, w.tokens, w.now, w.tokens_expire_at);
         script.push(recipes(w.mails, w.now));
         self.run_script(script).await
