@@ -2,7 +2,7 @@
 //! (`domain::AddressKey`; bare SHA-256 rows from before issue 16 are marked
 //! `legacy`, see `services::fingerprints`).
 
-use super::{Result, Tx, json_text, on_backend};
+use super::{OBJECTED, Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
 
 impl Tx {
@@ -16,14 +16,21 @@ impl Tx {
         Ok(found > 0)
     }
 
+    /// Suppresses an address for `reason`. An address already suppressed
+    /// keeps its first reason, except an objection: every other reason
+    /// (erasure, complaint, bounce) is stronger, and only an objection lets
+    /// the person start a new double opt-in of their own
+    /// (`services::standing`), so it must not outlive one of them.
     pub async fn suppress(&mut self, email_hash: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
         on_backend!(self, c => sqlx::query(
             "INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (email_hash) DO NOTHING",
+             ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason
+             WHERE suppressions.reason = $4",
         )
         .bind(email_hash)
         .bind(reason)
         .bind(now)
+        .bind(OBJECTED)
         .execute(c)
         .await?.rows_affected());
         Ok(())
