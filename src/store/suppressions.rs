@@ -3,7 +3,7 @@
 //! `legacy`, see `services::fingerprints`).
 
 use super::batch::{Rows, Statement};
-use super::{Result, Tx, execute, on_backend};
+use super::{OBJECTED, Result, Tx, execute, on_backend};
 use chrono::{DateTime, Utc};
 
 impl Tx {
@@ -17,16 +17,23 @@ impl Tx {
         Ok(found > 0)
     }
 
+    /// Suppresses an address for `reason`. An address already suppressed
+    /// keeps its first reason, except an objection: every other reason
+    /// (erasure, complaint, bounce) is stronger, and only an objection lets
+    /// the person start a new double opt-in of their own
+    /// (`services::standing`), so it must not outlive one of them.
     pub async fn suppress(&mut self, email_hash: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
         execute!(
             self,
             sqlx::query(
                 "INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (email_hash) DO NOTHING",
+             ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason
+             WHERE suppressions.reason = $4",
             )
             .bind(email_hash)
             .bind(reason)
             .bind(now)
+            .bind(OBJECTED)
         );
         Ok(())
     }
