@@ -46,7 +46,7 @@ async fn an_organiser_sets_up_tidings_and_creates_a_list_in_a_browser() {
     browser.click("a[href='/admin/lists']").await;
     browser.click("a[href='/admin/lists/new']").await;
     arrived(&browser, "#slug").await;
-    browser.type_into("#slug", "hearings").await;
+    // The web address is left empty: it is made from the name.
     browser.type_into("#name", "Hearing <dates>").await;
     browser.type_into("#description", "When the court sits").await;
     browser.screenshot("admin-04-new-list").await;
@@ -55,10 +55,11 @@ async fn an_organiser_sets_up_tidings_and_creates_a_list_in_a_browser() {
     let text = browser.text().await;
     assert!(text.contains("The list has been created.") && text.contains("Hearing <dates>"), "{text}");
     browser.screenshot("admin-05-lists").await;
-    assert_eq!(app.api_get("/lists/hearings").await["name"], "Hearing <dates>");
+    assert_eq!(app.api_get("/lists/hearing-dates").await["name"], "Hearing <dates>");
     // The copy-paste form for the campaign's own site.
     browser.click("details.embed summary").await;
-    let snippet = browser.property("#embed-hearings", "value").await.unwrap_or_default();
+    assert!(browser.shows("/subscribe?list=hearing-dates").await, "the link to share");
+    let snippet = browser.property("#embed-hearing-dates", "value").await.unwrap_or_default();
     assert!(snippet.contains("Subscribe to Hearing &#60;dates&#62;"), "{snippet}");
     browser.screenshot("admin-05b-embed-form").await;
 
