@@ -7,6 +7,7 @@
 //! predicate: a query with `$n IS NULL OR …` for every filter would leave
 //! PostgreSQL's cached generic plan unable to use the right index.
 
+use super::connection::PREPARE_GROWING_READS;
 use super::{Result, SubscriberRow, SubscriptionRow, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
@@ -118,11 +119,10 @@ impl Tx {
                 .await?
             }
             Tx::Postgres(t) => {
-                // Unprepared (why: `Store::dedicated_writer`).
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "{COLUMNS} s.subscriber_id = ANY($1) ORDER BY l.name, l.slug"
                 )))
-                .persistent(false)
+                .persistent(PREPARE_GROWING_READS)
                 .bind(subscriber_ids)
                 .fetch_all(&mut **t)
                 .await?

@@ -8,6 +8,7 @@
 //! `unhex`), so each statement is fixed text whatever the batch size, and a
 //! batch of thousands of rows costs a handful of statements, not thousands.
 
+use super::connection::PREPARE_GROWING_READS;
 use super::script::{PgScript, SqliteScript};
 use super::{Result, Tx, json_text, on_backend};
 use chrono::{DateTime, Utc};
@@ -520,9 +521,8 @@ impl Tx {
                 .await?
             }
             Tx::Postgres(t) => {
-                // Unprepared (why: `Store::dedicated_writer`).
                 sqlx::query_scalar("SELECT email_hash FROM suppressions WHERE email_hash = ANY($1)")
-                    .persistent(false)
+                    .persistent(PREPARE_GROWING_READS)
                     .bind(hashes)
                     .fetch_all(&mut **t)
                     .await?
@@ -547,12 +547,11 @@ impl Tx {
                 .await?
             }
             Tx::Postgres(t) => {
-                // Unprepared (why: `Store::dedicated_writer`).
                 sqlx::query_as(
                     "SELECT id, email, email_norm, name, attributes, last_import_id FROM subscribers
                  WHERE email_norm = ANY($1)",
                 )
-                .persistent(false)
+                .persistent(PREPARE_GROWING_READS)
                 .bind(emails_norm)
                 .fetch_all(&mut **t)
                 .await?
