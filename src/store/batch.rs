@@ -319,11 +319,10 @@ impl<'a> Statement<'a> {
         self
     }
 
-    /// Not a prepared statement on PostgreSQL: a read of a table that grows
-    /// with the list, whose generic plan would be fixed while the table is
-    /// small (see `Store::dedicated_writer`).
+    /// A read of a table that grows with the list: prepared on PostgreSQL
+    /// only as [`super::connection::PREPARE_GROWING_READS`] says (and why).
     pub(crate) fn unprepared(mut self) -> Self {
-        self.prepared = false;
+        self.prepared = super::connection::PREPARE_GROWING_READS;
         self
     }
 

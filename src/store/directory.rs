@@ -102,7 +102,6 @@ impl Tx {
     /// Every subscription (to lists not deleted) of these subscribers, in
     /// one query.
     pub async fn subscriptions_of(&mut self, subscriber_ids: &[Uuid]) -> Result<Vec<SubscriptionRow>> {
-        // Unprepared on PostgreSQL (why: `Store::dedicated_writer`).
         self.fetch_rows(
             Statement::new(
                 "SELECT s.subscriber_id, s.list_id, l.slug AS list_slug, l.name AS list_name, s.status,
