@@ -62,7 +62,8 @@ pub struct PreparedUpdate {
     pub subject: String,
     /// Body HTML with CSS inlined; may contain `{{name}}`.
     pub body_html: String,
-    /// The markdown itself: readable as plain text; may contain `{{name}}`.
+    /// The plain-text part's body ([`super::plain::markdown_to_text`]);
+    /// may contain `{{name}}`.
     pub body_text: String,
 }
 
@@ -74,7 +75,8 @@ impl PreparedUpdate {
             .build()
             .inline_fragment(&html, BODY_CSS)
             .map_err(|e| MailError::Inline(e.to_string()))?;
-        Ok(Self { update_id, subject: subject.to_owned(), body_html, body_text: markdown.to_owned() })
+        let body_text = super::plain::markdown_to_text(markdown);
+        Ok(Self { update_id, subject: subject.to_owned(), body_html, body_text })
     }
 }
 
