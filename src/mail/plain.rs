@@ -13,7 +13,7 @@ use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 /// `{{name}}` passes through untouched, to be filled per copy.
 pub fn markdown_to_text(markdown: &str) -> String {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_FOOTNOTES;
-    let mut w = Writer::default();
+    let mut w = Writer { line_start: true, ..Writer::default() };
     for event in Parser::new_ext(markdown, options) {
         w.event(event);
     }
