@@ -31,6 +31,9 @@ pub fn markdown_to_html(markdown: &str) -> String {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_FOOTNOTES;
     let events = Parser::new_ext(markdown, options).map(|event| match event {
         Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        // A new line the organiser typed stays one (as in the plain-text
+        // part), so a two-line sign-off does not run into one line.
+        Event::SoftBreak => Event::HardBreak,
         Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
             Event::Start(Tag::Link { link_type, dest_url: safe_url(dest_url), title, id })
         }
@@ -511,6 +514,11 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"));
         assert!(!html.contains("javascript:"));
         assert!(html.contains("href=\"https://a.test/\""));
+    }
+
+    #[test]
+    fn a_single_newline_stays_a_line_break_in_html() {
+        assert_eq!(markdown_to_html("Thanks,\nSam"), "<p>Thanks,<br />\nSam</p>\n");
     }
 
     #[test]

@@ -624,5 +624,6 @@ pub async fn preview_unsaved(ctx: &Context, input: &UpdateInput) -> Result<Previ
     let prepared = PreparedUpdate::new(Uuid::nil(), &subject, &markdown)?;
     let composed = ctx.composer.update(&prepared, &sample_recipient(ctx, &slug, &name, false))?;
     let parsed = crate::mail::compose::parts(&composed.bytes);
-    Ok(Preview { subject, html: parsed.html, text: parsed.text })
+    // Shown in a page, where the mail's CRLF line ends are just line ends.
+    Ok(Preview { subject, html: parsed.html, text: parsed.text.replace("\r\n", "\n") })
 }

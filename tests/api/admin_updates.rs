@@ -224,7 +224,8 @@ async fn the_first_send_post_only_reviews_the_audience_the_snapshot_takes(db: Db
     // a0..a2 are on both lists: one copy each.
     let mut both = Vec::new();
     for i in 0..3 {
-        let id: uuid::Uuid = app.subscriber(&format!("a{i}@example.org")).await["id"].as_str().unwrap().parse().unwrap();
+        let id: uuid::Uuid =
+            app.subscriber(&format!("a{i}@example.org")).await["id"].as_str().unwrap().parse().unwrap();
         both.push(id);
     }
     let mut tx = app.ctx.store.write().await.unwrap();
@@ -267,7 +268,9 @@ async fn the_first_send_post_only_reviews_the_audience_the_snapshot_takes(db: Db
     app.drive_delivery(&id, 10).await;
     assert_eq!(app.smtp.messages_to("a1@example.org").len(), 1);
     assert_eq!(app.smtp.messages_to("a0@example.org").len(), 1, "one copy for two lists");
-    assert!(app.smtp.messages_to("a4@example.org").is_empty() && app.smtp.messages_to("pending@example.org").is_empty());
+    assert!(
+        app.smtp.messages_to("a4@example.org").is_empty() && app.smtp.messages_to("pending@example.org").is_empty()
+    );
     // A sent update has nothing to review.
     let again = review(&admin, &id, &[("when", "now")]).await;
     assert_eq!(again.status, 409, "{}", again.body);
@@ -319,7 +322,8 @@ async fn a_send_form_with_problems_keeps_every_choice_and_nothing_is_chosen_for_
     assert_eq!(none.status, 422);
     assert!(none.body.contains("choose when to send"), "{}", none.body);
     // "At" with half a time: every choice kept, the missing one named.
-    let half = review(&admin, &id, &[("when", "later"), ("date", "2031-03-02"), ("override_authentication", "on")]).await;
+    let half =
+        review(&admin, &id, &[("when", "later"), ("date", "2031-03-02"), ("override_authentication", "on")]).await;
     assert_eq!(half.status, 422);
     assert!(half.body.contains("give the time to send at"), "{}", half.body);
     assert!(half.body.contains("value=\"later\" checked") && half.body.contains("value=\"2031-03-02\""));
@@ -345,10 +349,16 @@ async fn the_editor_previews_unsaved_text_and_the_preview_is_not_audited(db: Db)
     // Without script: the form again, as typed, with the email beside it.
     let page = editor.post("/admin/updates/render", &pairs).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("value=\"Not saved\"") && page.body.contains("id=\"list-updates\" name=\"lists\" value=\"updates\" checked"));
+    assert!(
+        page.body.contains("value=\"Not saved\"")
+            && page.body.contains("id=\"list-updates\" name=\"lists\" value=\"updates\" checked")
+    );
     assert!(page.body.contains("srcdoc=\""), "the HTML part in a frame");
     let text = text_of(&page.body, "preview-text").to_owned();
-    assert!(text.contains("Monday\n------\n") && text.contains("See you,\nSam") && text.contains("The order [1]"), "{text}");
+    assert!(
+        text.contains("Monday\n------\n") && text.contains("See you,\nSam") && text.contains("The order [1]"),
+        "{text}"
+    );
     assert!(text.contains("[1] https://court.test/order") && !text.contains("**") && !text.contains("##"), "{text}");
     // With script: the same as JSON.
     let json = editor.post_with_header("/admin/updates/render", ("accept", "application/json"), &pairs).await;

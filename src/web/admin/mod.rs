@@ -173,8 +173,7 @@ pub const ROUTES: &[Route] = &[
 /// plus its stylesheet and script, which need no layers.
 pub fn router(state: AppState) -> Router<AppState> {
     use axum::middleware::{from_fn_with_state, map_response};
-    let mut router =
-        Router::new().route("/assets/admin.css", get(stylesheet)).route("/assets/admin.js", get(script));
+    let mut router = Router::new().route("/assets/admin.css", get(stylesheet)).route("/assets/admin.js", get(script));
     for r in ROUTES {
         let access = auth::RouteAccess { app: state.clone(), access: r.access };
         // The last layer added is the outermost.

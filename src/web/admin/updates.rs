@@ -211,7 +211,11 @@ impl SendChoice {
 
     /// `None` for now, or the instant; every problem with the choice as a
     /// field error the form shows beside its field.
-    fn resolve(&self, zone: chrono_tz::Tz, now: DateTime<Utc>) -> std::result::Result<Option<DateTime<Utc>>, Vec<FieldError>> {
+    fn resolve(
+        &self,
+        zone: chrono_tz::Tz,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Option<DateTime<Utc>>, Vec<FieldError>> {
         match self.when.as_str() {
             "now" => return Ok(None),
             "later" => {}
@@ -220,19 +224,25 @@ impl SendChoice {
         let mut errors = Vec::new();
         let date = NaiveDate::parse_from_str(&self.date, "%Y-%m-%d").ok();
         if date.is_none() {
-            let message = if self.date.is_empty() { "give the date to send on" } else { "give the date as day, month and year" };
+            let message =
+                if self.date.is_empty() { "give the date to send on" } else { "give the date as day, month and year" };
             errors.push(FieldError::new("date", message));
         }
         let time = NaiveTime::parse_from_str(&self.time, "%H:%M")
             .or_else(|_| NaiveTime::parse_from_str(&self.time, "%H:%M:%S"))
             .ok();
         if time.is_none() {
-            let message = if self.time.is_empty() { "give the time to send at" } else { "give the time as hours and minutes, e.g. 09:30" };
+            let message = if self.time.is_empty() {
+                "give the time to send at"
+            } else {
+                "give the time as hours and minutes, e.g. 09:30"
+            };
             errors.push(FieldError::new("time", message));
         }
         let (Some(date), Some(time)) = (date, time) else { return Err(errors) };
         let Some(at) = zone.from_local_datetime(&date.and_time(time)).earliest() else {
-            let message = format!("{} does not exist in {zone}: the clocks go forward then; choose another time", self.time);
+            let message =
+                format!("{} does not exist in {zone}: the clocks go forward then; choose another time", self.time);
             return Err(vec![FieldError::new("time", message)]);
         };
         let at = at.with_timezone(&Utc);
@@ -444,7 +454,9 @@ pub async fn show(
     Path(id): Path<String>,
     Query(q): Query<NoticeQuery>,
 ) -> Result<Response> {
-    Ok(scripted(page(&state, &me, &csrf, parse_id(&id)?, notice(q.notice.as_deref()), Vec::new()).await?.into_response()))
+    Ok(scripted(
+        page(&state, &me, &csrf, parse_id(&id)?, notice(q.notice.as_deref()), Vec::new()).await?.into_response(),
+    ))
 }
 
 /// Live progress for the update page's script: the delivery figures as JSON.
@@ -724,8 +736,7 @@ pub async fn confirm(
         return review_page(&state, &me, &csrf, id, choice, at, true).await;
     }
     let actor = crate::domain::Actor::Organiser(me.id);
-    let request =
-        updates::SendRequest { at, override_authentication: choice.override_authentication, actor: &actor };
+    let request = updates::SendRequest { at, override_authentication: choice.override_authentication, actor: &actor };
     match updates::send(&state.ctx, id, &request).await {
         Ok(u) => {
             tracing::info!(organiser = %me.id, update = %id, status = %u.status, "send confirmed");
