@@ -156,12 +156,8 @@ impl Writer {
 
     fn start(&mut self, tag: Tag<'_>) {
         match tag {
-            Tag::Paragraph => {
-                // A paragraph right after an item's marker continues its line.
-                if self.line_start || self.out.is_empty() {
-                    self.block();
-                }
-            }
+            // A paragraph right after an item's marker continues its line.
+            Tag::Paragraph if self.line_start || self.out.is_empty() => self.block(),
             Tag::Heading { .. } => {
                 self.block();
                 self.heading_start = Some(self.out.len());

@@ -128,7 +128,10 @@ async fn an_organiser_writes_previews_tests_and_schedules_an_update_in_a_browser
     let preview = browser.attribute("a[href$='/preview']", "href").await.expect("a preview link");
     browser.goto(&app.url(&preview)).await;
     let text = browser.text().await;
-    assert!(text.contains("The hearing is on Monday at 10:00, at the High Court.") && text.contains("Sam Supporter"), "{text}");
+    assert!(
+        text.contains("The hearing is on Monday at 10:00, at the High Court.") && text.contains("Sam Supporter"),
+        "{text}"
+    );
     assert!(text.contains("Thanks,\nSam"), "a line break kept in the HTML part too: {text}");
     // The raw mail, sandboxed with no script: axe-core cannot run in it.
     browser.screenshots_only("admin-update-04-preview").await;
