@@ -9,6 +9,7 @@ pub mod compose;
 pub mod encoding;
 pub mod imap;
 pub mod mailbox;
+pub mod plain;
 pub mod pop3;
 pub mod smtp;
 pub mod transport;

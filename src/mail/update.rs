@@ -32,6 +32,9 @@ pub fn markdown_to_html(markdown: &str) -> String {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_FOOTNOTES;
     let events = Parser::new_ext(markdown, options).map(|event| match event {
         Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        // A new line the organiser typed stays one (as in the plain-text
+        // part), so a two-line sign-off does not run into one line.
+        Event::SoftBreak => Event::HardBreak,
         Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
             Event::Start(Tag::Link { link_type, dest_url: safe_url(dest_url), title, id })
         }
@@ -63,7 +66,8 @@ pub struct PreparedUpdate {
     pub subject: String,
     /// Body HTML with CSS inlined; may contain `{{name}}`.
     pub body_html: String,
-    /// The markdown itself: readable as plain text; may contain `{{name}}`.
+    /// The plain-text part's body ([`super::plain::markdown_to_text`]);
+    /// may contain `{{name}}`.
     pub body_text: String,
 }
 
@@ -75,7 +79,8 @@ impl PreparedUpdate {
             .build()
             .inline_fragment(&html, BODY_CSS)
             .map_err(|e| MailError::Inline(e.to_string()))?;
-        Ok(Self { update_id, subject: subject.to_owned(), body_html, body_text: markdown.to_owned() })
+        let body_text = super::plain::markdown_to_text(markdown);
+        Ok(Self { update_id, subject: subject.to_owned(), body_html, body_text })
     }
 }
 
@@ -367,6 +372,11 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"));
         assert!(!html.contains("javascript:"));
         assert!(html.contains("href=\"https://a.test/\""));
+    }
+
+    #[test]
+    fn a_single_newline_stays_a_line_break_in_html() {
+        assert_eq!(markdown_to_html("Thanks,\nSam"), "<p>Thanks,<br />\nSam</p>\n");
     }
 
     #[test]

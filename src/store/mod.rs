@@ -17,7 +17,8 @@
 //! prepared, each with its reason), `batch` (a batch of rows as a table),
 //! `script` (several statements as one query), and one module per area:
 //! `accounts` (users,
-//! sessions, API tokens), `archive` (the public archive's reads), `audit`
+//! sessions, API tokens), `archive` (the public archive's reads), `audience`
+//! (counting a send's audience from its snapshot), `audit`
 //! (audit and rights-request logs), `bounces` (bounce events, alerts),
 //! `confirmations`, `consent` (notices, statements, ledger), `data_copies`,
 //! `deliveries` (snapshot, claims, outcomes, rate bucket), `directory`
@@ -30,6 +31,7 @@
 
 mod accounts;
 mod archive;
+mod audience;
 mod audit;
 mod batch;
 mod bounces;
@@ -59,6 +61,7 @@ mod suppressions;
 mod updates;
 
 pub use accounts::{ApiTokenRow, ApiTokenSummary, NewSession, SessionRow, UserRow};
+pub use audience::AudienceListRow;
 pub use audit::{AuditFilter, AuditRow, RightsEventRow, RightsRequestRow};
 pub use bounces::{AlertRow, BounceEventRow, BouncedDelivery, HeldReport, NewAlert, NewBounceEvent};
 pub use confirmations::NewConfirmationToken;
