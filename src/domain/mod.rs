@@ -14,7 +14,7 @@ mod token;
 pub use email::{AddressKey, EmailAddress};
 pub use list::{ListName, ListSlug};
 pub use name::SubscriberName;
-pub use status::{Actor, ConsentKind, SubscriptionStatus, WithdrawalMethod};
+pub use status::{Actor, BasisKind, ConsentKind, LedgerEntryKind, SubscriptionStatus, WithdrawalMethod};
 pub use text::{HeaderSafeText, hex_lower, sha256_hex};
 pub use token::{ConfirmToken, MAX_TOKEN_LISTS, SignedToken, TokenPurpose};
 

@@ -42,6 +42,14 @@ string_enum!(
     }
 );
 
+impl SubscriptionStatus {
+    /// Confirmed or pending: mail is (or will be, once confirmed) going to
+    /// them, so there is something to withdraw.
+    pub fn is_active(self) -> bool {
+        matches!(self, SubscriptionStatus::Confirmed | SubscriptionStatus::Pending)
+    }
+}
+
 string_enum!(
     /// What a consent-ledger entry records.
     ConsentKind {
@@ -55,6 +63,59 @@ string_enum!(
         Complained => "complained",
     }
 );
+
+/// What one line of a person's ledger shows: a consent-ledger entry, or an
+/// objection to all of the group's mail (kept in its own table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LedgerEntryKind {
+    Consent(ConsentKind),
+    Objected,
+}
+
+impl LedgerEntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerEntryKind::Consent(kind) => kind.as_str(),
+            LedgerEntryKind::Objected => "objected",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        match raw {
+            "objected" => Ok(LedgerEntryKind::Objected),
+            _ => ConsentKind::parse(raw).map(LedgerEntryKind::Consent),
+        }
+    }
+}
+
+impl std::fmt::Display for LedgerEntryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+string_enum!(
+    /// The kind of basis an organiser records beside the free text when
+    /// adding people as confirmed (imports and single adds).
+    BasisKind {
+        ConsentedElsewhere => "consented_elsewhere",
+        BackerOptedIn => "backer_opted_in",
+        SoftOptIn => "soft_opt_in",
+        Unspecified => "unspecified",
+    }
+);
+
+impl BasisKind {
+    /// What the admin pages call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            BasisKind::ConsentedElsewhere => "They consented elsewhere (say where and when)",
+            BasisKind::BackerOptedIn => "Backers who opted in to updates",
+            BasisKind::SoftOptIn => "Existing supporters of a charity (soft opt-in)",
+            BasisKind::Unspecified => "Not specified",
+        }
+    }
+}
 
 string_enum!(
     /// How a supporter withdrew: kept in the ledger as evidence.
@@ -116,6 +177,15 @@ mod tests {
             assert_eq!(ConsentKind::parse(k.as_str()).unwrap(), *k);
         }
         assert!(ConsentKind::parse("nonsense").is_err());
+        for k in BasisKind::ALL {
+            assert_eq!(BasisKind::parse(k.as_str()).unwrap(), *k);
+        }
+        assert_eq!(LedgerEntryKind::parse("objected").unwrap(), LedgerEntryKind::Objected);
+        assert_eq!(
+            LedgerEntryKind::parse("withdrawn").unwrap(),
+            LedgerEntryKind::Consent(ConsentKind::Withdrawn)
+        );
+        assert!(LedgerEntryKind::parse("nonsense").is_err());
         let id = uuid::Uuid::now_v7();
         for a in [Actor::Supporter, Actor::System, Actor::ApiToken(id), Actor::Organiser(id)] {
             assert_eq!(Actor::from_db(&a.to_db()), Some(a));

@@ -135,7 +135,7 @@ fn consent_event(e: ConsentEventRow, notices: &BTreeMap<i64, ExportNoticeRow>) -
     let notice = e.notice_version.and_then(|v| notices.get(&v));
     ExportConsentEvent {
         id: e.id,
-        kind: e.kind,
+        kind: e.kind.to_string(),
         list: e.list_slug,
         occurred_at: e.occurred_at,
         ip: e.ip,
@@ -144,7 +144,7 @@ fn consent_event(e: ConsentEventRow, notices: &BTreeMap<i64, ExportNoticeRow>) -
         actor: e.actor,
         detail: e.detail,
         controller: ControllerRef::of(e.controller_name, e.controller_contact),
-        basis_kind: e.basis_kind,
+        basis_kind: e.basis_kind.map(|k| k.as_str().to_owned()),
         statement: StatementRef { version: e.statement_version, text: e.statement_text, sha256: e.statement_sha256 },
         privacy_notice: ExportNotice {
             version: e.notice_version,
@@ -167,7 +167,7 @@ pub async fn export(store: &Store, clock: &Clock, group: &str, id: Uuid) -> Resu
         .map(|r| ExportSubscription {
             list: r.list_slug,
             list_name: r.list_name,
-            status: r.status,
+            status: r.status.to_string(),
             created_at: r.created_at,
             updated_at: r.updated_at,
             confirmed_at: r.confirmed_at,

@@ -3,6 +3,7 @@
 
 use super::script::{PgScript, SqliteScript};
 use super::{Result, Tx, json_text, on_backend, sqlite_time};
+use crate::domain::{BasisKind, ConsentKind, LedgerEntryKind};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -43,7 +44,7 @@ pub struct StatementUse {
 pub struct NewConsentEvent {
     pub subscriber_id: Uuid,
     pub list_id: Uuid,
-    pub kind: &'static str,
+    pub kind: ConsentKind,
     pub statement_id: Option<Uuid>,
     pub notice_version: Option<i64>,
     pub occurred_at: DateTime<Utc>,
@@ -59,7 +60,7 @@ pub struct NewConsentEvent {
     pub controller_contact: Option<String>,
     /// The kind of basis of an import or organiser's add
     /// (`consented_elsewhere`, `backer_opted_in`, `soft_opt_in`, `unspecified`).
-    pub basis_kind: Option<String>,
+    pub basis_kind: Option<BasisKind>,
 }
 
 /// A ledger entry with the texts it points at, as the data controller needs
@@ -68,7 +69,7 @@ pub struct NewConsentEvent {
 pub struct ConsentEventRow {
     pub id: Uuid,
     pub subscriber_id: Uuid,
-    pub kind: String,
+    pub kind: LedgerEntryKind,
     pub list_slug: String,
     pub occurred_at: DateTime<Utc>,
     pub ip: Option<String>,
@@ -78,7 +79,7 @@ pub struct ConsentEventRow {
     pub detail: Option<String>,
     pub controller_name: Option<String>,
     pub controller_contact: Option<String>,
-    pub basis_kind: Option<String>,
+    pub basis_kind: Option<BasisKind>,
     pub statement_version: Option<i64>,
     pub statement_text: Option<String>,
     pub statement_sha256: Option<String>,
@@ -303,7 +304,7 @@ pub(super) fn push_consent_events_pg(script: &mut PgScript, events: &[NewConsent
                 .bind(events.iter().map(|e| e.detail.as_deref()).collect::<Vec<_>>())
                 .bind(events.iter().map(|e| e.controller_name.as_deref()).collect::<Vec<_>>())
                 .bind(events.iter().map(|e| e.controller_contact.as_deref()).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.basis_kind.as_deref()).collect::<Vec<_>>());
+                .bind(events.iter().map(|e| e.basis_kind).collect::<Vec<_>>());
         },
     )
 }
@@ -324,7 +325,7 @@ pub(super) fn push_consent_events(script: &mut SqliteScript, events: &[NewConsen
                     Uuid::now_v7().simple(),
                     e.subscriber_id.simple(),
                     e.list_id.simple(),
-                    e.kind,
+                    e.kind.as_str(),
                     e.statement_id.map(|s| s.simple()),
                     e.notice_version,
                     sqlite_time(e.occurred_at),
@@ -335,7 +336,7 @@ pub(super) fn push_consent_events(script: &mut SqliteScript, events: &[NewConsen
                     &e.detail,
                     &e.controller_name,
                     &e.controller_contact,
-                    &e.basis_kind,
+                    e.basis_kind.map(BasisKind::as_str),
                 )
             })));
         },

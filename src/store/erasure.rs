@@ -5,6 +5,7 @@
 //! rights requests and the audit log, read and written back scrubbed.
 
 use super::{Result, Tx, json_text, on_backend};
+use crate::domain::SubscriptionStatus;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -14,7 +15,7 @@ use uuid::Uuid;
 pub struct ExportSubscriptionRow {
     pub list_slug: String,
     pub list_name: String,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,

@@ -10,6 +10,7 @@
 
 use super::script::{PgScript, SqliteScript};
 use super::{Result, Tx, json_text, on_backend};
+use crate::domain::{BasisKind, ConsentKind, SubscriptionStatus};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -27,7 +28,7 @@ pub struct ImportRow {
     pub mode: String,
     pub basis: Option<String>,
     /// `consented_elsewhere`, `backer_opted_in`, `soft_opt_in` or `unspecified`.
-    pub basis_kind: String,
+    pub basis_kind: BasisKind,
     /// JSON column mapping (see `services::imports::Columns`).
     pub columns: String,
     /// `uploading`, `queued`, `running`, `done` or `failed`.
@@ -68,7 +69,7 @@ pub struct NewImport {
     pub lists: String,
     pub mode: &'static str,
     pub basis: Option<String>,
-    pub basis_kind: &'static str,
+    pub basis_kind: BasisKind,
     pub columns: String,
     pub state: &'static str,
     pub actor: String,
@@ -124,7 +125,16 @@ pub struct ImportedSubscriber {
 pub struct ImportedSubscription {
     pub subscriber_id: Uuid,
     pub list_id: Uuid,
-    pub status: String,
+    pub status: SubscriptionStatus,
+}
+
+/// The latest ledger entry of one subscriber on one list that starts or
+/// ends mailing (see [`Tx::latest_decisions_among`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LatestDecision {
+    pub subscriber_id: Uuid,
+    pub list_id: Uuid,
+    pub kind: ConsentKind,
 }
 
 /// A subscriber an import creates.
@@ -158,7 +168,7 @@ pub struct ImportedEventTemplate {
     pub detail: Option<String>,
     pub controller_name: Option<String>,
     pub controller_contact: Option<String>,
-    pub basis_kind: Option<String>,
+    pub basis_kind: Option<BasisKind>,
 }
 
 /// One `imported` entry: (event id, subscriber, list, statement shown).
@@ -230,7 +240,7 @@ impl Tx {
         id: Uuid,
         lists: &str,
         mode: &str,
-        basis: (Option<&str>, &str),
+        basis: (Option<&str>, BasisKind),
         columns: &str,
         total_bytes: i64,
         data_offset: i64,
@@ -594,15 +604,15 @@ impl Tx {
     /// person since, whatever its status says now (an anonymous subscribe
     /// puts it back to pending). One query for a whole batch; the ledger's
     /// index by subscriber finds the rows.
-    pub async fn latest_decisions_among(&mut self, subscriber_ids: &[Uuid]) -> Result<Vec<ImportedSubscription>> {
+    pub async fn latest_decisions_among(&mut self, subscriber_ids: &[Uuid]) -> Result<Vec<LatestDecision>> {
         if subscriber_ids.is_empty() {
             return Ok(Vec::new());
         }
         // Ordered oldest first, so the last row per (subscriber, list) wins.
-        let rows: Vec<ImportedSubscription> = match self {
+        let rows: Vec<LatestDecision> = match self {
             Tx::Sqlite(t) => {
                 sqlx::query_as(
-                    "SELECT subscriber_id, list_id, kind AS status FROM consent_events
+                    "SELECT subscriber_id, list_id, kind FROM consent_events
                      WHERE subscriber_id IN (SELECT unhex(value) FROM json_each($1))
                        AND kind IN ('withdrawn', 'bounced', 'complained', 'confirmed', 'resubscribed')
                      ORDER BY occurred_at, id",
@@ -613,7 +623,7 @@ impl Tx {
             }
             Tx::Postgres(t) => {
                 sqlx::query_as(
-                    "SELECT subscriber_id, list_id, kind AS status FROM consent_events
+                    "SELECT subscriber_id, list_id, kind FROM consent_events
                      WHERE subscriber_id = ANY($1)
                        AND kind IN ('withdrawn', 'bounced', 'complained', 'confirmed', 'resubscribed')
                      ORDER BY occurred_at, id",
@@ -623,7 +633,7 @@ impl Tx {
                 .await?
             }
         };
-        let mut latest: std::collections::HashMap<(Uuid, Uuid), ImportedSubscription> =
+        let mut latest: std::collections::HashMap<(Uuid, Uuid), LatestDecision> =
             std::collections::HashMap::with_capacity(rows.len());
         for row in rows {
             latest.insert((row.subscriber_id, row.list_id), row);

@@ -27,6 +27,7 @@ mod accounts;
 mod archive;
 mod audit;
 mod bounces;
+mod columns;
 mod confirmations;
 mod consent;
 mod data_copies;
@@ -66,7 +67,7 @@ pub use exports::ExportRow;
 pub use fingerprints::StoredAddress;
 pub use imports::{
     BatchProgress, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate, ImportedSubscriber,
-    ImportedSubscription, NewImport, NewImportedSubscriber,
+    ImportedSubscription, LatestDecision, NewImport, NewImportedSubscriber,
 };
 pub use lists::{ListChanges, ListRow};
 pub use objections::{NewObjection, OBJECTED};

@@ -9,6 +9,7 @@ use super::{
     NewConfirmationToken, NewConsentEvent, NewImportedSubscriber, NewOutboxMessage, OutboxBody, Result, Tx,
     conflict_on_unique, json_text, on_backend,
 };
+use crate::domain::SubscriptionStatus;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -31,7 +32,7 @@ pub struct SubscriptionRow {
     pub list_id: Uuid,
     pub list_slug: String,
     pub list_name: String,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,
@@ -112,10 +113,10 @@ impl Tx {
         &mut self,
         subscriber_id: Uuid,
         list_id: Uuid,
-        status: &str,
+        status: SubscriptionStatus,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let confirmed_at = (status == "confirmed").then_some(now);
+        let confirmed_at = (status == SubscriptionStatus::Confirmed).then_some(now);
         on_backend!(self, c => sqlx::query(
             "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at,
                                         pending_since)

@@ -138,7 +138,7 @@ async fn the_archive_shows_no_token_or_address(db: Db) {
                 updated_at: now,
             };
             tx.insert_subscriber(&row, &app.ctx.address_key.fingerprint(&row.email_norm)).await.unwrap();
-            tx.set_subscription_status(row.id, list.id, "confirmed", now).await.unwrap();
+            tx.set_subscription_status(row.id, list.id, tidings::domain::SubscriptionStatus::Confirmed, now).await.unwrap();
         }
         tx.commit().await.unwrap();
     }

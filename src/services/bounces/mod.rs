@@ -653,20 +653,19 @@ async fn mark_everywhere_as(
     let notice = tx.current_privacy_notice(now).await?.map(|n| n.version);
     let mut changed = 0;
     for sub in tx.subscriptions(subscriber_id).await? {
-        let active =
-            sub.status == SubscriptionStatus::Confirmed.as_str() || sub.status == SubscriptionStatus::Pending.as_str();
+        let active = sub.status.is_active();
         let change = match to {
-            SubscriptionStatus::Complained => sub.status != to.as_str(),
+            SubscriptionStatus::Complained => sub.status != to,
             _ => active,
         };
         if !change {
             continue;
         }
-        tx.set_subscription_status(subscriber_id, sub.list_id, to.as_str(), now).await?;
+        tx.set_subscription_status(subscriber_id, sub.list_id, to, now).await?;
         tx.append_consent_event(&NewConsentEvent {
             subscriber_id,
             list_id: sub.list_id,
-            kind: kind.as_str(),
+            kind,
             statement_id: None,
             notice_version: notice,
             occurred_at: now,

@@ -38,7 +38,7 @@ use super::standing;
 use super::subscribers::{self, AddTerms, BasisOutcome};
 use super::supporter::{self, Origin};
 use super::{Context, FieldError, RequestMeta, ServiceError, ensure_valid};
-use crate::domain::{Actor, ConsentKind, ListSlug, SubscriptionStatus};
+use crate::domain::{Actor, BasisKind, ConsentKind, ListSlug, SubscriptionStatus};
 use crate::store::{
     BatchProgress, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate, ListRow, NewImport,
     NewImportedSubscriber, StoreError, SubscriberRow, Tx,
@@ -162,8 +162,7 @@ impl Definition {
             terms: AddTerms {
                 status,
                 basis: job.basis.clone(),
-                basis_kind: subscribers::BasisKind::parse(&job.basis_kind)
-                    .ok_or_else(|| bad_definition("basis_kind"))?,
+                basis_kind: job.basis_kind,
             },
             columns: serde_json::from_str(&job.columns).map_err(|_| bad_definition("columns"))?,
             actor: Actor::from_db(&job.actor).ok_or_else(|| bad_definition("actor"))?,
@@ -383,7 +382,7 @@ impl Upload {
                 lists: "[]".to_owned(),
                 mode: "pending",
                 basis: None,
-                basis_kind: "unspecified",
+                basis_kind: BasisKind::Unspecified,
                 columns: "{}".to_owned(),
                 state: "uploading",
                 actor: actor.to_db(),
@@ -465,7 +464,7 @@ impl Upload {
             self.id,
             &list_ids_json(&lists),
             terms.status.as_str(),
-            (terms.basis.as_deref(), terms.basis_kind.as_str()),
+            (terms.basis.as_deref(), terms.basis_kind),
             &columns_json(&columns),
             self.stored,
             header.data_offset,
@@ -524,7 +523,7 @@ pub async fn start_local(
             lists: list_ids_json(&lists),
             mode: terms.status.as_str(),
             basis: terms.basis.clone(),
-            basis_kind: terms.basis_kind.as_str(),
+            basis_kind: terms.basis_kind,
             columns: columns_json(&columns),
             state: "running",
             actor: Actor::System.to_db(),
