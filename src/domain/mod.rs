@@ -5,6 +5,7 @@
 //! Nothing in here performs I/O.
 
 mod email;
+mod lifecycle;
 mod list;
 mod name;
 mod status;
@@ -12,6 +13,7 @@ mod text;
 mod token;
 
 pub use email::{AddressKey, EmailAddress};
+pub use lifecycle::{DeliveryStatus, UpdateEvent, UpdateMove, UpdateStatus};
 pub use list::{ListName, ListSlug};
 pub use name::SubscriberName;
 pub use status::{Actor, BasisKind, ConsentKind, LedgerEntryKind, SubscriptionStatus, WithdrawalMethod};

@@ -15,10 +15,10 @@ macro_rules! string_enum {
                 match self { $($name::$variant => $text),+ }
             }
 
-            pub fn parse(raw: &str) -> Result<Self, ParseError> {
+            pub fn parse(raw: &str) -> Result<Self, $crate::domain::ParseError> {
                 match raw {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(ParseError(concat!("unknown ", stringify!($name)))),
+                    _ => Err($crate::domain::ParseError(concat!("unknown ", stringify!($name)))),
                 }
             }
         }
@@ -30,6 +30,7 @@ macro_rules! string_enum {
         }
     };
 }
+pub(super) use string_enum;
 
 string_enum!(
     /// Where one supporter stands with one list.
@@ -181,10 +182,7 @@ mod tests {
             assert_eq!(BasisKind::parse(k.as_str()).unwrap(), *k);
         }
         assert_eq!(LedgerEntryKind::parse("objected").unwrap(), LedgerEntryKind::Objected);
-        assert_eq!(
-            LedgerEntryKind::parse("withdrawn").unwrap(),
-            LedgerEntryKind::Consent(ConsentKind::Withdrawn)
-        );
+        assert_eq!(LedgerEntryKind::parse("withdrawn").unwrap(), LedgerEntryKind::Consent(ConsentKind::Withdrawn));
         assert!(LedgerEntryKind::parse("nonsense").is_err());
         let id = uuid::Uuid::now_v7();
         for a in [Actor::Supporter, Actor::System, Actor::ApiToken(id), Actor::Organiser(id)] {

@@ -161,7 +161,11 @@ pub async fn search(ctx: &Context, input: &SearchInput) -> Result<SubscriberPage
                 .remove(&s.id)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|sub| SubscriptionView { list: sub.list_slug, status: sub.status.to_string(), updated_at: sub.updated_at })
+                .map(|sub| SubscriptionView {
+                    list: sub.list_slug,
+                    status: sub.status.to_string(),
+                    updated_at: sub.updated_at,
+                })
                 .collect(),
             // The same reading of attributes as a single subscriber's view.
             attributes: serde_json::from_str(&s.attributes).unwrap_or_else(|_| serde_json::json!({})),

@@ -185,7 +185,7 @@ pub async fn export(store: &Store, clock: &Clock, group: &str, id: Uuid) -> Resu
             update_id: d.update_id,
             subject: d.subject,
             list: d.list_slug,
-            status: d.status,
+            status: d.status.to_string(),
             attempts: d.attempts,
             sent_at: d.sent_at,
             message_id: d.message_id,

@@ -251,8 +251,7 @@ pub(crate) async fn object(
     let mut left = Vec::new();
     for sub in tx.subscriptions(subscriber.id).await? {
         if sub.status.is_active() {
-            tx.set_subscription_status(subscriber.id, sub.list_id, SubscriptionStatus::Unsubscribed, now)
-                .await?;
+            tx.set_subscription_status(subscriber.id, sub.list_id, SubscriptionStatus::Unsubscribed, now).await?;
             left.push(sub.list_name);
         }
     }

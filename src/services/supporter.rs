@@ -398,9 +398,7 @@ impl<'c> ConfirmationRequests<'c> {
             .subscriptions_of(subscriber_ids)
             .await?
             .into_iter()
-            .map(|s| {
-                ((s.subscriber_id, s.list_id), (Some(s.status), s.last_confirmation_sent_at))
-            })
+            .map(|s| ((s.subscriber_id, s.list_id), (Some(s.status), s.last_confirmation_sent_at)))
             .collect();
         let mut statements = HashMap::with_capacity(lists.len());
         for list in lists {

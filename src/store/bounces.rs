@@ -3,6 +3,7 @@
 //! soft-bounce streak), and operator alerts.
 
 use super::{Result, Tx, on_backend};
+use crate::domain::DeliveryStatus;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -74,7 +75,7 @@ pub struct BouncedDelivery {
     pub update_id: Uuid,
     pub subscriber_id: Uuid,
     pub email: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub message_id: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
 }

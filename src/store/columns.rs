@@ -57,9 +57,9 @@ macro_rules! text_column {
     )+};
 }
 
-use crate::domain::{BasisKind, ConsentKind, LedgerEntryKind, SubscriptionStatus};
+use crate::domain::{BasisKind, ConsentKind, DeliveryStatus, LedgerEntryKind, SubscriptionStatus, UpdateStatus};
 
-text_column!(SubscriptionStatus, ConsentKind, LedgerEntryKind, BasisKind);
+text_column!(SubscriptionStatus, ConsentKind, LedgerEntryKind, BasisKind, UpdateStatus, DeliveryStatus);
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 //! rights requests and the audit log, read and written back scrubbed.
 
 use super::{Result, Tx, json_text, on_backend};
-use crate::domain::SubscriptionStatus;
+use crate::domain::{DeliveryStatus, SubscriptionStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -28,7 +28,7 @@ pub struct ExportDeliveryRow {
     pub update_id: Uuid,
     pub subject: String,
     pub list_slug: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub sent_at: Option<DateTime<Utc>>,
     pub message_id: Option<String>,

@@ -6,13 +6,14 @@
 //! updates only.
 
 use super::{AlertRow, Result, Tx, on_backend};
+use crate::domain::UpdateStatus;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// One update's guard figures.
-#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SendCounts {
-    pub status: String,
+    pub status: UpdateStatus,
     pub subject: String,
     /// Copies handed to the relay (not counting ones given back or retried).
     pub attempted: i64,

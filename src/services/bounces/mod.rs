@@ -46,7 +46,7 @@ pub mod providers;
 pub use classify::{Class, EnhancedStatus, Verdict, classify, is_hard_bounce};
 
 use super::{Context, Result, ServiceError, send_guard};
-use crate::domain::{Actor, AddressKey, ConsentKind, EmailAddress, SubscriptionStatus, sha256_hex};
+use crate::domain::{Actor, AddressKey, ConsentKind, DeliveryStatus, EmailAddress, SubscriptionStatus, sha256_hex};
 use crate::mail::verp::{self, Tagged};
 use crate::store::{
     AlertRow, BounceEventRow, BouncedDelivery, BouncedMail, NewAlert, NewBounceEvent, NewConsentEvent, StoreError,
@@ -310,7 +310,7 @@ async fn tied(
     message_id: Option<&str>,
 ) -> Result<Option<Target>, StoreError> {
     let Some(delivery) = tx.delivery_for_bounce(update, subscriber).await? else { return Ok(None) };
-    if delivery.sent_at.is_none() || !(delivery.status == "sent" || delivery.status == "bounced") {
+    if delivery.sent_at.is_none() || !matches!(delivery.status, DeliveryStatus::Sent | DeliveryStatus::Bounced) {
         return Ok(None);
     }
     let bare = |m: &str| m.trim().trim_matches(['<', '>']).to_ascii_lowercase();

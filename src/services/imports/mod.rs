@@ -159,11 +159,7 @@ impl Definition {
         Ok(Self {
             id: job.id,
             lists,
-            terms: AddTerms {
-                status,
-                basis: job.basis.clone(),
-                basis_kind: job.basis_kind,
-            },
+            terms: AddTerms { status, basis: job.basis.clone(), basis_kind: job.basis_kind },
             columns: serde_json::from_str(&job.columns).map_err(|_| bad_definition("columns"))?,
             actor: Actor::from_db(&job.actor).ok_or_else(|| bad_definition("actor"))?,
             meta: RequestMeta { ip: job.ip.clone(), user_agent: job.user_agent.clone() },

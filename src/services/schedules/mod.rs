@@ -413,7 +413,7 @@ pub async fn run(ctx: &Context, id: Uuid, held: Option<&super::sender_auth::Repo
                 };
                 tx.insert_audit(&super::audit::entry(&super::audit::Who::system(), action, now)).await?;
                 tracing::error!(schedule = %id, update = %update.id, failures = %report.summary(), "scheduled send held: sender authentication fails");
-            } else if !start_sending(&mut tx, update.id, &["draft"], now).await? {
+            } else if !start_sending(&mut tx, update.id, crate::domain::UpdateEvent::Send, now).await? {
                 // Cannot happen (the update was created a moment ago in this
                 // transaction), but never claim a tick without its send.
                 return Err(ServiceError::Conflict("the scheduled update could not be started".into()));
@@ -435,7 +435,7 @@ fn draft(row: &ScheduleRow, body: String, now: DateTime<Utc>) -> UpdateRow {
         id: Uuid::now_v7(),
         subject: fill_date(&row.subject, row, now),
         body_markdown: body,
-        status: "draft".into(),
+        status: crate::domain::UpdateStatus::Draft,
         send_at: None,
         created_by: Actor::System.to_db(),
         created_at: now,
