@@ -1,6 +1,6 @@
-//! The lifecycles of updates, deliveries and imports: each one's states, and
-//! for updates the table of every move an update may make and what each
-//! move stamps. The store only carries out a move this table allows (a
+//! The lifecycles of updates, deliveries and imports: each one's states, the
+//! table of every move an update or an import may make, and what each of an
+//! update's moves stamps. The store only carries out a move this table allows (a
 //! compare-and-set on the status it read); adding a state is adding its
 //! variant and its lines in `UpdateEvent::rule`.
 
@@ -126,6 +126,43 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// Where an import job is.
+    ImportState {
+        Uploading => "uploading",
+        Queued => "queued",
+        Running => "running",
+        Done => "done",
+        Failed => "failed",
+    }
+);
+
+use ImportState as I;
+
+/// Every move an import may make, one line each: the states it may leave
+/// and the state it enters. The store's statements make these moves as
+/// compare-and-sets on the state (queueing an upload, claiming under a
+/// lease, finishing, failing a stalled upload).
+const IMPORT_MOVES: &[(&[ImportState], ImportState)] = &[
+    // The upload arrived whole and its terms were given.
+    (&[I::Uploading], I::Queued),
+    // A worker claims it (again, once another's lease ran out).
+    (&[I::Queued, I::Running], I::Running),
+    (&[I::Uploading, I::Queued, I::Running], I::Done),
+    (&[I::Uploading, I::Queued, I::Running], I::Failed),
+];
+
+impl ImportState {
+    pub fn can_become(self, to: ImportState) -> bool {
+        IMPORT_MOVES.iter().any(|(from, target)| *target == to && from.contains(&self))
+    }
+
+    /// Done or failed: nothing moves it again.
+    pub fn is_finished(self) -> bool {
+        matches!(self, I::Done | I::Failed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,9 +240,34 @@ mod tests {
     }
 
     #[test]
+    fn import_moves_are_exactly_the_listed_ones() {
+        // Written out by hand: every other pair must be refused.
+        let allowed = [
+            (I::Uploading, I::Queued),
+            (I::Queued, I::Running),
+            (I::Running, I::Running),
+            (I::Uploading, I::Done),
+            (I::Queued, I::Done),
+            (I::Running, I::Done),
+            (I::Uploading, I::Failed),
+            (I::Queued, I::Failed),
+            (I::Running, I::Failed),
+        ];
+        for from in ImportState::ALL {
+            for to in ImportState::ALL {
+                assert_eq!(from.can_become(*to), allowed.contains(&(*from, *to)), "{from} -> {to}");
+            }
+            assert_eq!(from.is_finished(), !ImportState::ALL.iter().any(|to| from.can_become(*to)), "{from}");
+        }
+    }
+
+    #[test]
     fn statuses_round_trip() {
         for s in UpdateStatus::ALL {
             assert_eq!(UpdateStatus::parse(s.as_str()).unwrap(), *s);
+        }
+        for s in ImportState::ALL {
+            assert_eq!(ImportState::parse(s.as_str()).unwrap(), *s);
         }
         for s in DeliveryStatus::ALL {
             assert_eq!(DeliveryStatus::parse(s.as_str()).unwrap(), *s);

@@ -13,7 +13,7 @@ mod text;
 mod token;
 
 pub use email::{AddressKey, EmailAddress};
-pub use lifecycle::{DeliveryStatus, UpdateEvent, UpdateMove, UpdateStatus};
+pub use lifecycle::{DeliveryStatus, ImportState, UpdateEvent, UpdateMove, UpdateStatus};
 pub use list::{ListName, ListSlug};
 pub use name::SubscriberName;
 pub use status::{Actor, BasisKind, ConsentKind, LedgerEntryKind, SubscriptionStatus, WithdrawalMethod};

@@ -57,9 +57,11 @@ macro_rules! text_column {
     )+};
 }
 
-use crate::domain::{BasisKind, ConsentKind, DeliveryStatus, LedgerEntryKind, SubscriptionStatus, UpdateStatus};
+use crate::domain::{
+    BasisKind, ConsentKind, DeliveryStatus, ImportState, LedgerEntryKind, SubscriptionStatus, UpdateStatus,
+};
 
-text_column!(SubscriptionStatus, ConsentKind, LedgerEntryKind, BasisKind, UpdateStatus, DeliveryStatus);
+text_column!(SubscriptionStatus, ConsentKind, LedgerEntryKind, BasisKind, UpdateStatus, DeliveryStatus, ImportState);
 
 #[cfg(test)]
 mod tests {

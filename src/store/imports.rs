@@ -10,7 +10,7 @@
 
 use super::script::{PgScript, SqliteScript};
 use super::{Result, Tx, json_text, on_backend};
-use crate::domain::{BasisKind, ConsentKind, SubscriptionStatus};
+use crate::domain::{BasisKind, ConsentKind, ImportState, SubscriptionStatus};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -24,15 +24,14 @@ pub struct ImportRow {
     pub filename: String,
     /// JSON array of list ids.
     pub lists: String,
-    /// `confirmed` or `pending`.
-    pub mode: String,
+    /// The status people are added with: `confirmed` or `pending`.
+    pub mode: SubscriptionStatus,
     pub basis: Option<String>,
     /// `consented_elsewhere`, `backer_opted_in`, `soft_opt_in` or `unspecified`.
     pub basis_kind: BasisKind,
     /// JSON column mapping (see `services::imports::Columns`).
     pub columns: String,
-    /// `uploading`, `queued`, `running`, `done` or `failed`.
-    pub state: String,
+    pub state: ImportState,
     pub actor: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -60,6 +59,22 @@ const IMPORT_COLUMNS: &str = "id, source, filename, lists, mode, basis, basis_ki
      total_bytes, bytes_done, next_line, rows_done, added, updated, skipped, suppressed, invalid, error, attempts, \
      lease_owner, lease_until, created_at, updated_at, started_at, finished_at";
 
+/// How an import ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportEnd {
+    Done,
+    Failed,
+}
+
+impl From<ImportEnd> for ImportState {
+    fn from(end: ImportEnd) -> Self {
+        match end {
+            ImportEnd::Done => ImportState::Done,
+            ImportEnd::Failed => ImportState::Failed,
+        }
+    }
+}
+
 /// A new import job.
 #[derive(Debug, Clone)]
 pub struct NewImport {
@@ -67,11 +82,11 @@ pub struct NewImport {
     pub source: &'static str,
     pub filename: String,
     pub lists: String,
-    pub mode: &'static str,
+    pub mode: SubscriptionStatus,
     pub basis: Option<String>,
     pub basis_kind: BasisKind,
     pub columns: String,
-    pub state: &'static str,
+    pub state: ImportState,
     pub actor: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -239,7 +254,7 @@ impl Tx {
         &mut self,
         id: Uuid,
         lists: &str,
-        mode: &str,
+        mode: SubscriptionStatus,
         basis: (Option<&str>, BasisKind),
         columns: &str,
         total_bytes: i64,
@@ -408,7 +423,7 @@ impl Tx {
         &mut self,
         id: Uuid,
         owner: Option<&str>,
-        state: &str,
+        state: ImportEnd,
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
@@ -419,7 +434,7 @@ impl Tx {
         )
         .bind(id)
         .bind(owner)
-        .bind(state)
+        .bind(ImportState::from(state))
         .bind(error)
         .bind(now)
         .execute(c)

@@ -66,8 +66,8 @@ pub use erasure::{
 pub use exports::ExportRow;
 pub use fingerprints::StoredAddress;
 pub use imports::{
-    BatchProgress, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate, ImportedSubscriber,
-    ImportedSubscription, LatestDecision, NewImport, NewImportedSubscriber,
+    BatchProgress, ImportEnd, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate,
+    ImportedSubscriber, ImportedSubscription, LatestDecision, NewImport, NewImportedSubscriber,
 };
 pub use lists::{ListChanges, ListRow};
 pub use objections::{NewObjection, OBJECTED};
