@@ -1,4 +1,4 @@
-//! The lifecycles of updates, deliveries and imports: each one's states, the
+//! The lifecycles of updates, deliveries, outbox messages and imports: each one's states, the
 //! table of every move an update or an import may make, and what each of an
 //! update's moves stamps. The store only carries out a move this table allows (a
 //! compare-and-set on the status it read); adding a state is adding its
@@ -123,6 +123,15 @@ string_enum!(
         Failed => "failed",
         Bounced => "bounced",
         Skipped => "skipped",
+    }
+);
+
+string_enum!(
+    /// One transactional message in the outbox.
+    OutboxStatus {
+        Pending => "pending",
+        Sent => "sent",
+        Failed => "failed",
     }
 );
 
@@ -268,6 +277,9 @@ mod tests {
         }
         for s in ImportState::ALL {
             assert_eq!(ImportState::parse(s.as_str()).unwrap(), *s);
+        }
+        for s in OutboxStatus::ALL {
+            assert_eq!(OutboxStatus::parse(s.as_str()).unwrap(), *s);
         }
         for s in DeliveryStatus::ALL {
             assert_eq!(DeliveryStatus::parse(s.as_str()).unwrap(), *s);

@@ -13,10 +13,10 @@ mod text;
 mod token;
 
 pub use email::{AddressKey, EmailAddress};
-pub use lifecycle::{DeliveryStatus, ImportState, UpdateEvent, UpdateMove, UpdateStatus};
+pub use lifecycle::{DeliveryStatus, ImportState, OutboxStatus, UpdateEvent, UpdateMove, UpdateStatus};
 pub use list::{ListName, ListSlug};
 pub use name::SubscriberName;
-pub use status::{Actor, BasisKind, ConsentKind, LedgerEntryKind, SubscriptionStatus, WithdrawalMethod};
+pub use status::{Actor, BasisKind, ConsentKind, LedgerEntryKind, ScheduleKind, SubscriptionStatus, WithdrawalMethod};
 pub use text::{HeaderSafeText, hex_lower, sha256_hex};
 pub use token::{ConfirmToken, MAX_TOKEN_LISTS, SignedToken, TokenPurpose};
 

@@ -1,4 +1,6 @@
-//! The vocabularies of the consent ledger and of subscriptions.
+//! The vocabularies of the consent ledger, of subscriptions and of
+//! schedules, and the `string_enum!` macro that spells each one (the
+//! lifecycles of updates and imports are in `lifecycle.rs`).
 
 use super::ParseError;
 
@@ -119,6 +121,15 @@ impl BasisKind {
 }
 
 string_enum!(
+    /// What a recurring schedule sends at each tick: the same update again,
+    /// or a digest of the updates sent since the last one.
+    ScheduleKind {
+        Repeat => "repeat",
+        Digest => "digest",
+    }
+);
+
+string_enum!(
     /// How a supporter withdrew: kept in the ledger as evidence.
     WithdrawalMethod {
         OneClick => "one-click",
@@ -184,6 +195,9 @@ mod tests {
         assert_eq!(LedgerEntryKind::parse("objected").unwrap(), LedgerEntryKind::Objected);
         assert_eq!(LedgerEntryKind::parse("withdrawn").unwrap(), LedgerEntryKind::Consent(ConsentKind::Withdrawn));
         assert!(LedgerEntryKind::parse("nonsense").is_err());
+        for k in ScheduleKind::ALL {
+            assert_eq!(ScheduleKind::parse(k.as_str()).unwrap(), *k);
+        }
         let id = uuid::Uuid::now_v7();
         for a in [Actor::Supporter, Actor::System, Actor::ApiToken(id), Actor::Organiser(id)] {
             assert_eq!(Actor::from_db(&a.to_db()), Some(a));

@@ -203,7 +203,7 @@ pub async fn export(store: &Store, clock: &Clock, group: &str, id: Uuid) -> Resu
                 .and_then(subject_of)
                 .or_else(|| crate::mail::compose::transactional_subject(group, &m.kind)),
             kind: m.kind,
-            status: m.status,
+            status: m.status.to_string(),
             created_at: m.created_at,
             sent_at: m.sent_at,
         })

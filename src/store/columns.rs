@@ -58,10 +58,21 @@ macro_rules! text_column {
 }
 
 use crate::domain::{
-    BasisKind, ConsentKind, DeliveryStatus, ImportState, LedgerEntryKind, SubscriptionStatus, UpdateStatus,
+    BasisKind, ConsentKind, DeliveryStatus, ImportState, LedgerEntryKind, OutboxStatus, ScheduleKind,
+    SubscriptionStatus, UpdateStatus,
 };
 
-text_column!(SubscriptionStatus, ConsentKind, LedgerEntryKind, BasisKind, UpdateStatus, DeliveryStatus, ImportState);
+text_column!(
+    SubscriptionStatus,
+    ConsentKind,
+    LedgerEntryKind,
+    BasisKind,
+    UpdateStatus,
+    DeliveryStatus,
+    ImportState,
+    ScheduleKind,
+    OutboxStatus
+);
 
 #[cfg(test)]
 mod tests {

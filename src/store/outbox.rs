@@ -7,6 +7,7 @@
 
 use super::script::{PgScript, SqliteScript};
 use super::{Result, Tx, json_text, on_backend};
+use crate::domain::OutboxStatus;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -44,7 +45,7 @@ pub struct OutboxRow {
     pub message_id: String,
     pub message: Option<Vec<u8>>,
     pub recipe: Option<String>,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
 }
@@ -196,7 +197,7 @@ impl Tx {
     }
 
     /// Messages by status (`pending`, `sent`, `failed`) for health and tests.
-    pub async fn outbox_count(&mut self, status: &str) -> Result<i64> {
+    pub async fn outbox_count(&mut self, status: OutboxStatus) -> Result<i64> {
         let n = on_backend!(self, c => sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = $1")
             .bind(status)
             .fetch_one(c)

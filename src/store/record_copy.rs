@@ -4,6 +4,7 @@
 //! and the audit-log entries of organisers' actions on their record.
 
 use super::{Result, Tx, on_backend};
+use crate::domain::OutboxStatus;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -24,7 +25,7 @@ pub struct CopyBounce {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CopyMail {
     pub kind: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     /// The composed message, when it was stored composed.
