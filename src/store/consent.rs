@@ -222,7 +222,7 @@ impl Tx {
         .bind(&e.detail)
         .bind(&e.controller_name)
         .bind(&e.controller_contact)
-        .bind(&e.basis_kind)
+        .bind(e.basis_kind)
         .execute(c)
         .await?.rows_affected());
         Ok(id)

@@ -801,7 +801,7 @@ impl Tx {
             .bind(&t.detail)
             .bind(&t.controller_name)
             .bind(&t.controller_contact)
-            .bind(&t.basis_kind)
+            .bind(t.basis_kind)
             .execute(&mut **tx)
             .await?
             .rows_affected(),
@@ -824,7 +824,7 @@ impl Tx {
             .bind(&t.detail)
             .bind(&t.controller_name)
             .bind(&t.controller_contact)
-            .bind(&t.basis_kind)
+            .bind(t.basis_kind)
             .execute(&mut **tx)
             .await?
             .rows_affected(),
