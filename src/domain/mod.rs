@@ -8,6 +8,7 @@ mod email;
 mod lifecycle;
 mod list;
 mod name;
+mod rights;
 mod status;
 mod text;
 mod token;
@@ -16,7 +17,10 @@ pub use email::{AddressKey, EmailAddress};
 pub use lifecycle::{DeliveryStatus, ImportState, OutboxStatus, UpdateEvent, UpdateMove, UpdateStatus};
 pub use list::{ListName, ListSlug};
 pub use name::SubscriberName;
-pub use status::{Actor, BasisKind, ConsentKind, LedgerEntryKind, ScheduleKind, SubscriptionStatus, WithdrawalMethod};
+pub use rights::{RightsAction, RightsKind, RightsStatus};
+pub use status::{
+    Actor, AlertKind, BasisKind, ConsentKind, LedgerEntryKind, MailKind, ScheduleKind, SubscriptionStatus, WithdrawalMethod,
+};
 pub use text::{HeaderSafeText, hex_lower, sha256_hex};
 pub use token::{ConfirmToken, MAX_TOKEN_LISTS, SignedToken, TokenPurpose};
 

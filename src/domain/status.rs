@@ -1,5 +1,5 @@
-//! The vocabularies of the consent ledger, of subscriptions and of
-//! schedules, and the `string_enum!` macro that spells each one (the
+//! The vocabularies of the consent ledger, of subscriptions, of
+//! schedules, of transactional mail and of operator alerts, and the `string_enum!` macro that spells each one (the
 //! lifecycles of updates and imports are in `lifecycle.rs`).
 
 use super::ParseError;
@@ -30,6 +30,25 @@ macro_rules! string_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        /// Written as its word, as the database keeps it.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        /// A string, one of its words.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 pub(super) use string_enum;
@@ -130,6 +149,38 @@ string_enum!(
 );
 
 string_enum!(
+    /// What a transactional message in the outbox is.
+    MailKind {
+        Confirmation => "confirmation",
+        DataCopyLink => "data-copy-link",
+        DataCopy => "data-copy",
+        Test => "test",
+    }
+);
+
+impl MailKind {
+    /// What a bounce report's ledger entry calls it.
+    pub fn description(self) -> &'static str {
+        match self {
+            MailKind::Confirmation => "a confirmation mail",
+            MailKind::DataCopyLink => "a data-copy link",
+            MailKind::DataCopy => "a data copy",
+            MailKind::Test => "a test copy",
+        }
+    }
+}
+
+string_enum!(
+    /// What an operator alert is about (an open alert of the same kind and
+    /// subject is counted up instead of raised again).
+    AlertKind {
+        PolicyBlock => "policy-block",
+        SnsSubscription => "sns-subscription",
+        SendPaused => "send-paused",
+    }
+);
+
+string_enum!(
     /// How a supporter withdrew: kept in the ledger as evidence.
     WithdrawalMethod {
         OneClick => "one-click",
@@ -198,6 +249,13 @@ mod tests {
         for k in ScheduleKind::ALL {
             assert_eq!(ScheduleKind::parse(k.as_str()).unwrap(), *k);
         }
+        for k in MailKind::ALL {
+            assert_eq!(MailKind::parse(k.as_str()).unwrap(), *k);
+        }
+        for k in AlertKind::ALL {
+            assert_eq!(AlertKind::parse(k.as_str()).unwrap(), *k);
+        }
+        assert!(MailKind::parse("newsletter").is_err());
         let id = uuid::Uuid::now_v7();
         for a in [Actor::Supporter, Actor::System, Actor::ApiToken(id), Actor::Organiser(id)] {
             assert_eq!(Actor::from_db(&a.to_db()), Some(a));

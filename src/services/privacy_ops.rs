@@ -201,8 +201,8 @@ pub async fn export(store: &Store, clock: &Clock, group: &str, id: Uuid) -> Resu
                 .message
                 .as_deref()
                 .and_then(subject_of)
-                .or_else(|| crate::mail::compose::transactional_subject(group, &m.kind)),
-            kind: m.kind,
+                .or_else(|| crate::mail::compose::transactional_subject(group, m.kind)),
+            kind: m.kind.to_string(),
             status: m.status.to_string(),
             created_at: m.created_at,
             sent_at: m.sent_at,

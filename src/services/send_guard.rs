@@ -24,13 +24,13 @@
 //! resume and stays in the update's history.
 
 use crate::config::Config;
-use crate::domain::UpdateStatus;
+use crate::domain::{AlertKind, UpdateStatus};
 use crate::store::{NewAlert, SendCounts, StoreError, Tx};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// The alert kind of an automatic pause; its subject is the update id.
-pub const ALERT_KIND: &str = "send-paused";
+pub const ALERT_KIND: AlertKind = AlertKind::SendPaused;
 
 /// When a send pauses itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

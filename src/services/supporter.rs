@@ -7,7 +7,7 @@
 
 use super::{Context, FieldError, RequestMeta, Result, ServiceError, ensure_valid};
 use crate::domain::{
-    Actor, AddressKey, BasisKind, ConfirmToken, ConsentKind, EmailAddress, ListSlug, SignedToken, SubscriberName,
+    Actor, AddressKey, BasisKind, ConfirmToken, ConsentKind, EmailAddress, ListSlug, MailKind, SignedToken, SubscriberName,
     SubscriptionStatus, TokenPurpose, WithdrawalMethod,
 };
 use crate::mail::{ConfirmationMail, Recipe};
@@ -497,7 +497,7 @@ impl<'c> ConfirmationRequests<'c> {
             privacy_url: self.ctx.config.link("/privacy"),
         });
         self.mails.push(NewOutboxMessage {
-            kind: "confirmation",
+            kind: MailKind::Confirmation,
             recipient: email.as_str().to_owned(),
             message_id: self.ctx.composer.new_message_id(),
             body: OutboxBody::Recipe(recipe.to_json()?),

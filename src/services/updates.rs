@@ -7,7 +7,7 @@
 //! snapshotted twice.
 
 use super::{Actor, Context, FieldError, Result, ServiceError, ensure_valid};
-use crate::domain::{EmailAddress, HeaderSafeText, ListSlug, SignedToken, UpdateEvent, UpdateStatus};
+use crate::domain::{EmailAddress, HeaderSafeText, ListSlug, MailKind, SignedToken, UpdateEvent, UpdateStatus};
 use crate::mail::update::{PreparedUpdate, Recipient};
 use crate::store::{DeliveryRow, DeliveryStats, Tx, UpdateRow};
 use chrono::{DateTime, Utc};
@@ -361,7 +361,7 @@ pub async fn test_send(ctx: &Context, id: Uuid, emails: &[String], organiser: &A
         r.unsubscribe_url = test_page.clone();
         r.preferences_url = test_page.clone();
         let mail = ctx.composer.update(&prepared, &r)?;
-        super::queue_mail(&mut tx, "test", mail, now).await?;
+        super::queue_mail(&mut tx, MailKind::Test, mail, now).await?;
     }
     if !to.is_empty() {
         tx.insert_test_send(Uuid::now_v7(), &organiser, to.len() as i64, now).await?;

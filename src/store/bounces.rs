@@ -3,7 +3,7 @@
 //! soft-bounce streak), and operator alerts.
 
 use super::{Result, Tx, on_backend};
-use crate::domain::DeliveryStatus;
+use crate::domain::{AlertKind, DeliveryStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -83,7 +83,7 @@ pub struct BouncedDelivery {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AlertRow {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: AlertKind,
     pub subject: String,
     pub title: String,
     pub detail: String,
@@ -97,7 +97,7 @@ pub struct AlertRow {
 /// counted up instead).
 #[derive(Debug, Clone)]
 pub struct NewAlert<'a> {
-    pub kind: &'a str,
+    pub kind: AlertKind,
     pub subject: &'a str,
     pub title: &'a str,
     pub detail: &'a str,

@@ -58,8 +58,8 @@ macro_rules! text_column {
 }
 
 use crate::domain::{
-    BasisKind, ConsentKind, DeliveryStatus, ImportState, LedgerEntryKind, OutboxStatus, ScheduleKind,
-    SubscriptionStatus, UpdateStatus,
+    AlertKind, BasisKind, ConsentKind, DeliveryStatus, ImportState, LedgerEntryKind, MailKind, OutboxStatus,
+    RightsAction, RightsKind, RightsStatus, ScheduleKind, SubscriptionStatus, UpdateStatus,
 };
 
 text_column!(
@@ -71,7 +71,12 @@ text_column!(
     DeliveryStatus,
     ImportState,
     ScheduleKind,
-    OutboxStatus
+    OutboxStatus,
+    MailKind,
+    AlertKind,
+    RightsKind,
+    RightsStatus,
+    RightsAction
 );
 
 #[cfg(test)]

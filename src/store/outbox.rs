@@ -7,13 +7,13 @@
 
 use super::script::{PgScript, SqliteScript};
 use super::{Result, Tx, json_text, on_backend};
-use crate::domain::OutboxStatus;
+use crate::domain::{MailKind, OutboxStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct NewOutboxMessage {
-    pub kind: &'static str,
+    pub kind: MailKind,
     pub recipient: String,
     pub message_id: String,
     pub body: OutboxBody,
@@ -40,7 +40,7 @@ impl OutboxBody {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxRow {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: MailKind,
     pub recipient: String,
     pub message_id: String,
     pub message: Option<Vec<u8>>,
@@ -55,9 +55,9 @@ pub struct OutboxRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BouncedMail {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: MailKind,
     pub recipient: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub message_id: String,
     pub sent_at: Option<DateTime<Utc>>,
 }

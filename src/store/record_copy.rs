@@ -4,7 +4,7 @@
 //! and the audit-log entries of organisers' actions on their record.
 
 use super::{Result, Tx, on_backend};
-use crate::domain::OutboxStatus;
+use crate::domain::{MailKind, OutboxStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ pub struct CopyBounce {
 /// One transactional message (confirmation, data copy…) queued for them.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CopyMail {
-    pub kind: String,
+    pub kind: MailKind,
     pub status: OutboxStatus,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,

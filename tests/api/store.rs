@@ -5,7 +5,7 @@ use crate::both_backends;
 use crate::support::app::Db;
 use chrono::{Duration, Utc};
 use tidings::clock::Clock;
-use tidings::domain::{ConsentKind, LedgerEntryKind};
+use tidings::domain::{ConsentKind, LedgerEntryKind, MailKind};
 use tidings::store::{NewConsentEvent, NewOutboxMessage, OutboxBody, Store, StoreError, SubscriberRow};
 use uuid::Uuid;
 
@@ -181,7 +181,7 @@ async fn enqueue(store: &Store, n: usize) {
     for i in 0..n {
         tx.enqueue_mail(
             &NewOutboxMessage {
-                kind: "test",
+                kind: MailKind::Test,
                 recipient: format!("r{i}@example.org"),
                 message_id: format!("<{i}@test>"),
                 body: OutboxBody::Message(b"Subject: t\r\n\r\nhi\r\n".to_vec()),
