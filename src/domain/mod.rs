@@ -19,7 +19,8 @@ pub use list::{ListName, ListSlug};
 pub use name::SubscriberName;
 pub use rights::{RightsAction, RightsKind, RightsStatus};
 pub use status::{
-    Actor, AlertKind, BasisKind, ConsentKind, LedgerEntryKind, MailKind, ScheduleKind, SubscriptionStatus, WithdrawalMethod,
+    Actor, AlertKind, BasisKind, ConsentKind, LedgerEntryKind, MailKind, Role, ScheduleKind, SubscriptionStatus,
+    WithdrawalMethod,
 };
 pub use text::{HeaderSafeText, hex_lower, sha256_hex};
 pub use token::{ConfirmToken, MAX_TOKEN_LISTS, SignedToken, TokenPurpose};

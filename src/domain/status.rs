@@ -190,6 +190,39 @@ string_enum!(
     }
 );
 
+/// What an organiser account may do: an admin everything, an editor
+/// everything but accounts, tokens and the other admin-only pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Editor,
+}
+
+impl Role {
+    pub const ALL: &'static [Role] = &[Role::Admin, Role::Editor];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Editor => "editor",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        match raw {
+            "admin" => Ok(Role::Admin),
+            "editor" => Ok(Role::Editor),
+            _ => Err(ParseError("a role is \"admin\" or \"editor\"")),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Who caused a ledger entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {

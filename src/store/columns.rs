@@ -59,7 +59,7 @@ macro_rules! text_column {
 
 use crate::domain::{
     AlertKind, BasisKind, ConsentKind, DeliveryStatus, ImportState, LedgerEntryKind, MailKind, OutboxStatus,
-    RightsAction, RightsKind, RightsStatus, ScheduleKind, SubscriptionStatus, UpdateStatus,
+    RightsAction, RightsKind, RightsStatus, Role, ScheduleKind, SubscriptionStatus, UpdateStatus,
 };
 
 text_column!(
@@ -76,7 +76,8 @@ text_column!(
     AlertKind,
     RightsKind,
     RightsStatus,
-    RightsAction
+    RightsAction,
+    Role
 );
 
 #[cfg(test)]
