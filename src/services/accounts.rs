@@ -30,13 +30,7 @@ pub struct Account {
 
 impl From<UserRow> for Account {
     fn from(u: UserRow) -> Self {
-        Self {
-            id: u.id,
-            role: u.role,
-            email: u.email,
-            created_at: u.created_at,
-            last_login_at: u.last_login_at,
-        }
+        Self { id: u.id, role: u.role, email: u.email, created_at: u.created_at, last_login_at: u.last_login_at }
     }
 }
 

@@ -396,8 +396,8 @@ pub fn export_csv(e: &SubscriberExport) -> Result<Vec<u8>, csv::Error> {
         rows.push(
             CsvRow::new("rights_request")
                 .set("id", r.id)
-                .set("kind", &r.kind)
-                .set("status", &r.status)
+                .set("kind", r.kind)
+                .set("status", r.status)
                 .set("received_at", time(&r.received_at))
                 .set("due_at", time(&r.due_at))
                 .set_opt("extended_due_at", r.extended_due_at.as_ref().map(time))

@@ -7,8 +7,8 @@
 
 use super::{Context, FieldError, RequestMeta, Result, ServiceError, ensure_valid};
 use crate::domain::{
-    Actor, AddressKey, BasisKind, ConfirmToken, ConsentKind, EmailAddress, ListSlug, MailKind, SignedToken, SubscriberName,
-    SubscriptionStatus, TokenPurpose, WithdrawalMethod,
+    Actor, AddressKey, BasisKind, ConfirmToken, ConsentKind, EmailAddress, ListSlug, MailKind, SignedToken,
+    SubscriberName, SubscriptionStatus, TokenPurpose, WithdrawalMethod,
 };
 use crate::mail::{ConfirmationMail, Recipe};
 use crate::store::{

@@ -47,7 +47,8 @@ pub use classify::{Class, EnhancedStatus, Verdict, classify, is_hard_bounce};
 
 use super::{Context, Result, ServiceError, send_guard};
 use crate::domain::{
-    Actor, AddressKey, AlertKind, ConsentKind, DeliveryStatus, EmailAddress, OutboxStatus, SubscriptionStatus, sha256_hex,
+    Actor, AddressKey, AlertKind, ConsentKind, DeliveryStatus, EmailAddress, OutboxStatus, SubscriptionStatus,
+    sha256_hex,
 };
 use crate::mail::verp::{self, Tagged};
 use crate::store::{
