@@ -17,8 +17,51 @@ impl ListSlug {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(ParseError("a list slug is 1–64 lower-case letters, digits and hyphens"))
+            Err(ParseError("a list's web address is 1–64 lower-case letters, digits and hyphens"))
         }
+    }
+
+    /// The web address an organiser would pick for a list called `name`:
+    /// lower-case letters and digits, accents dropped (é → e), every other
+    /// run of characters one hyphen, at most 64 long. `None` when nothing
+    /// usable is left (a name of only symbols or non-Latin letters).
+    pub fn from_name(name: &str) -> Option<Self> {
+        let mut out = String::new();
+        let mut gap = false;
+        for c in name.chars().flat_map(char::to_lowercase) {
+            let plain = match c {
+                'a'..='z' | '0'..='9' => Some(c),
+                'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' => Some('a'),
+                'ç' | 'ć' | 'č' => Some('c'),
+                'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ę' => Some('e'),
+                'ì' | 'í' | 'î' | 'ï' | 'ī' => Some('i'),
+                'ñ' | 'ń' => Some('n'),
+                'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' => Some('o'),
+                'ù' | 'ú' | 'û' | 'ü' | 'ū' => Some('u'),
+                'ý' | 'ÿ' => Some('y'),
+                'ß' => Some('s'),
+                'ł' => Some('l'),
+                'ś' | 'š' => Some('s'),
+                'ź' | 'ż' | 'ž' => Some('z'),
+                '\'' | '’' => None,
+                _ => {
+                    gap = true;
+                    None
+                }
+            };
+            if let Some(p) = plain {
+                if gap && !out.is_empty() {
+                    out.push('-');
+                }
+                gap = false;
+                out.push(p);
+            }
+        }
+        let mut cut: String = out.chars().take(64).collect();
+        while cut.ends_with('-') {
+            cut.pop();
+        }
+        Self::parse(&cut).ok()
     }
 
     pub fn as_str(&self) -> &str {
@@ -54,6 +97,17 @@ impl ListName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_web_address_is_made_from_a_name() {
+        let slug = |n: &str| ListSlug::from_name(n).map(|s| s.as_str().to_owned());
+        assert_eq!(slug("Case updates").as_deref(), Some("case-updates"));
+        assert_eq!(slug("  Hearing dates — 2027!  ").as_deref(), Some("hearing-dates-2027"));
+        assert_eq!(slug("Zoë's café").as_deref(), Some("zoes-cafe"));
+        assert_eq!(slug("!!!"), None);
+        assert_eq!(slug("日本"), None);
+        assert_eq!(slug(&"a ".repeat(50)).map(|s| s.len()), Some(63), "cut at 64, no trailing hyphen");
+    }
 
     #[test]
     fn slugs() {

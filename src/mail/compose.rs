@@ -2,9 +2,11 @@
 //!
 //! Transactional mail (this module so far) carries
 //! `Auto-Submitted: auto-generated` and no list headers, a text part and an
-//! HTML alternative, a stable `Message-ID`, and nothing promotional.
+//! HTML alternative, a stable `Message-ID`, and nothing promotional. Each
+//! body is encoded by [`super::encoding`], as every body Tidings sends is.
 
 use super::MailError;
+use super::encoding;
 use crate::domain::{EmailAddress, MailKind};
 use askama::Template;
 use lettre::Message;
@@ -165,7 +167,7 @@ impl Composer {
         let html = ConfirmHtml { m: &m }.render().map_err(|e| MailError::Template("confirmation html", e))?;
         let subject = transactional_subject(&self.group_name, MailKind::Confirmation).unwrap_or_default();
         let to: lettre::Address = c.to.parse()?;
-        let body = MultiPart::alternative_plain_html(text, html);
+        let body = alternative(&text, &html);
         Ok(self.message(Mailbox::new(display_name(&c.name), to), &subject, message_id, body)?.formatted())
     }
 
@@ -198,10 +200,10 @@ impl Composer {
         ];
         let (text, html) = self.notice(&subject, name, &paragraphs, None, "")?;
         let attachment = lettre::message::Attachment::new("my-data.json".to_owned()).body(
-            json,
+            encoding::attachment(&json),
             lettre::message::header::ContentType::parse("application/json").map_err(|_| MailError::Attachment)?,
         );
-        let body = MultiPart::mixed().multipart(MultiPart::alternative_plain_html(text, html)).singlepart(attachment);
+        let body = MultiPart::mixed().multipart(alternative(&text, &html)).singlepart(attachment);
         self.transactional_body(to, name, &subject, body)
     }
 
@@ -235,7 +237,7 @@ impl Composer {
         text: String,
         html: String,
     ) -> Result<Composed, MailError> {
-        self.transactional_body(to, name, subject, MultiPart::alternative_plain_html(text, html))
+        self.transactional_body(to, name, subject, alternative(&text, &html))
     }
 
     fn transactional_body(
@@ -266,6 +268,11 @@ impl Composer {
         }
         Ok(message)
     }
+}
+
+/// A text part and its HTML alternative, each encoded by [`encoding::text`].
+fn alternative(text: &str, html: &str) -> MultiPart {
+    MultiPart::alternative_plain_html(encoding::text(text), encoding::text(html))
 }
 
 /// The decoded text and HTML parts of a message we composed (for previews).

@@ -1,12 +1,15 @@
-//! Mail: composing messages ([`compose`]) and handing them to a
+//! Mail: composing messages ([`compose`], [`update`]; every body's transfer
+//! encoding decided and applied by [`encoding`]) and handing them to a
 //! [`transport::Transport`] (pooled SMTP, or `.eml` files in a folder).
 //!
 //! Nothing here touches the database: the outbox worker reads queued
 //! messages from the store and calls [`transport::Transport::send`].
 
 pub mod compose;
+pub mod encoding;
 pub mod imap;
 pub mod mailbox;
+pub mod plain;
 pub mod pop3;
 pub mod smtp;
 pub mod transport;
@@ -30,4 +33,6 @@ pub enum MailError {
     Attachment,
     #[error("unreadable queued recipe: {0}")]
     Recipe(#[from] serde_json::Error),
+    #[error("the update's text uses every private-use character, so its copies cannot be personalised")]
+    NoMarker,
 }

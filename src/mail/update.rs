@@ -7,12 +7,13 @@
 //! in the public archive, so raw HTML in it is shown as text and links may
 //! only be http(s), mailto or relative.
 
+use super::encoding;
 use super::{Composed, Composer, MailError};
 use askama::Template;
 use base64::Engine;
 use lettre::Message;
-use lettre::message::header::{ContentTransferEncoding, HeaderName, HeaderValue};
-use lettre::message::{Body, Mailbox, MultiPart};
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
 
 /// Styles for the markdown body, inlined into each element once per update
@@ -31,6 +32,9 @@ pub fn markdown_to_html(markdown: &str) -> String {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_FOOTNOTES;
     let events = Parser::new_ext(markdown, options).map(|event| match event {
         Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        // A new line the organiser typed stays one (as in the plain-text
+        // part), so a two-line sign-off does not run into one line.
+        Event::SoftBreak => Event::HardBreak,
         Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
             Event::Start(Tag::Link { link_type, dest_url: safe_url(dest_url), title, id })
         }
@@ -62,7 +66,8 @@ pub struct PreparedUpdate {
     pub subject: String,
     /// Body HTML with CSS inlined; may contain `{{name}}`.
     pub body_html: String,
-    /// The markdown itself: readable as plain text; may contain `{{name}}`.
+    /// The plain-text part's body ([`super::plain::markdown_to_text`]);
+    /// may contain `{{name}}`.
     pub body_text: String,
 }
 
@@ -74,7 +79,8 @@ impl PreparedUpdate {
             .build()
             .inline_fragment(&html, BODY_CSS)
             .map_err(|e| MailError::Inline(e.to_string()))?;
-        Ok(Self { update_id, subject: subject.to_owned(), body_html, body_text: markdown.to_owned() })
+        let body_text = super::plain::markdown_to_text(markdown);
+        Ok(Self { update_id, subject: subject.to_owned(), body_html, body_text })
     }
 }
 
@@ -202,57 +208,41 @@ impl Composer {
         format!("<{update_id}.{subscriber_id}@{}>", self.host)
     }
 
-    /// One recipient's copy of an update.
+    /// One recipient's copy of an update (a preview or a test send: the
+    /// bulk path renders the bodies once, [`Composer::update_bodies`]).
     pub fn update(&self, u: &PreparedUpdate, r: &Recipient<'_>) -> Result<Composed, MailError> {
-        self.update_with(u, None, r)
+        self.update_with(u, &self.update_bodies(u)?, r)
     }
 
-    /// One recipient's copy, from the update's [`UpdateBodies`] when it has
-    /// them (the bulk path: no template rendering or body encoding per copy).
+    /// One recipient's copy, from the update's bodies as rendered once:
+    /// no template rendering per copy, and only the copy's own values
+    /// encoded (`mail::encoding`).
     pub fn update_with(
         &self,
         u: &PreparedUpdate,
-        bodies: Option<&UpdateBodies>,
+        bodies: &UpdateBodies,
         r: &Recipient<'_>,
     ) -> Result<Composed, MailError> {
         let greeting_name = if r.name.is_empty() { "friend" } else { r.name };
         let lists = lists_phrase(r.list_name, &r.other_list_names);
-        let parts = match bodies {
-            Some(b) => {
-                let text = b.text.fill(&Fields {
-                    name: greeting_name,
-                    list_name: &lists,
-                    unsubscribe_url: &r.unsubscribe_url,
-                    preferences_url: &r.preferences_url,
-                });
-                let html = b.html.fill(&Fields {
-                    name: &html_escape(greeting_name),
-                    list_name: &html_escape(&lists),
-                    unsubscribe_url: &html_escape(&r.unsubscribe_url),
-                    preferences_url: &html_escape(&r.preferences_url),
-                });
-                MultiPart::alternative_plain_html(
-                    Body::dangerous_pre_encoded(text, ContentTransferEncoding::QuotedPrintable),
-                    Body::dangerous_pre_encoded(html, ContentTransferEncoding::QuotedPrintable),
-                )
+        let text = bodies.text.fill(
+            Fields {
+                name: greeting_name,
+                list_name: &lists,
+                unsubscribe_url: &r.unsubscribe_url,
+                preferences_url: &r.preferences_url,
             }
-            None => {
-                let body_html = u.body_html.replace(NAME_TAG, &html_escape(greeting_name));
-                let body_text = u.body_text.replace(NAME_TAG, greeting_name);
-                let (text, html) = self.render_bodies(
-                    u,
-                    &body_text,
-                    &body_html,
-                    &Fields {
-                        name: greeting_name,
-                        list_name: &lists,
-                        unsubscribe_url: &r.unsubscribe_url,
-                        preferences_url: &r.preferences_url,
-                    },
-                )?;
-                MultiPart::alternative_plain_html(text, html)
+            .values(),
+        );
+        let html = bodies.html.fill(
+            Fields {
+                name: &html_escape(greeting_name),
+                list_name: &html_escape(&lists),
+                unsubscribe_url: &html_escape(&r.unsubscribe_url),
+                preferences_url: &html_escape(&r.preferences_url),
             }
-        };
+            .values(),
+        );
         let message_id =
             if r.test { self.new_message_id() } else { self.update_message_id(u.update_id, r.subscriber_id) };
         let subject = if r.test { format!("[TEST] {}", u.subject) } else { u.subject.clone() };
@@ -269,7 +259,7 @@ impl Composer {
             .raw_header(header("List-Unsubscribe", format!("<{}>", r.unsubscribe_url)))
             .raw_header(header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_owned()))
             .raw_header(header("Precedence", "bulk".to_owned()))
-            .multipart(parts)?;
+            .multipart(MultiPart::alternative_plain_html(text, html))?;
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
@@ -309,45 +299,41 @@ impl Composer {
     }
 
     /// Renders an update's bodies once, with a marker where each person's
-    /// own values go, and encodes everything around the markers as
-    /// quoted-printable up front. `None` when lettre would not choose
-    /// quoted-printable for this update (pure short-lined ASCII, or mostly
-    /// non-Latin text, where base64 is smaller): those take the ordinary path.
-    pub fn update_bodies(&self, u: &PreparedUpdate) -> Option<UpdateBodies> {
-        let texts = [u.subject.as_str(), &u.body_html, &u.body_text, &self.group_name, &self.contact_address];
-        if texts.iter().any(|t| t.contains(MARK_OPEN) || t.contains(MARK_CLOSE)) {
-            return None;
-        }
-        let markers = Fields {
-            name: &Field::Name.marker(),
-            list_name: &Field::ListName.marker(),
-            unsubscribe_url: &Field::UnsubscribeUrl.marker(),
-            preferences_url: &Field::PreferencesUrl.marker(),
-        };
-        let body_html = u.body_html.replace(NAME_TAG, markers.name);
-        let body_text = u.body_text.replace(NAME_TAG, markers.name);
-        let (text, html) = self.render_bodies(u, &body_text, &body_html, &markers).ok()?;
-        // Decide as lettre would for a typical copy.
-        let typical = |s: &str| {
-            let s = s
-                .replace(markers.name, "friend")
-                .replace(markers.list_name, "Updates")
-                .replace(markers.unsubscribe_url, "https://example.org/unsubscribe/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-                .replace(markers.preferences_url, "https://example.org/preferences/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-            Body::new(s).encoding() == ContentTransferEncoding::QuotedPrintable
-        };
-        if !typical(&text) || !typical(&html) {
-            return None;
-        }
-        Some(UpdateBodies { text: Encoded::new(&text), html: Encoded::new(&html) })
+    /// own values go, as [`encoding::Template`]s. A marker is a
+    /// private-use character that none of the update's own text (nor the
+    /// group's name and address) contains, around the field's number, so
+    /// nothing the organiser wrote can be taken for one.
+    pub fn update_bodies(&self, u: &PreparedUpdate) -> Result<UpdateBodies, MailError> {
+        let fixed = [u.subject.as_str(), &u.body_html, &u.body_text, &self.group_name, &self.contact_address];
+        let mark = unused_private_use_char(&fixed).ok_or(MailError::NoMarker)?;
+        let markers: [String; FIELDS] = std::array::from_fn(|field| format!("{mark}{field}{mark}"));
+        let [name, list_name, unsubscribe_url, preferences_url] = markers.each_ref().map(String::as_str);
+        let marks = Fields { name, list_name, unsubscribe_url, preferences_url };
+        let body_html = u.body_html.replace(NAME_TAG, marks.name);
+        let body_text = u.body_text.replace(NAME_TAG, marks.name);
+        let (text, html) = self.render_bodies(u, &body_text, &body_html, &marks)?;
+        let markers = marks.values();
+        Ok(UpdateBodies {
+            text: encoding::Template::new(&text, markers),
+            html: encoding::Template::new(&html, markers),
+        })
     }
 }
 
 /// Where the supporter's name goes in an update's markdown.
 const NAME_TAG: &str = "{{name}}";
-/// Markers around a field in a body rendered once (private-use characters).
-const MARK_OPEN: char = '\u{E000}';
-const MARK_CLOSE: char = '\u{E001}';
+
+/// The first private-use character (the Basic Multilingual Plane's, then
+/// planes 15 and 16: 137,468 of them) that none of `texts` contains.
+fn unused_private_use_char(texts: &[&str]) -> Option<char> {
+    let private =
+        |c: &char| matches!(c, '\u{E000}'..='\u{F8FF}' | '\u{F0000}'..='\u{FFFFD}' | '\u{100000}'..='\u{10FFFD}');
+    let used: std::collections::HashSet<char> = texts.iter().flat_map(|t| t.chars()).filter(private).collect();
+    ('\u{E000}'..='\u{F8FF}')
+        .chain('\u{F0000}'..='\u{FFFFD}')
+        .chain('\u{100000}'..='\u{10FFFD}')
+        .find(|c| !used.contains(c))
+}
 
 /// The values that differ between copies of an update.
 struct Fields<'a> {
@@ -357,145 +343,22 @@ struct Fields<'a> {
     preferences_url: &'a str,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Name,
-    ListName,
-    UnsubscribeUrl,
-    PreferencesUrl,
-}
+/// How many [`Fields`] there are: the slots of [`UpdateBodies`]' templates.
+const FIELDS: usize = 4;
 
-impl Field {
-    const ALL: [Field; 4] = [Field::Name, Field::ListName, Field::UnsubscribeUrl, Field::PreferencesUrl];
-
-    fn marker(self) -> String {
-        format!("{MARK_OPEN}{}{MARK_CLOSE}", self as u8)
-    }
-
-    fn value<'a>(self, f: &Fields<'a>) -> &'a str {
-        match self {
-            Field::Name => f.name,
-            Field::ListName => f.list_name,
-            Field::UnsubscribeUrl => f.unsubscribe_url,
-            Field::PreferencesUrl => f.preferences_url,
-        }
+impl<'a> Fields<'a> {
+    /// The values in the order of their slots (field number `i` is
+    /// `values()[i]`).
+    fn values(&self) -> [&'a str; FIELDS] {
+        [self.name, self.list_name, self.unsubscribe_url, self.preferences_url]
     }
 }
 
-/// An update's two bodies, rendered and encoded once (see
-/// [`Composer::update_bodies`]).
+/// An update's two bodies, rendered once (see [`Composer::update_bodies`]).
 #[derive(Debug, Clone)]
 pub struct UpdateBodies {
-    text: Encoded,
-    html: Encoded,
-}
-
-/// A body as quoted-printable pieces with the fields between them. Every
-/// piece and every field value is encoded on its own, starting a fresh line,
-/// and they are joined with soft line breaks (`=` CRLF), which decoding
-/// removes: so the decoded body is exactly the rendered one, and no line
-/// exceeds 76 characters however long a value is.
-#[derive(Debug, Clone)]
-struct Encoded {
-    /// Encoded static text, then the field that follows it (none after the last).
-    pieces: Vec<(Vec<u8>, Option<Field>)>,
-    /// Bytes of encoded static text, to size each copy's buffer.
-    static_len: usize,
-}
-
-impl Encoded {
-    fn new(rendered: &str) -> Self {
-        let crlf = to_crlf(rendered);
-        let mut pieces = Vec::new();
-        let mut rest = crlf.as_str();
-        loop {
-            let found = Field::ALL.iter().filter_map(|f| rest.find(&f.marker()).map(|at| (at, *f))).min_by_key(|x| x.0);
-            match found {
-                Some((at, field)) => {
-                    pieces.push((quoted_printable(&rest[..at]), Some(field)));
-                    rest = &rest[at + field.marker().len()..];
-                }
-                None => {
-                    pieces.push((quoted_printable(rest), None));
-                    break;
-                }
-            }
-        }
-        let static_len = pieces.iter().map(|(p, _)| p.len() + 6).sum();
-        Self { pieces, static_len }
-    }
-
-    fn fill(&self, fields: &Fields<'_>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.static_len + 512);
-        for (piece, field) in &self.pieces {
-            soft_break(&mut out);
-            out.extend_from_slice(piece);
-            if let Some(field) = field {
-                soft_break(&mut out);
-                out.extend_from_slice(&quoted_printable(field.value(fields)));
-            }
-        }
-        out
-    }
-}
-
-/// Ends the current encoded line invisibly, unless it is already ended.
-fn soft_break(out: &mut Vec<u8>) {
-    if !out.is_empty() && !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"=\r\n");
-    }
-}
-
-/// Lone LF (and lone CR) become CRLF, as lettre does before encoding a body.
-fn to_crlf(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 16);
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' if chars.peek() == Some(&'\n') => {
-                chars.next();
-                out.push_str("\r\n");
-            }
-            '\r' | '\n' => out.push_str("\r\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Quoted-printable (RFC 2045 §6.7) of text whose line breaks are CRLF:
-/// hard breaks kept, lines soft-broken at 76 characters, trailing
-/// whitespace and everything outside printable ASCII escaped.
-fn quoted_printable(s: &str) -> Vec<u8> {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8 + 8);
-    let mut column = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
-            out.extend_from_slice(b"\r\n");
-            column = 0;
-            i += 2;
-            continue;
-        }
-        let line_ends_here = i + 1 == bytes.len() || bytes[i + 1..].starts_with(b"\r\n");
-        let literal = matches!(b, b'!'..=b'<' | b'>'..=b'~') || (matches!(b, b' ' | b'\t') && !line_ends_here);
-        let width = if literal { 1 } else { 3 };
-        if column + width > 75 {
-            out.extend_from_slice(b"=\r\n");
-            column = 0;
-        }
-        if literal {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'=', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-        column += width;
-        i += 1;
-    }
-    out
+    text: encoding::Template<FIELDS>,
+    html: encoding::Template<FIELDS>,
 }
 
 #[cfg(test)]
@@ -509,6 +372,11 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"));
         assert!(!html.contains("javascript:"));
         assert!(html.contains("href=\"https://a.test/\""));
+    }
+
+    #[test]
+    fn a_single_newline_stays_a_line_break_in_html() {
+        assert_eq!(markdown_to_html("Thanks,\nSam"), "<p>Thanks,<br />\nSam</p>\n");
     }
 
     #[test]
@@ -547,49 +415,109 @@ mod tests {
         (m.body_text(0).unwrap().into_owned(), m.body_html(0).unwrap().into_owned(), headers)
     }
 
-    #[test]
-    fn bodies_encoded_once_decode_exactly_as_rendering_each_copy_does() {
-        let markdown = "{{name}}, we **filed** today — £38,420 raised.\n\n\
-            A line with trailing spaces   \n.A line starting with a dot\n\n\
-            A very long paragraph that goes on and on well past the seventy-six characters a quoted-printable line \
-            may hold, so that it must be broken softly, more than once, and still read the same. Thanks, {{name}}!";
-        let u = PreparedUpdate::new(uuid::Uuid::now_v7(), "Filed — at last", markdown).unwrap();
-        let c = composer();
-        let bodies = c.update_bodies(&u).expect("this update takes the encoded-once path");
-        let url = format!("https://hospital.test/unsubscribe/{}", "Ab-_9".repeat(30));
-        for (name, list_name) in [("", "Updates"), ("Zoë & <Bob> \"Q\" O'Neil", "Hearings & \"dates\" — Ünïcode")]
-        {
-            let r = Recipient {
-                subscriber_id: uuid::Uuid::now_v7(),
-                email: "zoe@example.org",
-                name,
-                list_slug: "updates",
-                list_name,
-                other_list_names: Vec::new(),
-                unsubscribe_url: url.clone(),
-                preferences_url: "https://hospital.test/preferences/x?a=1&b=2".into(),
-                test: false,
-            };
-            let slow = c.update(&u, &r).unwrap();
-            let fast = c.update_with(&u, Some(&bodies), &r).unwrap();
-            let (fast_parts, slow_parts) = (parts(&fast.bytes), parts(&slow.bytes));
-            assert_eq!(fast_parts.0, slow_parts.0, "text for {name:?}");
-            assert_eq!(fast_parts.1, slow_parts.1, "html for {name:?}");
-            assert_eq!(fast_parts.2, slow_parts.2, "headers for {name:?}");
-            let raw = String::from_utf8(fast.bytes).unwrap();
-            assert!(raw.contains("Content-Transfer-Encoding: quoted-printable"));
-            assert!(raw.split("\r\n").all(|line| line.len() <= 998), "SMTP line limit");
-            let body = &raw[raw.find("\r\n\r\n").unwrap()..];
-            assert!(body.split("\r\n").filter(|l| !l.starts_with("--")).all(|l| l.len() <= 76), "{body}");
+    fn recipient<'a>(name: &'a str, list_name: &'a str, unsubscribe_url: &str) -> Recipient<'a> {
+        Recipient {
+            subscriber_id: uuid::Uuid::now_v7(),
+            email: "zoe@example.org",
+            name,
+            list_slug: "updates",
+            list_name,
+            other_list_names: Vec::new(),
+            unsubscribe_url: unsubscribe_url.to_owned(),
+            preferences_url: "https://hospital.test/preferences/x?a=1&b=2".into(),
+            test: false,
         }
     }
 
+    /// Each copy, composed from bodies rendered once, decodes (by
+    /// mail-parser) to exactly what rendering the templates with that
+    /// copy's own values gives, whichever encoding its text calls for;
+    /// and no line of the message is longer than 76 characters.
     #[test]
-    fn quoted_printable_escapes_what_it_must_and_wraps_at_76() {
-        assert_eq!(quoted_printable("a=b £ \r\nend \t"), b"a=3Db =C2=A3=20\r\nend =09".to_vec());
-        let long = quoted_printable(&"x".repeat(200));
-        assert!(String::from_utf8(long).unwrap().split("\r\n").all(|l| l.len() <= 76));
-        assert_eq!(to_crlf("a\nb\r\nc\rd"), "a\r\nb\r\nc\r\nd");
+    fn every_copy_decodes_exactly_as_rendering_it_alone_does() {
+        let long_url = format!("https://hospital.test/unsubscribe/{}", "Ab-_9".repeat(30));
+        let updates = [
+            // Plain ASCII, short lines.
+            ("Filed", "{{name}}, we filed today.\n\nThanks, {{name}}!"),
+            // Latin with long lines, trailing spaces and a leading dot (quoted-printable).
+            (
+                "Filed — at last",
+                "{{name}}, we **filed** today — £38,420 raised.\n\n\
+                 A line with trailing spaces   \n.A line starting with a dot\n\n\
+                 A very long paragraph that goes on and on well past the seventy-six characters a quoted-printable \
+                 line may hold, so that it must be broken softly, more than once, and still read the same. Thanks, {{name}}!",
+            ),
+            // Mostly Cyrillic (base64).
+            ("Новости", &"Спасибо, {{name}}! Мы подали иск в суд и ждём решения.\n\n".repeat(20)),
+            // Text that holds the first private-use characters, and what a marker made of them looks like.
+            ("\u{E000}0\u{E000}", "\u{E000}0\u{E000} \u{E000}1\u{E000} {{name}} \u{E001}"),
+        ];
+        let c = composer();
+        for (subject, markdown) in updates {
+            let u = PreparedUpdate::new(uuid::Uuid::now_v7(), subject, markdown).unwrap();
+            let bodies = c.update_bodies(&u).unwrap();
+            for (name, list_name, url) in [
+                ("", "Updates", "https://hospital.test/unsubscribe/abc"),
+                ("Zoë & <Bob> \"Q\" O'Neil", "Hearings & \"dates\" — Ünïcode", long_url.as_str()),
+                ("Владимир Иванов", "Новости", "https://hospital.test/unsubscribe/abc"),
+            ] {
+                let r = recipient(name, list_name, url);
+                let copy = c.update_with(&u, &bodies, &r).unwrap();
+                let greeting = if name.is_empty() { "friend" } else { name };
+                let lists = lists_phrase(list_name, &[]);
+                let (text, html) = c
+                    .render_bodies(
+                        &u,
+                        &u.body_text.replace(NAME_TAG, greeting),
+                        &u.body_html.replace(NAME_TAG, &html_escape(greeting)),
+                        &Fields {
+                            name: greeting,
+                            list_name: &lists,
+                            unsubscribe_url: url,
+                            preferences_url: &r.preferences_url,
+                        },
+                    )
+                    .unwrap();
+                let (decoded_text, decoded_html, headers) = parts(&copy.bytes);
+                let crlf = |s: &str| s.replace("\r\n", "\n").replace('\n', "\r\n");
+                assert_eq!(decoded_text, crlf(&text), "text of {subject:?} for {name:?}");
+                assert_eq!(decoded_html, crlf(&html), "html of {subject:?} for {name:?}");
+                for expected in ["List-Unsubscribe-Post: List-Unsubscribe=One-Click", "Precedence: bulk"] {
+                    assert!(headers.iter().any(|h| h.contains(expected)), "{expected} in {headers:?}");
+                }
+                let raw = String::from_utf8(copy.bytes).unwrap();
+                let body = &raw[raw.find("\r\n\r\n").unwrap()..];
+                assert!(body.split("\r\n").all(|l| l.len() <= 76), "{body}");
+            }
+        }
+    }
+
+    /// The encoding of each copy's parts is decided on the copy's whole
+    /// text: the footers' typographic quotes and long lines rule out 7bit,
+    /// and mostly Cyrillic text goes as base64.
+    #[test]
+    fn a_copy_is_sent_in_the_encoding_its_own_text_calls_for() {
+        let c = composer();
+        let encodings = |markdown: &str| {
+            let u = PreparedUpdate::new(uuid::Uuid::now_v7(), "Hi", markdown).unwrap();
+            let copy = c.update(&u, &recipient("Bob", "Updates", "https://hospital.test/u/abc")).unwrap();
+            let raw = String::from_utf8(copy.bytes).unwrap();
+            raw.split("\r\n")
+                .filter_map(|l| l.strip_prefix("Content-Transfer-Encoding: "))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(encodings("Short news, {{name}}."), ["quoted-printable", "quoted-printable"]);
+        let cyrillic = encodings(&"Спасибо за поддержку, мы подали иск.\n\n".repeat(30));
+        assert_eq!(cyrillic[0], "base64", "the text part: {cyrillic:?}");
+    }
+
+    #[test]
+    fn markers_avoid_every_private_use_character_the_update_holds() {
+        assert_eq!(unused_private_use_char(&["plain"]), Some('\u{E000}'));
+        assert_eq!(unused_private_use_char(&["\u{E000}", "x\u{E001}"]), Some('\u{E002}'));
+        let bmp: String = ('\u{E000}'..='\u{F8FF}').collect();
+        assert_eq!(unused_private_use_char(&[&bmp]), Some('\u{F0000}'));
     }
 
     #[test]

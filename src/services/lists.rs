@@ -54,7 +54,9 @@ pub struct NewList {
 /// Unparsed input from the API.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct ListInput {
-    /// 1–64 lower-case letters, digits and hyphens; required to create, fixed after.
+    /// The list's web address: 1–64 lower-case letters, digits and hyphens,
+    /// fixed after creation. Absent or empty on create: made from the name
+    /// ("Zoë's hearing dates" → `zoes-hearing-dates`).
     #[schema(example = "hearings", pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub slug: Option<String>,
     /// One line, at most 120 characters; required to create.
@@ -91,9 +93,22 @@ fn parse_frequency(raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<St
 
 pub async fn create(ctx: &Context, input: &ListInput) -> Result<ListView> {
     let mut errors = Vec::new();
-    let slug = ListSlug::parse(input.slug.as_deref().unwrap_or(""))
-        .map_err(|e| errors.push(FieldError::from_parse("slug", e)))
-        .ok();
+    // No web address given: one made from the name, as an organiser
+    // would (the admin form leaves it blank unless they change it).
+    let slug = match input.slug.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(raw) => ListSlug::parse(raw).map_err(|e| errors.push(FieldError::from_parse("slug", e))).ok(),
+        None => {
+            let name = input.name.as_deref().unwrap_or("");
+            let made = ListSlug::from_name(name);
+            if made.is_none() && !name.trim().is_empty() {
+                errors.push(FieldError::new(
+                    "slug",
+                    "choose a web address: the name has no letters or digits to make one from",
+                ));
+            }
+            made
+        }
+    };
     let name = ListName::parse(input.name.as_deref().unwrap_or(""))
         .map_err(|e| errors.push(FieldError::from_parse("name", e)))
         .ok();

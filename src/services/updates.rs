@@ -568,3 +568,64 @@ pub async fn deliveries(
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.subscriber_id)).flatten();
     Ok((rows.into_iter().map(DeliveryView::from).collect(), next))
 }
+
+/// Who an update would reach if it started now (the review before a send).
+#[derive(Debug, Clone)]
+pub struct Audience {
+    /// People who would get a copy: once each, however many lists they are on.
+    pub total: i64,
+    /// Each of the update's lists with its people among them.
+    pub lists: Vec<crate::store::AudienceListRow>,
+}
+
+/// Counts the audience exactly as starting the send would take it: the
+/// snapshot itself runs, in a transaction that is then rolled back, so the
+/// count cannot follow a rule of its own (confirmed, not suppressed, once
+/// across lists). Only for an update that has not started.
+pub async fn audience(ctx: &Context, id: Uuid) -> Result<Audience> {
+    let mut tx = ctx.store.write().await?;
+    let row = load(&mut tx, id).await?;
+    if !matches!(row.status, UpdateStatus::Draft | UpdateStatus::Scheduled) {
+        return Err(ServiceError::Conflict(format!("an update that is {} cannot be sent again", row.status)));
+    }
+    let total = tx.snapshot_audience(id).await?;
+    let lists = tx.audience_by_list(id).await?;
+    tx.rollback().await?;
+    Ok(Audience { total: i64::try_from(total).unwrap_or(i64::MAX), lists })
+}
+
+/// Takes a scheduled update out of the schedule: a draft again, with no time.
+pub async fn unschedule(ctx: &Context, id: Uuid) -> Result<UpdateView> {
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.write().await?;
+    let row = load(&mut tx, id).await?;
+    if !tx.transition_update(id, UpdateEvent::Unschedule, None, now).await? {
+        return Err(ServiceError::Conflict(format!("an update that is {} is not scheduled", row.status)));
+    }
+    let row = load(&mut tx, id).await?;
+    let out = view(&mut tx, row).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Renders what the editor holds, unsaved, as the real email for a sample
+/// supporter: the live preview beside the editor.
+pub async fn preview_unsaved(ctx: &Context, input: &UpdateInput) -> Result<Preview> {
+    // One line, as a subject is once saved; the preview never refuses it.
+    let subject = input.subject.as_deref().unwrap_or_default().replace(['\r', '\n'], " ");
+    let markdown = input.body_markdown.clone().unwrap_or_default();
+    if markdown.len() > MAX_BODY {
+        return Err(ServiceError::Invalid(vec![FieldError::new("body_markdown", "the body is at most 200,000 bytes")]));
+    }
+    let first = input.lists.as_deref().unwrap_or_default().iter().find_map(|s| ListSlug::parse(s).ok());
+    let list = match first {
+        Some(slug) => ctx.store.read().await?.list_by_slug(slug.as_str()).await?,
+        None => None,
+    };
+    let (slug, name) = list.map(|l| (l.slug, l.name)).unwrap_or_default();
+    let prepared = PreparedUpdate::new(Uuid::nil(), &subject, &markdown)?;
+    let composed = ctx.composer.update(&prepared, &sample_recipient(ctx, &slug, &name, false))?;
+    let parsed = crate::mail::compose::parts(&composed.bytes);
+    // Shown in a page, where the mail's CRLF line ends are just line ends.
+    Ok(Preview { subject, html: parsed.html, text: parsed.text.replace("\r\n", "\n") })
+}

@@ -1,6 +1,6 @@
 //! Organiser accounts and API tokens (both stored hashed).
 
-use super::{Result, Tx, conflict_on_unique, on_backend};
+use super::{Result, Tx, conflict_on_unique, execute, on_backend};
 use crate::domain::Role;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -22,17 +22,16 @@ impl Tx {
         role: Role,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id)
-        .bind(email_norm)
-        .bind(password_hash)
-        .bind(role)
-        .bind(now)
-        .execute(c)
-        .await
-        .map_err(conflict_on_unique("an organiser with that address"))?.rows_affected());
+        execute!(
+            self,
+            sqlx::query("INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)",)
+                .bind(id)
+                .bind(email_norm)
+                .bind(password_hash)
+                .bind(role)
+                .bind(now),
+            conflict_on_unique("an organiser with that address")
+        );
         Ok(())
     }
 
@@ -42,13 +41,14 @@ impl Tx {
     }
 
     pub async fn insert_api_token(&mut self, id: Uuid, name: &str, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query("INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(name)
-            .bind(token_hash)
-            .bind(now)
-            .execute(c)
-            .await?.rows_affected());
+        execute!(
+            self,
+            sqlx::query("INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(name)
+                .bind(token_hash)
+                .bind(now)
+        );
         Ok(())
     }
 
@@ -132,29 +132,24 @@ impl Tx {
     }
 
     pub async fn note_login(&mut self, user_id: Uuid, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1")
-            .bind(user_id)
-            .bind(now)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1").bind(user_id).bind(now));
         Ok(())
     }
 
     pub async fn insert_session(&mut self, s: &NewSession<'_>) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, ip, user_agent)
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, ip, user_agent)
              VALUES ($1, $2, $3, $3, $4, $5, $6)",
-        )
-        .bind(s.id_hash)
-        .bind(s.user_id)
-        .bind(s.now)
-        .bind(s.expires_at)
-        .bind(s.ip)
-        .bind(s.user_agent)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(s.id_hash)
+            .bind(s.user_id)
+            .bind(s.now)
+            .bind(s.expires_at)
+            .bind(s.ip)
+            .bind(s.user_agent)
+        );
         Ok(())
     }
 
@@ -180,32 +175,23 @@ impl Tx {
     }
 
     pub async fn touch_session(&mut self, id_hash: &str, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1")
-            .bind(id_hash)
-            .bind(now)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1").bind(id_hash).bind(now));
         Ok(())
     }
 
     pub async fn delete_session(&mut self, id_hash: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash));
         Ok(())
     }
 
     /// Forgets sessions past their absolute expiry or idle since `idle_cutoff`.
     pub async fn delete_dead_sessions(&mut self, now: DateTime<Utc>, idle_cutoff: DateTime<Utc>) -> Result<u64> {
-        let n = on_backend!(self, c => sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
-            .bind(now)
-            .bind(idle_cutoff)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let n = execute!(
+            self,
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+                .bind(now)
+                .bind(idle_cutoff)
+        );
         Ok(n)
     }
 
@@ -230,56 +216,38 @@ impl Tx {
         account_hash: &str,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO login_failures (id, key_hash, account_hash, failed_at) VALUES ($1, $2, $3, $4)",
-        )
-            .bind(id)
-            .bind(key_hash)
-            .bind(account_hash)
-            .bind(at)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(
+            self,
+            sqlx::query("INSERT INTO login_failures (id, key_hash, account_hash, failed_at) VALUES ($1, $2, $3, $4)",)
+                .bind(id)
+                .bind(key_hash)
+                .bind(account_hash)
+                .bind(at)
+        );
         Ok(())
     }
 
     pub async fn delete_login_failure(&mut self, id: Uuid) -> Result<()> {
-        on_backend!(self, c => sqlx::query("DELETE FROM login_failures WHERE id = $1")
-            .bind(id)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("DELETE FROM login_failures WHERE id = $1").bind(id));
         Ok(())
     }
 
     /// Forgets every failure for one key (an account after a good login).
     pub async fn clear_login_failures(&mut self, key_hash: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query("DELETE FROM login_failures WHERE key_hash = $1")
-            .bind(key_hash)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("DELETE FROM login_failures WHERE key_hash = $1").bind(key_hash));
         Ok(())
     }
 
     /// Forgets every failure recorded against one account, from any
     /// address (`tidings user unlock`).
     pub async fn clear_account_login_failures(&mut self, account_hash: &str) -> Result<u64> {
-        let n = on_backend!(self, c => sqlx::query("DELETE FROM login_failures WHERE account_hash = $1")
-            .bind(account_hash)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let n = execute!(self, sqlx::query("DELETE FROM login_failures WHERE account_hash = $1").bind(account_hash));
         Ok(n)
     }
 
     /// Forgets failures older than `before`: they no longer count.
     pub async fn prune_login_failures(&mut self, before: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query("DELETE FROM login_failures WHERE failed_at < $1")
-            .bind(before)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("DELETE FROM login_failures WHERE failed_at < $1").bind(before));
         Ok(())
     }
 
@@ -289,13 +257,13 @@ impl Tx {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        on_backend!(self, c => sqlx::query("INSERT INTO setup_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)")
-            .bind(token_hash)
-            .bind(now)
-            .bind(expires_at)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(
+            self,
+            sqlx::query("INSERT INTO setup_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)")
+                .bind(token_hash)
+                .bind(now)
+                .bind(expires_at)
+        );
         Ok(())
     }
 
@@ -336,12 +304,12 @@ impl Tx {
 
     /// Revokes a live token; false if there is no such live token.
     pub async fn revoke_api_token(&mut self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(now)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let n = execute!(
+            self,
+            sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(now)
+        );
         Ok(n == 1)
     }
 }

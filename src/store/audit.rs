@@ -1,6 +1,6 @@
 //! The audit log (every organiser action) and the rights-request log.
 
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute, on_backend};
 use crate::domain::{RightsAction, RightsKind, RightsStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -89,22 +89,22 @@ fn like_pattern(text: &str) -> String {
 
 impl Tx {
     pub async fn insert_audit(&mut self, row: &AuditRow) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO audit_log (id, occurred_at, actor, actor_label, action, target, status, ip, detail)
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO audit_log (id, occurred_at, actor, actor_label, action, target, status, ip, detail)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(row.id)
-        .bind(row.occurred_at)
-        .bind(&row.actor)
-        .bind(&row.actor_label)
-        .bind(&row.action)
-        .bind(&row.target)
-        .bind(row.status)
-        .bind(&row.ip)
-        .bind(&row.detail)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(row.id)
+            .bind(row.occurred_at)
+            .bind(&row.actor)
+            .bind(&row.actor_label)
+            .bind(&row.action)
+            .bind(&row.target)
+            .bind(row.status)
+            .bind(&row.ip)
+            .bind(&row.detail)
+        );
         Ok(())
     }
 
@@ -133,42 +133,42 @@ impl Tx {
     }
 
     pub async fn insert_rights_request(&mut self, r: &RightsRequestRow) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO rights_requests (id, kind, subject, subscriber_id, received_at, due_at, extended_due_at,
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO rights_requests (id, kind, subject, subscriber_id, received_at, due_at, extended_due_at,
                                           extension_reason, status, outcome, notes, closed_at, created_by,
                                           created_at, updated_at, paused_at, pause_reason, paused_seconds,
                                           acknowledge_due_at, acknowledged_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-        )
-        .bind(r.id)
-        .bind(r.kind)
-        .bind(&r.subject)
-        .bind(r.subscriber_id)
-        .bind(r.received_at)
-        .bind(r.due_at)
-        .bind(r.extended_due_at)
-        .bind(&r.extension_reason)
-        .bind(r.status)
-        .bind(&r.outcome)
-        .bind(&r.notes)
-        .bind(r.closed_at)
-        .bind(&r.created_by)
-        .bind(r.created_at)
-        .bind(r.updated_at)
-        .bind(r.paused_at)
-        .bind(&r.pause_reason)
-        .bind(r.paused_seconds)
-        .bind(r.acknowledge_due_at)
-        .bind(r.acknowledged_at)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(r.id)
+            .bind(r.kind)
+            .bind(&r.subject)
+            .bind(r.subscriber_id)
+            .bind(r.received_at)
+            .bind(r.due_at)
+            .bind(r.extended_due_at)
+            .bind(&r.extension_reason)
+            .bind(r.status)
+            .bind(&r.outcome)
+            .bind(&r.notes)
+            .bind(r.closed_at)
+            .bind(&r.created_by)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .bind(r.paused_at)
+            .bind(&r.pause_reason)
+            .bind(r.paused_seconds)
+            .bind(r.acknowledge_due_at)
+            .bind(r.acknowledged_at)
+        );
         Ok(())
     }
 
     /// Writes back every changeable field of a request.
     pub async fn save_rights_request(&mut self, r: &RightsRequestRow) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "UPDATE rights_requests SET subject = $2, subscriber_id = $3, extended_due_at = $4, extension_reason = $5,
                                         status = $6, outcome = $7, notes = $8, closed_at = $9, updated_at = $10,
                                         paused_at = $11, pause_reason = $12, paused_seconds = $13,
@@ -188,10 +188,7 @@ impl Tx {
         .bind(r.paused_at)
         .bind(&r.pause_reason)
         .bind(r.paused_seconds)
-        .bind(r.acknowledged_at)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(r.acknowledged_at));
         Ok(())
     }
 
@@ -222,20 +219,20 @@ impl Tx {
 
     /// Appends one change to a request's history.
     pub async fn insert_rights_event(&mut self, e: &RightsEventRow) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO rights_request_events (id, request_id, occurred_at, action, reason, actor, actor_label)
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO rights_request_events (id, request_id, occurred_at, action, reason, actor, actor_label)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(e.id)
-        .bind(e.request_id)
-        .bind(e.occurred_at)
-        .bind(e.action)
-        .bind(&e.reason)
-        .bind(&e.actor)
-        .bind(&e.actor_label)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(e.id)
+            .bind(e.request_id)
+            .bind(e.occurred_at)
+            .bind(e.action)
+            .bind(&e.reason)
+            .bind(&e.actor)
+            .bind(&e.actor_label)
+        );
         Ok(())
     }
 
@@ -258,36 +255,31 @@ impl Tx {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<bool> {
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "INSERT INTO maintenance_jobs (job, next_run_at) VALUES ($1, $2) ON CONFLICT (job) DO NOTHING",
         )
         .bind(job)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE maintenance_jobs SET lease_until = $3
+        .bind(now));
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE maintenance_jobs SET lease_until = $3
              WHERE job = $1 AND next_run_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)",
-        )
-        .bind(job)
-        .bind(now)
-        .bind(lease_until)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(job)
+            .bind(now)
+            .bind(lease_until)
+        );
         Ok(n == 1)
     }
 
     pub async fn finish_maintenance_job(&mut self, job: &str, next_run_at: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE maintenance_jobs SET next_run_at = $2, lease_until = NULL WHERE job = $1",
-        )
-        .bind(job)
-        .bind(next_run_at)
-        .execute(c)
-        .await?
-        .rows_affected());
+        execute!(
+            self,
+            sqlx::query("UPDATE maintenance_jobs SET next_run_at = $2, lease_until = NULL WHERE job = $1",)
+                .bind(job)
+                .bind(next_run_at)
+        );
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! subscriber's deliveries (which delivery a report is about, their recent
 //! soft-bounce streak), and operator alerts.
 
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute, on_backend};
 use crate::domain::{AlertKind, DeliveryStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -108,43 +108,38 @@ impl Tx {
     /// Records an event unless one with the same dedupe key exists; `false`
     /// means it is a repeat and nothing was written.
     pub async fn insert_bounce_event(&mut self, e: &NewBounceEvent<'_>) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
-            "INSERT INTO bounce_events (id, received_at, source, dedupe_key, class, outcome, email_hash,
+        let n = execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO bounce_events (id, received_at, source, dedupe_key, class, outcome, email_hash,
                                         recipient_domain, subscriber_id, update_id, status_code, diagnostic, ref_at,
                                         dkim, dkim_domain)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (dedupe_key) DO NOTHING",
-        )
-        .bind(e.id)
-        .bind(e.received_at)
-        .bind(e.source)
-        .bind(e.dedupe_key)
-        .bind(e.class)
-        .bind(e.outcome)
-        .bind(e.email_hash)
-        .bind(e.recipient_domain)
-        .bind(e.subscriber_id)
-        .bind(e.update_id)
-        .bind(e.status_code)
-        .bind(e.diagnostic)
-        .bind(e.ref_at)
-        .bind(e.dkim)
-        .bind(e.dkim_domain)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(e.id)
+            .bind(e.received_at)
+            .bind(e.source)
+            .bind(e.dedupe_key)
+            .bind(e.class)
+            .bind(e.outcome)
+            .bind(e.email_hash)
+            .bind(e.recipient_domain)
+            .bind(e.subscriber_id)
+            .bind(e.update_id)
+            .bind(e.status_code)
+            .bind(e.diagnostic)
+            .bind(e.ref_at)
+            .bind(e.dkim)
+            .bind(e.dkim_domain)
+        );
         Ok(n == 1)
     }
 
     /// Changes the outcome recorded for an event (a soft bounce that turned
     /// out to be the one that suspends).
     pub async fn set_bounce_outcome(&mut self, id: Uuid, outcome: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query("UPDATE bounce_events SET outcome = $2 WHERE id = $1")
-            .bind(id)
-            .bind(outcome)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("UPDATE bounce_events SET outcome = $2 WHERE id = $1").bind(id).bind(outcome));
         Ok(())
     }
 
@@ -170,16 +165,16 @@ impl Tx {
     /// asynchronously: `sent` becomes `bounced`, with the diagnostic.
     /// `false` when it was not `sent` (already bounced, for one).
     pub async fn mark_delivery_bounced(&mut self, update_id: Uuid, subscriber_id: Uuid, reply: &str) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE deliveries SET status = 'bounced', smtp_reply = $3
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE deliveries SET status = 'bounced', smtp_reply = $3
              WHERE update_id = $1 AND subscriber_id = $2 AND status = 'sent'",
-        )
-        .bind(update_id)
-        .bind(subscriber_id)
-        .bind(reply)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(update_id)
+            .bind(subscriber_id)
+            .bind(reply)
+        );
         Ok(n == 1)
     }
 
@@ -265,40 +260,40 @@ impl Tx {
     /// Records an admin's decision on a held report (`applied-by-admin` or
     /// `dismissed`).
     pub async fn decide_held_report(&mut self, id: Uuid, outcome: &str, by: &str, now: DateTime<Utc>) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE bounce_events SET outcome = $2, reviewed_by = $3, reviewed_at = $4
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE bounce_events SET outcome = $2, reviewed_by = $3, reviewed_at = $4
              WHERE id = $1 AND outcome = 'review'",
-        )
-        .bind(id)
-        .bind(outcome)
-        .bind(by)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(id)
+            .bind(outcome)
+            .bind(by)
+            .bind(now)
+        );
         Ok(n == 1)
     }
 
     /// Raises an alert, or counts up the open one with the same kind and
     /// subject.
     pub async fn raise_alert(&mut self, a: &NewAlert<'_>, now: DateTime<Utc>) -> Result<()> {
-        let bumped = on_backend!(self, c => sqlx::query(
-            "UPDATE operator_alerts SET occurrences = occurrences + 1, last_seen_at = $4, detail = $3,
+        let bumped = execute!(
+            self,
+            sqlx::query(
+                "UPDATE operator_alerts SET occurrences = occurrences + 1, last_seen_at = $4, detail = $3,
                     link = COALESCE($5, link)
              WHERE kind = $1 AND subject = $2 AND dismissed_at IS NULL",
-        )
-        .bind(a.kind)
-        .bind(a.subject)
-        .bind(a.detail)
-        .bind(now)
-        .bind(a.link)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(a.kind)
+            .bind(a.subject)
+            .bind(a.detail)
+            .bind(now)
+            .bind(a.link)
+        );
         if bumped > 0 {
             return Ok(());
         }
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "INSERT INTO operator_alerts (id, kind, subject, title, detail, link, occurrences, first_seen_at, last_seen_at)
              VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)",
         )
@@ -308,10 +303,7 @@ impl Tx {
         .bind(a.title)
         .bind(a.detail)
         .bind(a.link)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(now));
         Ok(())
     }
 
@@ -328,15 +320,12 @@ impl Tx {
 
     /// Dismisses an open alert; `false` if there was none with that id.
     pub async fn dismiss_alert(&mut self, id: Uuid, by: &str, now: DateTime<Utc>) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
+        let n = execute!(self, sqlx::query(
             "UPDATE operator_alerts SET dismissed_at = $2, dismissed_by = $3 WHERE id = $1 AND dismissed_at IS NULL",
         )
         .bind(id)
         .bind(now)
-        .bind(by)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(by));
         Ok(n == 1)
     }
 }

@@ -1,7 +1,8 @@
 //! Confirmation tokens (stored as SHA-256 hashes) and the lists each confirms.
 
-use super::script::{PgScript, SqliteScript};
-use super::{Result, Tx, json_text, on_backend};
+use super::batch::{Rows, Statement};
+use super::script::Script;
+use super::{Result, Tx, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -88,74 +89,37 @@ impl Tx {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        self.run_script(
-            |s| push_confirmation_tokens(s, tokens, now, expires_at),
-            |s| push_confirmation_tokens_pg(s, tokens, now, expires_at),
-        )
-        .await
+        let mut script = Script::default();
+        push_confirmation_tokens(&mut script, tokens, now, expires_at);
+        self.run_script(script).await
     }
 }
 
-/// (token hash, list) for every list of every token.
-fn token_lists(tokens: &[NewConfirmationToken]) -> Vec<(&str, Uuid)> {
-    tokens.iter().flat_map(|t| t.list_ids.iter().map(|l| (t.token_hash.as_str(), *l))).collect()
-}
-
-/// The PostgreSQL form of [`Tx::insert_confirmation_tokens`], for a
-/// script. The token rows and their lists are two clauses of one
+/// The statements of [`Tx::insert_confirmation_tokens`], for a script.
+/// On PostgreSQL the token rows and their lists are two clauses of one
 /// statement: the lists' foreign key is checked at its end.
-pub(super) fn push_confirmation_tokens_pg(
-    script: &mut PgScript,
-    tokens: &[NewConfirmationToken],
+pub(super) fn push_confirmation_tokens<'a>(
+    script: &mut Script<'a>,
+    tokens: &'a [NewConfirmationToken],
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
-) -> Result<()> {
+) {
     script.push(
-        tokens,
-        "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
-         SELECT u.h, u.s, $3, $4 FROM UNNEST($1::text[], $2::uuid[]) AS u(h, s)",
-        |b| {
-            b.bind(tokens.iter().map(|t| t.token_hash.as_str()).collect::<Vec<_>>())
-                .bind(tokens.iter().map(|t| t.subscriber_id).collect::<Vec<_>>())
-                .bind(now)
-                .bind(expires_at);
-        },
-    )?;
-    let lists = token_lists(tokens);
+        Statement::new(
+            "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
+             SELECT u.h, u.s, $1, $2 FROM {rows}",
+        )
+        .bind(now)
+        .bind(expires_at)
+        .rows(
+            Rows::new()
+                .text("h", tokens.iter().map(|t| t.token_hash.as_str()))
+                .uuid("s", tokens.iter().map(|t| t.subscriber_id)),
+        ),
+    );
+    let lists = || tokens.iter().flat_map(|t| t.list_ids.iter().map(move |l| (t.token_hash.as_str(), *l)));
     script.push(
-        &lists,
-        "INSERT INTO confirmation_token_lists (token_hash, list_id) SELECT * FROM UNNEST($1::text[], $2::uuid[])",
-        |b| {
-            b.bind(lists.iter().map(|(hash, _)| *hash).collect::<Vec<_>>())
-                .bind(lists.iter().map(|(_, list)| *list).collect::<Vec<_>>());
-        },
-    )
-}
-
-/// The SQLite form of [`Tx::insert_confirmation_tokens`], for a script.
-pub(super) fn push_confirmation_tokens(
-    script: &mut SqliteScript,
-    tokens: &[NewConfirmationToken],
-    now: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-) -> Result<()> {
-    script.push(
-        tokens,
-        "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
-         SELECT j.value ->> 0, unhex(j.value ->> 1), $2, $3 FROM json_each($1) j",
-        |b| {
-            b.bind(json_text(tokens.iter().map(|t| (&t.token_hash, t.subscriber_id.simple()))))
-                .bind(now)
-                .bind(expires_at);
-        },
-    )?;
-    let lists = token_lists(tokens);
-    script.push(
-        &lists,
-        "INSERT INTO confirmation_token_lists (token_hash, list_id)
-         SELECT j.value ->> 0, unhex(j.value ->> 1) FROM json_each($1) j",
-        |b| {
-            b.bind(json_text(lists.iter().map(|(hash, list)| (hash, list.simple()))));
-        },
-    )
+        Statement::new("INSERT INTO confirmation_token_lists (token_hash, list_id) SELECT u.h, u.l FROM {rows}")
+            .rows(Rows::new().text("h", lists().map(|(h, _)| h)).uuid("l", lists().map(|(_, l)| l))),
+    );
 }

@@ -1,8 +1,8 @@
 //! Consent evidence: privacy notices, per-list consent statements (both
 //! versioned and immutable once published) and the append-only ledger.
 
-use super::script::{PgScript, SqliteScript};
-use super::{Result, Tx, json_text, on_backend, sqlite_time};
+use super::batch::{Rows, Statement};
+use super::{Result, Tx, on_backend};
 use crate::domain::{BasisKind, ConsentKind, LedgerEntryKind};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -203,28 +203,7 @@ impl Tx {
     /// Appends to the ledger. There is deliberately no way to change an entry.
     pub async fn append_consent_event(&mut self, e: &NewConsentEvent) -> Result<Uuid> {
         let id = Uuid::now_v7();
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
-                 occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind(id)
-        .bind(e.subscriber_id)
-        .bind(e.list_id)
-        .bind(e.kind)
-        .bind(e.statement_id)
-        .bind(e.notice_version)
-        .bind(e.occurred_at)
-        .bind(&e.ip)
-        .bind(&e.user_agent)
-        .bind(&e.source)
-        .bind(&e.actor)
-        .bind(&e.detail)
-        .bind(&e.controller_name)
-        .bind(&e.controller_contact)
-        .bind(e.basis_kind)
-        .execute(c)
-        .await?.rows_affected());
+        self.write_rows(consent_events(std::slice::from_ref(e), std::iter::once(id))).await?;
         Ok(id)
     }
 
@@ -276,69 +255,36 @@ impl Tx {
     /// The set form of [`Tx::append_consent_event`], in one statement of
     /// fixed text.
     pub async fn append_consent_events(&mut self, events: &[NewConsentEvent]) -> Result<()> {
-        self.run_script(|s| push_consent_events(s, events), |s| push_consent_events_pg(s, events)).await
+        self.write_rows(consent_events(events, events.iter().map(|_| Uuid::now_v7()))).await
     }
 }
 
-/// The PostgreSQL form of [`Tx::append_consent_events`], for a script.
-pub(super) fn push_consent_events_pg(script: &mut PgScript, events: &[NewConsentEvent]) -> Result<()> {
-    script.push(
-        events,
+/// The statement of [`Tx::append_consent_event`] and
+/// [`Tx::append_consent_events`]: `events`, with their ids in `ids`.
+pub(super) fn consent_events(events: &[NewConsentEvent], ids: impl Iterator<Item = Uuid>) -> Statement<'_> {
+    Statement::new(
         "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
              occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::bigint[],
-                              $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                              $13::text[], $14::text[], $15::text[])",
-        |b| {
-            b.bind(events.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.subscriber_id).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.list_id).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.statement_id).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.notice_version).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.ip.as_deref()).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.user_agent.as_deref()).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.source.as_deref()).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.detail.as_deref()).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.controller_name.as_deref()).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.controller_contact.as_deref()).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.basis_kind).collect::<Vec<_>>());
-        },
+         SELECT u.id, u.subscriber_id, u.list_id, u.kind, u.statement_id, u.notice_version, u.occurred_at, u.ip,
+                u.user_agent, u.source, u.actor, u.detail, u.controller_name, u.controller_contact, u.basis_kind
+         FROM {rows}",
     )
-}
-
-/// The SQLite form of [`Tx::append_consent_events`], for a script.
-pub(super) fn push_consent_events(script: &mut SqliteScript, events: &[NewConsentEvent]) -> Result<()> {
-    script.push(
-        events,
-        "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
-             occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
-         SELECT unhex(j.value ->> 0), unhex(j.value ->> 1), unhex(j.value ->> 2), j.value ->> 3,
-                unhex(j.value ->> 4), j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 8,
-                j.value ->> 9, j.value ->> 10, j.value ->> 11, j.value ->> 12, j.value ->> 13, j.value ->> 14
-         FROM json_each($1) j",
-        |b| {
-            b.bind(json_text(events.iter().map(|e| {
-                (
-                    Uuid::now_v7().simple(),
-                    e.subscriber_id.simple(),
-                    e.list_id.simple(),
-                    e.kind.as_str(),
-                    e.statement_id.map(|s| s.simple()),
-                    e.notice_version,
-                    sqlite_time(e.occurred_at),
-                    &e.ip,
-                    &e.user_agent,
-                    &e.source,
-                    &e.actor,
-                    &e.detail,
-                    &e.controller_name,
-                    &e.controller_contact,
-                    e.basis_kind.map(BasisKind::as_str),
-                )
-            })));
-        },
+    .rows(
+        Rows::new()
+            .uuid("id", ids)
+            .uuid("subscriber_id", events.iter().map(|e| e.subscriber_id))
+            .uuid("list_id", events.iter().map(|e| e.list_id))
+            .text("kind", events.iter().map(|e| e.kind.as_str()))
+            .uuid("statement_id", events.iter().map(|e| e.statement_id))
+            .int("notice_version", events.iter().map(|e| e.notice_version))
+            .time("occurred_at", events.iter().map(|e| e.occurred_at))
+            .text("ip", events.iter().map(|e| e.ip.as_deref()))
+            .text("user_agent", events.iter().map(|e| e.user_agent.as_deref()))
+            .text("source", events.iter().map(|e| e.source.as_deref()))
+            .text("actor", events.iter().map(|e| e.actor.as_str()))
+            .text("detail", events.iter().map(|e| e.detail.as_deref()))
+            .text("controller_name", events.iter().map(|e| e.controller_name.as_deref()))
+            .text("controller_contact", events.iter().map(|e| e.controller_contact.as_deref()))
+            .text("basis_kind", events.iter().map(|e| e.basis_kind.map(BasisKind::as_str))),
     )
 }

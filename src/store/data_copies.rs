@@ -1,6 +1,6 @@
 //! Single-use links that release a supporter's data copy.
 
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -12,16 +12,13 @@ impl Tx {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "INSERT INTO data_copy_tokens (token_hash, subscriber_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(token_hash)
         .bind(subscriber_id)
         .bind(now)
-        .bind(expires_at)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(expires_at));
         Ok(())
     }
 

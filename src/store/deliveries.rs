@@ -2,7 +2,7 @@
 //! under leases (with eligibility re-checked at claim time), outcomes, the
 //! shared send-rate bucket, and statistics.
 
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute, on_backend};
 use crate::domain::DeliveryStatus;
 use chrono::{DateTime, DurationRound, Utc};
 use uuid::Uuid;
@@ -291,15 +291,15 @@ impl Tx {
     /// deliveries, but a snapshot running at the same moment can still add
     /// one, and nothing about an erased person may stay.
     pub async fn skip_ineligible(&mut self, update_id: Uuid) -> Result<u64> {
-        on_backend!(self, c => sqlx::query(
-            "DELETE FROM deliveries
+        execute!(
+            self,
+            sqlx::query(
+                "DELETE FROM deliveries
              WHERE update_id = $1 AND NOT EXISTS (SELECT 1 FROM subscribers s WHERE s.id = deliveries.subscriber_id)",
-        )
-        .bind(update_id)
-        .execute(c)
-        .await?
-        .rows_affected());
-        let n = on_backend!(self, c => sqlx::query(
+            )
+            .bind(update_id)
+        );
+        let n = execute!(self, sqlx::query(
             "UPDATE deliveries SET status = 'skipped', lease_until = NULL, smtp_reply = 'not sent: no longer subscribed'
              WHERE update_id = $1 AND status IN ('pending', 'sending')
                AND (NOT EXISTS (SELECT 1 FROM subscriptions sub JOIN update_lists ul ON ul.list_id = sub.list_id
@@ -308,23 +308,20 @@ impl Tx {
                     OR EXISTS (SELECT 1 FROM subscribers s JOIN suppressions x ON x.email_hash = s.email_hash
                                WHERE s.id = deliveries.subscriber_id))",
         )
-        .bind(update_id)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(update_id));
         Ok(n)
     }
 
     /// Skips every delivery not yet sent (the update was cancelled).
     pub async fn skip_unsent(&mut self, update_id: Uuid) -> Result<u64> {
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE deliveries SET status = 'skipped', lease_until = NULL, smtp_reply = 'not sent: cancelled'
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE deliveries SET status = 'skipped', lease_until = NULL, smtp_reply = 'not sent: cancelled'
              WHERE update_id = $1 AND status IN ('pending', 'sending')",
-        )
-        .bind(update_id)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(update_id)
+        );
         Ok(n)
     }
 
@@ -397,17 +394,17 @@ impl Tx {
         retry_at: DateTime<Utc>,
         reply: &str,
     ) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, smtp_reply = $4, lease_until = NULL
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, smtp_reply = $4, lease_until = NULL
              WHERE update_id = $1 AND subscriber_id = $2",
-        )
-        .bind(update_id)
-        .bind(subscriber_id)
-        .bind(retry_at)
-        .bind(reply)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(update_id)
+            .bind(subscriber_id)
+            .bind(retry_at)
+            .bind(reply)
+        );
         Ok(())
     }
 
@@ -420,32 +417,32 @@ impl Tx {
         message_id: &str,
         reply: &str,
     ) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE deliveries SET status = $3, message_id = $4, smtp_reply = $5, lease_until = NULL
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE deliveries SET status = $3, message_id = $4, smtp_reply = $5, lease_until = NULL
              WHERE update_id = $1 AND subscriber_id = $2",
-        )
-        .bind(update_id)
-        .bind(subscriber_id)
-        .bind(status)
-        .bind(message_id)
-        .bind(reply)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(update_id)
+            .bind(subscriber_id)
+            .bind(status)
+            .bind(message_id)
+            .bind(reply)
+        );
         Ok(())
     }
 
     /// Gives a claimed delivery back untouched (relay down, shutdown).
     pub async fn delivery_release(&mut self, update_id: Uuid, subscriber_id: Uuid) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE deliveries SET status = 'pending', lease_until = NULL, attempts = attempts - 1
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE deliveries SET status = 'pending', lease_until = NULL, attempts = attempts - 1
              WHERE update_id = $1 AND subscriber_id = $2 AND status = 'sending'",
-        )
-        .bind(update_id)
-        .bind(subscriber_id)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(update_id)
+            .bind(subscriber_id)
+        );
         Ok(())
     }
 
@@ -519,15 +516,15 @@ impl Tx {
         };
         let granted = (available.floor() as i64).clamp(0, wanted);
         let left = available - granted as f64;
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO send_rate (id, tokens, refilled_at) VALUES (1, $1, $2)
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO send_rate (id, tokens, refilled_at) VALUES (1, $1, $2)
              ON CONFLICT (id) DO UPDATE SET tokens = excluded.tokens, refilled_at = excluded.refilled_at",
-        )
-        .bind(left)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(left)
+            .bind(now)
+        );
         Ok(granted)
     }
 
@@ -550,20 +547,19 @@ impl Tx {
     /// Messages are counted when they are reserved, before they are sent.
     pub async fn count_sent(&mut self, n: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
         let minute = now.duration_trunc(chrono::Duration::minutes(1)).unwrap_or(now);
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO send_counts (minute, sent) VALUES ($1, $2)
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO send_counts (minute, sent) VALUES ($1, $2)
              ON CONFLICT (minute) DO UPDATE SET sent = send_counts.sent + excluded.sent",
-        )
-        .bind(minute)
-        .bind(n)
-        .execute(c)
-        .await?
-        .rows_affected());
-        on_backend!(self, c => sqlx::query("DELETE FROM send_counts WHERE minute < $1")
-            .bind(minute - chrono::Duration::days(2))
-            .execute(c)
-            .await?
-            .rows_affected());
+            )
+            .bind(minute)
+            .bind(n)
+        );
+        execute!(
+            self,
+            sqlx::query("DELETE FROM send_counts WHERE minute < $1").bind(minute - chrono::Duration::days(2))
+        );
         Ok(minute)
     }
 
@@ -573,14 +569,14 @@ impl Tx {
         if n <= 0 {
             return Ok(());
         }
-        on_backend!(self, c => sqlx::query(
-            "UPDATE send_counts SET sent = CASE WHEN sent > $2 THEN sent - $2 ELSE 0 END WHERE minute = $1",
-        )
-        .bind(minute)
-        .bind(n)
-        .execute(c)
-        .await?
-        .rows_affected());
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE send_counts SET sent = CASE WHEN sent > $2 THEN sent - $2 ELSE 0 END WHERE minute = $1",
+            )
+            .bind(minute)
+            .bind(n)
+        );
         Ok(())
     }
 

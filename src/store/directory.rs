@@ -7,7 +7,8 @@
 //! predicate: a query with `$n IS NULL OR …` for every filter would leave
 //! PostgreSQL's cached generic plan unable to use the right index.
 
-use super::{Result, SubscriberRow, SubscriptionRow, Tx, json_text, on_backend};
+use super::batch::{Rows, Statement};
+use super::{Result, SubscriberRow, SubscriptionRow, Tx, on_backend};
 use crate::domain::SubscriptionStatus;
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
@@ -102,34 +103,17 @@ impl Tx {
     /// Every subscription (to lists not deleted) of these subscribers, in
     /// one query.
     pub async fn subscriptions_of(&mut self, subscriber_ids: &[Uuid]) -> Result<Vec<SubscriptionRow>> {
-        if subscriber_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        const COLUMNS: &str = "SELECT s.subscriber_id, s.list_id, l.slug AS list_slug, l.name AS list_name, s.status,
-                    s.created_at, s.updated_at, s.confirmed_at, s.last_confirmation_sent_at
-             FROM subscriptions s JOIN lists l ON l.id = s.list_id
-             WHERE l.deleted_at IS NULL AND ";
-        let rows = match self {
-            Tx::Sqlite(t) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "{COLUMNS} s.subscriber_id IN (SELECT unhex(value) FROM json_each($1)) ORDER BY l.name, l.slug"
-                )))
-                .bind(json_text(subscriber_ids.iter().map(|id| id.simple())))
-                .fetch_all(&mut **t)
-                .await?
-            }
-            Tx::Postgres(t) => {
-                // Unprepared (why: `Store::dedicated_writer`).
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "{COLUMNS} s.subscriber_id = ANY($1) ORDER BY l.name, l.slug"
-                )))
-                .persistent(false)
-                .bind(subscriber_ids)
-                .fetch_all(&mut **t)
-                .await?
-            }
-        };
-        Ok(rows)
+        self.fetch_rows(
+            Statement::new(
+                "SELECT s.subscriber_id, s.list_id, l.slug AS list_slug, l.name AS list_name, s.status,
+                        s.created_at, s.updated_at, s.confirmed_at, s.last_confirmation_sent_at
+                 FROM subscriptions s JOIN lists l ON l.id = s.list_id
+                 WHERE l.deleted_at IS NULL AND s.subscriber_id {in_set} ORDER BY l.name, l.slug",
+            )
+            .rows(Rows::new().uuid("id", subscriber_ids.iter().copied()))
+            .unprepared(),
+        )
+        .await
     }
 
     /// Confirmed subscriptions per list id, for every list not deleted.

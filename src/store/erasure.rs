@@ -4,7 +4,8 @@
 //! fingerprint) so the address is never mailed again; and the free text of
 //! rights requests and the audit log, read and written back scrubbed.
 
-use super::{Result, Tx, json_text, on_backend};
+use super::batch::{Rows, Statement};
+use super::{Result, Tx, execute, on_backend};
 use crate::domain::{DeliveryStatus, SubscriptionStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -115,79 +116,47 @@ impl Tx {
         fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<ErasureCounts> {
-        let consent_events = on_backend!(self, c => sqlx::query("DELETE FROM consent_events WHERE subscriber_id = $1")
-            .bind(subscriber_id)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let consent_events =
+            execute!(self, sqlx::query("DELETE FROM consent_events WHERE subscriber_id = $1").bind(subscriber_id));
         // The token's list rows go with it (ON DELETE CASCADE).
-        let confirmation_tokens = on_backend!(self, c => sqlx::query("DELETE FROM confirmation_tokens WHERE subscriber_id = $1")
-                .bind(subscriber_id)
-                .execute(c)
-                .await?
-                .rows_affected());
-        let deliveries = on_backend!(self, c => sqlx::query(
-            // By primary key through `updates` (deliveries have no index by person).
-            "DELETE FROM deliveries WHERE subscriber_id = $1 AND update_id IN (SELECT id FROM updates)",
-        )
+        let confirmation_tokens =
+            execute!(self, sqlx::query("DELETE FROM confirmation_tokens WHERE subscriber_id = $1").bind(subscriber_id));
+        let deliveries = execute!(
+            self,
+            sqlx::query(
+                // By primary key through `updates` (deliveries have no index by person).
+                "DELETE FROM deliveries WHERE subscriber_id = $1 AND update_id IN (SELECT id FROM updates)",
+            )
             .bind(subscriber_id)
-            .execute(c)
-            .await?
-            .rows_affected());
-        let subscriptions = on_backend!(self, c => sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
-            .bind(subscriber_id)
-            .execute(c)
-            .await?
-            .rows_affected());
-        on_backend!(self, c => sqlx::query("DELETE FROM subscribers WHERE id = $1")
-            .bind(subscriber_id)
-            .execute(c)
-            .await?
-            .rows_affected());
+        );
+        let subscriptions =
+            execute!(self, sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1").bind(subscriber_id));
+        execute!(self, sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(subscriber_id));
         // Mail already queued (a confirmation, a data copy) must not go out
         // after the person asked to be forgotten, and its body holds their
         // address: fail it and drop the body.
-        let outbox_cancelled = match self {
-            Tx::Sqlite(t) => sqlx::query(
-                "UPDATE outbox SET status = 'failed', last_error = 'erased', message = NULL, recipe = NULL,
-                                   lease_until = NULL
-                 WHERE status = 'pending' AND LOWER(recipient) IN (SELECT value FROM json_each($1))",
+        let outbox_cancelled = self
+            .count_written(
+                Statement::new(
+                    "UPDATE outbox SET status = 'failed', last_error = 'erased', message = NULL, recipe = NULL,
+                                       lease_until = NULL
+                     WHERE status = 'pending' AND LOWER(recipient) {in_set}",
+                )
+                .rows(Rows::new().text("spelling", spellings.iter().map(String::as_str))),
             )
-            .bind(json_text(spellings.iter()))
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-            Tx::Postgres(t) => sqlx::query(
-                "UPDATE outbox SET status = 'failed', last_error = 'erased', message = NULL, recipe = NULL,
-                                   lease_until = NULL
-                 WHERE status = 'pending' AND LOWER(recipient) = ANY($1)",
-            )
-            .bind(spellings)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-        };
+            .await?;
         // Mail already sent (or given up on) keeps its row for the
         // outbox's own record, but not the person: the body, the recipe
         // (address, name, link) and the recipient go.
-        let outbox_scrub = "UPDATE outbox SET recipient = '[erased]', message = NULL, recipe = NULL,
-                                   last_error = CASE WHEN last_error IS NULL THEN NULL ELSE 'erased' END";
-        match self {
-            Tx::Sqlite(t) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{outbox_scrub} WHERE LOWER(recipient) IN (SELECT value FROM json_each($1))"
-            )))
-            .bind(json_text(spellings.iter()))
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-            Tx::Postgres(t) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!("{outbox_scrub} WHERE LOWER(recipient) = ANY($1)")))
-                    .bind(spellings)
-                    .execute(&mut **t)
-                    .await?
-                    .rows_affected()
-            }
-        };
+        self.write_rows(
+            Statement::new(
+                "UPDATE outbox SET recipient = '[erased]', message = NULL, recipe = NULL,
+                                   last_error = CASE WHEN last_error IS NULL THEN NULL ELSE 'erased' END
+                 WHERE LOWER(recipient) {in_set}",
+            )
+            .rows(Rows::new().text("spelling", spellings.iter().map(String::as_str))),
+        )
+        .await?;
         self.suppress(fingerprint, "erased", now).await?;
         Ok(ErasureCounts { subscriptions, consent_events, confirmation_tokens, deliveries, outbox_cancelled })
     }
@@ -236,21 +205,21 @@ impl Tx {
 
     /// Writes back a scrubbed rights request, unlinked from the person.
     pub async fn set_rights_request_text(&mut self, r: &RightsRequestText) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE rights_requests SET subject = $2, subscriber_id = $3, notes = $4, outcome = $5,
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE rights_requests SET subject = $2, subscriber_id = $3, notes = $4, outcome = $5,
                                         extension_reason = $6, pause_reason = $7
              WHERE id = $1",
-        )
-        .bind(r.id)
-        .bind(&r.subject)
-        .bind(r.subscriber_id)
-        .bind(&r.notes)
-        .bind(&r.outcome)
-        .bind(&r.extension_reason)
-        .bind(&r.pause_reason)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(r.id)
+            .bind(&r.subject)
+            .bind(r.subscriber_id)
+            .bind(&r.notes)
+            .bind(&r.outcome)
+            .bind(&r.extension_reason)
+            .bind(&r.pause_reason)
+        );
         Ok(())
     }
 
@@ -268,12 +237,7 @@ impl Tx {
     /// Writes back a scrubbed reason (the one change erasure makes to the
     /// otherwise append-only history).
     pub async fn set_rights_event_reason(&mut self, id: Uuid, reason: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query("UPDATE rights_request_events SET reason = $2 WHERE id = $1")
-            .bind(id)
-            .bind(reason)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("UPDATE rights_request_events SET reason = $2 WHERE id = $1").bind(id).bind(reason));
         Ok(())
     }
 
@@ -293,14 +257,14 @@ impl Tx {
     }
 
     pub async fn set_audit_text(&mut self, a: &AuditText) -> Result<()> {
-        on_backend!(self, c => sqlx::query("UPDATE audit_log SET actor_label = $2, target = $3, detail = $4 WHERE id = $1")
-            .bind(a.id)
-            .bind(&a.actor_label)
-            .bind(&a.target)
-            .bind(&a.detail)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(
+            self,
+            sqlx::query("UPDATE audit_log SET actor_label = $2, target = $3, detail = $4 WHERE id = $1")
+                .bind(a.id)
+                .bind(&a.actor_label)
+                .bind(&a.target)
+                .bind(&a.detail)
+        );
         Ok(())
     }
 }

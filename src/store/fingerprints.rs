@@ -3,7 +3,7 @@
 //! addresses page by page, and re-keying subscribers, suppressions and
 //! bounce records.
 
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute, on_backend};
 use uuid::Uuid;
 
 /// A subscriber's address as stored.
@@ -38,26 +38,21 @@ impl Tx {
         email_hash: &str,
         kept_hash: &str,
     ) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE subscribers SET email = $2, email_norm = $3, email_hash = $4
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE subscribers SET email = $2, email_norm = $3, email_hash = $4
              WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM subscribers o WHERE o.email_norm = $3 AND o.id <> $1)",
-        )
-        .bind(id)
-        .bind(email)
-        .bind(email_norm)
-        .bind(email_hash)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(id)
+            .bind(email)
+            .bind(email_norm)
+            .bind(email_hash)
+        );
         if n > 0 {
             return Ok(true);
         }
-        on_backend!(self, c => sqlx::query("UPDATE subscribers SET email_hash = $2 WHERE id = $1")
-            .bind(id)
-            .bind(kept_hash)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("UPDATE subscribers SET email_hash = $2 WHERE id = $1").bind(id).bind(kept_hash));
         Ok(false)
     }
 
@@ -65,21 +60,17 @@ impl Tx {
     /// keeping its reason and dates; if `new` is already suppressed, the
     /// legacy row just goes.
     pub async fn rekey_suppression(&mut self, old: &str, new: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO suppressions (email_hash, reason, created_at, last_attempt_at, legacy)
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO suppressions (email_hash, reason, created_at, last_attempt_at, legacy)
              SELECT $2, reason, created_at, last_attempt_at, FALSE FROM suppressions WHERE email_hash = $1
              ON CONFLICT (email_hash) DO NOTHING",
-        )
-        .bind(old)
-        .bind(new)
-        .execute(c)
-        .await?
-        .rows_affected());
-        on_backend!(self, c => sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND legacy")
+            )
             .bind(old)
-            .execute(c)
-            .await?
-            .rows_affected());
+            .bind(new)
+        );
+        execute!(self, sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND legacy").bind(old));
         Ok(())
     }
 
@@ -96,24 +87,19 @@ impl Tx {
     }
 
     pub async fn set_bounce_fingerprint(&mut self, id: Uuid, email_hash: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query("UPDATE bounce_events SET email_hash = $2 WHERE id = $1")
-            .bind(id)
-            .bind(email_hash)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("UPDATE bounce_events SET email_hash = $2 WHERE id = $1").bind(id).bind(email_hash));
         Ok(())
     }
 
     /// Drops the bare fingerprints of bounce records no held subscriber is
     /// tied to (they cannot be keyed; nothing reads them).
     pub async fn forget_unkeyed_bounce_fingerprints(&mut self) -> Result<u64> {
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE bounce_events SET email_hash = NULL WHERE subscriber_id IS NULL AND email_hash IS NOT NULL",
-        )
-        .execute(c)
-        .await?
-        .rows_affected());
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE bounce_events SET email_hash = NULL WHERE subscriber_id IS NULL AND email_hash IS NOT NULL",
+            )
+        );
         Ok(n)
     }
 }

@@ -2,14 +2,14 @@
 //! stored upload in chunks, the per-row error report, and the set-based
 //! statements one batch of rows is written with.
 //!
-//! A batch travels to the database as whole columns bound to a few
-//! parameters (typed arrays through `UNNEST` and `= ANY` on PostgreSQL; one
-//! JSON array through `json_each` on SQLite, ids as 32 hex digits through
-//! `unhex`), so each statement is fixed text whatever the batch size, and a
-//! batch of thousands of rows costs a handful of statements, not thousands.
+//! A batch travels to the database as a table bound to one or a few
+//! parameters (`super::batch`: typed arrays on PostgreSQL, one JSON array
+//! on SQLite), so each statement is written once, is fixed text whatever
+//! the batch size, and a batch of thousands of rows costs a handful of
+//! statements, not thousands.
 
-use super::script::{PgScript, SqliteScript};
-use super::{Result, Tx, json_text, on_backend};
+use super::batch::{Rows, Statement};
+use super::{Result, Tx, execute, on_backend};
 use crate::domain::{BasisKind, ConsentKind, ImportState, SubscriptionStatus};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
@@ -191,34 +191,34 @@ pub type ImportedEvent = (Uuid, Uuid, Uuid, Option<Uuid>);
 
 impl Tx {
     pub async fn insert_import(&mut self, i: &NewImport, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO imports (id, source, filename, lists, mode, basis, columns, state, actor, ip, user_agent,
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO imports (id, source, filename, lists, mode, basis, columns, state, actor, ip, user_agent,
                                   total_bytes, bytes_done, next_line, lease_owner, lease_until, created_at, updated_at,
                                   started_at, basis_kind)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17,
                      CASE WHEN $8 = 'running' THEN $17 END, $18)",
-        )
-        .bind(i.id)
-        .bind(i.source)
-        .bind(&i.filename)
-        .bind(&i.lists)
-        .bind(i.mode)
-        .bind(&i.basis)
-        .bind(&i.columns)
-        .bind(i.state)
-        .bind(&i.actor)
-        .bind(&i.ip)
-        .bind(&i.user_agent)
-        .bind(i.total_bytes)
-        .bind(i.bytes_done)
-        .bind(i.next_line)
-        .bind(&i.lease_owner)
-        .bind(i.lease_until)
-        .bind(now)
-        .bind(i.basis_kind)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(i.id)
+            .bind(i.source)
+            .bind(&i.filename)
+            .bind(&i.lists)
+            .bind(i.mode)
+            .bind(&i.basis)
+            .bind(&i.columns)
+            .bind(i.state)
+            .bind(&i.actor)
+            .bind(&i.ip)
+            .bind(&i.user_agent)
+            .bind(i.total_bytes)
+            .bind(i.bytes_done)
+            .bind(i.next_line)
+            .bind(&i.lease_owner)
+            .bind(i.lease_until)
+            .bind(now)
+            .bind(i.basis_kind)
+        );
         Ok(())
     }
 
@@ -230,19 +230,14 @@ impl Tx {
         data: &[u8],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        on_backend!(self, c => sqlx::query("INSERT INTO import_chunks (import_id, start_offset, data) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(start_offset)
-            .bind(data)
-            .execute(c)
-            .await?
-            .rows_affected());
-        on_backend!(self, c => sqlx::query("UPDATE imports SET updated_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(now)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(
+            self,
+            sqlx::query("INSERT INTO import_chunks (import_id, start_offset, data) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(start_offset)
+                .bind(data)
+        );
+        execute!(self, sqlx::query("UPDATE imports SET updated_at = $2 WHERE id = $1").bind(id).bind(now));
         Ok(())
     }
 
@@ -262,7 +257,7 @@ impl Tx {
         data_line: i64,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
+        let n = execute!(self, sqlx::query(
             "UPDATE imports SET state = 'queued', lists = $2, mode = $3, basis = $4, columns = $5, total_bytes = $6,
                     bytes_done = $7, next_line = $8, updated_at = $9, basis_kind = $10
              WHERE id = $1 AND state = 'uploading'",
@@ -276,25 +271,14 @@ impl Tx {
         .bind(data_offset)
         .bind(data_line)
         .bind(now)
-        .bind(basis.1)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(basis.1));
         Ok(n == 1)
     }
 
     /// Removes an import that never got going (an upload refused part-way).
     pub async fn delete_import(&mut self, id: Uuid) -> Result<()> {
-        on_backend!(self, c => sqlx::query("DELETE FROM import_chunks WHERE import_id = $1")
-            .bind(id)
-            .execute(c)
-            .await?
-            .rows_affected());
-        on_backend!(self, c => sqlx::query("DELETE FROM imports WHERE id = $1")
-            .bind(id)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("DELETE FROM import_chunks WHERE import_id = $1").bind(id));
+        execute!(self, sqlx::query("DELETE FROM imports WHERE id = $1").bind(id));
         Ok(())
     }
 
@@ -392,7 +376,8 @@ impl Tx {
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
+        let n =
+            execute!(self, sqlx::query(
             "UPDATE imports SET bytes_done = $4, next_line = $5, rows_done = rows_done + $6, added = added + $7,
                     updated = updated + $8, skipped = skipped + $9, suppressed = suppressed + $10,
                     invalid = invalid + $11, lease_until = $12, updated_at = $13
@@ -410,10 +395,7 @@ impl Tx {
         .bind(p.suppressed)
         .bind(p.invalid)
         .bind(lease_until)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(now));
         Ok(n == 1)
     }
 
@@ -427,40 +409,36 @@ impl Tx {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE imports SET state = $3, error = $4, finished_at = $5, updated_at = $5, lease_owner = NULL,
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE imports SET state = $3, error = $4, finished_at = $5, updated_at = $5, lease_owner = NULL,
                     lease_until = NULL
              WHERE id = $1 AND ($2 IS NULL OR lease_owner = $2) AND state NOT IN ('done', 'failed')",
-        )
-        .bind(id)
-        .bind(owner)
-        .bind(ImportState::from(state))
-        .bind(error)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
-        on_backend!(self, c => sqlx::query("DELETE FROM import_chunks WHERE import_id = $1")
+            )
             .bind(id)
-            .execute(c)
-            .await?
-            .rows_affected());
+            .bind(owner)
+            .bind(ImportState::from(state))
+            .bind(error)
+            .bind(now)
+        );
+        execute!(self, sqlx::query("DELETE FROM import_chunks WHERE import_id = $1").bind(id));
         Ok(n == 1)
     }
 
     /// Gives a running import back (shutdown): another worker may continue
     /// it at once from its checkpoint.
     pub async fn release_import(&mut self, id: Uuid, owner: &str, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE imports SET lease_owner = NULL, lease_until = NULL, updated_at = $3
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE imports SET lease_owner = NULL, lease_until = NULL, updated_at = $3
              WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
-        )
-        .bind(id)
-        .bind(owner)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(now)
+        );
         Ok(())
     }
 
@@ -476,11 +454,7 @@ impl Tx {
         .fetch_all(c)
         .await?);
         for id in &ids {
-            on_backend!(self, c => sqlx::query("DELETE FROM import_chunks WHERE import_id = $1")
-                .bind(*id)
-                .execute(c)
-                .await?
-                .rows_affected());
+            execute!(self, sqlx::query("DELETE FROM import_chunks WHERE import_id = $1").bind(*id));
         }
         Ok(ids.len() as u64)
     }
@@ -500,115 +474,55 @@ impl Tx {
     }
 
     pub async fn insert_import_errors(&mut self, id: Uuid, errors: &[ImportErrorRow]) -> Result<()> {
-        if errors.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Tx::Sqlite(t) => sqlx::query(
+        self.write_rows(
+            Statement::new(
                 "INSERT INTO import_errors (import_id, line, outcome, code, message)
-                 SELECT $1, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3 FROM json_each($2) j",
+                 SELECT $1, u.line, u.outcome, u.code, u.message FROM {rows}",
             )
             .bind(id)
-            .bind(json_text(errors.iter().map(|e| (e.line, &e.outcome, &e.code, &e.message))))
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-            Tx::Postgres(t) => sqlx::query(
-                "INSERT INTO import_errors (import_id, line, outcome, code, message)
-                 SELECT $1, u.line, u.outcome, u.code, u.message
-                 FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[]) AS u(line, outcome, code, message)",
-            )
-            .bind(id)
-            .bind(errors.iter().map(|e| e.line).collect::<Vec<_>>())
-            .bind(errors.iter().map(|e| e.outcome.clone()).collect::<Vec<_>>())
-            .bind(errors.iter().map(|e| e.code.clone()).collect::<Vec<_>>())
-            .bind(errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>())
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-        };
-        Ok(())
+            .rows(
+                Rows::new()
+                    .int("line", errors.iter().map(|e| e.line))
+                    .text("outcome", errors.iter().map(|e| e.outcome.as_str()))
+                    .text("code", errors.iter().map(|e| e.code.as_str()))
+                    .text("message", errors.iter().map(|e| e.message.as_str())),
+            ),
+        )
+        .await
     }
 
     /// Which of these suppression hashes are on the suppression list.
     pub async fn suppressed_among(&mut self, hashes: &[String]) -> Result<HashSet<String>> {
-        if hashes.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let found: Vec<String> = match self {
-            Tx::Sqlite(t) => {
-                sqlx::query_scalar(
-                    "SELECT email_hash FROM suppressions WHERE email_hash IN (SELECT value FROM json_each($1))",
-                )
-                .bind(json_text(hashes.iter()))
-                .fetch_all(&mut **t)
-                .await?
-            }
-            Tx::Postgres(t) => {
-                // Unprepared (why: `Store::dedicated_writer`).
-                sqlx::query_scalar("SELECT email_hash FROM suppressions WHERE email_hash = ANY($1)")
-                    .persistent(false)
-                    .bind(hashes)
-                    .fetch_all(&mut **t)
-                    .await?
-            }
-        };
-        Ok(found.into_iter().collect())
+        let found: Vec<(String,)> = self
+            .fetch_rows(
+                Statement::new("SELECT email_hash FROM suppressions WHERE email_hash {in_set}")
+                    .rows(Rows::new().text("email_hash", hashes.iter().map(String::as_str)))
+                    .unprepared(),
+            )
+            .await?;
+        Ok(found.into_iter().map(|(hash,)| hash).collect())
     }
 
     /// The subscribers with these normalised addresses.
     pub async fn subscribers_among(&mut self, emails_norm: &[String]) -> Result<Vec<ImportedSubscriber>> {
-        if emails_norm.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = match self {
-            Tx::Sqlite(t) => {
-                sqlx::query_as(
-                    "SELECT id, email, email_norm, name, attributes, last_import_id FROM subscribers
-                 WHERE email_norm IN (SELECT value FROM json_each($1))",
-                )
-                .bind(json_text(emails_norm.iter()))
-                .fetch_all(&mut **t)
-                .await?
-            }
-            Tx::Postgres(t) => {
-                // Unprepared (why: `Store::dedicated_writer`).
-                sqlx::query_as(
-                    "SELECT id, email, email_norm, name, attributes, last_import_id FROM subscribers
-                 WHERE email_norm = ANY($1)",
-                )
-                .persistent(false)
-                .bind(emails_norm)
-                .fetch_all(&mut **t)
-                .await?
-            }
-        };
-        Ok(rows)
+        self.fetch_rows(
+            Statement::new(
+                "SELECT id, email, email_norm, name, attributes, last_import_id FROM subscribers
+                 WHERE email_norm {in_set}",
+            )
+            .rows(Rows::new().text("email_norm", emails_norm.iter().map(String::as_str)))
+            .unprepared(),
+        )
+        .await
     }
 
     /// Every subscription of these subscribers.
     pub async fn subscriptions_among(&mut self, subscriber_ids: &[Uuid]) -> Result<Vec<ImportedSubscription>> {
-        if subscriber_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = match self {
-            Tx::Sqlite(t) => {
-                sqlx::query_as(
-                    "SELECT subscriber_id, list_id, status FROM subscriptions
-                 WHERE subscriber_id IN (SELECT unhex(value) FROM json_each($1))",
-                )
-                .bind(json_text(subscriber_ids.iter().map(|id| id.simple())))
-                .fetch_all(&mut **t)
-                .await?
-            }
-            Tx::Postgres(t) => {
-                sqlx::query_as("SELECT subscriber_id, list_id, status FROM subscriptions WHERE subscriber_id = ANY($1)")
-                    .bind(subscriber_ids)
-                    .fetch_all(&mut **t)
-                    .await?
-            }
-        };
-        Ok(rows)
+        self.fetch_rows(
+            Statement::new("SELECT subscriber_id, list_id, status FROM subscriptions WHERE subscriber_id {in_set}")
+                .rows(Rows::new().uuid("id", subscriber_ids.iter().copied())),
+        )
+        .await
     }
 
     /// For these subscribers, the latest ledger entry on each list that
@@ -620,34 +534,18 @@ impl Tx {
     /// puts it back to pending). One query for a whole batch; the ledger's
     /// index by subscriber finds the rows.
     pub async fn latest_decisions_among(&mut self, subscriber_ids: &[Uuid]) -> Result<Vec<LatestDecision>> {
-        if subscriber_ids.is_empty() {
-            return Ok(Vec::new());
-        }
         // Ordered oldest first, so the last row per (subscriber, list) wins.
-        let rows: Vec<LatestDecision> = match self {
-            Tx::Sqlite(t) => {
-                sqlx::query_as(
+        let rows: Vec<LatestDecision> = self
+            .fetch_rows(
+                Statement::new(
                     "SELECT subscriber_id, list_id, kind FROM consent_events
-                     WHERE subscriber_id IN (SELECT unhex(value) FROM json_each($1))
+                     WHERE subscriber_id {in_set}
                        AND kind IN ('withdrawn', 'bounced', 'complained', 'confirmed', 'resubscribed')
                      ORDER BY occurred_at, id",
                 )
-                .bind(json_text(subscriber_ids.iter().map(|id| id.simple())))
-                .fetch_all(&mut **t)
-                .await?
-            }
-            Tx::Postgres(t) => {
-                sqlx::query_as(
-                    "SELECT subscriber_id, list_id, kind FROM consent_events
-                     WHERE subscriber_id = ANY($1)
-                       AND kind IN ('withdrawn', 'bounced', 'complained', 'confirmed', 'resubscribed')
-                     ORDER BY occurred_at, id",
-                )
-                .bind(subscriber_ids)
-                .fetch_all(&mut **t)
-                .await?
-            }
-        };
+                .rows(Rows::new().uuid("id", subscriber_ids.iter().copied())),
+            )
+            .await?;
         let mut latest: std::collections::HashMap<(Uuid, Uuid), LatestDecision> =
             std::collections::HashMap::with_capacity(rows.len());
         for row in rows {
@@ -664,11 +562,7 @@ impl Tx {
         rows: &[NewImportedSubscriber],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.run_script(
-            |s| push_new_subscribers(s, import_id, rows, now),
-            |s| push_new_subscribers_pg(s, import_id, rows, now),
-        )
-        .await
+        self.write_rows(new_subscribers(import_id, rows, now, now)).await
     }
 
     /// Sets name and attributes of matched subscribers and marks them seen
@@ -679,157 +573,83 @@ impl Tx {
         rows: &[ImportedChange],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Tx::Sqlite(t) => sqlx::query(
-                "UPDATE subscribers SET name = x.name, attributes = x.attributes, updated_at = $2, last_import_id = $3
-                 FROM (SELECT unhex(j.value ->> 0) AS id, j.value ->> 1 AS name, j.value ->> 2 AS attributes
-                       FROM json_each($1) j) AS x
-                 WHERE subscribers.id = x.id",
+        self.write_rows(
+            Statement::new(
+                "UPDATE subscribers SET name = u.name, attributes = u.attributes, updated_at = $1, last_import_id = $2
+                 FROM {rows}
+                 WHERE subscribers.id = u.id",
             )
-            .bind(json_text(rows.iter().map(|r| (r.id.simple(), &r.name, &r.attributes))))
             .bind(now)
             .bind(import_id)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-            Tx::Postgres(t) => sqlx::query(
-                "UPDATE subscribers SET name = x.name, attributes = x.attributes, updated_at = $4, last_import_id = $5
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS x(id, name, attributes)
-                 WHERE subscribers.id = x.id",
-            )
-            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.attributes.clone()).collect::<Vec<_>>())
-            .bind(now)
-            .bind(import_id)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-        };
-        Ok(())
+            .rows(
+                Rows::new()
+                    .uuid("id", rows.iter().map(|r| r.id))
+                    .text("name", rows.iter().map(|r| r.name.as_str()))
+                    .text("attributes", rows.iter().map(|r| r.attributes.as_str())),
+            ),
+        )
+        .await
     }
 
     /// Marks subscribers as seen by import `import_id` without changing them.
     pub async fn mark_seen_by_import(&mut self, import_id: Uuid, ids: &[Uuid]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Tx::Sqlite(t) => sqlx::query(
-                "UPDATE subscribers SET last_import_id = $2 WHERE id IN (SELECT unhex(value) FROM json_each($1))",
-            )
-            .bind(json_text(ids.iter().map(|id| id.simple())))
-            .bind(import_id)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-            Tx::Postgres(t) => sqlx::query("UPDATE subscribers SET last_import_id = $2 WHERE id = ANY($1)")
-                .bind(ids)
+        self.write_rows(
+            Statement::new("UPDATE subscribers SET last_import_id = $1 WHERE id {in_set}")
                 .bind(import_id)
-                .execute(&mut **t)
-                .await?
-                .rows_affected(),
-        };
-        Ok(())
+                .rows(Rows::new().uuid("id", ids.iter().copied())),
+        )
+        .await
     }
 
     /// Moves each (subscriber, list) pair to `confirmed`, creating the
     /// subscription where there is none: the set form of
     /// [`Tx::set_subscription_status`] with status `confirmed`.
     pub async fn confirm_subscriptions(&mut self, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
-        if pairs.is_empty() {
-            return Ok(());
-        }
         // `WHERE true`: SQLite's parser needs it before an upsert's ON CONFLICT.
-        match self {
-            Tx::Sqlite(t) => sqlx::query(
+        self.write_rows(
+            Statement::new(
                 "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at)
-                 SELECT unhex(j.value ->> 0), unhex(j.value ->> 1), 'confirmed', $2, $2, $2 FROM json_each($1) j
+                 SELECT u.s, u.l, 'confirmed', $1, $1, $1 FROM {rows}
                  WHERE true
                  ON CONFLICT (subscriber_id, list_id) DO UPDATE
                  SET status = excluded.status, updated_at = excluded.updated_at,
                      confirmed_at = COALESCE(excluded.confirmed_at, subscriptions.confirmed_at)",
             )
-            .bind(json_text(pairs.iter().map(|(s, l)| (s.simple(), l.simple()))))
             .bind(now)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-            Tx::Postgres(t) => sqlx::query(
-                "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at)
-                 SELECT u.s, u.l, 'confirmed', $3, $3, $3 FROM UNNEST($1::uuid[], $2::uuid[]) AS u(s, l)
-                 ON CONFLICT (subscriber_id, list_id) DO UPDATE
-                 SET status = excluded.status, updated_at = excluded.updated_at,
-                     confirmed_at = COALESCE(excluded.confirmed_at, subscriptions.confirmed_at)",
-            )
-            .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
-            .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
-            .bind(now)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-        };
-        Ok(())
+            .rows(Rows::new().uuid("s", pairs.iter().map(|p| p.0)).uuid("l", pairs.iter().map(|p| p.1))),
+        )
+        .await
     }
 
     /// Appends `imported` ledger entries sharing `t`'s facts: the set form
     /// of [`Tx::append_consent_event`].
     pub async fn append_imported_events(&mut self, events: &[ImportedEvent], t: &ImportedEventTemplate) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Tx::Sqlite(tx) => sqlx::query(
+        self.write_rows(
+            Statement::new(
                 "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
                      occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
-                 SELECT unhex(j.value ->> 0), unhex(j.value ->> 1), unhex(j.value ->> 2), 'imported',
-                        unhex(j.value ->> 3), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-                 FROM json_each($1) j",
+                 SELECT u.id, u.s, u.l, 'imported', u.st, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+                 FROM {rows}",
             )
-            .bind(json_text(
-                events.iter().map(|(id, s, l, st)| (id.simple(), s.simple(), l.simple(), st.map(|st| st.simple()))),
-            ))
             .bind(t.notice_version)
             .bind(t.occurred_at)
-            .bind(&t.ip)
-            .bind(&t.user_agent)
-            .bind(&t.source)
-            .bind(&t.actor)
-            .bind(&t.detail)
-            .bind(&t.controller_name)
-            .bind(&t.controller_contact)
-            .bind(t.basis_kind)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected(),
-            Tx::Postgres(tx) => sqlx::query(
-                "INSERT INTO consent_events (id, subscriber_id, list_id, kind, statement_id, notice_version,
-                     occurred_at, ip, user_agent, source, actor, detail, controller_name, controller_contact, basis_kind)
-                 SELECT u.id, u.s, u.l, 'imported', u.st, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[]) AS u(id, s, l, st)",
-            )
-            .bind(events.iter().map(|e| e.0).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.1).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.2).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.3).collect::<Vec<_>>())
-            .bind(t.notice_version)
-            .bind(t.occurred_at)
-            .bind(&t.ip)
-            .bind(&t.user_agent)
-            .bind(&t.source)
-            .bind(&t.actor)
-            .bind(&t.detail)
-            .bind(&t.controller_name)
-            .bind(&t.controller_contact)
-            .bind(t.basis_kind)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected(),
-        };
-        Ok(())
+            .bind(t.ip.as_deref())
+            .bind(t.user_agent.as_deref())
+            .bind(t.source.as_deref())
+            .bind(t.actor.as_str())
+            .bind(t.detail.as_deref())
+            .bind(t.controller_name.as_deref())
+            .bind(t.controller_contact.as_deref())
+            .bind(t.basis_kind.map(BasisKind::as_str))
+            .rows(
+                Rows::new()
+                    .uuid("id", events.iter().map(|e| e.0))
+                    .uuid("s", events.iter().map(|e| e.1))
+                    .uuid("l", events.iter().map(|e| e.2))
+                    .uuid("st", events.iter().map(|e| e.3)),
+            ),
+        )
+        .await
     }
 
     /// Lets this transaction's commit return before its WAL record reaches
@@ -846,53 +666,29 @@ impl Tx {
     }
 }
 
-/// The PostgreSQL form of [`Tx::insert_subscribers`], for a script.
-pub(super) fn push_new_subscribers_pg(
-    script: &mut PgScript,
+/// The statement of [`Tx::insert_subscribers`] and [`Tx::insert_subscriber`].
+pub(super) fn new_subscribers(
     import_id: Option<Uuid>,
     rows: &[NewImportedSubscriber],
-    now: DateTime<Utc>,
-) -> Result<()> {
-    script.push(
-        rows,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+) -> Statement<'_> {
+    Statement::new(
         "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at,
                                   last_import_id)
-         SELECT u.id, u.email, u.email_norm, u.email_hash, u.name, u.attributes, $7, $7, $8
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-              AS u(id, email, email_norm, email_hash, name, attributes)",
-        |b| {
-            b.bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.email.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.email_norm.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.email_hash.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.attributes.as_str()).collect::<Vec<_>>())
-                .bind(now)
-                .bind(import_id);
-        },
+         SELECT u.id, u.email, u.email_norm, u.email_hash, u.name, u.attributes, $1, $2, $3
+         FROM {rows}",
     )
-}
-
-/// The SQLite form of [`Tx::insert_subscribers`], for a script.
-pub(super) fn push_new_subscribers(
-    script: &mut SqliteScript,
-    import_id: Option<Uuid>,
-    rows: &[NewImportedSubscriber],
-    now: DateTime<Utc>,
-) -> Result<()> {
-    script.push(
-        rows,
-        "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at,
-                                  last_import_id)
-         SELECT unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4,
-                j.value ->> 5, $2, $2, $3
-         FROM json_each($1) j",
-        |b| {
-            b.bind(json_text(
-                rows.iter().map(|r| (r.id.simple(), &r.email, &r.email_norm, &r.email_hash, &r.name, &r.attributes)),
-            ))
-            .bind(now)
-            .bind(import_id);
-        },
+    .bind(created_at)
+    .bind(updated_at)
+    .bind(import_id)
+    .rows(
+        Rows::new()
+            .uuid("id", rows.iter().map(|r| r.id))
+            .text("email", rows.iter().map(|r| r.email.as_str()))
+            .text("email_norm", rows.iter().map(|r| r.email_norm.as_str()))
+            .text("email_hash", rows.iter().map(|r| r.email_hash.as_str()))
+            .text("name", rows.iter().map(|r| r.name.as_str()))
+            .text("attributes", rows.iter().map(|r| r.attributes.as_str())),
     )
 }

@@ -4,7 +4,7 @@
 //! already accepted (so a captured request cannot be replayed), and the
 //! sign-up challenges already used (so one solution counts once).
 
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -44,21 +44,15 @@ impl Tx {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let old = now - chrono::Duration::days(1);
-        on_backend!(self, c => sqlx::query("DELETE FROM test_sends WHERE sent_at < $1")
-            .bind(old)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO test_sends (id, organiser, recipients, sent_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id)
-        .bind(organiser)
-        .bind(recipients)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+        execute!(self, sqlx::query("DELETE FROM test_sends WHERE sent_at < $1").bind(old));
+        execute!(
+            self,
+            sqlx::query("INSERT INTO test_sends (id, organiser, recipients, sent_at) VALUES ($1, $2, $3, $4)",)
+                .bind(id)
+                .bind(organiser)
+                .bind(recipients)
+                .bind(now)
+        );
         Ok(())
     }
 
@@ -71,30 +65,22 @@ impl Tx {
         now: DateTime<Utc>,
         forget_before: DateTime<Utc>,
     ) -> Result<bool> {
-        on_backend!(self, c => sqlx::query("DELETE FROM webhook_signatures WHERE seen_at < $1")
-            .bind(forget_before)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
-        let inserted = on_backend!(self, c => sqlx::query(
-            "INSERT INTO webhook_signatures (token, seen_at) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING",
-        )
-        .bind(token)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+        execute!(self, sqlx::query("DELETE FROM webhook_signatures WHERE seen_at < $1").bind(forget_before));
+        let inserted = execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO webhook_signatures (token, seen_at) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING",
+            )
+            .bind(token)
+            .bind(now)
+        );
         Ok(inserted == 1)
     }
 
     /// Forgets a webhook signature token (its request was not applied, so a
     /// retry must get through).
     pub async fn forget_webhook_signature(&mut self, token: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query("DELETE FROM webhook_signatures WHERE token = $1")
-            .bind(token)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("DELETE FROM webhook_signatures WHERE token = $1").bind(token));
         Ok(())
     }
 
@@ -107,19 +93,12 @@ impl Tx {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        on_backend!(self, c => sqlx::query("DELETE FROM used_challenges WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
-        let inserted = on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query("DELETE FROM used_challenges WHERE expires_at <= $1").bind(now));
+        let inserted = execute!(self, sqlx::query(
             "INSERT INTO used_challenges (challenge, expires_at) VALUES ($1, $2) ON CONFLICT (challenge) DO NOTHING",
         )
         .bind(challenge)
-        .bind(expires_at)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(expires_at));
         Ok(inserted == 1)
     }
 }

@@ -1,6 +1,6 @@
 //! Mailing lists.
 
-use super::{Result, Tx, conflict_on_unique, on_backend};
+use super::{Result, Tx, conflict_on_unique, execute, on_backend};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -30,22 +30,23 @@ pub struct ListChanges {
 
 impl Tx {
     pub async fn insert_list(&mut self, list: &ListRow) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO lists (id, slug, name, description, public, archive, created_at, updated_at, frequency)
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO lists (id, slug, name, description, public, archive, created_at, updated_at, frequency)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(list.id)
-        .bind(&list.slug)
-        .bind(&list.name)
-        .bind(&list.description)
-        .bind(list.public)
-        .bind(list.archive)
-        .bind(list.created_at)
-        .bind(list.updated_at)
-        .bind(&list.frequency)
-        .execute(c)
-        .await
-        .map_err(conflict_on_unique("a list with that slug"))?.rows_affected());
+            )
+            .bind(list.id)
+            .bind(&list.slug)
+            .bind(&list.name)
+            .bind(&list.description)
+            .bind(list.public)
+            .bind(list.archive)
+            .bind(list.created_at)
+            .bind(list.updated_at)
+            .bind(&list.frequency),
+            conflict_on_unique("a list with that slug")
+        );
         Ok(())
     }
 
@@ -89,33 +90,32 @@ impl Tx {
         changes: &ListChanges,
         now: DateTime<Utc>,
     ) -> Result<Option<ListRow>> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE lists SET name = COALESCE($2, name), description = COALESCE($3, description),
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE lists SET name = COALESCE($2, name), description = COALESCE($3, description),
                  public = COALESCE($4, public), archive = COALESCE($5, archive), updated_at = $6,
                  frequency = COALESCE($7, frequency)
              WHERE id = $1 AND deleted_at IS NULL",
-        )
-        .bind(id)
-        .bind(&changes.name)
-        .bind(&changes.description)
-        .bind(changes.public)
-        .bind(changes.archive)
-        .bind(now)
-        .bind(&changes.frequency)
-        .execute(c)
-        .await?.rows_affected());
+            )
+            .bind(id)
+            .bind(&changes.name)
+            .bind(&changes.description)
+            .bind(changes.public)
+            .bind(changes.archive)
+            .bind(now)
+            .bind(&changes.frequency)
+        );
         self.list_by_id(id).await
     }
 
     /// Deleting a list hides it and stops all mail to it, but keeps the row:
     /// the consent ledger refers to it as evidence. Its slug stays taken.
     pub async fn delete_list(&mut self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
-        let done = on_backend!(self, c => sqlx::query("UPDATE lists SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL")
-            .bind(id)
-            .bind(now)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let done = execute!(
+            self,
+            sqlx::query("UPDATE lists SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL").bind(id).bind(now)
+        );
         Ok(done == 1)
     }
 }

@@ -4,15 +4,21 @@
 //! (the zero-configuration default) or PostgreSQL (production, several
 //! instances). Every operation is a method on [`Tx`], a transaction on either
 //! backend, and is written once: the [`on_backend!`] macro expands the same
-//! body for each backend's concrete connection type. Queries use `$N`
-//! placeholders, which both drivers accept. Where the SQL itself must differ
-//! (claiming work with `FOR UPDATE SKIP LOCKED`), the method matches on the
-//! backend explicitly.
+//! body for each backend's concrete connection type, [`execute!`] does so
+//! for a statement that writes, and a statement over a batch of rows names
+//! it as a table (`batch`: `json_each` on SQLite, `UNNEST` on PostgreSQL).
+//! Queries use `$N` placeholders, which both drivers accept. Where the SQL
+//! itself must differ (claiming work with `FOR UPDATE SKIP LOCKED`), the
+//! method matches on the backend explicitly.
 //!
 //! Layout (ARCHITECTURE.md has the same list as a table): `mod.rs`
-//! (connecting, migrating, transactions, errors), `script` (several
-//! statements as one query), and one module per area: `accounts` (users,
-//! sessions, API tokens), `archive` (the public archive's reads), `audit`
+//! (migrating, transactions, errors), `connection` (connecting: every
+//! SQLite pragma and pool setting, and which PostgreSQL statements are not
+//! prepared, each with its reason), `batch` (a batch of rows as a table),
+//! `script` (several statements as one query), and one module per area:
+//! `accounts` (users,
+//! sessions, API tokens), `archive` (the public archive's reads), `audience`
+//! (counting a send's audience from its snapshot), `audit`
 //! (audit and rights-request logs), `bounces` (bounce events, alerts),
 //! `confirmations`, `consent` (notices, statements, ledger), `data_copies`,
 //! `deliveries` (snapshot, claims, outcomes, rate bucket), `directory`
@@ -25,10 +31,13 @@
 
 mod accounts;
 mod archive;
+mod audience;
 mod audit;
+mod batch;
 mod bounces;
 mod columns;
 mod confirmations;
+mod connection;
 mod consent;
 mod data_copies;
 mod deliveries;
@@ -53,6 +62,7 @@ mod suppressions;
 mod updates;
 
 pub use accounts::{ApiTokenRow, ApiTokenSummary, NewSession, SessionRow, UserRow};
+pub use audience::AudienceListRow;
 pub use audit::{AuditFilter, AuditRow, RightsEventRow, RightsRequestRow};
 pub use bounces::{AlertRow, BounceEventRow, BouncedDelivery, HeldReport, NewAlert, NewBounceEvent};
 pub use confirmations::NewConfirmationToken;
@@ -80,11 +90,7 @@ pub use send_guard::{SendCounts, SendQuality};
 pub use subscribers::{RequestedSubscription, SignupWrites, SubscriberRow, SubscriptionRow};
 pub use updates::{UpdateListRow, UpdateRow};
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
-use std::str::FromStr;
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -108,18 +114,13 @@ pub(crate) fn conflict_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error)
     }
 }
 
-/// Rows as one JSON array (each row an array of its values, ids as 32 hex
-/// digits for `unhex`), for SQLite statements that read a whole batch from
-/// one parameter through `json_each`: fixed text whatever the batch size, so
-/// each is prepared once per connection.
-pub(crate) fn json_text<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
-    serde_json::to_string(&rows.collect::<Vec<T>>()).unwrap_or_else(|_| "[]".to_owned())
-}
-
-/// A timestamp as sqlx writes one to SQLite, for rows passed as JSON (text
-/// columns compare as text, so the form must be the same).
-pub(crate) fn sqlite_time(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+/// [`conflict_on_unique`] for an error that is already a [`StoreError`]
+/// (from a statement run through `batch`).
+pub(crate) fn unique_as_conflict(what: &'static str) -> impl FnOnce(StoreError) -> StoreError {
+    move |e| match e {
+        StoreError::Database(e) => conflict_on_unique(what)(e),
+        other => other,
+    }
 }
 
 /// Which database a [`Store`] talks to.
@@ -161,40 +162,31 @@ macro_rules! on_backend {
 }
 pub(crate) use on_backend;
 
-/// A PostgreSQL pool that connects when first used. sqlx (0.9.1 and later)
-/// sets `TCP_NODELAY` on each connection's socket itself; the test
-/// `store::postgres_connections_have_tcp_nodelay_set` (tests/api) guards it.
-fn postgres_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_lazy_with(options)
+/// Runs one statement that is the same on both backends and evaluates to
+/// the number of rows it changed (callers that only write ignore it).
+/// `$query` is the `sqlx::query(…).bind(…)` builder, expanded once per
+/// backend; `$on_error`, if given, maps its `sqlx::Error`.
+macro_rules! execute {
+    ($tx:expr, $query:expr) => {
+        $crate::store::execute!($tx, $query, $crate::store::StoreError::from)
+    };
+    ($tx:expr, $query:expr, $on_error:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => $query.execute(&mut **t).await.map_err($on_error)?.rows_affected(),
+            $crate::store::Tx::Postgres(t) => $query.execute(&mut **t).await.map_err($on_error)?.rows_affected(),
+        }
+    };
 }
+pub(crate) use execute;
 
 impl Store {
-    /// Connects (creating the SQLite file if missing) without migrating.
+    /// Connects (creating the SQLite file if missing) without migrating,
+    /// with the settings `store::connection` gives reasons for.
     pub async fn connect(url: &str) -> Result<Self> {
         if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                // FULL: an acknowledged subscribe must survive an OS crash
-                // or power cut, not only a process crash.
-                .synchronous(SqliteSynchronous::Full)
-                .foreign_keys(true)
-                // Deleted rows are overwritten with zeros, so an erased
-                // person's details do not linger in free space of the file
-                // (issue 16 §5; the WAL is checkpointed after an erasure).
-                .pragma("secure_delete", "ON")
-                .busy_timeout(Duration::from_secs(10));
-            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-            Ok(Store::Sqlite(pool))
+            Ok(Store::Sqlite(connection::sqlite_pool(url).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?;
-            let pool = postgres_pool(options, 16);
-            // Fail now, not at the first query, if the server is not there.
-            pool.acquire().await?;
-            Ok(Store::Postgres(pool))
+            Ok(Store::Postgres(connection::postgres_pool(url).await?))
         } else {
             Err(StoreError::UnsupportedUrl)
         }
@@ -253,51 +245,21 @@ impl Store {
     /// Readiness probe: can we run a query right now?
     pub async fn ping(&self) -> Result<()> {
         match self {
-            Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
-            Store::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
-        };
+            Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+            Store::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+        }
         Ok(())
     }
 
     /// A store for one task that writes all the time (the subscribe
-    /// committer). On SQLite it is a pool of one connection that is never
-    /// recycled: a connection's page cache is dropped whenever another
-    /// connection has written since it last ran, so taking "any" connection
-    /// from the shared pool for every batch re-reads the pages each time.
-    /// On PostgreSQL it is a pool of `lanes` connections of its own.
+    /// committer): on SQLite one connection of its own, never recycled; on
+    /// PostgreSQL `lanes` connections of its own (`store::connection` says
+    /// why, and with which settings).
     pub fn dedicated_writer(&self, lanes: usize) -> Store {
         match self {
-            Store::Sqlite(pool) => {
-                // The cache holds the indexes a busy signup page touches.
-                let options = (*pool.connect_options())
-                    .clone()
-                    .pragma("cache_size", "-32768")
-                    // A batch's multi-row statements keep a statement
-                    // journal; past 64 KiB SQLite spills it to a temporary
-                    // file (opened, written and deleted per batch). In
-                    // memory it costs a few hundred KiB at most.
-                    .pragma("temp_store", "MEMORY");
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .connect_lazy_with(options);
-                Store::Sqlite(pool)
-            }
+            Store::Sqlite(pool) => Store::Sqlite(connection::sqlite_dedicated_writer(pool)),
             Store::Postgres(pool) => {
-                // A pool of its own, with the server's usual plan caching.
-                // The reads of a table that grows with the list (addresses,
-                // subscriptions, suppressions) are not prepared statements
-                // (`persistent(false)`): a prepared statement's generic plan
-                // is fixed when the connection first runs it a few times,
-                // and on a young database (tables a few pages long, not yet
-                // analysed) that plan is a sequential scan, kept while the
-                // table grows to millions of rows. Forcing custom plans for
-                // the whole session instead (`plan_cache_mode`) also
-                // re-planned every foreign-key check of every inserted row:
-                // half the server's CPU under load.
-                let options = (*pool.connect_options()).clone();
-                Store::Postgres(postgres_pool(options, lanes as u32))
+                Store::Postgres(connection::postgres_dedicated_writer(pool, u32::try_from(lanes).unwrap_or(u32::MAX)))
             }
         }
     }

@@ -2,7 +2,8 @@
 //! issue 24 §2): the one append-only record of each, and the suppression
 //! reasons the withdrawal rule (`services::standing`) reads.
 
-use super::{Result, Tx, json_text, on_backend};
+use super::batch::{Rows, Statement};
+use super::{Result, Tx, execute};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -31,47 +32,35 @@ impl Tx {
     /// Appends one objection record.
     pub async fn insert_objection(&mut self, o: &NewObjection) -> Result<Uuid> {
         let id = Uuid::now_v7();
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO objections (id, subscriber_id, occurred_at, method, notice_version, ip, user_agent, actor,
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO objections (id, subscriber_id, occurred_at, method, notice_version, ip, user_agent, actor,
                                      controller_name, controller_contact)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(id)
-        .bind(o.subscriber_id)
-        .bind(o.occurred_at)
-        .bind(&o.method)
-        .bind(o.notice_version)
-        .bind(&o.ip)
-        .bind(&o.user_agent)
-        .bind(&o.actor)
-        .bind(&o.controller_name)
-        .bind(&o.controller_contact)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(id)
+            .bind(o.subscriber_id)
+            .bind(o.occurred_at)
+            .bind(&o.method)
+            .bind(o.notice_version)
+            .bind(&o.ip)
+            .bind(&o.user_agent)
+            .bind(&o.actor)
+            .bind(&o.controller_name)
+            .bind(&o.controller_contact)
+        );
         Ok(id)
     }
 
     /// The reason of each of these fingerprints that is suppressed.
     pub async fn suppression_reasons_among(&mut self, hashes: &[String]) -> Result<HashMap<String, String>> {
-        if hashes.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let found: Vec<(String, String)> =
-            match self {
-                Tx::Sqlite(t) => sqlx::query_as(
-                    "SELECT email_hash, reason FROM suppressions WHERE email_hash IN (SELECT value FROM json_each($1))",
-                )
-                .bind(json_text(hashes.iter()))
-                .fetch_all(&mut **t)
-                .await?,
-                Tx::Postgres(t) => {
-                    sqlx::query_as("SELECT email_hash, reason FROM suppressions WHERE email_hash = ANY($1)")
-                        .bind(hashes)
-                        .fetch_all(&mut **t)
-                        .await?
-                }
-            };
+        let found: Vec<(String, String)> = self
+            .fetch_rows(
+                Statement::new("SELECT email_hash, reason FROM suppressions WHERE email_hash {in_set}")
+                    .rows(Rows::new().text("email_hash", hashes.iter().map(String::as_str))),
+            )
+            .await?;
         Ok(found.into_iter().collect())
     }
 
@@ -85,12 +74,12 @@ impl Tx {
     /// Lifts an objection's suppression: only the person's own confirmation
     /// of a new double opt-in calls this. Other suppressions stay.
     pub async fn lift_objection(&mut self, email_hash: &str) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = $2")
-            .bind(email_hash)
-            .bind(OBJECTED)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let n = execute!(
+            self,
+            sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = $2")
+                .bind(email_hash)
+                .bind(OBJECTED)
+        );
         Ok(n > 0)
     }
 }

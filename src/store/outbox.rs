@@ -5,8 +5,8 @@
 //! again. So a message can be sent twice only if the process died between
 //! the SMTP server accepting it and the outcome being recorded.
 
-use super::script::{PgScript, SqliteScript};
-use super::{Result, Tx, json_text, on_backend};
+use super::batch::{Rows, Statement};
+use super::{Result, Tx, execute, on_backend};
 use crate::domain::{MailKind, OutboxStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -78,7 +78,7 @@ impl Tx {
     pub async fn enqueue_mail(&mut self, m: &NewOutboxMessage, now: DateTime<Utc>) -> Result<Uuid> {
         let id = Uuid::now_v7();
         let (message, recipe) = m.body.columns();
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "INSERT INTO outbox (id, kind, recipient, message_id, message, recipe, status, next_attempt_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)",
         )
@@ -88,9 +88,7 @@ impl Tx {
         .bind(&m.message_id)
         .bind(message)
         .bind(recipe)
-        .bind(now)
-        .execute(c)
-        .await?.rows_affected());
+        .bind(now));
         Ok(id)
     }
 
@@ -148,51 +146,47 @@ impl Tx {
 
     /// Sent: the body is dropped (it may hold a confirmation token).
     pub async fn outbox_sent(&mut self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "UPDATE outbox SET status = 'sent', sent_at = $2, message = NULL, recipe = NULL, lease_until = NULL, last_error = NULL
              WHERE id = $1",
         )
         .bind(id)
-        .bind(now)
-        .execute(c)
-        .await?.rows_affected());
+        .bind(now));
         Ok(())
     }
 
     /// A temporary failure: try again at `retry_at`.
     pub async fn outbox_retry(&mut self, id: Uuid, retry_at: DateTime<Utc>, error: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE outbox SET next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(retry_at)
-        .bind(error)
-        .execute(c)
-        .await?.rows_affected());
+        execute!(
+            self,
+            sqlx::query("UPDATE outbox SET next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE id = $1",)
+                .bind(id)
+                .bind(retry_at)
+                .bind(error)
+        );
         Ok(())
     }
 
     /// A permanent failure; the body is dropped.
     pub async fn outbox_failed(&mut self, id: Uuid, error: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = $2, message = NULL, recipe = NULL WHERE id = $1",
         )
         .bind(id)
-        .bind(error)
-        .execute(c)
-        .await?.rows_affected());
+        .bind(error));
         Ok(())
     }
 
     /// Gives a claimed message back untouched (shutdown, or an SMTP outage
     /// noticed before it was tried): the attempt does not count.
     pub async fn outbox_release(&mut self, id: Uuid) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE outbox SET lease_until = NULL, attempts = attempts - 1 WHERE id = $1 AND status = 'pending'",
-        )
-        .bind(id)
-        .execute(c)
-        .await?.rows_affected());
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE outbox SET lease_until = NULL, attempts = attempts - 1 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id)
+        );
         Ok(())
     }
 
@@ -231,45 +225,24 @@ impl Tx {
             }
             return Ok(());
         }
-        self.run_script(|s| push_recipes(s, mails, now), |s| push_recipes_pg(s, mails, now)).await
+        self.write_rows(recipes(mails, now)).await
     }
 }
 
-/// The PostgreSQL form of [`Tx::enqueue_mails`] for mails queued as
-/// recipes, for a script.
-pub(super) fn push_recipes_pg(script: &mut PgScript, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
-    script.push(
-        mails,
+/// The statement of [`Tx::enqueue_mails`] for mails queued as recipes.
+pub(super) fn recipes<'a>(mails: &'a [NewOutboxMessage], now: DateTime<Utc>) -> Statement<'a> {
+    Statement::new(
         "INSERT INTO outbox (id, kind, recipient, message_id, recipe, status, next_attempt_at, created_at)
-         SELECT u.id, u.kind, u.recipient, u.message_id, u.recipe, 'pending', $6, $6
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
-              AS u(id, kind, recipient, message_id, recipe)",
-        |b| {
-            b.bind(mails.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
-                .bind(mails.iter().map(|m| m.kind).collect::<Vec<_>>())
-                .bind(mails.iter().map(|m| m.recipient.as_str()).collect::<Vec<_>>())
-                .bind(mails.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>())
-                .bind(mails.iter().map(|m| m.body.columns().1).collect::<Vec<_>>())
-                .bind(now);
-        },
+         SELECT u.id, u.kind, u.recipient, u.message_id, u.recipe, 'pending', $1, $1
+         FROM {rows}",
     )
-}
-
-/// The SQLite form of [`Tx::enqueue_mails`] for mails queued as recipes,
-/// for a script.
-pub(super) fn push_recipes(script: &mut SqliteScript, mails: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<()> {
-    script.push(
-        mails,
-        "INSERT INTO outbox (id, kind, recipient, message_id, recipe, status, next_attempt_at, created_at)
-         SELECT unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, 'pending', $2, $2
-         FROM json_each($1) j",
-        |b| {
-            b.bind(json_text(
-                mails
-                    .iter()
-                    .map(|m| (Uuid::now_v7().simple(), m.kind, &m.recipient, &m.message_id, m.body.columns().1)),
-            ))
-            .bind(now);
-        },
+    .bind(now)
+    .rows(
+        Rows::new()
+            .uuid("id", mails.iter().map(|_| Uuid::now_v7()))
+            .text("kind", mails.iter().map(|m| m.kind.as_str()))
+            .text("recipient", mails.iter().map(|m| m.recipient.as_str()))
+            .text("message_id", mails.iter().map(|m| m.message_id.as_str()))
+            .text("recipe", mails.iter().map(|m| m.body.columns().1)),
     )
 }

@@ -7,7 +7,7 @@
 //! waits for the first to commit and then finds `next_run_at` changed; on
 //! SQLite write transactions are serial. Either way one tick runs once.
 
-use super::{ListRow, Result, Tx, UpdateRow, on_backend};
+use super::{ListRow, Result, Tx, UpdateRow, execute, on_backend};
 use crate::domain::ScheduleKind;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -45,68 +45,64 @@ pub struct ScheduleRun {
 
 impl Tx {
     pub async fn insert_schedule(&mut self, s: &ScheduleRow) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO schedules (id, name, cron, timezone, kind, subject, body_markdown, enabled, next_run_at,
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO schedules (id, name, cron, timezone, kind, subject, body_markdown, enabled, next_run_at,
                                     last_run_at, created_by, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(s.id)
-        .bind(&s.name)
-        .bind(&s.cron)
-        .bind(&s.timezone)
-        .bind(s.kind)
-        .bind(&s.subject)
-        .bind(&s.body_markdown)
-        .bind(s.enabled)
-        .bind(s.next_run_at)
-        .bind(s.last_run_at)
-        .bind(&s.created_by)
-        .bind(s.created_at)
-        .bind(s.updated_at)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(s.id)
+            .bind(&s.name)
+            .bind(&s.cron)
+            .bind(&s.timezone)
+            .bind(s.kind)
+            .bind(&s.subject)
+            .bind(&s.body_markdown)
+            .bind(s.enabled)
+            .bind(s.next_run_at)
+            .bind(s.last_run_at)
+            .bind(&s.created_by)
+            .bind(s.created_at)
+            .bind(s.updated_at)
+        );
         Ok(())
     }
 
     /// Writes every editable column of `s` (not `last_run_at` or
     /// `created_*`, which only the worker and creation set).
     pub async fn edit_schedule(&mut self, s: &ScheduleRow) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE schedules SET name = $2, cron = $3, timezone = $4, kind = $5, subject = $6, body_markdown = $7,
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE schedules SET name = $2, cron = $3, timezone = $4, kind = $5, subject = $6, body_markdown = $7,
                  enabled = $8, next_run_at = $9, updated_at = $10
              WHERE id = $1",
-        )
-        .bind(s.id)
-        .bind(&s.name)
-        .bind(&s.cron)
-        .bind(&s.timezone)
-        .bind(s.kind)
-        .bind(&s.subject)
-        .bind(&s.body_markdown)
-        .bind(s.enabled)
-        .bind(s.next_run_at)
-        .bind(s.updated_at)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(s.id)
+            .bind(&s.name)
+            .bind(&s.cron)
+            .bind(&s.timezone)
+            .bind(s.kind)
+            .bind(&s.subject)
+            .bind(&s.body_markdown)
+            .bind(s.enabled)
+            .bind(s.next_run_at)
+            .bind(s.updated_at)
+        );
         Ok(())
     }
 
     /// Replaces the schedule's lists.
     pub async fn set_schedule_lists(&mut self, schedule_id: Uuid, list_ids: &[Uuid]) -> Result<()> {
-        on_backend!(self, c => sqlx::query("DELETE FROM schedule_lists WHERE schedule_id = $1")
-            .bind(schedule_id)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("DELETE FROM schedule_lists WHERE schedule_id = $1").bind(schedule_id));
         for list_id in list_ids {
-            on_backend!(self, c => sqlx::query("INSERT INTO schedule_lists (schedule_id, list_id) VALUES ($1, $2)")
-                .bind(schedule_id)
-                .bind(list_id)
-                .execute(c)
-                .await?
-                .rows_affected());
+            execute!(
+                self,
+                sqlx::query("INSERT INTO schedule_lists (schedule_id, list_id) VALUES ($1, $2)")
+                    .bind(schedule_id)
+                    .bind(list_id)
+            );
         }
         Ok(())
     }
@@ -149,11 +145,7 @@ impl Tx {
     }
 
     pub async fn delete_schedule(&mut self, id: Uuid) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query("DELETE FROM schedules WHERE id = $1")
-            .bind(id)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let n = execute!(self, sqlx::query("DELETE FROM schedules WHERE id = $1").bind(id));
         Ok(n == 1)
     }
 
@@ -191,32 +183,32 @@ impl Tx {
         next: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE schedules SET next_run_at = $3, last_run_at = $4, updated_at = $4
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE schedules SET next_run_at = $3, last_run_at = $4, updated_at = $4
              WHERE id = $1 AND enabled AND next_run_at = $2",
-        )
-        .bind(id)
-        .bind(due_at)
-        .bind(next)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(id)
+            .bind(due_at)
+            .bind(next)
+            .bind(now)
+        );
         Ok(n == 1)
     }
 
     pub async fn record_schedule_run(&mut self, run: &ScheduleRun) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO schedule_runs (id, schedule_id, due_at, ran_at, update_id) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(run.schedule_id)
-        .bind(run.due_at)
-        .bind(run.ran_at)
-        .bind(run.update_id)
-        .execute(c)
-        .await?
-        .rows_affected());
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO schedule_runs (id, schedule_id, due_at, ran_at, update_id) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(run.schedule_id)
+            .bind(run.due_at)
+            .bind(run.ran_at)
+            .bind(run.update_id)
+        );
         Ok(())
     }
 
@@ -246,12 +238,12 @@ impl Tx {
     /// Marks updates as collected by a digest schedule.
     pub async fn record_digest_entries(&mut self, schedule_id: Uuid, update_ids: &[Uuid]) -> Result<()> {
         for update_id in update_ids {
-            on_backend!(self, c => sqlx::query("INSERT INTO digest_entries (schedule_id, update_id) VALUES ($1, $2)")
-                .bind(schedule_id)
-                .bind(update_id)
-                .execute(c)
-                .await?
-                .rows_affected());
+            execute!(
+                self,
+                sqlx::query("INSERT INTO digest_entries (schedule_id, update_id) VALUES ($1, $2)")
+                    .bind(schedule_id)
+                    .bind(update_id)
+            );
         }
         Ok(())
     }

@@ -3,145 +3,91 @@
 //! sqlx runs each SQLite connection on a thread of its own, so every
 //! statement is a round trip between threads: a wake-up there and a wake-up
 //! back. A batch that writes five tables spent more time in those wake-ups
-//! than in SQLite. A [`SqliteScript`] joins the statements into one text
+//! than in SQLite. On SQLite a [`Script`] joins the statements into one text
 //! (sqlx runs every statement of a query in turn, on that thread) with
 //! their parameters renumbered to follow on from each other's.
 //!
-//! PostgreSQL runs one statement per prepared query, so a [`PgScript`]
+//! PostgreSQL runs one statement per prepared query, so there a [`Script`]
 //! joins them as data-modifying `WITH` clauses of one statement: one round
 //! trip, one parse, one plan and one executor start instead of one each.
 //! The clauses run on one snapshot and cannot see each other's rows, so a
 //! script never writes a row two of its statements both touch; foreign
 //! keys are checked at the end of the statement, when every clause's rows
 //! are there.
+//!
+//! Each statement is written once for both databases (`super::batch`).
 
-use super::{Result, StoreError, Tx};
-use sqlx::{Arguments, Database, Encode, PgConnection, Postgres, Sqlite, SqliteConnection, Type};
+use super::batch::Statement;
+use super::{Backend, Result, Tx};
+use sqlx::postgres::PgArguments;
+use sqlx::sqlite::SqliteArguments;
 
-pub(crate) struct Script<DB: Database> {
-    statements: Vec<String>,
-    args: DB::Arguments,
+/// Statements that write, run in order as one query.
+#[derive(Default)]
+pub(crate) struct Script<'a> {
+    statements: Vec<Statement<'a>>,
 }
 
-pub(crate) type SqliteScript = Script<Sqlite>;
-pub(crate) type PgScript = Script<Postgres>;
-
-impl<DB: Database> Default for Script<DB> {
-    fn default() -> Self {
-        Self { statements: Vec::new(), args: DB::Arguments::default() }
-    }
-}
-
-/// The values of one statement of a [`Script`], in parameter order.
-pub(crate) struct Binds<'s, DB: Database> {
-    args: &'s mut DB::Arguments,
-    result: Result<(), sqlx::error::BoxDynError>,
-}
-
-impl<DB: Database> Binds<'_, DB> {
-    pub(crate) fn bind<'t, T: Encode<'t, DB> + Type<DB> + 't>(&mut self, value: T) -> &mut Self {
-        if self.result.is_ok() {
-            self.result = self.args.add(value);
+impl<'a> Script<'a> {
+    /// Appends a statement; one that writes a batch of no rows is left out.
+    pub(crate) fn push(&mut self, statement: Statement<'a>) {
+        if !statement.has_no_rows() {
+            self.statements.push(statement);
         }
-        self
     }
-}
 
-impl<DB: Database> Script<DB> {
-    /// Appends one statement that writes `rows`, written with parameters
-    /// `$1`…`$n`, and its `n` values (bound by `values`, in order). With no
-    /// rows there is nothing to write, and no statement is added.
-    pub(crate) fn push<R>(&mut self, rows: &[R], sql: &str, values: impl FnOnce(&mut Binds<'_, DB>)) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        self.statements.push(renumbered(sql, self.args.len()));
-        let mut binds = Binds { args: &mut self.args, result: Ok(()) };
-        values(&mut binds);
-        binds.result.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))
-    }
-}
-
-impl Script<Sqlite> {
-    /// Runs every statement, in order, in one round trip.
-    async fn run(self, conn: &mut SqliteConnection) -> Result<()> {
-        if self.statements.is_empty() {
-            return Ok(());
-        }
-        let sql = self.statements.join(";\n");
-        sqlx::query_with(sqlx::AssertSqlSafe(sql), self.args).execute(conn).await?;
-        Ok(())
-    }
-}
-
-impl Script<Postgres> {
-    /// Runs every statement as one (see the module docs).
-    async fn run(mut self, conn: &mut PgConnection) -> Result<()> {
-        let sql = match self.statements.len() {
-            0 => return Ok(()),
-            1 => self.statements.swap_remove(0),
-            _ => {
-                let clauses: Vec<String> =
-                    self.statements.iter().enumerate().map(|(i, statement)| format!("w{i} AS ({statement})")).collect();
-                format!("WITH {} SELECT 1", clauses.join(",\n"))
-            }
-        };
-        sqlx::query_with(sqlx::AssertSqlSafe(sql), self.args).execute(conn).await?;
-        Ok(())
+    /// Each statement's text for `backend`, parameters numbered in turn.
+    fn texts(&self, backend: Backend) -> Vec<String> {
+        let mut offset = 0;
+        self.statements
+            .iter()
+            .map(|statement| {
+                let (sql, taken) = statement.render(backend, offset);
+                offset += taken;
+                sql
+            })
+            .collect()
     }
 }
 
 impl Tx {
-    /// Builds this backend's script (`sqlite` or `postgres` appends its
-    /// statements) and runs it in the transaction.
-    pub(crate) async fn run_script(
-        &mut self,
-        sqlite: impl FnOnce(&mut SqliteScript) -> Result<()>,
-        postgres: impl FnOnce(&mut PgScript) -> Result<()>,
-    ) -> Result<()> {
-        match self {
+    /// Runs every statement of `script`, in order, in one round trip.
+    pub(crate) async fn run_script(&mut self, script: Script<'_>) -> Result<()> {
+        self.execute_script(script).await?;
+        Ok(())
+    }
+
+    /// [`Tx::run_script`], saying how many rows were written (meaningful
+    /// for a script of one statement).
+    pub(super) async fn execute_script(&mut self, script: Script<'_>) -> Result<u64> {
+        if script.statements.is_empty() {
+            return Ok(0);
+        }
+        let done = match self {
             Tx::Sqlite(t) => {
-                let mut script = SqliteScript::default();
-                sqlite(&mut script)?;
-                script.run(t).await
+                let sql = script.texts(Backend::Sqlite).join(";\n");
+                let mut args = SqliteArguments::default();
+                for statement in &script.statements {
+                    statement.add_sqlite(&mut args)?;
+                }
+                sqlx::query_with(sqlx::AssertSqlSafe(sql), args).execute(&mut **t).await?.rows_affected()
             }
             Tx::Postgres(t) => {
-                let mut script = PgScript::default();
-                postgres(&mut script)?;
-                script.run(t).await
+                let mut texts = script.texts(Backend::Postgres);
+                let sql = if texts.len() == 1 {
+                    texts.swap_remove(0)
+                } else {
+                    let clauses: Vec<String> =
+                        texts.iter().enumerate().map(|(i, statement)| format!("w{i} AS ({statement})")).collect();
+                    format!("WITH {} SELECT 1", clauses.join(",\n"))
+                };
+                let mut args = PgArguments::default();
+                for statement in &script.statements {
+                    statement.add_postgres(&mut args)?;
+                }
+                sqlx::query_with(sqlx::AssertSqlSafe(sql), args).execute(&mut **t).await?.rows_affected()
             }
-        }
-    }
-}
-
-/// `sql` with every parameter `$n` written as `$(n + offset)`. Only for our
-/// own statements: they have no `$` inside string literals.
-fn renumbered(sql: &str, offset: usize) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut rest = sql;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..=at]);
-        rest = &rest[at + 1..];
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        match rest[..digits].parse::<usize>() {
-            Ok(n) => out.push_str(&(n + offset).to_string()),
-            Err(_) => out.push_str(&rest[..digits]),
-        }
-        rest = &rest[digits..];
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::renumbered;
-
-    #[test]
-    fn parameters_are_shifted_and_the_rest_kept() {
-        assert_eq!(renumbered("SELECT $1, $2, $10 FROM t WHERE a = $1", 3), "SELECT $4, $5, $13 FROM t WHERE a = $4");
-        assert_eq!(renumbered("SELECT 1", 5), "SELECT 1");
-        assert_eq!(renumbered("SELECT $", 5), "SELECT $");
-        assert_eq!(renumbered("SELECT $1", 0), "SELECT $1");
+        };
+        Ok(done)
     }
 }

@@ -5,7 +5,7 @@
 //! `updates` by primary key; the aggregate for `/metrics` reads the recent
 //! updates only.
 
-use super::{AlertRow, Result, Tx, on_backend};
+use super::{AlertRow, Result, Tx, execute, on_backend};
 use crate::domain::{AlertKind, UpdateEvent, UpdateStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -64,14 +64,11 @@ impl Tx {
         if n == 0 {
             return Ok(());
         }
-        on_backend!(self, c => sqlx::query(
+        execute!(self, sqlx::query(
             "UPDATE updates SET attempted = CASE WHEN attempted + $2 > 0 THEN attempted + $2 ELSE 0 END WHERE id = $1",
         )
         .bind(update_id)
-        .bind(n)
-        .execute(c)
-        .await?
-        .rows_affected());
+        .bind(n));
         Ok(())
     }
 
@@ -100,18 +97,18 @@ impl Tx {
     pub async fn auto_pause(&mut self, update_id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<bool> {
         let from = UpdateStatus::Sending;
         let Some(to) = from.on(UpdateEvent::Pause) else { return Ok(false) };
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE updates SET status = $5, auto_paused_reason = $2, updated_at = $3
-             WHERE id = $1 AND status = $4",
-        )
-        .bind(update_id)
-        .bind(reason)
-        .bind(now)
-        .bind(from)
-        .bind(to)
-        .execute(c)
-        .await?
-        .rows_affected());
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE updates SET status = $5, auto_paused_reason = $2, updated_at = $3
+                 WHERE id = $1 AND status = $4",
+            )
+            .bind(update_id)
+            .bind(reason)
+            .bind(now)
+            .bind(from)
+            .bind(to)
+        );
         Ok(n == 1)
     }
 
@@ -119,15 +116,15 @@ impl Tx {
     /// from here, and the reason is cleared. `false` if it had not paused
     /// itself.
     pub async fn rebase_send_guard(&mut self, update_id: Uuid) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query(
-            "UPDATE updates SET guard_attempted = attempted, guard_complaints = complaints,
+        let n = execute!(
+            self,
+            sqlx::query(
+                "UPDATE updates SET guard_attempted = attempted, guard_complaints = complaints,
                                 guard_hard_bounces = hard_bounces, auto_paused_reason = NULL
              WHERE id = $1 AND auto_paused_reason IS NOT NULL",
-        )
-        .bind(update_id)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(update_id)
+        );
         Ok(n == 1)
     }
 
@@ -169,17 +166,17 @@ impl Tx {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE operator_alerts SET dismissed_at = $3, dismissed_by = $4
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE operator_alerts SET dismissed_at = $3, dismissed_by = $4
              WHERE kind = $1 AND subject = $2 AND dismissed_at IS NULL",
-        )
-        .bind(kind)
-        .bind(subject)
-        .bind(now)
-        .bind(by)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(kind)
+            .bind(subject)
+            .bind(now)
+            .bind(by)
+        );
         Ok(())
     }
 }

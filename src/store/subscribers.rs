@@ -1,13 +1,14 @@
 //! Subscribers and their per-list subscriptions.
 
-use super::confirmations::{push_confirmation_tokens, push_confirmation_tokens_pg};
-use super::consent::{push_consent_events, push_consent_events_pg};
-use super::imports::{push_new_subscribers, push_new_subscribers_pg};
-use super::outbox::{push_recipes, push_recipes_pg};
-use super::script::{PgScript, SqliteScript};
+use super::batch::{Rows, Statement};
+use super::confirmations::push_confirmation_tokens;
+use super::consent::consent_events;
+use super::imports::new_subscribers;
+use super::outbox::recipes;
+use super::script::Script;
 use super::{
-    NewConfirmationToken, NewConsentEvent, NewImportedSubscriber, NewOutboxMessage, OutboxBody, Result, Tx,
-    conflict_on_unique, json_text, on_backend,
+    NewConfirmationToken, NewConsentEvent, NewImportedSubscriber, NewOutboxMessage, OutboxBody, Result, Tx, execute,
+    on_backend, unique_as_conflict,
 };
 use crate::domain::SubscriptionStatus;
 use chrono::{DateTime, Utc};
@@ -40,24 +41,20 @@ pub struct SubscriptionRow {
 }
 
 impl Tx {
-    /// `email_hash` is the address's keyed fingerprint (`AddressKey`).
+    /// `email_hash` is the address's keyed fingerprint (`AddressKey`). The
+    /// one-row form of [`Tx::insert_subscribers`].
     pub async fn insert_subscriber(&mut self, s: &SubscriberRow, email_hash: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO subscribers (id, email, email_norm, email_hash, name, attributes, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(s.id)
-        .bind(&s.email)
-        .bind(&s.email_norm)
-        .bind(email_hash)
-        .bind(&s.name)
-        .bind(&s.attributes)
-        .bind(s.created_at)
-        .bind(s.updated_at)
-        .execute(c)
-        .await
-        .map_err(conflict_on_unique("a subscriber with that address"))?.rows_affected());
-        Ok(())
+        let row = NewImportedSubscriber {
+            id: s.id,
+            email: s.email.clone(),
+            email_norm: s.email_norm.clone(),
+            email_hash: email_hash.to_owned(),
+            name: s.name.clone(),
+            attributes: s.attributes.clone(),
+        };
+        self.write_rows(new_subscribers(None, std::slice::from_ref(&row), s.created_at, s.updated_at))
+            .await
+            .map_err(unique_as_conflict("a subscriber with that address"))
     }
 
     pub async fn subscriber_by_email(&mut self, email_norm: &str) -> Result<Option<SubscriberRow>> {
@@ -83,12 +80,13 @@ impl Tx {
     }
 
     pub async fn set_subscriber_name(&mut self, id: Uuid, name: &str, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query("UPDATE subscribers SET name = $2, updated_at = $3 WHERE id = $1")
-            .bind(id)
-            .bind(name)
-            .bind(now)
-            .execute(c)
-            .await?.rows_affected());
+        execute!(
+            self,
+            sqlx::query("UPDATE subscribers SET name = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(name)
+                .bind(now)
+        );
         Ok(())
     }
 
@@ -117,8 +115,10 @@ impl Tx {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let confirmed_at = (status == SubscriptionStatus::Confirmed).then_some(now);
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at,
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at, confirmed_at,
                                         pending_since)
              VALUES ($1, $2, $3, $4, $4, $5, CASE WHEN $3 = 'pending' THEN $4 END)
              ON CONFLICT (subscriber_id, list_id) DO UPDATE
@@ -126,14 +126,13 @@ impl Tx {
                  confirmed_at = COALESCE(excluded.confirmed_at, subscriptions.confirmed_at),
                  pending_since = CASE WHEN subscriptions.status = 'pending' THEN subscriptions.pending_since
                                       ELSE excluded.pending_since END",
-        )
-        .bind(subscriber_id)
-        .bind(list_id)
-        .bind(status)
-        .bind(now)
-        .bind(confirmed_at)
-        .execute(c)
-        .await?.rows_affected());
+            )
+            .bind(subscriber_id)
+            .bind(list_id)
+            .bind(status)
+            .bind(now)
+            .bind(confirmed_at)
+        );
         Ok(())
     }
 
@@ -153,22 +152,22 @@ impl Tx {
     /// Rectification: the person keeps their id, so their subscriptions,
     /// ledger and deliveries stay linked to the corrected details.
     pub async fn rectify_subscriber(&mut self, row: &SubscriberRow, email_hash: &str) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "UPDATE subscribers SET email = $2, email_norm = $3, email_hash = $4, name = $5, attributes = $6,
+        execute!(
+            self,
+            sqlx::query(
+                "UPDATE subscribers SET email = $2, email_norm = $3, email_hash = $4, name = $5, attributes = $6,
                                     updated_at = $7
              WHERE id = $1",
-        )
-        .bind(row.id)
-        .bind(&row.email)
-        .bind(&row.email_norm)
-        .bind(email_hash)
-        .bind(&row.name)
-        .bind(&row.attributes)
-        .bind(row.updated_at)
-        .execute(c)
-        .await
-        .map_err(super::conflict_on_unique("a subscriber with that address"))?
-        .rows_affected());
+            )
+            .bind(row.id)
+            .bind(&row.email)
+            .bind(&row.email_norm)
+            .bind(email_hash)
+            .bind(&row.name)
+            .bind(&row.attributes)
+            .bind(row.updated_at),
+            super::conflict_on_unique("a subscriber with that address")
+        );
         Ok(())
     }
 }
@@ -188,18 +187,14 @@ impl Tx {
     /// into the outbox. Each (subscriber, list) pair at most
     /// once (PostgreSQL refuses to upsert one row twice in a statement).
     pub async fn request_subscriptions(&mut self, rows: &[RequestedSubscription], now: DateTime<Utc>) -> Result<()> {
-        self.run_script(
-            |s| push_requested_subscriptions(s, rows, now),
-            |s| push_requested_subscriptions_pg(s, rows, now),
-        )
-        .await
+        self.write_rows(requested_subscriptions(rows, now)).await
     }
 
     /// Notes a subscribe request for subscriptions whose status it does not
     /// change (confirmed, complained): every subscribe path writes, so an
     /// address's status cannot be read from how long the answer took.
     pub async fn note_subscribe_requests(&mut self, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
-        self.run_script(|s| push_noted_requests(s, pairs, now), |s| push_noted_requests_pg(s, pairs, now)).await
+        self.write_rows(noted_requests(pairs, now)).await
     }
 }
 
@@ -235,85 +230,25 @@ impl Tx {
         // On PostgreSQL one statement: `requested` and `noted` never name
         // the same subscription (a request either moves it to pending or
         // only notes it), so no row is written by two of its clauses.
-        self.run_script(
-            |s| {
-                push_new_subscribers(s, None, w.new_subscribers, w.now)?;
-                push_requested_subscriptions(s, w.requested, w.now)?;
-                push_noted_requests(s, w.noted, w.now)?;
-                push_consent_events(s, w.events)?;
-                push_confirmation_tokens(s, w.tokens, w.now, w.tokens_expire_at)?;
-                push_recipes(s, w.mails, w.now)
-            },
-            |s| {
-                push_new_subscribers_pg(s, None, w.new_subscribers, w.now)?;
-                push_requested_subscriptions_pg(s, w.requested, w.now)?;
-                push_noted_requests_pg(s, w.noted, w.now)?;
-                push_consent_events_pg(s, w.events)?;
-                push_confirmation_tokens_pg(s, w.tokens, w.now, w.tokens_expire_at)?;
-                push_recipes_pg(s, w.mails, w.now)
-            },
-        )
-        .await
+        let mut script = Script::default();
+        script.push(new_subscribers(None, w.new_subscribers, w.now, w.now));
+        script.push(requested_subscriptions(w.requested, w.now));
+        script.push(noted_requests(w.noted, w.now));
+        script.push(consent_events(w.events, w.events.iter().map(|_| Uuid::now_v7())));
+        push_confirmation_tokens(&mut script, w.tokens, w.now, w.tokens_expire_at);
+        script.push(recipes(w.mails, w.now));
+        self.run_script(script).await
     }
 }
 
-/// The PostgreSQL form of [`Tx::request_subscriptions`], for a script.
-fn push_requested_subscriptions_pg(
-    script: &mut PgScript,
-    rows: &[RequestedSubscription],
-    now: DateTime<Utc>,
-) -> Result<()> {
-    script.push(
-        rows,
+/// The statement of [`Tx::request_subscriptions`]. `WHERE true`: SQLite's
+/// parser needs it before an upsert's ON CONFLICT.
+fn requested_subscriptions(rows: &[RequestedSubscription], now: DateTime<Utc>) -> Statement<'_> {
+    Statement::new(
         "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
                                     last_requested_at, last_confirmation_sent_at, pending_since)
-         SELECT u.s, u.l, 'pending', $4, $4, $4, CASE WHEN u.mailed THEN $4::timestamptz END, $4
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::bool[]) AS u(s, l, mailed)
-         ON CONFLICT (subscriber_id, list_id) DO UPDATE
-         SET status = excluded.status, updated_at = excluded.updated_at,
-             last_requested_at = excluded.last_requested_at,
-             pending_since = CASE WHEN subscriptions.status = 'pending'
-                 THEN COALESCE(subscriptions.pending_since, subscriptions.last_requested_at, subscriptions.created_at)
-                 ELSE excluded.pending_since END,
-             last_confirmation_sent_at =
-                 COALESCE(excluded.last_confirmation_sent_at, subscriptions.last_confirmation_sent_at)",
-        |b| {
-            b.bind(rows.iter().map(|r| r.subscriber_id).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.list_id).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.mailed).collect::<Vec<_>>())
-                .bind(now);
-        },
-    )
-}
-
-/// The PostgreSQL form of [`Tx::note_subscribe_requests`], for a script.
-fn push_noted_requests_pg(script: &mut PgScript, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
-    script.push(
-        pairs,
-        "UPDATE subscriptions SET last_requested_at = $3
-         WHERE (subscriber_id, list_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
-        |b| {
-            b.bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
-                .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
-                .bind(now);
-        },
-    )
-}
-
-/// The SQLite form of [`Tx::request_subscriptions`], for a script.
-fn push_requested_subscriptions(
-    script: &mut SqliteScript,
-    rows: &[RequestedSubscription],
-    now: DateTime<Utc>,
-) -> Result<()> {
-    // `WHERE true`: SQLite's parser needs it before an upsert's ON CONFLICT.
-    script.push(
-        rows,
-        "INSERT INTO subscriptions (subscriber_id, list_id, status, created_at, updated_at,
-                                    last_requested_at, last_confirmation_sent_at, pending_since)
-         SELECT unhex(j.value ->> 0), unhex(j.value ->> 1), 'pending', $2, $2, $2,
-                CASE WHEN j.value ->> 2 THEN $2 END, $2
-         FROM json_each($1) j
+         SELECT u.s, u.l, 'pending', $1, $1, $1, CASE WHEN u.mailed THEN $1 END, $1
+         FROM {rows}
          WHERE true
          ON CONFLICT (subscriber_id, list_id) DO UPDATE
          SET status = excluded.status, updated_at = excluded.updated_at,
@@ -323,20 +258,22 @@ fn push_requested_subscriptions(
                  ELSE excluded.pending_since END,
              last_confirmation_sent_at =
                  COALESCE(excluded.last_confirmation_sent_at, subscriptions.last_confirmation_sent_at)",
-        |b| {
-            b.bind(json_text(rows.iter().map(|r| (r.subscriber_id.simple(), r.list_id.simple(), r.mailed)))).bind(now);
-        },
+    )
+    .bind(now)
+    .rows(
+        Rows::new()
+            .uuid("s", rows.iter().map(|r| r.subscriber_id))
+            .uuid("l", rows.iter().map(|r| r.list_id))
+            .flag("mailed", rows.iter().map(|r| r.mailed)),
     )
 }
 
-/// The SQLite form of [`Tx::note_subscribe_requests`], for a script.
-fn push_noted_requests(script: &mut SqliteScript, pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Result<()> {
-    script.push(
-        pairs,
-        "UPDATE subscriptions SET last_requested_at = $2
-         WHERE (subscriber_id, list_id) IN (SELECT unhex(j.value ->> 0), unhex(j.value ->> 1) FROM json_each($1) j)",
-        |b| {
-            b.bind(json_text(pairs.iter().map(|(s, l)| (s.simple(), l.simple())))).bind(now);
-        },
+/// The statement of [`Tx::note_subscribe_requests`].
+fn noted_requests(pairs: &[(Uuid, Uuid)], now: DateTime<Utc>) -> Statement<'_> {
+    Statement::new(
+        "UPDATE subscriptions SET last_requested_at = $1
+         WHERE (subscriber_id, list_id) IN (SELECT u.s, u.l FROM {rows})",
     )
+    .bind(now)
+    .rows(Rows::new().uuid("s", pairs.iter().map(|p| p.0)).uuid("l", pairs.iter().map(|p| p.1)))
 }

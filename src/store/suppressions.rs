@@ -2,7 +2,8 @@
 //! (`domain::AddressKey`; bare SHA-256 rows from before issue 16 are marked
 //! `legacy`, see `services::fingerprints`).
 
-use super::{Result, Tx, json_text, on_backend};
+use super::batch::{Rows, Statement};
+use super::{OBJECTED, Result, Tx, execute, on_backend};
 use chrono::{DateTime, Utc};
 
 impl Tx {
@@ -16,16 +17,24 @@ impl Tx {
         Ok(found > 0)
     }
 
+    /// Suppresses an address for `reason`. An address already suppressed
+    /// keeps its first reason, except an objection: every other reason
+    /// (erasure, complaint, bounce) is stronger, and only an objection lets
+    /// the person start a new double opt-in of their own
+    /// (`services::standing`), so it must not outlive one of them.
     pub async fn suppress(&mut self, email_hash: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (email_hash) DO NOTHING",
-        )
-        .bind(email_hash)
-        .bind(reason)
-        .bind(now)
-        .execute(c)
-        .await?.rows_affected());
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason
+             WHERE suppressions.reason = $4",
+            )
+            .bind(email_hash)
+            .bind(reason)
+            .bind(now)
+            .bind(OBJECTED)
+        );
         Ok(())
     }
 }
@@ -33,25 +42,11 @@ impl Tx {
 impl Tx {
     /// Notes that someone tried to subscribe these suppressed addresses.
     pub async fn note_suppressed_attempts(&mut self, hashes: &[String], now: DateTime<Utc>) -> Result<()> {
-        if hashes.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Tx::Sqlite(t) => sqlx::query(
-                "UPDATE suppressions SET last_attempt_at = $2 WHERE email_hash IN (SELECT value FROM json_each($1))",
-            )
-            .bind(json_text(hashes.iter()))
-            .bind(now)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-            Tx::Postgres(t) => sqlx::query("UPDATE suppressions SET last_attempt_at = $2 WHERE email_hash = ANY($1)")
-                .bind(hashes)
+        self.write_rows(
+            Statement::new("UPDATE suppressions SET last_attempt_at = $1 WHERE email_hash {in_set}")
                 .bind(now)
-                .execute(&mut **t)
-                .await?
-                .rows_affected(),
-        };
-        Ok(())
+                .rows(Rows::new().text("email_hash", hashes.iter().map(String::as_str))),
+        )
+        .await
     }
 }

@@ -1,6 +1,6 @@
 //! Updates (campaigns) and the lists each goes to.
 
-use super::{Result, Tx, on_backend};
+use super::{Result, Tx, execute, on_backend};
 use crate::domain::{UpdateEvent, UpdateMove, UpdateStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -29,38 +29,34 @@ pub struct UpdateListRow {
 
 impl Tx {
     pub async fn insert_update(&mut self, u: &UpdateRow) -> Result<()> {
-        on_backend!(self, c => sqlx::query(
-            "INSERT INTO updates (id, subject, body_markdown, status, send_at, created_by, created_at, updated_at)
+        execute!(
+            self,
+            sqlx::query(
+                "INSERT INTO updates (id, subject, body_markdown, status, send_at, created_by, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(u.id)
-        .bind(&u.subject)
-        .bind(&u.body_markdown)
-        .bind(u.status)
-        .bind(u.send_at)
-        .bind(&u.created_by)
-        .bind(u.created_at)
-        .bind(u.updated_at)
-        .execute(c)
-        .await?
-        .rows_affected());
+            )
+            .bind(u.id)
+            .bind(&u.subject)
+            .bind(&u.body_markdown)
+            .bind(u.status)
+            .bind(u.send_at)
+            .bind(&u.created_by)
+            .bind(u.created_at)
+            .bind(u.updated_at)
+        );
         Ok(())
     }
 
     /// Replaces the update's lists.
     pub async fn set_update_lists(&mut self, update_id: Uuid, list_ids: &[Uuid]) -> Result<()> {
-        on_backend!(self, c => sqlx::query("DELETE FROM update_lists WHERE update_id = $1")
-            .bind(update_id)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(self, sqlx::query("DELETE FROM update_lists WHERE update_id = $1").bind(update_id));
         for list_id in list_ids {
-            on_backend!(self, c => sqlx::query("INSERT INTO update_lists (update_id, list_id) VALUES ($1, $2)")
-                .bind(update_id)
-                .bind(list_id)
-                .execute(c)
-                .await?
-                .rows_affected());
+            execute!(
+                self,
+                sqlx::query("INSERT INTO update_lists (update_id, list_id) VALUES ($1, $2)")
+                    .bind(update_id)
+                    .bind(list_id)
+            );
         }
         Ok(())
     }
@@ -106,14 +102,14 @@ impl Tx {
         body_markdown: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        on_backend!(self, c => sqlx::query("UPDATE updates SET subject = $2, body_markdown = $3, updated_at = $4 WHERE id = $1")
-            .bind(id)
-            .bind(subject)
-            .bind(body_markdown)
-            .bind(now)
-            .execute(c)
-            .await?
-            .rows_affected());
+        execute!(
+            self,
+            sqlx::query("UPDATE updates SET subject = $2, body_markdown = $3, updated_at = $4 WHERE id = $1")
+                .bind(id)
+                .bind(subject)
+                .bind(body_markdown)
+                .bind(now)
+        );
         Ok(())
     }
 
@@ -130,29 +126,25 @@ impl Tx {
     ) -> Result<bool> {
         let Some(current) = self.update_by_id(id).await? else { return Ok(false) };
         let Some(step) = UpdateMove::plan(current.status, current.started_at, event, now) else { return Ok(false) };
-        let changed = on_backend!(self, c => sqlx::query(
-            "UPDATE updates SET status = $3, send_at = $4, started_at = $5, finished_at = $6, updated_at = $7
-             WHERE id = $1 AND status = $2",
-        )
-        .bind(id)
-        .bind(step.from)
-        .bind(step.to)
-        .bind(send_at)
-        .bind(step.started_at)
-        .bind(step.finished_at)
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+        let changed = execute!(
+            self,
+            sqlx::query(
+                "UPDATE updates SET status = $3, send_at = $4, started_at = $5, finished_at = $6, updated_at = $7
+                 WHERE id = $1 AND status = $2",
+            )
+            .bind(id)
+            .bind(step.from)
+            .bind(step.to)
+            .bind(send_at)
+            .bind(step.started_at)
+            .bind(step.finished_at)
+            .bind(now)
+        );
         Ok(changed == 1)
     }
 
     pub async fn delete_update(&mut self, id: Uuid) -> Result<bool> {
-        let n = on_backend!(self, c => sqlx::query("DELETE FROM updates WHERE id = $1 AND status = 'draft'")
-            .bind(id)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let n = execute!(self, sqlx::query("DELETE FROM updates WHERE id = $1 AND status = 'draft'").bind(id));
         Ok(n == 1)
     }
 

@@ -19,7 +19,8 @@
 //! - `embed`: what the campaign's own site needs (CORS for the JSON
 //!   subscribe endpoint and the challenge, the copy-paste form).
 //! - `observability`: `/metrics`, request ids, request latency.
-//! - `error`: [`WebError`], one error → the right status, as JSON or HTML.
+//! - `error`: [`WebError`], one error → the right status, as JSON or an
+//!   HTML page in the site's layout that says what to do next.
 //! - `input`: request bodies and client facts (`Client`, `Submitted`).
 //! - `upload`: streamed import forms (API and admin).
 //! - `ratelimit`: the sign-up limits per address and subnet.
@@ -102,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::router(state.clone()))
         .merge(admin::router(state.clone()))
         .merge(webhooks::router(&state))
+        .layer(axum::middleware::map_response_with_state(state.clone(), error::error_pages))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(axum::middleware::from_fn(request_timeout))

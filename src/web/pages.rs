@@ -10,9 +10,34 @@ use askama_web::WebTemplate;
 #[derive(Template, WebTemplate)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
+    /// The group's name for the site's header; empty only when the page is
+    /// rendered outside the router (`web::error::error_pages` fills it in).
+    pub group: String,
     pub status: u16,
     pub message: String,
     pub fields: Vec<FieldError>,
+}
+
+impl ErrorPage {
+    /// The page's heading: what happened, in a few words.
+    pub fn heading(&self) -> &str {
+        match self.status {
+            404 => "Page not found",
+            410 => "This link has expired or was already used",
+            429 => "Too many tries",
+            422 => "Some details need correcting",
+            409 => "That could not be done",
+            503 => "Please try again in a moment",
+            500..=599 => "Something went wrong",
+            _ => "That did not work",
+        }
+    }
+
+    /// The header's link text: the group's name, or a plain word before it
+    /// is known.
+    pub fn brand(&self) -> &str {
+        if self.group.is_empty() { "Home" } else { &self.group }
+    }
 }
 
 /// The subscribe form, as `/` and `/subscribe` show it.
@@ -84,12 +109,6 @@ pub struct ConfirmedPage {
     pub group: String,
     pub list_names: Vec<String>,
     pub preferences_url: String,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "link_gone.html")]
-pub struct LinkGonePage {
-    pub group: String,
 }
 
 /// Where a test copy's unsubscribe and preferences links lead.

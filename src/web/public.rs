@@ -386,16 +386,6 @@ async fn form_again(
     })
 }
 
-fn gone(state: &AppState, client: &Client) -> Response {
-    client
-        .answer(
-            (),
-            |()| WebError::from_service(ServiceError::Gone, true),
-            |()| (StatusCode::GONE, LinkGonePage { group: group(state) }),
-        )
-        .into_response()
-}
-
 async fn confirm_page(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
     match supporter::peek_confirmation(&state.ctx, &token).await {
         Ok(p) => Ok(client
@@ -405,7 +395,7 @@ async fn confirm_page(State(state): State<AppState>, client: Client, Path(token)
                 |p| ConfirmPage { group: group(&state), token, list_names: p.list_names },
             )
             .into_response()),
-        Err(ServiceError::Gone) => Ok(gone(&state, &client)),
+        Err(ServiceError::Gone) => Err(client.service_error(ServiceError::Gone)),
         Err(e) => Err(client.service_error(e)),
     }
 }
@@ -429,7 +419,7 @@ async fn confirm(State(state): State<AppState>, client: Client, Path(token): Pat
                 },
             )
             .into_response()),
-        Err(ServiceError::Gone) => Ok(gone(&state, &client)),
+        Err(ServiceError::Gone) => Err(client.service_error(ServiceError::Gone)),
         Err(e) => Err(client.service_error(e)),
     }
 }
@@ -623,7 +613,7 @@ async fn update_preferences(
 /// acts: link scanners prefetch).
 async fn data_copy_page(State(state): State<AppState>, client: Client, Path(token): Path<String>) -> Result<Response> {
     if !data_copy::link_is_live(&state.ctx, &token).await.map_err(|e| client.service_error(e))? {
-        return Ok(gone(&state, &client));
+        return Err(client.service_error(ServiceError::Gone));
     }
     Ok(DataCopyPage { group: group(&state), step: "confirm", token }.into_response())
 }
@@ -637,7 +627,7 @@ async fn data_copy(State(state): State<AppState>, client: Client, Path(token): P
                 |()| DataCopyPage { group: group(&state), step: "sent", token: String::new() },
             )
             .into_response()),
-        Err(ServiceError::Gone) => Ok(gone(&state, &client)),
+        Err(ServiceError::Gone) => Err(client.service_error(ServiceError::Gone)),
         Err(e) => Err(client.service_error(e)),
     }
 }

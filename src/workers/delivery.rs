@@ -109,8 +109,8 @@ impl Step {
 /// An update rendered once, with the lists its copies can name.
 struct Prepared {
     update: PreparedUpdate,
-    /// Its bodies rendered and encoded once, when they can be.
-    bodies: Option<UpdateBodies>,
+    /// Its bodies rendered once.
+    bodies: UpdateBodies,
     lists: HashMap<Uuid, UpdateListRow>,
 }
 
@@ -299,7 +299,7 @@ impl DeliveryWorker {
         let lists = tx.update_lists(id).await?.into_iter().map(|l| (l.list_id, l)).collect();
         let update = PreparedUpdate::new(id, &row.subject, &row.body_markdown)
             .map_err(|e| DeliveryError::Render(id, e.to_string()))?;
-        let bodies = self.ctx.composer.update_bodies(&update);
+        let bodies = self.ctx.composer.update_bodies(&update).map_err(|e| DeliveryError::Render(id, e.to_string()))?;
         let p = Arc::new(Prepared { update, bodies, lists });
         self.prepared.lock().unwrap_or_else(|p| p.into_inner()).insert(id, p.clone());
         Ok(p)
@@ -520,7 +520,7 @@ impl DeliveryWorker {
                 .link(&format!("/preferences/{}", SignedToken::preferences(claim.subscriber_id).encode(key))),
             test: false,
         };
-        let composed = match self.ctx.composer.update_with(&p.update, p.bodies.as_ref(), &recipient) {
+        let composed = match self.ctx.composer.update_with(&p.update, &p.bodies, &recipient) {
             Ok(c) => c,
             Err(e) => return Outcome::Failed(SendError::Permanent(format!("could not build the message: {e}"))),
         };

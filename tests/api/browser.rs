@@ -79,6 +79,40 @@ async fn a_supporter_completes_the_journey_in_a_browser() {
     browser.screenshot("10-test-copy").await;
 }
 
+/// The pages a supporter meets when something is wrong — a missing page,
+/// a used link, too many sign-ups — in the site's layout, with what to do
+/// next, at both widths and free of axe-core violations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_error_pages_in_a_browser() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = TestApp::spawn_with(
+        Db::Sqlite,
+        &[("TIDINGS_GROUP_NAME", "Save Our Maternity Unit"), ("TIDINGS_SUBSCRIBE_LIMIT_PER_IP", "1")],
+    )
+    .await;
+    browser.goto(&app.url("/no-such-page")).await;
+    assert!(browser.shows("Page not found").await);
+    browser.screenshot("11-not-found").await;
+
+    assert_eq!(app.subscribe("una@example.org", "updates").await.status(), 200);
+    app.drain_outbox().await;
+    let token = confirm_token(app.smtp.messages_to("una@example.org").last().unwrap());
+    app.post_form(&format!("/confirm/{token}"), &[]).await;
+    browser.goto(&app.url(&format!("/confirm/{token}"))).await;
+    assert!(browser.shows("expired or was already used").await);
+    browser.screenshot("12-link-used").await;
+
+    // The test's own sign-up above used the one allowed from this address.
+    browser.goto(&app.url("/")).await;
+    browser.type_into("#email", "wyn@example.org").await;
+    browser.type_into("#name", "Wyn").await;
+    browser.click("#consent-updates").await;
+    browser.click("button[type=submit]").await;
+    assert!(browser.shows("Too many requests").await);
+    assert_eq!(browser.attribute("#email", "value").await.as_deref(), Some("wyn@example.org"));
+    browser.screenshot("13-too-many").await;
+}
+
 /// The accessibility check every screenshot runs can fail: on a page made
 /// with an image without text and a field without a label, axe-core reports
 /// both rules.

@@ -16,6 +16,7 @@ mod consent_evidence;
 mod delivery;
 mod dkim;
 mod embedding;
+mod error_pages;
 mod faults;
 mod forged_reports;
 mod group_commit;

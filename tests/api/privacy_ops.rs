@@ -11,6 +11,7 @@ both_backends!(
     the_export_holds_profile_subscriptions_ledger_texts_and_deliveries,
     the_csv_export_has_one_quoted_row_per_record,
     erasure_removes_everything_and_the_address_is_never_mailed_again,
+    erasure_after_an_objection_still_bars_a_new_sign_up,
     erasure_in_the_admin_ui_is_for_admins_and_needs_the_address_typed,
     the_cli_erases_by_address,
     a_supporter_gets_their_copy_by_mail_after_a_fresh_click,
@@ -221,6 +222,31 @@ async fn erasure_removes_everything_and_the_address_is_never_mailed_again(db: Db
     assert_eq!(app.smtp.messages_to(ANN).len(), mails_before);
     assert!(app.smtp.messages_to("bob@example.org").iter().any(|m| m.text().contains("After")));
     assert_eq!(app.stats(&after).await["total"], 1);
+}
+
+/// An objection to all mail lets the person start a new double opt-in of
+/// their own; an erasure after it must not: the erasure's suppression wins
+/// over the objection's (found by the property test: the objection's reason
+/// stayed on the suppression, so a sign-up after the erasure was taken).
+async fn erasure_after_an_objection_still_bars_a_new_sign_up(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let id = subscribed_and_confirmed(&app, ANN, "Ann").await;
+    let subscriber = uuid::Uuid::parse_str(&id).unwrap();
+    let token = tidings::domain::SignedToken::preferences(subscriber).encode(&app.ctx.secret_key);
+    let input =
+        tidings::services::supporter::PreferencesInput { name: "Ann".into(), lists: vec![], unsubscribe_all: true };
+    let meta = tidings::services::RequestMeta { ip: None, user_agent: None };
+    tidings::services::supporter::update_preferences(&app.ctx, &token, &input, &meta).await.unwrap();
+    let res = app.api(Method::POST, &format!("/subscribers/{id}/erase")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mails_before = app.smtp.messages_to(ANN).len();
+
+    let again = app.post_json("/subscribe", &json!({"email": ANN, "lists": ["updates"], "consent": true})).await;
+    assert!(again.status().is_success(), "the answer is the same as for anyone");
+    app.drain_outbox().await;
+    assert_eq!(app.smtp.messages_to(ANN).len(), mails_before, "no confirmation mail to an erased address");
+    let mut tx = app.ctx.store.read().await.unwrap();
+    assert!(tx.subscriber_by_email(ANN).await.unwrap().is_none(), "no subscriber row after the erasure");
 }
 
 async fn erasure_in_the_admin_ui_is_for_admins_and_needs_the_address_typed(db: Db) {

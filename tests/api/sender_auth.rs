@@ -104,7 +104,19 @@ async fn the_admin_send_button_is_refused_with_the_reasons_unless_overridden(db:
     assert_eq!(refused.status, 409, "{}", refused.body);
     assert!(refused.body.contains("dkim_key"), "{}", refused.body);
     assert_eq!(app.api_get(&format!("/updates/{id}")).await["status"], "draft");
-    let sent = admin.submit(&page, &action, &[("when", "now"), ("override_authentication", "on")]).await;
+    // Overridden: the review first, then its own form sends.
+    let checked = admin.submit(&page, &action, &[("when", "now"), ("override_authentication", "on")]).await;
+    assert_eq!(checked.status, 200, "{}", checked.body);
+    assert!(checked.body.contains("Sent even if sender authentication fails"), "{}", checked.body);
+    assert_eq!(app.api_get(&format!("/updates/{id}")).await["status"], "draft", "a review sends nothing");
+    let csrf = checked.csrf();
+    let review = checked.body.split("name=\"review\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    let sent = admin
+        .post(
+            &format!("{action}/confirm"),
+            &[("csrf", &csrf), ("when", "now"), ("override_authentication", "on"), ("review", review)],
+        )
+        .await;
     assert_eq!(sent.status, 303, "{}", sent.body);
     assert_eq!(app.api_get(&format!("/updates/{id}")).await["status"], "sending");
     let audit = app.api_get("/audit-log?action=sender_authentication.override").await;

@@ -441,6 +441,11 @@ pub(super) async fn check_csrf(
     Ok(res)
 }
 
+/// Marks an answer to a POST that changed nothing (the editor's preview,
+/// asked for as the organiser types): the audit log does not record it.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangesNothing;
+
 /// Layer 4, around the handler: every state-changing request that got
 /// this far is audited once answered: who, which route, on what, from
 /// where, and how it ended (a public handler may name who with
@@ -464,6 +469,9 @@ pub(super) async fn audit(
     let what = format!("{} {route}", req.method());
     let target = req.uri().path().to_owned();
     let mut res = next.run(req).await;
+    if res.extensions_mut().remove::<ChangesNothing>().is_some() {
+        return res;
+    }
     if let Some(AuditedAs(label)) = res.extensions_mut().remove::<AuditedAs>() {
         who.label = label;
     }

@@ -55,6 +55,18 @@ impl ImportsPage {
     fn when(&self, t: &chrono::DateTime<chrono::Utc>) -> String {
         when(t)
     }
+
+    /// The largest file taken, in megabytes as a volunteer reads sizes.
+    fn max_size(&self) -> String {
+        megabytes(self.max_bytes)
+    }
+}
+
+/// `bytes` in MB (10⁶ bytes, as file managers show them), one decimal
+/// below 10 MB.
+fn megabytes(bytes: u64) -> String {
+    let mb = bytes as f64 / 1_000_000.0;
+    if mb < 10.0 { format!("{mb:.1} MB") } else { format!("{mb:.0} MB") }
 }
 
 #[derive(Template, WebTemplate)]
@@ -217,4 +229,14 @@ pub async fn show(
         live,
     }
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_are_in_megabytes() {
+        assert_eq!(super::megabytes(104_857_600), "105 MB");
+        assert_eq!(super::megabytes(5_000_000), "5.0 MB");
+        assert_eq!(super::megabytes(1_500_000), "1.5 MB");
+    }
 }

@@ -88,6 +88,7 @@ pub async fn index(
         embeds.push(Embed {
             slug: l.list.slug.clone(),
             name: l.list.name.clone(),
+            link: state.ctx.config.link(&format!("/subscribe?list={}", l.list.slug)),
             snippet: crate::web::subscribe_snippet(&state.ctx.config, &l.list.slug, &l.list.name, statement, version),
             version,
             outdated,

@@ -125,12 +125,16 @@ pub const ROUTES: &[Route] = &[
     Route::new(Verb::Get, "/admin/updates", Access::Organiser, |m| on(m, updates::index)),
     Route::new(Verb::Get, "/admin/updates/new", Access::Organiser, |m| on(m, updates::new_form)),
     Route::new(Verb::Post, "/admin/updates", Access::Organiser, |m| on(m, updates::create)),
+    Route::new(Verb::Post, "/admin/updates/render", Access::Organiser, |m| on(m, updates::render)),
     Route::new(Verb::Get, "/admin/updates/{id}", Access::Organiser, |m| on(m, updates::show)),
     Route::new(Verb::Get, "/admin/updates/{id}/edit", Access::Organiser, |m| on(m, updates::edit_form)),
     Route::new(Verb::Post, "/admin/updates/{id}", Access::Organiser, |m| on(m, updates::save)),
     Route::new(Verb::Get, "/admin/updates/{id}/preview", Access::Organiser, |m| on(m, updates::preview)),
     Route::new(Verb::Post, "/admin/updates/{id}/test", Access::Organiser, |m| on(m, updates::test)),
+    Route::new(Verb::Get, "/admin/updates/{id}/progress", Access::Organiser, |m| on(m, updates::progress)),
     Route::new(Verb::Post, "/admin/updates/{id}/send", Access::Admin, |m| on(m, updates::send)),
+    Route::new(Verb::Post, "/admin/updates/{id}/send/confirm", Access::Admin, |m| on(m, updates::confirm)),
+    Route::new(Verb::Post, "/admin/updates/{id}/unschedule", Access::Admin, |m| on(m, updates::unschedule)),
     Route::new(Verb::Post, "/admin/updates/{id}/pause", Access::Admin, |m| on(m, updates::pause)),
     Route::new(Verb::Post, "/admin/updates/{id}/resume", Access::Admin, |m| on(m, updates::resume)),
     Route::new(Verb::Post, "/admin/updates/{id}/cancel", Access::Admin, |m| on(m, updates::cancel)),
@@ -166,10 +170,10 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// The admin UI's router (merged into the application's at its full paths),
-/// plus its stylesheet, which needs no layers.
+/// plus its stylesheet and script, which need no layers.
 pub fn router(state: AppState) -> Router<AppState> {
     use axum::middleware::{from_fn_with_state, map_response};
-    let mut router = Router::new().route("/assets/admin.css", get(stylesheet));
+    let mut router = Router::new().route("/assets/admin.css", get(stylesheet)).route("/assets/admin.js", get(script));
     for r in ROUTES {
         let access = auth::RouteAccess { app: state.clone(), access: r.access };
         // The last layer added is the outermost.
@@ -187,6 +191,16 @@ async fn stylesheet() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
         include_str!("../../../templates/admin/admin.css"),
+    )
+        .into_response()
+}
+
+/// The organiser pages' one script (the live preview and live progress);
+/// every page works without it.
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../../templates/admin/admin.js"),
     )
         .into_response()
 }

@@ -142,6 +142,8 @@ pub struct ListsPage {
 pub struct Embed {
     pub slug: String,
     pub name: String,
+    /// The list's own sign-up page (`/subscribe?list=…`), to share as a link.
+    pub link: String,
     pub snippet: String,
     /// The consent wording version the snippet shows (the current one).
     pub version: i64,

@@ -46,7 +46,7 @@ async fn an_organiser_sets_up_tidings_and_creates_a_list_in_a_browser() {
     browser.click("a[href='/admin/lists']").await;
     browser.click("a[href='/admin/lists/new']").await;
     arrived(&browser, "#slug").await;
-    browser.type_into("#slug", "hearings").await;
+    // The web address is left empty: it is made from the name.
     browser.type_into("#name", "Hearing <dates>").await;
     browser.type_into("#description", "When the court sits").await;
     browser.screenshot("admin-04-new-list").await;
@@ -55,10 +55,11 @@ async fn an_organiser_sets_up_tidings_and_creates_a_list_in_a_browser() {
     let text = browser.text().await;
     assert!(text.contains("The list has been created.") && text.contains("Hearing <dates>"), "{text}");
     browser.screenshot("admin-05-lists").await;
-    assert_eq!(app.api_get("/lists/hearings").await["name"], "Hearing <dates>");
+    assert_eq!(app.api_get("/lists/hearing-dates").await["name"], "Hearing <dates>");
     // The copy-paste form for the campaign's own site.
     browser.click("details.embed summary").await;
-    let snippet = browser.property("#embed-hearings", "value").await.unwrap_or_default();
+    assert!(browser.shows("/subscribe?list=hearing-dates").await, "the link to share");
+    let snippet = browser.property("#embed-hearing-dates", "value").await.unwrap_or_default();
     assert!(snippet.contains("Subscribe to Hearing &#60;dates&#62;"), "{snippet}");
     browser.screenshot("admin-05b-embed-form").await;
 
@@ -103,8 +104,18 @@ async fn an_organiser_writes_previews_tests_and_schedules_an_update_in_a_browser
     browser.goto(&app.url("/admin/updates/new")).await;
     arrived(&browser, "#subject").await;
     browser.type_into("#subject", "Hearing on <Monday>").await;
-    browser.type_into("#body_markdown", "Dear {{name}},\n\nThe hearing is on **Monday** at 10:00.").await;
     browser.click("#list-updates").await;
+    browser.type_into(
+        "#body_markdown",
+        "Dear {{name}},\n\n## Where\n\nThe hearing is on **Monday** at 10:00, at [the High Court](https://court.test/).\n\nThanks,\nSam",
+    )
+    .await;
+    // The preview beside the editor follows the typing, both parts.
+    let text = until_property(&browser, "#preview-text", "textContent", "Thanks,\nSam").await;
+    assert!(text.contains("Where\n-----") && text.contains("the High Court [1]") && !text.contains("**"), "{text}");
+    assert!(text.contains("[1] https://court.test/"), "{text}");
+    let html = until_property(&browser, "#preview-html", "srcdoc", "<strong").await;
+    assert!(html.contains("Sam Supporter"), "{html}");
     browser.screenshot("admin-update-02-new").await;
     browser.click("main button[type=submit]").await;
     arrived(&browser, ".notice").await;
@@ -118,7 +129,11 @@ async fn an_organiser_writes_previews_tests_and_schedules_an_update_in_a_browser
     let preview = browser.attribute("a[href$='/preview']", "href").await.expect("a preview link");
     browser.goto(&app.url(&preview)).await;
     let text = browser.text().await;
-    assert!(text.contains("The hearing is on Monday at 10:00.") && text.contains("Sam Supporter"), "{text}");
+    assert!(
+        text.contains("The hearing is on Monday at 10:00, at the High Court.") && text.contains("Sam Supporter"),
+        "{text}"
+    );
+    assert!(text.contains("Thanks,\nSam"), "a line break kept in the HTML part too: {text}");
     // The raw mail, sandboxed with no script: axe-core cannot run in it.
     browser.screenshots_only("admin-update-04-preview").await;
 
@@ -133,22 +148,51 @@ async fn an_organiser_writes_previews_tests_and_schedules_an_update_in_a_browser
     assert_eq!(test_copies.len(), 1);
     assert!(crate::support::app::header(&test_copies[0], "Subject").unwrap().contains("Hearing on <Monday>"));
 
-    // Schedule it for a time to come, on the form's local clock (UTC here).
-    let at = (app.ctx.clock.now() + chrono::Duration::days(2)).format("%Y-%m-%dT%H:%M").to_string();
+    // Schedule it for a time to come, typed into the date and time fields
+    // as a person types them (the browser's en-US order), read in the
+    // group's zone (UTC here).
+    let day = (app.ctx.clock.now() + chrono::Duration::days(2)).date_naive();
     browser.click("#when-later").await;
-    browser.set_value("#at", &at).await;
+    browser.type_into("#date", &day.format("%m%d%Y").to_string()).await;
+    browser.type_into("#time", "0930AM").await;
+    assert_eq!(browser.property("#date", "value").await, Some(day.format("%Y-%m-%d").to_string()));
+    assert_eq!(browser.property("#time", "value").await.as_deref(), Some("09:30"));
+    let width = browser.number("#date", "offsetWidth").await.unwrap_or(0.0);
+    assert!(width > 120.0, "the date field is wide enough to read: {width} px");
     browser.screenshot("admin-update-06-schedule-form").await;
-    browser.click("form[action$='/send'] button[type=submit]").await;
+    browser.click("#send-form button[type=submit]").await;
+    // The review: who receives it, counted now, and when.
+    arrived(&browser, "#audience-total").await;
+    assert_eq!(browser.property("#audience-total", "textContent").await.as_deref(), Some("2"));
+    assert_eq!(app.api_get(&format!("/updates/{id}")).await["status"], "draft", "the review sends nothing");
+    browser.screenshot("admin-update-07-review").await;
+    browser.click("#confirm-send").await;
     arrived(&browser, ".notice").await;
     let text = browser.text().await;
     assert!(text.contains("The update is scheduled."), "{text}");
-    assert_eq!(browser.attribute("#status", "id").await.as_deref(), Some("status"));
-    assert!(text.contains("Status: scheduled"), "{text}");
-    browser.screenshot("admin-update-07-scheduled").await;
+    let at = day.and_hms_opt(9, 30, 0).unwrap();
+    assert!(text.contains(&format!("Status: scheduled for {} UTC", at.format("%Y-%m-%d %H:%M"))), "{text}");
+    browser.screenshot("admin-update-08-scheduled").await;
     let update = app.api_get(&format!("/updates/{id}")).await;
     assert_eq!(update["status"], "scheduled");
-    assert!(update["send_at"].as_str().unwrap().starts_with(&at), "{update}");
+    assert_eq!(update["send_at"].as_str(), Some(format!("{}Z", at.format("%Y-%m-%dT%H:%M:%S")).as_str()), "{update}");
     assert_eq!(app.smtp.messages_to("backer0@example.org").len(), 0, "nothing sent before its time");
+    // At that time it goes out.
+    app.advance_clock_to(at.and_utc() + chrono::Duration::minutes(1));
+    app.drive_delivery(&id, 10).await;
+    assert_eq!(app.smtp.messages_to("backer0@example.org").len(), 1, "sent at its time");
+}
+
+/// Waits (up to 5 s) until a DOM property contains `needle`; returns it.
+async fn until_property(browser: &Browser, css: &str, name: &str, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let value = browser.property(css, name).await.unwrap_or_default();
+        if value.contains(needle) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

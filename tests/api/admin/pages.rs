@@ -43,6 +43,19 @@ async fn an_admin_creates_edits_and_deletes_a_list(db: Db) {
     assert_eq!(taken.status, 422);
     assert!(taken.body.contains("already exists"));
 
+    // The web address left empty is made from the name; the lists page
+    // shows each public list's sign-up link to share.
+    let named = [("slug", ""), ("name", "Zoë's hearing dates"), ("public", "on")];
+    let res = admin.submit("/admin/lists/new", "/admin/lists", &named).await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(app.api_get("/lists/zoes-hearing-dates").await["name"], "Zoë's hearing dates");
+    let page = admin.get("/admin/lists").await;
+    assert!(page.body.contains("Web address") && !page.body.contains(">Slug<"), "{}", page.body);
+    assert!(page.body.contains("/subscribe?list=zoes-hearing-dates"), "{}", page.body);
+    let symbols = admin.submit("/admin/lists/new", "/admin/lists", &[("slug", ""), ("name", "!!!")]).await;
+    assert_eq!(symbols.status, 422);
+    assert!(symbols.body.contains("choose a web address"), "{}", symbols.body);
+
     let id = list["id"].as_str().unwrap();
     let edit = format!("/admin/lists/{id}");
     let form = admin.get(&edit).await;
