@@ -251,7 +251,7 @@ async fn one_run(args: &Args, db: Db, n: u64, concurrency: u32) -> BoxResult<Run
     let (send, peak_rss_kb, worker_cpu) = loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let status = ctx.store.read().await?.update_by_id(update.id).await?.map(|u| u.status);
-        if status.as_deref() == Some("sent") {
+        if status == Some(tidings::domain::UpdateStatus::Sent) {
             let elapsed = started.elapsed();
             let hwm = proc_status_kb(pid, "VmHWM:").ok_or("cannot read the worker's VmHWM")?;
             break (elapsed, hwm, proc_cpu(pid));

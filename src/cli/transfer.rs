@@ -151,7 +151,14 @@ pub async fn import(config: Config, clock: Clock, args: ImportArgs) -> CliResult
     if end == RunEnd::Released {
         // Interrupted: this import cannot be resumed without its file.
         let mut tx = ctx.store.write().await?;
-        tx.finish_import(job.id, None, "failed", Some("interrupted (Ctrl-C or SIGTERM)"), ctx.clock.now()).await?;
+        tx.finish_import(
+            job.id,
+            None,
+            crate::store::ImportEnd::Failed,
+            Some("interrupted (Ctrl-C or SIGTERM)"),
+            ctx.clock.now(),
+        )
+        .await?;
         tx.commit().await?;
     }
 

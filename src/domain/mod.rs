@@ -5,16 +5,23 @@
 //! Nothing in here performs I/O.
 
 mod email;
+mod lifecycle;
 mod list;
 mod name;
+mod rights;
 mod status;
 mod text;
 mod token;
 
 pub use email::{AddressKey, EmailAddress};
+pub use lifecycle::{DeliveryStatus, ImportState, OutboxStatus, UpdateEvent, UpdateMove, UpdateStatus};
 pub use list::{ListName, ListSlug};
 pub use name::SubscriberName;
-pub use status::{Actor, ConsentKind, SubscriptionStatus, WithdrawalMethod};
+pub use rights::{RightsAction, RightsKind, RightsStatus};
+pub use status::{
+    Actor, AlertKind, BasisKind, ConsentKind, LedgerEntryKind, MailKind, Role, ScheduleKind, SubscriptionStatus,
+    WithdrawalMethod,
+};
 pub use text::{HeaderSafeText, hex_lower, sha256_hex};
 pub use token::{ConfirmToken, MAX_TOKEN_LISTS, SignedToken, TokenPurpose};
 

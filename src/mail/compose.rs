@@ -7,7 +7,7 @@
 
 use super::MailError;
 use super::encoding;
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, MailKind};
 use askama::Template;
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -53,12 +53,12 @@ impl Recipe {
 
 /// The Subject of each kind of transactional mail (the outbox's `kind`),
 /// as sent: the data copy lists them once the message itself is gone.
-pub fn transactional_subject(group: &str, kind: &str) -> Option<String> {
+pub fn transactional_subject(group: &str, kind: MailKind) -> Option<String> {
     match kind {
-        "confirmation" => Some(format!("Please confirm your subscription to {group}")),
-        "data-copy-link" => Some(format!("Confirm your request for a copy of your data held by {group}")),
-        "data-copy" => Some(format!("Your data held by {group}")),
-        _ => None,
+        MailKind::Confirmation => Some(format!("Please confirm your subscription to {group}")),
+        MailKind::DataCopyLink => Some(format!("Confirm your request for a copy of your data held by {group}")),
+        MailKind::DataCopy => Some(format!("Your data held by {group}")),
+        MailKind::Test => None,
     }
 }
 
@@ -165,7 +165,7 @@ impl Composer {
         };
         let text = ConfirmText { m: &m }.render().map_err(|e| MailError::Template("confirmation text", e))?;
         let html = ConfirmHtml { m: &m }.render().map_err(|e| MailError::Template("confirmation html", e))?;
-        let subject = transactional_subject(&self.group_name, "confirmation").unwrap_or_default();
+        let subject = transactional_subject(&self.group_name, MailKind::Confirmation).unwrap_or_default();
         let to: lettre::Address = c.to.parse()?;
         let body = alternative(&text, &html);
         Ok(self.message(Mailbox::new(display_name(&c.name), to), &subject, message_id, body)?.formatted())
@@ -174,7 +174,7 @@ impl Composer {
     /// Asks the supporter to confirm, with one click, that they want a copy
     /// of their data mailed to this address.
     pub fn data_copy_link(&self, to: &EmailAddress, name: &str, link: &str, hours: u64) -> Result<Composed, MailError> {
-        let subject = transactional_subject(&self.group_name, "data-copy-link").unwrap_or_default();
+        let subject = transactional_subject(&self.group_name, MailKind::DataCopyLink).unwrap_or_default();
         let paragraphs = [
             format!(
                 "Someone (we hope you) asked {} for a copy of the data it holds about this address.",
@@ -189,7 +189,7 @@ impl Composer {
 
     /// The supporter's data, as the JSON file attached.
     pub fn data_copy(&self, to: &EmailAddress, name: &str, json: Vec<u8>) -> Result<Composed, MailError> {
-        let subject = transactional_subject(&self.group_name, "data-copy").unwrap_or_default();
+        let subject = transactional_subject(&self.group_name, MailKind::DataCopy).unwrap_or_default();
         let paragraphs = [
             format!(
                 "Attached is a copy of everything {} holds about you: your details, your subscriptions, every consent record with the wording you agreed to, and the updates sent to you.",

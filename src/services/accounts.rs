@@ -7,7 +7,7 @@
 
 use super::{Context, FieldError, Result, ServiceError};
 use crate::clock::Clock;
-use crate::domain::{EmailAddress, ParseError, sha256_hex};
+use crate::domain::{EmailAddress, sha256_hex};
 use crate::store::{ApiTokenRow, ApiTokenSummary, Store, Tx, UserRow};
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine;
@@ -15,36 +15,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Editor,
-}
-
-impl Role {
-    pub const ALL: &'static [Role] = &[Role::Admin, Role::Editor];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Editor => "editor",
-        }
-    }
-
-    pub fn parse(raw: &str) -> std::result::Result<Self, ParseError> {
-        match raw {
-            "admin" => Ok(Role::Admin),
-            "editor" => Ok(Role::Editor),
-            _ => Err(ParseError("a role is \"admin\" or \"editor\"")),
-        }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// An organiser's role (defined in `domain`, where the store can hold it).
+pub use crate::domain::Role;
 
 /// An organiser account as pages show it (never its password hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,24 +30,8 @@ pub struct Account {
 
 impl From<UserRow> for Account {
     fn from(u: UserRow) -> Self {
-        Self {
-            id: u.id,
-            role: stored_role(&u.role),
-            email: u.email,
-            created_at: u.created_at,
-            last_login_at: u.last_login_at,
-        }
+        Self { id: u.id, role: u.role, email: u.email, created_at: u.created_at, last_login_at: u.last_login_at }
     }
-}
-
-/// The database's CHECK constraint allows only the two roles. Should
-/// anything else ever appear, the account gets the lesser role rather than
-/// more power than anyone granted it.
-pub(crate) fn stored_role(raw: &str) -> Role {
-    Role::parse(raw).unwrap_or_else(|_| {
-        tracing::error!(role = raw, "unknown role in users; treating the account as an editor");
-        Role::Editor
-    })
 }
 
 /// Shortest password we accept: long passphrases beat complexity rules.
@@ -149,7 +105,7 @@ pub async fn add_user(store: &Store, clock: &Clock, email: &str, password: &str,
     let hash = hash_password(password).await?;
     let id = Uuid::now_v7();
     let mut tx = store.write().await?;
-    tx.insert_user(id, email.normalised(), &hash, role.as_str(), clock.now()).await?;
+    tx.insert_user(id, email.normalised(), &hash, role, clock.now()).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -263,7 +219,7 @@ pub async fn complete_setup(ctx: &Context, token: &str, email: &str, password: &
         return Err(ServiceError::Gone);
     }
     let id = Uuid::now_v7();
-    tx.insert_user(id, email.normalised(), &password_hash, Role::Admin.as_str(), now).await?;
+    tx.insert_user(id, email.normalised(), &password_hash, Role::Admin, now).await?;
     let account = account_in(&mut tx, email.normalised()).await?;
     tx.commit().await?;
     Ok(account)

@@ -62,7 +62,7 @@ impl From<ConsentEventRow> for ConsentEventView {
     fn from(e: ConsentEventRow) -> Self {
         Self {
             id: e.id,
-            kind: e.kind,
+            kind: e.kind.to_string(),
             list: e.list_slug,
             occurred_at: e.occurred_at,
             ip: e.ip,
@@ -77,7 +77,7 @@ impl From<ConsentEventRow> for ConsentEventView {
             actor: e.actor,
             detail: e.detail,
             controller: ControllerRef::of(e.controller_name, e.controller_contact),
-            basis_kind: e.basis_kind,
+            basis_kind: e.basis_kind.map(|k| k.as_str().to_owned()),
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use super::audit::Who;
 use super::{Context, RequestMeta, Result, ServiceError, privacy_ops, queue_mail, rights};
-use crate::domain::{Actor, ConfirmToken, EmailAddress, SignedToken, TokenPurpose};
+use crate::domain::{Actor, ConfirmToken, EmailAddress, MailKind, RightsKind, RightsStatus, SignedToken, TokenPurpose};
 use chrono::Duration;
 
 /// How long the link in the mail works.
@@ -33,7 +33,7 @@ pub async fn request(ctx: &Context, preferences_token: &str, _meta: &RequestMeta
     let to = parse_stored(&subscriber.email)?;
     let link = ctx.config.link(&format!("/data-copy/{}", link_token.as_str()));
     let mail = ctx.composer.data_copy_link(&to, &subscriber.name, &link, LINK_HOURS as u64)?;
-    queue_mail(&mut tx, "data-copy-link", mail, now).await?;
+    queue_mail(&mut tx, MailKind::DataCopyLink, mail, now).await?;
     tx.commit().await?;
     ctx.outbox_wakeup.notify_one();
     Ok(())
@@ -59,12 +59,12 @@ pub async fn release(ctx: &Context, raw: &str) -> Result<()> {
     let export = privacy_ops::export(&ctx.store, &ctx.clock, &ctx.config.group_name, subscriber_id).await?;
     let json = serde_json::to_vec_pretty(&export).map_err(|e| ServiceError::Conflict(e.to_string()))?;
     let mail = ctx.composer.data_copy(&parse_stored(&subscriber.email)?, &subscriber.name, json)?;
-    queue_mail(&mut tx, "data-copy", mail, now).await?;
+    queue_mail(&mut tx, MailKind::DataCopy, mail, now).await?;
     let who =
         Who { actor: Actor::Supporter.to_db(), label: "the person, from their preferences page".into(), ip: None };
-    let mut row = rights::new_row("access", subscriber.email.clone(), now, &who, now);
+    let mut row = rights::new_row(RightsKind::Access, subscriber.email.clone(), now, &who, now);
     row.subscriber_id = Some(subscriber_id);
-    row.status = "completed".into();
+    row.status = RightsStatus::Completed;
     row.outcome = "copy mailed to the address on request from the preferences page".into();
     row.closed_at = Some(now);
     rights::insert(&mut tx, &row, &who).await?;

@@ -80,7 +80,7 @@ fn parse(input: &SearchInput) -> Result<SubscriberSearch> {
     let mut search = SubscriberSearch { limit: DEFAULT_PAGE_SIZE, ..SubscriberSearch::default() };
     if let Some(raw) = present(&input.status) {
         match SubscriptionStatus::parse(raw) {
-            Ok(s) => search.status = Some(s.as_str()),
+            Ok(s) => search.status = Some(s),
             Err(_) => errors.push(FieldError::new(
                 "status",
                 "status is one of pending, confirmed, unsubscribed, bounced, complained",
@@ -161,7 +161,11 @@ pub async fn search(ctx: &Context, input: &SearchInput) -> Result<SubscriberPage
                 .remove(&s.id)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|sub| SubscriptionView { list: sub.list_slug, status: sub.status, updated_at: sub.updated_at })
+                .map(|sub| SubscriptionView {
+                    list: sub.list_slug,
+                    status: sub.status.to_string(),
+                    updated_at: sub.updated_at,
+                })
                 .collect(),
             // The same reading of attributes as a single subscriber's view.
             attributes: serde_json::from_str(&s.attributes).unwrap_or_else(|_| serde_json::json!({})),

@@ -74,7 +74,7 @@ fn write_row(out: &mut csv::Writer<Vec<u8>>, row: &ExportRow) -> std::result::Re
         row.email.clone(),
         row.name.clone(),
         row.list_slug.clone().unwrap_or_default(),
-        row.status.clone().unwrap_or_default(),
+        row.status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
         time(row.subscribed_at),
         time(row.confirmed_at),
         time(row.updated_at),

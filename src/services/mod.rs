@@ -148,7 +148,7 @@ fn describe(errors: &[FieldError]) -> String {
 /// outbox worker sends it once the transaction has committed.
 pub(crate) async fn queue_mail(
     tx: &mut crate::store::Tx,
-    kind: &'static str,
+    kind: crate::domain::MailKind,
     mail: crate::mail::Composed,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {

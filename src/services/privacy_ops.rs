@@ -135,7 +135,7 @@ fn consent_event(e: ConsentEventRow, notices: &BTreeMap<i64, ExportNoticeRow>) -
     let notice = e.notice_version.and_then(|v| notices.get(&v));
     ExportConsentEvent {
         id: e.id,
-        kind: e.kind,
+        kind: e.kind.to_string(),
         list: e.list_slug,
         occurred_at: e.occurred_at,
         ip: e.ip,
@@ -144,7 +144,7 @@ fn consent_event(e: ConsentEventRow, notices: &BTreeMap<i64, ExportNoticeRow>) -
         actor: e.actor,
         detail: e.detail,
         controller: ControllerRef::of(e.controller_name, e.controller_contact),
-        basis_kind: e.basis_kind,
+        basis_kind: e.basis_kind.map(|k| k.as_str().to_owned()),
         statement: StatementRef { version: e.statement_version, text: e.statement_text, sha256: e.statement_sha256 },
         privacy_notice: ExportNotice {
             version: e.notice_version,
@@ -167,7 +167,7 @@ pub async fn export(store: &Store, clock: &Clock, group: &str, id: Uuid) -> Resu
         .map(|r| ExportSubscription {
             list: r.list_slug,
             list_name: r.list_name,
-            status: r.status,
+            status: r.status.to_string(),
             created_at: r.created_at,
             updated_at: r.updated_at,
             confirmed_at: r.confirmed_at,
@@ -185,7 +185,7 @@ pub async fn export(store: &Store, clock: &Clock, group: &str, id: Uuid) -> Resu
             update_id: d.update_id,
             subject: d.subject,
             list: d.list_slug,
-            status: d.status,
+            status: d.status.to_string(),
             attempts: d.attempts,
             sent_at: d.sent_at,
             message_id: d.message_id,
@@ -201,9 +201,9 @@ pub async fn export(store: &Store, clock: &Clock, group: &str, id: Uuid) -> Resu
                 .message
                 .as_deref()
                 .and_then(subject_of)
-                .or_else(|| crate::mail::compose::transactional_subject(group, &m.kind)),
-            kind: m.kind,
-            status: m.status,
+                .or_else(|| crate::mail::compose::transactional_subject(group, m.kind)),
+            kind: m.kind.to_string(),
+            status: m.status.to_string(),
             created_at: m.created_at,
             sent_at: m.sent_at,
         })
@@ -396,8 +396,8 @@ pub fn export_csv(e: &SubscriberExport) -> Result<Vec<u8>, csv::Error> {
         rows.push(
             CsvRow::new("rights_request")
                 .set("id", r.id)
-                .set("kind", &r.kind)
-                .set("status", &r.status)
+                .set("kind", r.kind)
+                .set("status", r.status)
                 .set("received_at", time(&r.received_at))
                 .set("due_at", time(&r.due_at))
                 .set_opt("extended_due_at", r.extended_due_at.as_ref().map(time))

@@ -15,15 +15,12 @@
 
 use super::audit::Who;
 use super::{Context, FieldError, Result, ServiceError, ensure_valid};
+use crate::domain::{RightsAction, RightsKind, RightsStatus};
 use crate::store::{RightsEventRow, RightsRequestRow, Tx};
 use chrono::{DateTime, Duration, Months, Utc};
 use uuid::Uuid;
 
-pub const KINDS: &[&str] =
-    &["access", "erasure", "rectification", "portability", "objection", "restriction", "complaint"];
-
-/// The kind whose only date is the acknowledgement, 30 days after receipt.
-pub const COMPLAINT: &str = "complaint";
+pub const KINDS: &[RightsKind] = RightsKind::ALL;
 
 /// Days within which a complaint must be acknowledged.
 pub const ACKNOWLEDGE_DAYS: i64 = 30;
@@ -60,21 +57,27 @@ impl RightsRequest {
         let paused = row.paused_at.is_some();
         let overdue;
         let effective_due_at;
-        if row.kind == COMPLAINT {
+        // A complaint's only date is its acknowledgement, 30 days after receipt.
+        if row.kind == RightsKind::Complaint {
             effective_due_at = row.acknowledge_due_at.unwrap_or(row.due_at);
-            overdue = row.status == "open" && row.acknowledged_at.is_none() && now > effective_due_at;
+            overdue = row.status.is_open() && row.acknowledged_at.is_none() && now > effective_due_at;
         } else {
             let current = row.paused_at.map_or(0, |since| (now - since).num_seconds().max(0));
             let base = row.extended_due_at.unwrap_or(row.due_at);
             effective_due_at = base + Duration::seconds(row.paused_seconds + current);
-            overdue = row.status == "open" && !paused && now > effective_due_at;
+            overdue = row.status.is_open() && !paused && now > effective_due_at;
         }
         Self { row, effective_due_at, paused, overdue, history: None }
     }
 
     /// For templates: a complaint shows its acknowledgement, not a clock.
     pub fn is_complaint(&self) -> bool {
-        self.row.kind == COMPLAINT
+        self.row.kind == RightsKind::Complaint
+    }
+
+    /// For templates: still to be answered.
+    pub fn is_open(&self) -> bool {
+        self.row.status.is_open()
     }
 }
 
@@ -102,12 +105,12 @@ fn text(field: &'static str, raw: &str, max: usize, required: bool, errors: &mut
 }
 
 /// The history entry for one change.
-fn event(request_id: Uuid, action: &str, reason: &str, who: &Who, now: DateTime<Utc>) -> RightsEventRow {
+fn event(request_id: Uuid, action: RightsAction, reason: &str, who: &Who, now: DateTime<Utc>) -> RightsEventRow {
     RightsEventRow {
         id: Uuid::now_v7(),
         request_id,
         occurred_at: now,
-        action: action.to_owned(),
+        action,
         reason: reason.to_owned(),
         actor: who.actor.clone(),
         actor_label: who.label.clone(),
@@ -117,24 +120,24 @@ fn event(request_id: Uuid, action: &str, reason: &str, who: &Who, now: DateTime<
 /// A request's row as first written: open, due a month after receipt (a
 /// complaint: its acknowledgement due 30 days after).
 pub fn new_row(
-    kind: &str,
+    kind: RightsKind,
     subject: String,
     received_at: DateTime<Utc>,
     who: &Who,
     now: DateTime<Utc>,
 ) -> RightsRequestRow {
-    let complaint = kind == COMPLAINT;
+    let complaint = kind == RightsKind::Complaint;
     let acknowledge_due_at = complaint.then(|| received_at + Duration::days(ACKNOWLEDGE_DAYS));
     RightsRequestRow {
         id: Uuid::now_v7(),
-        kind: kind.to_owned(),
+        kind,
         subject,
         subscriber_id: None,
         received_at,
         due_at: acknowledge_due_at.unwrap_or_else(|| one_month_after(received_at)),
         extended_due_at: None,
         extension_reason: None,
-        status: "open".into(),
+        status: RightsStatus::Open,
         outcome: String::new(),
         notes: String::new(),
         closed_at: None,
@@ -152,9 +155,9 @@ pub fn new_row(
 /// Writes a new request and the first entry of its history, inside `tx`.
 pub(crate) async fn insert(tx: &mut Tx, row: &RightsRequestRow, who: &Who) -> Result<()> {
     tx.insert_rights_request(row).await?;
-    tx.insert_rights_event(&event(row.id, "logged", "", who, row.created_at)).await?;
-    if row.status != "open" {
-        tx.insert_rights_event(&event(row.id, &row.status, &row.outcome, who, row.created_at)).await?;
+    tx.insert_rights_event(&event(row.id, RightsAction::Logged, "", who, row.created_at)).await?;
+    if let Some(action) = row.status.entered_by() {
+        tx.insert_rights_event(&event(row.id, action, &row.outcome, who, row.created_at)).await?;
     }
     Ok(())
 }
@@ -162,8 +165,12 @@ pub(crate) async fn insert(tx: &mut Tx, row: &RightsRequestRow, who: &Who) -> Re
 pub async fn create(ctx: &Context, input: &NewRightsRequest, who: &Who) -> Result<RightsRequest> {
     let now = ctx.clock.now();
     let mut errors = Vec::new();
-    if !KINDS.contains(&input.kind.as_str()) {
-        errors.push(FieldError::new("kind", format!("one of {}", KINDS.join(", "))));
+    let kind = RightsKind::parse(&input.kind).map_err(|_| {
+        let words: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
+        FieldError::new("kind", format!("one of {}", words.join(", ")))
+    });
+    if let Err(e) = &kind {
+        errors.push(e.clone());
     }
     let subject = text("subject", &input.subject, 300, true, &mut errors);
     let notes = text("notes", &input.notes, 5000, false, &mut errors);
@@ -172,8 +179,9 @@ pub async fn create(ctx: &Context, input: &NewRightsRequest, who: &Who) -> Resul
         errors.push(FieldError::new("received_at", "cannot be in the future"));
     }
     ensure_valid(errors)?;
+    let kind = kind.map_err(|e| ServiceError::Invalid(vec![e]))?;
     let mut tx = ctx.store.write().await?;
-    let mut row = new_row(&input.kind, subject, received_at, who, now);
+    let mut row = new_row(kind, subject, received_at, who, now);
     row.notes = notes;
     // Linked to the person when the subject is a known address, so an
     // erasure can find the request later.
@@ -188,16 +196,21 @@ pub async fn create(ctx: &Context, input: &NewRightsRequest, who: &Who) -> Resul
 }
 
 pub async fn list(ctx: &Context, status: Option<&str>) -> Result<Vec<RightsRequest>> {
-    if let Some(s) = status.filter(|s| !["open", "completed", "refused"].contains(s)) {
-        return Err(ServiceError::Invalid(vec![FieldError::new("status", format!("unknown status {s:?}"))]));
-    }
+    let status = match status.map(RightsStatus::parse) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(_)) => {
+            let s = status.unwrap_or_default();
+            return Err(ServiceError::Invalid(vec![FieldError::new("status", format!("unknown status {s:?}"))]));
+        }
+    };
     let now = ctx.clock.now();
     let mut tx = ctx.store.read().await?;
     let mut all: Vec<RightsRequest> =
         tx.rights_requests(status, 500).await?.into_iter().map(|r| RightsRequest::new(r, now)).collect();
     // Open requests soonest due first, by the due date pauses have moved;
     // closed ones keep the store's order (newest first).
-    all.sort_by_key(|r| (r.row.status != "open", (r.row.status == "open").then_some(r.effective_due_at)));
+    all.sort_by_key(|r| (!r.is_open(), r.is_open().then_some(r.effective_due_at)));
     Ok(all)
 }
 
@@ -258,8 +271,8 @@ pub async fn change(ctx: &Context, id: Uuid, change: &Change, who: &Who) -> Resu
     let mut tx = ctx.store.write().await?;
     let mut row = tx.rights_request(id).await?.ok_or(ServiceError::NotFound("rights request"))?;
     let mut errors = Vec::new();
-    let closed = row.status != "open";
-    let complaint = row.kind == COMPLAINT;
+    let closed = !row.status.is_open();
+    let complaint = row.kind == RightsKind::Complaint;
     let conflict = |why: &str| Err(ServiceError::Conflict(why.to_owned()));
     let (action, reason) = match change {
         Change::Extend { reason } => {
@@ -275,7 +288,7 @@ pub async fn change(ctx: &Context, id: Uuid, change: &Change, who: &Who) -> Resu
             }
             row.extended_due_at = row.due_at.checked_add_months(Months::new(2));
             row.extension_reason = Some(reason.clone());
-            ("extended", reason)
+            (RightsAction::Extended, reason)
         }
         Change::Pause { reason } => {
             let reason = text("reason", reason, 1000, true, &mut errors);
@@ -290,7 +303,7 @@ pub async fn change(ctx: &Context, id: Uuid, change: &Change, who: &Who) -> Resu
             }
             row.paused_at = Some(now);
             row.pause_reason = Some(reason.clone());
-            ("paused", reason)
+            (RightsAction::Paused, reason)
         }
         Change::Resume { reason } => {
             let reason = text("reason", reason, 1000, true, &mut errors);
@@ -301,7 +314,7 @@ pub async fn change(ctx: &Context, id: Uuid, change: &Change, who: &Who) -> Resu
                 return conflict("the clock is not stopped");
             }
             end_pause(&mut row, now);
-            ("resumed", reason)
+            (RightsAction::Resumed, reason)
         }
         Change::Acknowledge { note } => {
             let note = text("note", note, 1000, false, &mut errors);
@@ -315,25 +328,26 @@ pub async fn change(ctx: &Context, id: Uuid, change: &Change, who: &Who) -> Resu
                 return conflict("the request is already closed");
             }
             row.acknowledged_at = Some(now);
-            ("acknowledged", note)
+            (RightsAction::Acknowledged, note)
         }
         Change::Complete { outcome } | Change::Refuse { outcome } => {
             let refuse = matches!(change, Change::Refuse { .. });
             let outcome = text("outcome", outcome, 2000, refuse, &mut errors);
-            if closed {
+            let to = if refuse { RightsStatus::Refused } else { RightsStatus::Completed };
+            let Some(action) = to.entered_by().filter(|_| row.status.can_become(to)) else {
                 return conflict("the request is already closed");
-            }
+            };
             // Closing a paused request ends its pause; closing a complaint
             // answers it, so it no longer waits for an acknowledgement.
             end_pause(&mut row, now);
-            row.status = if refuse { "refused" } else { "completed" }.into();
+            row.status = to;
             row.outcome.clone_from(&outcome);
             row.closed_at = Some(now);
-            (if refuse { "refused" } else { "completed" }, outcome)
+            (action, outcome)
         }
         Change::Note { notes } => {
             row.notes = text("notes", notes, 5000, false, &mut errors);
-            ("noted", row.notes.clone())
+            (RightsAction::Noted, row.notes.clone())
         }
     };
     ensure_valid(errors)?;
@@ -361,7 +375,7 @@ mod tests {
     #[test]
     fn pauses_move_the_due_date_and_a_paused_request_is_never_overdue() {
         let received = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
-        let mut row = new_row("access", "x".into(), received, &Who::system(), received);
+        let mut row = new_row(RightsKind::Access, "x".into(), received, &Who::system(), received);
         row.paused_at = Some(received + Duration::days(10));
         row.paused_seconds = 86400 * 2;
         let now = received + Duration::days(60);
@@ -378,7 +392,7 @@ mod tests {
     #[test]
     fn a_complaint_is_due_for_acknowledgement_in_30_days() {
         let received = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
-        let row = new_row(COMPLAINT, "x".into(), received, &Who::system(), received);
+        let row = new_row(RightsKind::Complaint, "x".into(), received, &Who::system(), received);
         assert_eq!(row.acknowledge_due_at, Some(Utc.with_ymd_and_hms(2026, 3, 31, 9, 0, 0).unwrap()));
         let late = received + Duration::days(31);
         assert!(RightsRequest::new(row.clone(), late).overdue);

@@ -24,12 +24,13 @@
 //! resume and stays in the update's history.
 
 use crate::config::Config;
+use crate::domain::{AlertKind, UpdateStatus};
 use crate::store::{NewAlert, SendCounts, StoreError, Tx};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// The alert kind of an automatic pause; its subject is the update id.
-pub const ALERT_KIND: &str = "send-paused";
+pub const ALERT_KIND: AlertKind = AlertKind::SendPaused;
 
 /// When a send pauses itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +170,7 @@ pub async fn record(
         Event::HardBounce => (0, 1),
     };
     let Some(counts) = tx.count_guard_event(update_id, complaints, hard).await? else { return Ok(()) };
-    if counts.status == "sending"
+    if counts.status == UpdateStatus::Sending
         && let Some(trip) = thresholds.check(&counts)
     {
         pause(tx, update_id, &counts, trip, now).await?;
@@ -186,7 +187,7 @@ pub async fn may_continue(
 ) -> Result<bool, StoreError> {
     let Some(counts) = tx.send_counts(update_id).await? else { return Ok(false) };
     match thresholds.check(&counts) {
-        Some(trip) if counts.status == "sending" => {
+        Some(trip) if counts.status == UpdateStatus::Sending => {
             pause(tx, update_id, &counts, trip, now).await?;
             Ok(false)
         }
@@ -236,7 +237,17 @@ mod tests {
     use super::*;
 
     fn counts(attempted: i64, complaints: i64, hard_bounces: i64) -> SendCounts {
-        SendCounts { status: "sending".into(), attempted, complaints, hard_bounces, ..SendCounts::default() }
+        SendCounts {
+            status: UpdateStatus::Sending,
+            subject: String::new(),
+            attempted,
+            complaints,
+            hard_bounces,
+            guard_attempted: 0,
+            guard_complaints: 0,
+            guard_hard_bounces: 0,
+            auto_paused_reason: None,
+        }
     }
 
     const DEFAULTS: Thresholds = Thresholds { complaint_ppm: 3_000, hard_bounce_ppm: 50_000, min_attempts: 1000 };

@@ -186,7 +186,7 @@ pub async fn log_in(ctx: &Context, email: &str, password: &str, meta: &RequestMe
     }
     tx.clear_login_failures(&pair_key).await?;
     tx.note_login(user.id, now).await?;
-    let account = SessionAccount { id: user.id, email: user.email, role: accounts::stored_role(&user.role) };
+    let account = SessionAccount { id: user.id, email: user.email, role: user.role };
     let session = start_in(&mut tx, account, meta, now).await?;
     tx.commit().await?;
     tracing::info!(organiser = %session.account.id, "organiser logged in");
@@ -238,7 +238,7 @@ pub async fn resume(ctx: &Context, cookie: &str) -> Result<Option<Session>> {
         tx.touch_session(&hash, now).await?;
         tx.commit().await?;
     }
-    let account = SessionAccount { id: row.user_id, email: row.email, role: accounts::stored_role(&row.role) };
+    let account = SessionAccount { id: row.user_id, email: row.email, role: row.role };
     Ok(Some(Session { key, account, expires_at: row.expires_at }))
 }
 

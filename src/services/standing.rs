@@ -15,7 +15,7 @@
 
 use super::supporter::Origin;
 use super::{Result, ServiceError};
-use crate::domain::{AddressKey, EmailAddress, SubscriptionStatus, WithdrawalMethod};
+use crate::domain::{AddressKey, ConsentKind, EmailAddress, SubscriptionStatus, WithdrawalMethod};
 use crate::store::{ListRow, NewObjection, OBJECTED, SubscriberRow, Tx};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -183,7 +183,7 @@ pub(crate) async fn standing_for_basis(
         .subscriptions_among(subscriber_ids)
         .await?
         .into_iter()
-        .filter_map(|s| SubscriptionStatus::parse(&s.status).ok().map(|st| ((s.subscriber_id, s.list_id), st)))
+        .map(|s| ((s.subscriber_id, s.list_id), s.status))
         .collect();
     let pending: Vec<Uuid> = {
         let mut ids: Vec<Uuid> = standing
@@ -196,10 +196,10 @@ pub(crate) async fn standing_for_basis(
         ids
     };
     for decision in tx.latest_decisions_among(&pending).await? {
-        let withdrawal = match decision.status.as_str() {
-            "withdrawn" => SubscriptionStatus::Unsubscribed,
-            "bounced" => SubscriptionStatus::Bounced,
-            "complained" => SubscriptionStatus::Complained,
+        let withdrawal = match decision.kind {
+            ConsentKind::Withdrawn => SubscriptionStatus::Unsubscribed,
+            ConsentKind::Bounced => SubscriptionStatus::Bounced,
+            ConsentKind::Complained => SubscriptionStatus::Complained,
             _ => continue,
         };
         if let Some(st) = standing.get_mut(&(decision.subscriber_id, decision.list_id))
@@ -250,9 +250,8 @@ pub(crate) async fn object(
 ) -> Result<Vec<String>> {
     let mut left = Vec::new();
     for sub in tx.subscriptions(subscriber.id).await? {
-        if sub.status == SubscriptionStatus::Confirmed.as_str() || sub.status == SubscriptionStatus::Pending.as_str() {
-            tx.set_subscription_status(subscriber.id, sub.list_id, SubscriptionStatus::Unsubscribed.as_str(), now)
-                .await?;
+        if sub.status.is_active() {
+            tx.set_subscription_status(subscriber.id, sub.list_id, SubscriptionStatus::Unsubscribed, now).await?;
             left.push(sub.list_name);
         }
     }

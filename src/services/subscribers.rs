@@ -5,7 +5,7 @@
 use super::standing;
 use super::supporter::{self, Origin, Transition};
 use super::{Actor, Context, FieldError, RequestMeta, Result, ServiceError, ensure_valid};
-use crate::domain::{ConsentKind, EmailAddress, ListSlug, SubscriberName, SubscriptionStatus};
+use crate::domain::{BasisKind, ConsentKind, EmailAddress, ListSlug, SubscriberName, SubscriptionStatus};
 use crate::store::{ListRow, SubscriberRow, Tx};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -33,7 +33,7 @@ async fn view(tx: &mut Tx, s: SubscriberRow) -> Result<SubscriberView> {
         .subscriptions(s.id)
         .await?
         .into_iter()
-        .map(|sub| SubscriptionView { list: sub.list_slug, status: sub.status, updated_at: sub.updated_at })
+        .map(|sub| SubscriptionView { list: sub.list_slug, status: sub.status.to_string(), updated_at: sub.updated_at })
         .collect();
     Ok(SubscriberView {
         id: s.id,
@@ -81,49 +81,6 @@ pub struct AddSubscriberInput {
     pub basis_kind: Option<String>,
 }
 
-/// The kind of basis an organiser records beside the free text when adding
-/// people as confirmed (imports and single adds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BasisKind {
-    /// They consented to this group's mail elsewhere (the free text says
-    /// where and when).
-    ConsentedElsewhere,
-    /// A backer who opted in to updates (e.g. on a crowdfunding platform).
-    BackerOptedIn,
-    /// An existing supporter of a charity, under the soft opt-in.
-    SoftOptIn,
-    /// Not said (scripts written before the kind existed).
-    Unspecified,
-}
-
-impl BasisKind {
-    pub const ALL: [BasisKind; 4] =
-        [BasisKind::ConsentedElsewhere, BasisKind::BackerOptedIn, BasisKind::SoftOptIn, BasisKind::Unspecified];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BasisKind::ConsentedElsewhere => "consented_elsewhere",
-            BasisKind::BackerOptedIn => "backer_opted_in",
-            BasisKind::SoftOptIn => "soft_opt_in",
-            BasisKind::Unspecified => "unspecified",
-        }
-    }
-
-    /// What the admin pages call it.
-    pub fn label(self) -> &'static str {
-        match self {
-            BasisKind::ConsentedElsewhere => "They consented elsewhere (say where and when)",
-            BasisKind::BackerOptedIn => "Backers who opted in to updates",
-            BasisKind::SoftOptIn => "Existing supporters of a charity (soft opt-in)",
-            BasisKind::Unspecified => "Not specified",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == raw.trim())
-    }
-}
-
 /// The terms on which an organiser adds people: `pending` (a confirmation
 /// mail asks them) or `confirmed` on a recorded basis. Shared by adding one
 /// subscriber and by imports, so both apply the same rules.
@@ -137,8 +94,8 @@ pub struct AddTerms {
 }
 
 /// The basis kind a ledger entry records: only a confirmed add has one.
-pub(crate) fn confirmed_basis_kind(terms: &AddTerms) -> Option<&'static str> {
-    (terms.status == SubscriptionStatus::Confirmed).then(|| terms.basis_kind.as_str())
+pub(crate) fn confirmed_basis_kind(terms: &AddTerms) -> Option<BasisKind> {
+    (terms.status == SubscriptionStatus::Confirmed).then_some(terms.basis_kind)
 }
 
 /// Parses `status` (default `pending`) and `basis`, pushing any problem onto
@@ -153,7 +110,7 @@ pub(crate) fn parse_terms(
     let kind = match basis_kind.map(str::trim).filter(|k| !k.is_empty()) {
         None => Some(BasisKind::Unspecified),
         Some(raw) => {
-            let kind = BasisKind::parse(raw);
+            let kind = BasisKind::parse(raw).ok();
             if kind.is_none() {
                 errors.push(FieldError::new(
                     "basis_kind",

@@ -7,8 +7,8 @@
 
 use super::{Context, FieldError, RequestMeta, Result, ServiceError, ensure_valid};
 use crate::domain::{
-    Actor, AddressKey, ConfirmToken, ConsentKind, EmailAddress, ListSlug, SignedToken, SubscriberName,
-    SubscriptionStatus, TokenPurpose, WithdrawalMethod,
+    Actor, AddressKey, BasisKind, ConfirmToken, ConsentKind, EmailAddress, ListSlug, MailKind, SignedToken,
+    SubscriberName, SubscriptionStatus, TokenPurpose, WithdrawalMethod,
 };
 use crate::mail::{ConfirmationMail, Recipe};
 use crate::store::{
@@ -288,7 +288,7 @@ pub(crate) struct Origin<'a> {
     pub controller: &'a crate::config::Config,
     /// The kind of basis of an import or organiser's add; `None` for a
     /// supporter's own action.
-    pub basis_kind: Option<&'a str>,
+    pub basis_kind: Option<BasisKind>,
 }
 
 /// Moves each list (unless confirmed or complained) to `pending` with a
@@ -398,9 +398,7 @@ impl<'c> ConfirmationRequests<'c> {
             .subscriptions_of(subscriber_ids)
             .await?
             .into_iter()
-            .map(|s| {
-                ((s.subscriber_id, s.list_id), (SubscriptionStatus::parse(&s.status).ok(), s.last_confirmation_sent_at))
-            })
+            .map(|s| ((s.subscriber_id, s.list_id), (Some(s.status), s.last_confirmation_sent_at)))
             .collect();
         let mut statements = HashMap::with_capacity(lists.len());
         for list in lists {
@@ -499,7 +497,7 @@ impl<'c> ConfirmationRequests<'c> {
             privacy_url: self.ctx.config.link("/privacy"),
         });
         self.mails.push(NewOutboxMessage {
-            kind: "confirmation",
+            kind: MailKind::Confirmation,
             recipient: email.as_str().to_owned(),
             message_id: self.ctx.composer.new_message_id(),
             body: OutboxBody::Recipe(recipe.to_json()?),
@@ -619,7 +617,7 @@ pub async fn confirm(ctx: &Context, raw_token: &str, meta: &RequestMeta) -> Resu
     let mut confirmed_any = false;
     for list_id in &list_ids {
         let Some(sub) = existing.get(list_id) else { continue };
-        if sub.status != SubscriptionStatus::Pending.as_str() {
+        if sub.status != SubscriptionStatus::Pending {
             continue;
         }
         // Someone who was subscribed before and comes back "resubscribes".
@@ -660,7 +658,7 @@ pub(crate) async fn change_status(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let statement = tx.current_statement(list_id).await?;
-    tx.set_subscription_status(subscriber_id, list_id, t.to.as_str(), now).await?;
+    tx.set_subscription_status(subscriber_id, list_id, t.to, now).await?;
     let entry =
         ledger_entry(subscriber_id, list_id, t.kind, statement.map(|s| s.id), origin, notice_version, t.detail, now);
     tx.append_consent_event(&entry).await?;
@@ -684,7 +682,7 @@ pub(crate) fn ledger_entry(
     NewConsentEvent {
         subscriber_id,
         list_id,
-        kind: kind.as_str(),
+        kind,
         statement_id,
         notice_version: Some(notice_version),
         occurred_at: now,
@@ -695,7 +693,7 @@ pub(crate) fn ledger_entry(
         detail: detail.map(str::to_owned),
         controller_name: Some(origin.controller.group_name.clone()),
         controller_contact: Some(origin.controller.contact_address.clone()),
-        basis_kind: origin.basis_kind.map(str::to_owned),
+        basis_kind: origin.basis_kind,
     }
 }
 
@@ -737,17 +735,13 @@ pub async fn unsubscribe_target(ctx: &Context, raw_token: &str) -> Result<Unsubs
     let mut tx = ctx.store.read().await?;
     let lists = token_lists(&mut tx, &token).await?;
     let subs = subscriptions_by_list(&mut tx, token.subscriber).await?;
-    let active = lists.iter().any(|l| subs.get(&l.id).is_some_and(|s| is_active(&s.status)));
+    let active = lists.iter().any(|l| subs.get(&l.id).is_some_and(|s| s.status.is_active()));
     Ok(UnsubscribeTarget {
         list_names: lists.into_iter().map(|l| l.name).collect(),
         left: Vec::new(),
         preferences_token: SignedToken::preferences(token.subscriber).encode(&ctx.secret_key),
         active,
     })
-}
-
-fn is_active(status: &str) -> bool {
-    status == SubscriptionStatus::Confirmed.as_str() || status == SubscriptionStatus::Pending.as_str()
 }
 
 /// Unsubscribes at once from every list the link is for. Idempotent: a
@@ -767,7 +761,7 @@ pub async fn unsubscribe(
     let existing = subscriptions_by_list(&mut tx, token.subscriber).await?;
     let mut left = Vec::new();
     for list in &lists {
-        if !existing.get(&list.id).is_some_and(|s| is_active(&s.status)) {
+        if !existing.get(&list.id).is_some_and(|s| s.status.is_active()) {
             continue;
         }
         let notice_version = current_notice_version(&mut tx, now).await?;
@@ -829,8 +823,8 @@ async fn load_preferences(tx: &mut Tx, subscriber_id: Uuid) -> Result<Preference
         }
         let statement = tx.current_statement(list.id).await?.map(|s| s.body).unwrap_or_default();
         rows.push(PreferenceRow {
-            subscribed: sub.is_some_and(|s| is_active(&s.status)),
-            pending: sub.is_some_and(|s| s.status == SubscriptionStatus::Pending.as_str()),
+            subscribed: sub.is_some_and(|s| s.status.is_active()),
+            pending: sub.is_some_and(|s| s.status == SubscriptionStatus::Pending),
             slug: list.slug,
             name: list.name,
             description: list.description,
@@ -922,7 +916,7 @@ pub async fn update_preferences(
     let mut asked = Vec::new();
     for list in tx.lists().await? {
         let sub = subs.get(&list.id);
-        let status = sub.and_then(|s| SubscriptionStatus::parse(&s.status).ok());
+        let status = sub.map(|s| s.status);
         let wanted = !input.unsubscribe_all && input.lists.iter().any(|s| s == &list.slug);
         let active = matches!(status, Some(SubscriptionStatus::Confirmed | SubscriptionStatus::Pending));
         if wanted && !active && (list.public || sub.is_some()) && status != Some(SubscriptionStatus::Complained) {

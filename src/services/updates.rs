@@ -7,7 +7,7 @@
 //! snapshotted twice.
 
 use super::{Actor, Context, FieldError, Result, ServiceError, ensure_valid};
-use crate::domain::{EmailAddress, HeaderSafeText, ListSlug, SignedToken};
+use crate::domain::{EmailAddress, HeaderSafeText, ListSlug, MailKind, SignedToken, UpdateEvent, UpdateStatus};
 use crate::mail::update::{PreparedUpdate, Recipient};
 use crate::store::{DeliveryRow, DeliveryStats, Tx, UpdateRow};
 use chrono::{DateTime, Utc};
@@ -48,7 +48,7 @@ async fn view(tx: &mut Tx, u: UpdateRow) -> Result<UpdateView> {
         subject: u.subject,
         body_markdown: u.body_markdown,
         lists,
-        status: u.status,
+        status: u.status.to_string(),
         send_at: u.send_at,
         created_at: u.created_at,
         updated_at: u.updated_at,
@@ -146,7 +146,7 @@ pub async fn create(ctx: &Context, input: &UpdateInput, actor: &Actor) -> Result
         id: Uuid::now_v7(),
         subject: subject.unwrap_or_default(),
         body_markdown: body.unwrap_or_default(),
-        status: "draft".into(),
+        status: UpdateStatus::Draft,
         send_at: None,
         created_by: actor.to_db(),
         created_at: now,
@@ -196,11 +196,11 @@ pub async fn edit(ctx: &Context, id: Uuid, input: &UpdateInput, may_send: bool) 
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
     let row = load(&mut tx, id).await?;
-    if !matches!(row.status.as_str(), "draft" | "scheduled") {
+    if !row.status.is_editable() {
         return Err(ServiceError::Conflict(format!("an update that is {} can no longer be edited", row.status)));
     }
-    let unscheduled = row.status == "scheduled" && !may_send;
-    if unscheduled && !tx.transition_update(id, &["scheduled"], "draft", None, now).await? {
+    let unscheduled = row.status == UpdateStatus::Scheduled && !may_send;
+    if unscheduled && !tx.transition_update(id, UpdateEvent::Unschedule, None, now).await? {
         return Err(ServiceError::Conflict("the update changed while it was being edited; try again".into()));
     }
     tx.edit_update(id, &subject.unwrap_or(row.subject), &body.unwrap_or(row.body_markdown), now).await?;
@@ -361,7 +361,7 @@ pub async fn test_send(ctx: &Context, id: Uuid, emails: &[String], organiser: &A
         r.unsubscribe_url = test_page.clone();
         r.preferences_url = test_page.clone();
         let mail = ctx.composer.update(&prepared, &r)?;
-        super::queue_mail(&mut tx, "test", mail, now).await?;
+        super::queue_mail(&mut tx, MailKind::Test, mail, now).await?;
     }
     if !to.is_empty() {
         tx.insert_test_send(Uuid::now_v7(), &organiser, to.len() as i64, now).await?;
@@ -408,12 +408,12 @@ pub async fn send(ctx: &Context, id: Uuid, request: &SendRequest<'_>) -> Result<
     }
     match at.filter(|t| *t > now) {
         Some(at) => {
-            if !tx.transition_update(id, &["draft", "scheduled"], "scheduled", Some(at), now).await? {
+            if !tx.transition_update(id, UpdateEvent::Schedule, Some(at), now).await? {
                 return Err(ServiceError::Conflict(format!("an update that is {} cannot be scheduled", row.status)));
             }
         }
         None => {
-            if !start_sending(&mut tx, id, &["draft", "scheduled"], now).await? {
+            if !start_sending(&mut tx, id, UpdateEvent::Send, now).await? {
                 return Err(ServiceError::Conflict(format!("an update that is {} cannot be sent", row.status)));
             }
         }
@@ -439,11 +439,12 @@ pub async fn send(ctx: &Context, id: Uuid, request: &SendRequest<'_>) -> Result<
     Ok(out)
 }
 
-/// Moves an update to `sending` and snapshots its audience, in the caller's
-/// transaction. `false` if the update was not in one of `from`.
-pub(crate) async fn start_sending(tx: &mut Tx, id: Uuid, from: &[&str], now: DateTime<Utc>) -> Result<bool> {
+/// Moves an update to `sending` by `event` (sent now, or its time came) and
+/// snapshots its audience, in the caller's transaction. `false` if its
+/// status does not allow `event`.
+pub(crate) async fn start_sending(tx: &mut Tx, id: Uuid, event: UpdateEvent, now: DateTime<Utc>) -> Result<bool> {
     let current = load(tx, id).await?;
-    if !tx.transition_update(id, from, "sending", current.send_at, now).await? {
+    if !tx.transition_update(id, event, current.send_at, now).await? {
         return Ok(false);
     }
     let n = tx.snapshot_audience(id).await?;
@@ -451,17 +452,18 @@ pub(crate) async fn start_sending(tx: &mut Tx, id: Uuid, from: &[&str], now: Dat
     Ok(true)
 }
 
-async fn transition(ctx: &Context, id: Uuid, from: &[&str], to: &str) -> Result<UpdateView> {
+async fn transition(ctx: &Context, id: Uuid, event: UpdateEvent) -> Result<UpdateView> {
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
     let row = load(&mut tx, id).await?;
-    if !tx.transition_update(id, from, to, row.send_at, now).await? {
+    let to = event.target();
+    if !tx.transition_update(id, event, row.send_at, now).await? {
         return Err(ServiceError::Conflict(format!("an update that is {} cannot be {to}", row.status)));
     }
-    if to == "cancelled" {
+    if to == UpdateStatus::Cancelled {
         tx.skip_unsent(id).await?;
     }
-    if to == "sending" {
+    if to == UpdateStatus::Sending {
         // Resumed: a send that had paused itself starts a fresh count.
         super::send_guard::resumed(&mut tx, id, now).await?;
     }
@@ -472,15 +474,15 @@ async fn transition(ctx: &Context, id: Uuid, from: &[&str], to: &str) -> Result<
 }
 
 pub async fn pause(ctx: &Context, id: Uuid) -> Result<UpdateView> {
-    transition(ctx, id, &["sending"], "paused").await
+    transition(ctx, id, UpdateEvent::Pause).await
 }
 
 pub async fn resume(ctx: &Context, id: Uuid) -> Result<UpdateView> {
-    transition(ctx, id, &["paused"], "sending").await
+    transition(ctx, id, UpdateEvent::Resume).await
 }
 
 pub async fn cancel(ctx: &Context, id: Uuid) -> Result<UpdateView> {
-    transition(ctx, id, &["draft", "scheduled", "sending", "paused"], "cancelled").await
+    transition(ctx, id, UpdateEvent::Cancel).await
 }
 
 /// `GET /api/v1/updates/{id}/stats`: deliveries by status, and the
@@ -507,7 +509,7 @@ pub async fn stats(ctx: &Context, id: Uuid) -> Result<UpdateStats> {
     let mut tx = ctx.store.read().await?;
     load(&mut tx, id).await?;
     let deliveries = tx.delivery_stats(id).await?;
-    let counts = tx.send_counts(id).await?.unwrap_or_default();
+    let counts = tx.send_counts(id).await?.ok_or(ServiceError::NotFound("update"))?;
     let rate = |n: i64| if counts.attempted > 0 { n as f64 / counts.attempted as f64 } else { 0.0 };
     Ok(UpdateStats {
         deliveries,
@@ -543,7 +545,7 @@ impl From<DeliveryRow> for DeliveryView {
         Self {
             subscriber_id: d.subscriber_id,
             email: d.email,
-            status: d.status,
+            status: d.status.to_string(),
             attempts: d.attempts,
             message_id: d.message_id,
             smtp_reply: d.smtp_reply,
@@ -583,7 +585,7 @@ pub struct Audience {
 pub async fn audience(ctx: &Context, id: Uuid) -> Result<Audience> {
     let mut tx = ctx.store.write().await?;
     let row = load(&mut tx, id).await?;
-    if !matches!(row.status.as_str(), "draft" | "scheduled") {
+    if !matches!(row.status, UpdateStatus::Draft | UpdateStatus::Scheduled) {
         return Err(ServiceError::Conflict(format!("an update that is {} cannot be sent again", row.status)));
     }
     let total = tx.snapshot_audience(id).await?;
@@ -597,7 +599,7 @@ pub async fn unschedule(ctx: &Context, id: Uuid) -> Result<UpdateView> {
     let now = ctx.clock.now();
     let mut tx = ctx.store.write().await?;
     let row = load(&mut tx, id).await?;
-    if !tx.transition_update(id, &["scheduled"], "draft", None, now).await? {
+    if !tx.transition_update(id, UpdateEvent::Unschedule, None, now).await? {
         return Err(ServiceError::Conflict(format!("an update that is {} is not scheduled", row.status)));
     }
     let row = load(&mut tx, id).await?;

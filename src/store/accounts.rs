@@ -1,6 +1,7 @@
 //! Organiser accounts and API tokens (both stored hashed).
 
 use super::{Result, Tx, conflict_on_unique, execute, on_backend};
+use crate::domain::Role;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ impl Tx {
         id: Uuid,
         email_norm: &str,
         password_hash: &str,
-        role: &str,
+        role: Role,
         now: DateTime<Utc>,
     ) -> Result<()> {
         execute!(
@@ -72,7 +73,7 @@ pub struct UserRow {
     /// Normalised (lower-case) address.
     pub email: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
 }
@@ -82,7 +83,7 @@ pub struct UserRow {
 pub struct SessionRow {
     pub user_id: Uuid,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,

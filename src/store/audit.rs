@@ -1,6 +1,7 @@
 //! The audit log (every organiser action) and the rights-request log.
 
 use super::{Result, Tx, execute, on_backend};
+use crate::domain::{RightsAction, RightsKind, RightsStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -34,14 +35,16 @@ pub struct AuditFilter {
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct RightsRequestRow {
     pub id: Uuid,
-    pub kind: String,
+    #[schema(inline)]
+    pub kind: RightsKind,
     pub subject: String,
     pub subscriber_id: Option<Uuid>,
     pub received_at: DateTime<Utc>,
     pub due_at: DateTime<Utc>,
     pub extended_due_at: Option<DateTime<Utc>>,
     pub extension_reason: Option<String>,
-    pub status: String,
+    #[schema(inline)]
+    pub status: RightsStatus,
     pub outcome: String,
     pub notes: String,
     pub closed_at: Option<DateTime<Utc>>,
@@ -68,7 +71,8 @@ pub struct RightsEventRow {
     pub occurred_at: DateTime<Utc>,
     /// `logged`, `paused`, `resumed`, `extended`, `acknowledged`, `noted`,
     /// `completed` or `refused`.
-    pub action: String,
+    #[schema(inline)]
+    pub action: RightsAction,
     /// The reason, outcome or note given with it.
     pub reason: String,
     /// `organiser:ID`, `api-token:ID`, `supporter`…
@@ -139,14 +143,14 @@ impl Tx {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
             )
             .bind(r.id)
-            .bind(&r.kind)
+            .bind(r.kind)
             .bind(&r.subject)
             .bind(r.subscriber_id)
             .bind(r.received_at)
             .bind(r.due_at)
             .bind(r.extended_due_at)
             .bind(&r.extension_reason)
-            .bind(&r.status)
+            .bind(r.status)
             .bind(&r.outcome)
             .bind(&r.notes)
             .bind(r.closed_at)
@@ -176,7 +180,7 @@ impl Tx {
         .bind(r.subscriber_id)
         .bind(r.extended_due_at)
         .bind(&r.extension_reason)
-        .bind(&r.status)
+        .bind(r.status)
         .bind(&r.outcome)
         .bind(&r.notes)
         .bind(r.closed_at)
@@ -198,7 +202,7 @@ impl Tx {
 
     /// Open requests first (soonest due first), then closed ones, newest
     /// first; at most `limit`.
-    pub async fn rights_requests(&mut self, status: Option<&str>, limit: i64) -> Result<Vec<RightsRequestRow>> {
+    pub async fn rights_requests(&mut self, status: Option<RightsStatus>, limit: i64) -> Result<Vec<RightsRequestRow>> {
         let rows = on_backend!(self, c => sqlx::query_as(
             "SELECT * FROM rights_requests WHERE ($1 IS NULL OR status = $1)
              ORDER BY CASE WHEN status = 'open' THEN 0 ELSE 1 END,
@@ -224,7 +228,7 @@ impl Tx {
             .bind(e.id)
             .bind(e.request_id)
             .bind(e.occurred_at)
-            .bind(&e.action)
+            .bind(e.action)
             .bind(&e.reason)
             .bind(&e.actor)
             .bind(&e.actor_label)

@@ -3,6 +3,7 @@
 //! soft-bounce streak), and operator alerts.
 
 use super::{Result, Tx, execute, on_backend};
+use crate::domain::{AlertKind, DeliveryStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -74,7 +75,7 @@ pub struct BouncedDelivery {
     pub update_id: Uuid,
     pub subscriber_id: Uuid,
     pub email: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub message_id: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
 }
@@ -82,7 +83,7 @@ pub struct BouncedDelivery {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AlertRow {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: AlertKind,
     pub subject: String,
     pub title: String,
     pub detail: String,
@@ -96,7 +97,7 @@ pub struct AlertRow {
 /// counted up instead).
 #[derive(Debug, Clone)]
 pub struct NewAlert<'a> {
-    pub kind: &'a str,
+    pub kind: AlertKind,
     pub subject: &'a str,
     pub title: &'a str,
     pub detail: &'a str,

@@ -3,6 +3,7 @@
 
 use super::batch::{Rows, Statement};
 use super::{Result, Tx, on_backend};
+use crate::domain::{BasisKind, ConsentKind, LedgerEntryKind};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -43,7 +44,7 @@ pub struct StatementUse {
 pub struct NewConsentEvent {
     pub subscriber_id: Uuid,
     pub list_id: Uuid,
-    pub kind: &'static str,
+    pub kind: ConsentKind,
     pub statement_id: Option<Uuid>,
     pub notice_version: Option<i64>,
     pub occurred_at: DateTime<Utc>,
@@ -59,7 +60,7 @@ pub struct NewConsentEvent {
     pub controller_contact: Option<String>,
     /// The kind of basis of an import or organiser's add
     /// (`consented_elsewhere`, `backer_opted_in`, `soft_opt_in`, `unspecified`).
-    pub basis_kind: Option<String>,
+    pub basis_kind: Option<BasisKind>,
 }
 
 /// A ledger entry with the texts it points at, as the data controller needs
@@ -68,7 +69,7 @@ pub struct NewConsentEvent {
 pub struct ConsentEventRow {
     pub id: Uuid,
     pub subscriber_id: Uuid,
-    pub kind: String,
+    pub kind: LedgerEntryKind,
     pub list_slug: String,
     pub occurred_at: DateTime<Utc>,
     pub ip: Option<String>,
@@ -78,7 +79,7 @@ pub struct ConsentEventRow {
     pub detail: Option<String>,
     pub controller_name: Option<String>,
     pub controller_contact: Option<String>,
-    pub basis_kind: Option<String>,
+    pub basis_kind: Option<BasisKind>,
     pub statement_version: Option<i64>,
     pub statement_text: Option<String>,
     pub statement_sha256: Option<String>,
@@ -273,7 +274,7 @@ pub(super) fn consent_events(events: &[NewConsentEvent], ids: impl Iterator<Item
             .uuid("id", ids)
             .uuid("subscriber_id", events.iter().map(|e| e.subscriber_id))
             .uuid("list_id", events.iter().map(|e| e.list_id))
-            .text("kind", events.iter().map(|e| e.kind))
+            .text("kind", events.iter().map(|e| e.kind.as_str()))
             .uuid("statement_id", events.iter().map(|e| e.statement_id))
             .int("notice_version", events.iter().map(|e| e.notice_version))
             .time("occurred_at", events.iter().map(|e| e.occurred_at))
@@ -284,6 +285,6 @@ pub(super) fn consent_events(events: &[NewConsentEvent], ids: impl Iterator<Item
             .text("detail", events.iter().map(|e| e.detail.as_deref()))
             .text("controller_name", events.iter().map(|e| e.controller_name.as_deref()))
             .text("controller_contact", events.iter().map(|e| e.controller_contact.as_deref()))
-            .text("basis_kind", events.iter().map(|e| e.basis_kind.as_deref())),
+            .text("basis_kind", events.iter().map(|e| e.basis_kind.map(BasisKind::as_str))),
     )
 }

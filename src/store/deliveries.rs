@@ -3,6 +3,7 @@
 //! shared send-rate bucket, and statistics.
 
 use super::{Result, Tx, execute, on_backend};
+use crate::domain::DeliveryStatus;
 use chrono::{DateTime, DurationRound, Utc};
 use uuid::Uuid;
 
@@ -55,7 +56,7 @@ pub struct AcceptedDelivery {
 pub struct DeliveryRow {
     pub subscriber_id: Uuid,
     pub email: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub message_id: Option<String>,
     pub smtp_reply: Option<String>,
@@ -412,7 +413,7 @@ impl Tx {
         &mut self,
         update_id: Uuid,
         subscriber_id: Uuid,
-        status: &str,
+        status: DeliveryStatus,
         message_id: &str,
         reply: &str,
     ) -> Result<()> {

@@ -9,6 +9,7 @@
 
 use super::batch::{Rows, Statement};
 use super::{Result, SubscriberRow, SubscriptionRow, Tx, on_backend};
+use crate::domain::SubscriptionStatus;
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
@@ -21,7 +22,7 @@ pub struct SubscriberSearch {
     pub list_id: Option<Uuid>,
     /// Only subscriptions in this status (to `list_id`, or to any list that
     /// is not deleted).
-    pub status: Option<&'static str>,
+    pub status: Option<SubscriptionStatus>,
     /// A `LIKE` pattern (already escaped with `\`) matched against the
     /// normalised address.
     pub email_like: Option<String>,

@@ -6,6 +6,7 @@
 
 use super::batch::{Rows, Statement};
 use super::{Result, Tx, execute, on_backend};
+use crate::domain::{DeliveryStatus, SubscriptionStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -15,7 +16,7 @@ use uuid::Uuid;
 pub struct ExportSubscriptionRow {
     pub list_slug: String,
     pub list_name: String,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,
@@ -28,7 +29,7 @@ pub struct ExportDeliveryRow {
     pub update_id: Uuid,
     pub subject: String,
     pub list_slug: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub sent_at: Option<DateTime<Utc>>,
     pub message_id: Option<String>,

@@ -3,6 +3,7 @@
 //! time and never skips or repeats a row.
 
 use super::{Result, Tx, on_backend};
+use crate::domain::SubscriptionStatus;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -15,7 +16,7 @@ pub struct ExportRow {
     pub name: String,
     pub attributes: String,
     pub list_slug: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<SubscriptionStatus>,
     pub subscribed_at: Option<DateTime<Utc>>,
     pub confirmed_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
@@ -25,7 +26,7 @@ pub struct ExportRow {
 struct SubscriptionLine {
     subscriber_id: Uuid,
     list_slug: String,
-    status: String,
+    status: SubscriptionStatus,
     subscribed_at: DateTime<Utc>,
     confirmed_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,

@@ -10,6 +10,7 @@
 
 use super::batch::{Rows, Statement};
 use super::{Result, Tx, execute, on_backend};
+use crate::domain::{BasisKind, ConsentKind, ImportState, SubscriptionStatus};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -23,15 +24,14 @@ pub struct ImportRow {
     pub filename: String,
     /// JSON array of list ids.
     pub lists: String,
-    /// `confirmed` or `pending`.
-    pub mode: String,
+    /// The status people are added with: `confirmed` or `pending`.
+    pub mode: SubscriptionStatus,
     pub basis: Option<String>,
     /// `consented_elsewhere`, `backer_opted_in`, `soft_opt_in` or `unspecified`.
-    pub basis_kind: String,
+    pub basis_kind: BasisKind,
     /// JSON column mapping (see `services::imports::Columns`).
     pub columns: String,
-    /// `uploading`, `queued`, `running`, `done` or `failed`.
-    pub state: String,
+    pub state: ImportState,
     pub actor: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -59,6 +59,22 @@ const IMPORT_COLUMNS: &str = "id, source, filename, lists, mode, basis, basis_ki
      total_bytes, bytes_done, next_line, rows_done, added, updated, skipped, suppressed, invalid, error, attempts, \
      lease_owner, lease_until, created_at, updated_at, started_at, finished_at";
 
+/// How an import ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportEnd {
+    Done,
+    Failed,
+}
+
+impl From<ImportEnd> for ImportState {
+    fn from(end: ImportEnd) -> Self {
+        match end {
+            ImportEnd::Done => ImportState::Done,
+            ImportEnd::Failed => ImportState::Failed,
+        }
+    }
+}
+
 /// A new import job.
 #[derive(Debug, Clone)]
 pub struct NewImport {
@@ -66,11 +82,11 @@ pub struct NewImport {
     pub source: &'static str,
     pub filename: String,
     pub lists: String,
-    pub mode: &'static str,
+    pub mode: SubscriptionStatus,
     pub basis: Option<String>,
-    pub basis_kind: &'static str,
+    pub basis_kind: BasisKind,
     pub columns: String,
-    pub state: &'static str,
+    pub state: ImportState,
     pub actor: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -124,7 +140,16 @@ pub struct ImportedSubscriber {
 pub struct ImportedSubscription {
     pub subscriber_id: Uuid,
     pub list_id: Uuid,
-    pub status: String,
+    pub status: SubscriptionStatus,
+}
+
+/// The latest ledger entry of one subscriber on one list that starts or
+/// ends mailing (see [`Tx::latest_decisions_among`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LatestDecision {
+    pub subscriber_id: Uuid,
+    pub list_id: Uuid,
+    pub kind: ConsentKind,
 }
 
 /// A subscriber an import creates.
@@ -158,7 +183,7 @@ pub struct ImportedEventTemplate {
     pub detail: Option<String>,
     pub controller_name: Option<String>,
     pub controller_contact: Option<String>,
-    pub basis_kind: Option<String>,
+    pub basis_kind: Option<BasisKind>,
 }
 
 /// One `imported` entry: (event id, subscriber, list, statement shown).
@@ -224,8 +249,8 @@ impl Tx {
         &mut self,
         id: Uuid,
         lists: &str,
-        mode: &str,
-        basis: (Option<&str>, &str),
+        mode: SubscriptionStatus,
+        basis: (Option<&str>, BasisKind),
         columns: &str,
         total_bytes: i64,
         data_offset: i64,
@@ -380,7 +405,7 @@ impl Tx {
         &mut self,
         id: Uuid,
         owner: Option<&str>,
-        state: &str,
+        state: ImportEnd,
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
@@ -393,7 +418,7 @@ impl Tx {
             )
             .bind(id)
             .bind(owner)
-            .bind(state)
+            .bind(ImportState::from(state))
             .bind(error)
             .bind(now)
         );
@@ -508,12 +533,12 @@ impl Tx {
     /// person since, whatever its status says now (an anonymous subscribe
     /// puts it back to pending). One query for a whole batch; the ledger's
     /// index by subscriber finds the rows.
-    pub async fn latest_decisions_among(&mut self, subscriber_ids: &[Uuid]) -> Result<Vec<ImportedSubscription>> {
+    pub async fn latest_decisions_among(&mut self, subscriber_ids: &[Uuid]) -> Result<Vec<LatestDecision>> {
         // Ordered oldest first, so the last row per (subscriber, list) wins.
-        let rows: Vec<ImportedSubscription> = self
+        let rows: Vec<LatestDecision> = self
             .fetch_rows(
                 Statement::new(
-                    "SELECT subscriber_id, list_id, kind AS status FROM consent_events
+                    "SELECT subscriber_id, list_id, kind FROM consent_events
                      WHERE subscriber_id {in_set}
                        AND kind IN ('withdrawn', 'bounced', 'complained', 'confirmed', 'resubscribed')
                      ORDER BY occurred_at, id",
@@ -521,7 +546,7 @@ impl Tx {
                 .rows(Rows::new().uuid("id", subscriber_ids.iter().copied())),
             )
             .await?;
-        let mut latest: std::collections::HashMap<(Uuid, Uuid), ImportedSubscription> =
+        let mut latest: std::collections::HashMap<(Uuid, Uuid), LatestDecision> =
             std::collections::HashMap::with_capacity(rows.len());
         for row in rows {
             latest.insert((row.subscriber_id, row.list_id), row);
@@ -615,7 +640,7 @@ impl Tx {
             .bind(t.detail.as_deref())
             .bind(t.controller_name.as_deref())
             .bind(t.controller_contact.as_deref())
-            .bind(t.basis_kind.as_deref())
+            .bind(t.basis_kind.map(BasisKind::as_str))
             .rows(
                 Rows::new()
                     .uuid("id", events.iter().map(|e| e.0))

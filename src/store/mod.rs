@@ -35,6 +35,7 @@ mod audience;
 mod audit;
 mod batch;
 mod bounces;
+mod columns;
 mod confirmations;
 mod connection;
 mod consent;
@@ -75,8 +76,8 @@ pub use erasure::{
 pub use exports::ExportRow;
 pub use fingerprints::StoredAddress;
 pub use imports::{
-    BatchProgress, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate, ImportedSubscriber,
-    ImportedSubscription, NewImport, NewImportedSubscriber,
+    BatchProgress, ImportEnd, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate,
+    ImportedSubscriber, ImportedSubscription, LatestDecision, NewImport, NewImportedSubscriber,
 };
 pub use lists::{ListChanges, ListRow};
 pub use objections::{NewObjection, OBJECTED};

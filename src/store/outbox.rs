@@ -7,12 +7,13 @@
 
 use super::batch::{Rows, Statement};
 use super::{Result, Tx, execute, on_backend};
+use crate::domain::{MailKind, OutboxStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct NewOutboxMessage {
-    pub kind: &'static str,
+    pub kind: MailKind,
     pub recipient: String,
     pub message_id: String,
     pub body: OutboxBody,
@@ -39,12 +40,12 @@ impl OutboxBody {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxRow {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: MailKind,
     pub recipient: String,
     pub message_id: String,
     pub message: Option<Vec<u8>>,
     pub recipe: Option<String>,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
 }
@@ -54,9 +55,9 @@ pub struct OutboxRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BouncedMail {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: MailKind,
     pub recipient: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub message_id: String,
     pub sent_at: Option<DateTime<Utc>>,
 }
@@ -190,7 +191,7 @@ impl Tx {
     }
 
     /// Messages by status (`pending`, `sent`, `failed`) for health and tests.
-    pub async fn outbox_count(&mut self, status: &str) -> Result<i64> {
+    pub async fn outbox_count(&mut self, status: OutboxStatus) -> Result<i64> {
         let n = on_backend!(self, c => sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = $1")
             .bind(status)
             .fetch_one(c)
@@ -239,7 +240,7 @@ pub(super) fn recipes<'a>(mails: &'a [NewOutboxMessage], now: DateTime<Utc>) -> 
     .rows(
         Rows::new()
             .uuid("id", mails.iter().map(|_| Uuid::now_v7()))
-            .text("kind", mails.iter().map(|m| m.kind))
+            .text("kind", mails.iter().map(|m| m.kind.as_str()))
             .text("recipient", mails.iter().map(|m| m.recipient.as_str()))
             .text("message_id", mails.iter().map(|m| m.message_id.as_str()))
             .text("recipe", mails.iter().map(|m| m.body.columns().1)),

@@ -4,6 +4,7 @@
 //! and the audit-log entries of organisers' actions on their record.
 
 use super::{Result, Tx, on_backend};
+use crate::domain::{MailKind, OutboxStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -23,8 +24,8 @@ pub struct CopyBounce {
 /// One transactional message (confirmation, data copy…) queued for them.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CopyMail {
-    pub kind: String,
-    pub status: String,
+    pub kind: MailKind,
+    pub status: OutboxStatus,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     /// The composed message, when it was stored composed.

@@ -8,6 +8,7 @@
 //! SQLite write transactions are serial. Either way one tick runs once.
 
 use super::{ListRow, Result, Tx, UpdateRow, execute, on_backend};
+use crate::domain::ScheduleKind;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -19,8 +20,7 @@ pub struct ScheduleRow {
     pub cron: String,
     /// IANA zone name.
     pub timezone: String,
-    /// `repeat` or `digest`.
-    pub kind: String,
+    pub kind: ScheduleKind,
     pub subject: String,
     pub body_markdown: String,
     pub enabled: bool,
@@ -56,7 +56,7 @@ impl Tx {
             .bind(&s.name)
             .bind(&s.cron)
             .bind(&s.timezone)
-            .bind(&s.kind)
+            .bind(s.kind)
             .bind(&s.subject)
             .bind(&s.body_markdown)
             .bind(s.enabled)
@@ -83,7 +83,7 @@ impl Tx {
             .bind(&s.name)
             .bind(&s.cron)
             .bind(&s.timezone)
-            .bind(&s.kind)
+            .bind(s.kind)
             .bind(&s.subject)
             .bind(&s.body_markdown)
             .bind(s.enabled)

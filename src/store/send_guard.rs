@@ -6,13 +6,14 @@
 //! updates only.
 
 use super::{AlertRow, Result, Tx, execute, on_backend};
+use crate::domain::{AlertKind, UpdateEvent, UpdateStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// One update's guard figures.
-#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SendCounts {
-    pub status: String,
+    pub status: UpdateStatus,
     pub subject: String,
     /// Copies handed to the relay (not counting ones given back or retried).
     pub attempted: i64,
@@ -91,17 +92,22 @@ impl Tx {
         Ok(row)
     }
 
-    /// Pauses a send that is sending, saying why; `false` if it was not sending.
+    /// Pauses a send that is sending (the lifecycle's pause, which stamps
+    /// nothing), saying why; `false` if it was not sending.
     pub async fn auto_pause(&mut self, update_id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<bool> {
+        let from = UpdateStatus::Sending;
+        let Some(to) = from.on(UpdateEvent::Pause) else { return Ok(false) };
         let n = execute!(
             self,
             sqlx::query(
-                "UPDATE updates SET status = 'paused', auto_paused_reason = $2, updated_at = $3
-             WHERE id = $1 AND status = 'sending'",
+                "UPDATE updates SET status = $5, auto_paused_reason = $2, updated_at = $3
+                 WHERE id = $1 AND status = $4",
             )
             .bind(update_id)
             .bind(reason)
             .bind(now)
+            .bind(from)
+            .bind(to)
         );
         Ok(n == 1)
     }
@@ -140,7 +146,7 @@ impl Tx {
 
     /// Every alert of `kind` about `subject`, dismissed or not, newest first
     /// (an update's history of automatic pauses).
-    pub async fn alerts_about(&mut self, kind: &str, subject: &str) -> Result<Vec<AlertRow>> {
+    pub async fn alerts_about(&mut self, kind: AlertKind, subject: &str) -> Result<Vec<AlertRow>> {
         let rows = on_backend!(self, c => sqlx::query_as(
             "SELECT id, kind, subject, title, detail, link, occurrences, first_seen_at, last_seen_at
              FROM operator_alerts WHERE kind = $1 AND subject = $2 ORDER BY first_seen_at DESC, id DESC",
@@ -155,7 +161,7 @@ impl Tx {
     /// Dismisses the open alerts of `kind` about `subject`.
     pub async fn dismiss_alerts_about(
         &mut self,
-        kind: &str,
+        kind: AlertKind,
         subject: &str,
         by: &str,
         now: DateTime<Utc>,

@@ -10,6 +10,7 @@ use super::{
     NewConfirmationToken, NewConsentEvent, NewImportedSubscriber, NewOutboxMessage, OutboxBody, Result, Tx, execute,
     on_backend, unique_as_conflict,
 };
+use crate::domain::SubscriptionStatus;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -32,7 +33,7 @@ pub struct SubscriptionRow {
     pub list_id: Uuid,
     pub list_slug: String,
     pub list_name: String,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,
@@ -110,10 +111,10 @@ impl Tx {
         &mut self,
         subscriber_id: Uuid,
         list_id: Uuid,
-        status: &str,
+        status: SubscriptionStatus,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let confirmed_at = (status == "confirmed").then_some(now);
+        let confirmed_at = (status == SubscriptionStatus::Confirmed).then_some(now);
         execute!(
             self,
             sqlx::query(

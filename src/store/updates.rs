@@ -1,6 +1,7 @@
 //! Updates (campaigns) and the lists each goes to.
 
 use super::{Result, Tx, execute, on_backend};
+use crate::domain::{UpdateEvent, UpdateMove, UpdateStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -9,7 +10,7 @@ pub struct UpdateRow {
     pub id: Uuid,
     pub subject: String,
     pub body_markdown: String,
-    pub status: String,
+    pub status: UpdateStatus,
     pub send_at: Option<DateTime<Utc>>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
@@ -37,7 +38,7 @@ impl Tx {
             .bind(u.id)
             .bind(&u.subject)
             .bind(&u.body_markdown)
-            .bind(&u.status)
+            .bind(u.status)
             .bind(u.send_at)
             .bind(&u.created_by)
             .bind(u.created_at)
@@ -112,32 +113,31 @@ impl Tx {
         Ok(())
     }
 
-    /// Moves an update from one of `from` to `to`; `false` if it was in
-    /// another status (so two organisers pressing "send" start it once).
+    /// Carries out `event` on an update as the lifecycle plans it
+    /// ([`UpdateMove::plan`]); `false` if the update's status does not
+    /// allow it, or changed meanwhile (so two organisers pressing "send"
+    /// start it once).
     pub async fn transition_update(
         &mut self,
         id: Uuid,
-        from: &[&str],
-        to: &str,
+        event: UpdateEvent,
         send_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let current = self.update_by_id(id).await?;
-        let Some(current) = current.filter(|u| from.contains(&u.status.as_str())) else { return Ok(false) };
-        let started_at = if to == "sending" { current.started_at.or(Some(now)) } else { current.started_at };
-        let finished_at = matches!(to, "sent" | "cancelled").then_some(now);
+        let Some(current) = self.update_by_id(id).await? else { return Ok(false) };
+        let Some(step) = UpdateMove::plan(current.status, current.started_at, event, now) else { return Ok(false) };
         let changed = execute!(
             self,
             sqlx::query(
                 "UPDATE updates SET status = $3, send_at = $4, started_at = $5, finished_at = $6, updated_at = $7
-             WHERE id = $1 AND status = $2",
+                 WHERE id = $1 AND status = $2",
             )
             .bind(id)
-            .bind(&current.status)
-            .bind(to)
+            .bind(step.from)
+            .bind(step.to)
             .bind(send_at)
-            .bind(started_at)
-            .bind(finished_at)
+            .bind(step.started_at)
+            .bind(step.finished_at)
             .bind(now)
         );
         Ok(changed == 1)
@@ -159,7 +159,7 @@ impl Tx {
         Ok(ids)
     }
 
-    pub async fn updates_with_status(&mut self, status: &str) -> Result<Vec<Uuid>> {
+    pub async fn updates_with_status(&mut self, status: UpdateStatus) -> Result<Vec<Uuid>> {
         let ids = on_backend!(self, c => sqlx::query_scalar("SELECT id FROM updates WHERE status = $1 ORDER BY started_at, id")
             .bind(status)
             .fetch_all(c)

@@ -19,7 +19,7 @@
 //! and the worker pauses.
 
 use super::{Shutdown, sleep_or_shutdown};
-use crate::domain::SignedToken;
+use crate::domain::{DeliveryStatus, SignedToken, UpdateEvent, UpdateStatus};
 use crate::mail::update::{PreparedUpdate, Recipient, UpdateBodies};
 use crate::mail::{SendError, Transport};
 use crate::services::{Context, bounces, send_guard};
@@ -190,7 +190,7 @@ impl DeliveryWorker {
         for id in due {
             if let Some(report) = &held {
                 let mut tx = self.ctx.store.write().await?;
-                if tx.transition_update(id, &["scheduled"], "draft", None, now).await? {
+                if tx.transition_update(id, UpdateEvent::Unschedule, None, now).await? {
                     let action = crate::services::audit::Action {
                         what: "sender_authentication.held",
                         target: &format!("update:{id}"),
@@ -209,7 +209,7 @@ impl DeliveryWorker {
                 continue;
             }
             let mut tx = self.ctx.store.write().await?;
-            if crate::services::updates::start_sending(&mut tx, id, &["scheduled"], now)
+            if crate::services::updates::start_sending(&mut tx, id, UpdateEvent::Due, now)
                 .await
                 .map_err(|e| DeliveryError::Render(id, e.to_string()))?
             {
@@ -222,7 +222,7 @@ impl DeliveryWorker {
         // would hold room under the cap that another worker could be using.
         let c = &self.ctx.config;
         let pipelined = pipelined && c.send_hourly_cap == 0 && c.send_daily_cap == 0;
-        let sending = self.ctx.store.read().await?.updates_with_status("sending").await?;
+        let sending = self.ctx.store.read().await?.updates_with_status(UpdateStatus::Sending).await?;
         for id in sending {
             if *shutdown.borrow() || step.relay_down {
                 break;
@@ -272,7 +272,7 @@ impl DeliveryWorker {
 
     async fn still_sending(&self, id: Uuid) -> Result<bool, DeliveryError> {
         let row = self.ctx.store.read().await?.update_by_id(id).await?;
-        Ok(row.is_some_and(|u| u.status == "sending"))
+        Ok(row.is_some_and(|u| u.status == UpdateStatus::Sending))
     }
 
     /// Gives back a batch that was claimed but will not be sent, and the
@@ -378,7 +378,7 @@ impl DeliveryWorker {
         if claims.is_empty() {
             tx.skip_ineligible(update_id).await?;
             let stats = tx.delivery_stats(update_id).await?;
-            if stats.pending == 0 && tx.transition_update(update_id, &["sending"], "sent", None, now).await? {
+            if stats.pending == 0 && tx.transition_update(update_id, UpdateEvent::Finish, None, now).await? {
                 step.finished += 1;
                 self.prepared.lock().unwrap_or_else(|p| p.into_inner()).remove(&update_id);
                 tracing::info!(update = %update_id, sent = stats.sent, failed = stats.failed, bounced = stats.bounced, "update sent");
@@ -572,12 +572,12 @@ impl DeliveryWorker {
                     step.retried += 1;
                 }
                 Outcome::Failed(SendError::Permanent(reply)) if bounces::is_hard_bounce(&reply) => {
-                    tx.delivery_final(u, s, "bounced", &message_id, &reply).await?;
+                    tx.delivery_final(u, s, DeliveryStatus::Bounced, &message_id, &reply).await?;
                     bounces::smtp_hard_bounce(&mut tx, &self.ctx, &thresholds, u, s, &reply, now).await?;
                     step.bounced += 1;
                 }
                 Outcome::Failed(SendError::Transient(reply) | SendError::Permanent(reply)) => {
-                    tx.delivery_final(u, s, "failed", &message_id, &reply).await?;
+                    tx.delivery_final(u, s, DeliveryStatus::Failed, &message_id, &reply).await?;
                     step.failed += 1;
                 }
             }

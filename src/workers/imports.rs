@@ -84,7 +84,14 @@ impl ImportWorker {
         };
         if let Some(why) = gave_up {
             let mut tx = self.ctx.store.write().await?;
-            tx.finish_import(job.id, Some(&self.owner), "failed", Some(why), self.ctx.clock.now()).await?;
+            tx.finish_import(
+                job.id,
+                Some(&self.owner),
+                crate::store::ImportEnd::Failed,
+                Some(why),
+                self.ctx.clock.now(),
+            )
+            .await?;
             tx.commit().await?;
             tracing::warn!(import = %job.id, reason = why, "import failed");
             step.ran = Some(RunEnd::Ended);

@@ -231,7 +231,14 @@ async fn the_first_send_post_only_reviews_the_audience_the_snapshot_takes(db: Db
     let mut tx = app.ctx.store.write().await.unwrap();
     let hearings = tx.list_by_slug("hearings").await.unwrap().unwrap();
     for id in both {
-        tx.set_subscription_status(id, hearings.id, "confirmed", app.ctx.clock.now()).await.unwrap();
+        tx.set_subscription_status(
+            id,
+            hearings.id,
+            tidings::domain::SubscriptionStatus::Confirmed,
+            app.ctx.clock.now(),
+        )
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
     // a1 leaves "updates" (still on "hearings"); a4 is erased (suppressed);

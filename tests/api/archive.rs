@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
+use tidings::domain::UpdateEvent;
 
 both_backends!(
     the_archive_shows_only_sent_updates_on_archived_lists,
@@ -31,12 +32,15 @@ async fn send_and_finish(app: &TestApp, id: &str) {
     assert_eq!(app.api_get(&format!("/updates/{id}")).await["status"], "sent");
 }
 
-/// Marks a draft `sent` straight through the store (fast set-up for many
-/// archived updates; `finished_at` is the clock's now).
+/// Marks a draft `sent` through the store's lifecycle moves, with no
+/// deliveries (fast set-up for many archived updates; `finished_at` is the
+/// clock's now).
 async fn mark_sent(app: &TestApp, id: &str) {
     let id = uuid::Uuid::parse_str(id).unwrap();
     let mut tx = app.ctx.store.write().await.unwrap();
-    assert!(tx.transition_update(id, &["draft"], "sent", None, app.ctx.clock.now()).await.unwrap());
+    for event in [UpdateEvent::Send, UpdateEvent::Finish] {
+        assert!(tx.transition_update(id, event, None, app.ctx.clock.now()).await.unwrap());
+    }
     tx.commit().await.unwrap();
 }
 
@@ -138,7 +142,9 @@ async fn the_archive_shows_no_token_or_address(db: Db) {
                 updated_at: now,
             };
             tx.insert_subscriber(&row, &app.ctx.address_key.fingerprint(&row.email_norm)).await.unwrap();
-            tx.set_subscription_status(row.id, list.id, "confirmed", now).await.unwrap();
+            tx.set_subscription_status(row.id, list.id, tidings::domain::SubscriptionStatus::Confirmed, now)
+                .await
+                .unwrap();
         }
         tx.commit().await.unwrap();
     }

@@ -236,7 +236,7 @@ async fn header_injection_never_adds_a_mail_header(db: Db) {
             updated_at: now,
         };
         tx.insert_subscriber(&row, &app.ctx.address_key.fingerprint(&row.email_norm)).await.unwrap();
-        tx.set_subscription_status(row.id, list.id, "confirmed", now).await.unwrap();
+        tx.set_subscription_status(row.id, list.id, tidings::domain::SubscriptionStatus::Confirmed, now).await.unwrap();
         tx.commit().await.unwrap();
     }
     // A subject with CR/LF is refused.

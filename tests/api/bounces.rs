@@ -447,7 +447,9 @@ async fn confirm_on(app: &TestApp, email: &str, slug: &str) {
     let id = uuid::Uuid::parse_str(app.subscriber(email).await["id"].as_str().unwrap()).unwrap();
     let mut tx = app.ctx.store.write().await.unwrap();
     let list = tx.list_by_slug(slug).await.unwrap().expect("list");
-    tx.set_subscription_status(id, list.id, "confirmed", app.ctx.clock.now()).await.unwrap();
+    tx.set_subscription_status(id, list.id, tidings::domain::SubscriptionStatus::Confirmed, app.ctx.clock.now())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 

@@ -92,7 +92,9 @@ async fn every_copy_carries_list_headers_and_working_personal_links(db: Db) {
         let mut tx = app.ctx.store.write().await.unwrap();
         let s = tx.subscriber_by_email("h0@example.org").await.unwrap().unwrap();
         let list = tx.list_by_slug("updates").await.unwrap().unwrap();
-        tx.set_subscription_status(s.id, list.id, "confirmed", app.ctx.clock.now()).await.unwrap();
+        tx.set_subscription_status(s.id, list.id, tidings::domain::SubscriptionStatus::Confirmed, app.ctx.clock.now())
+            .await
+            .unwrap();
         tx.set_subscriber_name(s.id, "<b>Bold</b> & Co", app.ctx.clock.now()).await.unwrap();
         tx.commit().await.unwrap();
     }

@@ -46,7 +46,7 @@ pub(crate) async fn confirmed_on(app: &TestApp, email: &str, lists: &[&str]) {
     };
     for slug in lists {
         let list = tx.list_by_slug(slug).await.unwrap().unwrap();
-        tx.set_subscription_status(id, list.id, "confirmed", now).await.unwrap();
+        tx.set_subscription_status(id, list.id, tidings::domain::SubscriptionStatus::Confirmed, now).await.unwrap();
     }
     tx.commit().await.unwrap();
 }

@@ -68,8 +68,8 @@ async fn a_temporary_refusal_is_retried_with_backoff_until_accepted(db: Db) {
     assert_eq!(app.drain_outbox().await.sent, 1);
     assert_eq!(app.smtp.messages_to("rae@example.org").len(), 1);
     let mut tx = app.ctx.store.read().await.unwrap();
-    assert_eq!(tx.outbox_count("sent").await.unwrap(), 1);
-    assert_eq!(tx.outbox_count("pending").await.unwrap(), 0);
+    assert_eq!(tx.outbox_count(tidings::domain::OutboxStatus::Sent).await.unwrap(), 1);
+    assert_eq!(tx.outbox_count(tidings::domain::OutboxStatus::Pending).await.unwrap(), 0);
 }
 
 async fn a_permanent_refusal_fails_once_and_keeps_the_reply(db: Db) {
@@ -81,7 +81,7 @@ async fn a_permanent_refusal_fails_once_and_keeps_the_reply(db: Db) {
     app.ctx.clock.advance(Duration::from_secs(3600));
     assert_eq!(app.drain_outbox().await, Default::default(), "a failed message is not retried");
     let mut tx = app.ctx.store.read().await.unwrap();
-    assert_eq!(tx.outbox_count("failed").await.unwrap(), 1);
+    assert_eq!(tx.outbox_count(tidings::domain::OutboxStatus::Failed).await.unwrap(), 1);
 }
 
 async fn an_smtp_outage_pauses_delivery_and_loses_nothing(db: Db) {
@@ -100,7 +100,7 @@ async fn an_smtp_outage_pauses_delivery_and_loses_nothing(db: Db) {
     }
     {
         let mut tx = app.ctx.store.read().await.unwrap();
-        assert_eq!(tx.outbox_count("pending").await.unwrap(), 5);
+        assert_eq!(tx.outbox_count(tidings::domain::OutboxStatus::Pending).await.unwrap(), 5);
     }
     let relay = TestSmtp::start_on(port);
     assert_eq!(app.drain_outbox().await.sent, 5);

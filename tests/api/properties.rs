@@ -269,7 +269,7 @@ async fn check(
     let events = tx.consent_events(subscriber.id).await.expect("query");
     let now: BTreeSet<LedgerRow> = events
         .iter()
-        .map(|e| (e.id.to_string(), e.kind.clone(), e.list_slug.clone(), format!("{}|{}", e.occurred_at, e.actor)))
+        .map(|e| (e.id.to_string(), e.kind.to_string(), e.list_slug.clone(), format!("{}|{}", e.occurred_at, e.actor)))
         .collect();
     let missing: Vec<_> = seen.difference(&now).collect();
     assert!(missing.is_empty(), "ledger rows of {email} changed or disappeared: {missing:?}; {context}");

@@ -334,7 +334,7 @@ async fn a_monthly_digest_collects_what_was_sent_since_the_last_run(db: Db) {
             id: late_id,
             subject: "Late news".into(),
             body_markdown: "Finished as the digest was made.".into(),
-            status: "draft".into(),
+            status: tidings::domain::UpdateStatus::Draft,
             send_at: None,
             created_by: "system".into(),
             created_at: stamped,
@@ -344,7 +344,9 @@ async fn a_monthly_digest_collects_what_was_sent_since_the_last_run(db: Db) {
         };
         tx.insert_update(&late).await.unwrap();
         tx.set_update_lists(late_id, &[list.id]).await.unwrap();
-        assert!(tx.transition_update(late_id, &["draft"], "sent", None, stamped).await.unwrap());
+        for event in [tidings::domain::UpdateEvent::Send, tidings::domain::UpdateEvent::Finish] {
+            assert!(tx.transition_update(late_id, event, None, stamped).await.unwrap());
+        }
         tx.commit().await.unwrap();
     }
     app.advance_clock_to(next_run(&app, id).await + Duration::seconds(1));

@@ -183,7 +183,7 @@ async fn an_arf_complaint_before_the_minimum_pauses_the_send_at_the_next_batch(d
     assert_eq!(s["paused_reason"], "Sending paused: complaints reached 1% (1 of 100)", "{s}");
     assert_eq!(s["complained"], 1);
     let alerts = tidings::services::bounces::open_alerts(&app.ctx).await.unwrap();
-    assert!(alerts.iter().any(|a| a.kind == "send-paused" && a.subject == id), "{alerts:?}");
+    assert!(alerts.iter().any(|a| a.kind == tidings::domain::AlertKind::SendPaused && a.subject == id), "{alerts:?}");
 }
 
 /// Hard bounces reported later by DSN count against the update they are

@@ -5,6 +5,7 @@ use crate::both_backends;
 use crate::support::app::Db;
 use chrono::{Duration, Utc};
 use tidings::clock::Clock;
+use tidings::domain::{ConsentKind, LedgerEntryKind, MailKind};
 use tidings::store::{NewConsentEvent, NewOutboxMessage, OutboxBody, Store, StoreError, SubscriberRow};
 use uuid::Uuid;
 
@@ -74,7 +75,7 @@ async fn the_ledger_is_append_only_and_published_texts_are_immutable(db: Db) {
     tx.append_consent_event(&NewConsentEvent {
         subscriber_id: s.id,
         list_id: list.id,
-        kind: "requested",
+        kind: ConsentKind::Requested,
         statement_id: Some(statement.id),
         notice_version: Some(statement.notice_version),
         occurred_at: clock.now(),
@@ -144,7 +145,7 @@ async fn the_ledger_is_append_only_and_published_texts_are_immutable(db: Db) {
 
     let mut tx = store.read().await.unwrap();
     let ledger = tx.consent_events(s.id).await.unwrap();
-    assert_eq!(ledger[0].kind, "requested");
+    assert_eq!(ledger[0].kind, LedgerEntryKind::Consent(ConsentKind::Requested));
     assert_eq!(ledger[0].statement_text.as_deref(), Some(statement.body.as_str()), "the wording is still there");
     assert!(ledger[0].notice_sha256.is_some(), "the notice is still there");
 }
@@ -180,7 +181,7 @@ async fn enqueue(store: &Store, n: usize) {
     for i in 0..n {
         tx.enqueue_mail(
             &NewOutboxMessage {
-                kind: "test",
+                kind: MailKind::Test,
                 recipient: format!("r{i}@example.org"),
                 message_id: format!("<{i}@test>"),
                 body: OutboxBody::Message(b"Subject: t\r\n\r\nhi\r\n".to_vec()),

@@ -46,7 +46,10 @@ pub mod providers;
 pub use classify::{Class, EnhancedStatus, Verdict, classify, is_hard_bounce};
 
 use super::{Context, Result, ServiceError, send_guard};
-use crate::domain::{Actor, AddressKey, ConsentKind, EmailAddress, SubscriptionStatus, sha256_hex};
+use crate::domain::{
+    Actor, AddressKey, AlertKind, ConsentKind, DeliveryStatus, EmailAddress, OutboxStatus, SubscriptionStatus,
+    sha256_hex,
+};
 use crate::mail::verp::{self, Tagged};
 use crate::store::{
     AlertRow, BounceEventRow, BouncedDelivery, BouncedMail, NewAlert, NewBounceEvent, NewConsentEvent, StoreError,
@@ -267,17 +270,6 @@ impl Target {
     }
 }
 
-/// How the ledger names a transactional message by its outbox kind.
-fn mail_name(kind: &str) -> &'static str {
-    match kind {
-        "confirmation" => "a confirmation mail",
-        "data-copy-link" => "a data-copy link",
-        "data-copy" => "a data copy",
-        "test" => "a test copy",
-        _ => "a transactional mail",
-    }
-}
-
 /// `<update.subscriber@host>` (our Message-ID of a copy of an update), when
 /// the host is ours.
 fn ids_from_message_id(message_id: &str, host: &str) -> Option<(Uuid, Uuid)> {
@@ -310,7 +302,7 @@ async fn tied(
     message_id: Option<&str>,
 ) -> Result<Option<Target>, StoreError> {
     let Some(delivery) = tx.delivery_for_bounce(update, subscriber).await? else { return Ok(None) };
-    if delivery.sent_at.is_none() || !(delivery.status == "sent" || delivery.status == "bounced") {
+    if delivery.sent_at.is_none() || !matches!(delivery.status, DeliveryStatus::Sent | DeliveryStatus::Bounced) {
         return Ok(None);
     }
     let bare = |m: &str| m.trim().trim_matches(['<', '>']).to_ascii_lowercase();
@@ -333,7 +325,7 @@ async fn tied(
 /// is no subscriber's (a test copy to an organiser, an erased person).
 async fn tied_mail(tx: &mut Tx, outbox: Uuid) -> Result<Option<Match>, StoreError> {
     let Some(mail) = tx.mail_for_bounce(outbox).await? else { return Ok(None) };
-    if mail.status != "sent" || mail.sent_at.is_none() {
+    if mail.status != OutboxStatus::Sent || mail.sent_at.is_none() {
         return Ok(None);
     }
     let Ok(address) = EmailAddress::parse(&mail.recipient) else { return Ok(Some(Match::None)) };
@@ -516,7 +508,7 @@ async fn apply(
         return Ok(Outcome::Review { class });
     }
     let Some(Target { subscriber, delivery, mail }) = target else { return Ok(Outcome::Unmatched { class }) };
-    let of = mail.as_ref().map(|m| mail_name(&m.kind));
+    let of = mail.as_ref().map(|m| m.kind.description());
     let detail = ledger_detail(class, report.source, status_text.as_deref(), diagnostic.as_deref(), of);
     let thresholds = send_guard::Thresholds::from_config(&ctx.config);
     if let Some(d) = &delivery
@@ -567,7 +559,7 @@ async fn apply(
                 status_text.as_deref().unwrap_or("5.7.x")
             );
             tx.raise_alert(
-                &NewAlert { kind: "policy-block", subject: domain, title: &title, detail: &detail, link: None },
+                &NewAlert { kind: AlertKind::PolicyBlock, subject: domain, title: &title, detail: &detail, link: None },
                 now,
             )
             .await?;
@@ -653,20 +645,19 @@ async fn mark_everywhere_as(
     let notice = tx.current_privacy_notice(now).await?.map(|n| n.version);
     let mut changed = 0;
     for sub in tx.subscriptions(subscriber_id).await? {
-        let active =
-            sub.status == SubscriptionStatus::Confirmed.as_str() || sub.status == SubscriptionStatus::Pending.as_str();
+        let active = sub.status.is_active();
         let change = match to {
-            SubscriptionStatus::Complained => sub.status != to.as_str(),
+            SubscriptionStatus::Complained => sub.status != to,
             _ => active,
         };
         if !change {
             continue;
         }
-        tx.set_subscription_status(subscriber_id, sub.list_id, to.as_str(), now).await?;
+        tx.set_subscription_status(subscriber_id, sub.list_id, to, now).await?;
         tx.append_consent_event(&NewConsentEvent {
             subscriber_id,
             list_id: sub.list_id,
-            kind: kind.as_str(),
+            kind,
             statement_id: None,
             notice_version: notice,
             occurred_at: now,
@@ -769,7 +760,7 @@ async fn confirm_alert(tx: &mut Tx, c: &SnsConfirmation, now: DateTime<Utc>) -> 
     };
     tx.raise_alert(
         &NewAlert {
-            kind: "sns-subscription",
+            kind: AlertKind::SnsSubscription,
             subject: &c.topic_arn.chars().take(300).collect::<String>(),
             title: "Confirm the Amazon SNS subscription for SES notifications",
             detail: &detail,

@@ -38,10 +38,10 @@ use super::standing;
 use super::subscribers::{self, AddTerms, BasisOutcome};
 use super::supporter::{self, Origin};
 use super::{Context, FieldError, RequestMeta, ServiceError, ensure_valid};
-use crate::domain::{Actor, ConsentKind, ListSlug, SubscriptionStatus};
+use crate::domain::{Actor, BasisKind, ConsentKind, ImportState, ListSlug, SubscriptionStatus};
 use crate::store::{
-    BatchProgress, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate, ListRow, NewImport,
-    NewImportedSubscriber, StoreError, SubscriberRow, Tx,
+    BatchProgress, ImportEnd, ImportErrorRow, ImportRow, ImportedChange, ImportedEvent, ImportedEventTemplate, ListRow,
+    NewImport, NewImportedSubscriber, StoreError, SubscriberRow, Tx,
 };
 use chrono::{DateTime, Utc};
 use parse::{Batch, Header, RowData};
@@ -155,16 +155,11 @@ impl Definition {
                 ImportError::Read("a list this import was adding people to has been deleted".to_owned())
             })?);
         }
-        let status = SubscriptionStatus::parse(&job.mode).map_err(|_| bad_definition("mode"))?;
+        let status = job.mode;
         Ok(Self {
             id: job.id,
             lists,
-            terms: AddTerms {
-                status,
-                basis: job.basis.clone(),
-                basis_kind: subscribers::BasisKind::parse(&job.basis_kind)
-                    .ok_or_else(|| bad_definition("basis_kind"))?,
-            },
+            terms: AddTerms { status, basis: job.basis.clone(), basis_kind: job.basis_kind },
             columns: serde_json::from_str(&job.columns).map_err(|_| bad_definition("columns"))?,
             actor: Actor::from_db(&job.actor).ok_or_else(|| bad_definition("actor"))?,
             meta: RequestMeta { ip: job.ip.clone(), user_agent: job.user_agent.clone() },
@@ -247,14 +242,14 @@ async fn view(tx: &mut Tx, job: ImportRow) -> Result<ImportView, ServiceError> {
     } else {
         0.0
     };
-    let percent = if job.state == "done" { 100.0 } else { (percent * 10.0).floor() / 10.0 };
+    let percent = if job.state == ImportState::Done { 100.0 } else { (percent * 10.0).floor() / 10.0 };
     Ok(ImportView {
         id: job.id,
-        state: job.state.clone(),
+        state: job.state.to_string(),
         source: job.source.clone(),
         filename: job.filename.clone(),
         lists,
-        status: job.mode.clone(),
+        status: job.mode.to_string(),
         basis: job.basis.clone(),
         created_at: job.created_at,
         started_at: job.started_at,
@@ -381,11 +376,11 @@ impl Upload {
                 source: "upload",
                 filename: clean_filename(filename),
                 lists: "[]".to_owned(),
-                mode: "pending",
+                mode: SubscriptionStatus::Pending,
                 basis: None,
-                basis_kind: "unspecified",
+                basis_kind: BasisKind::Unspecified,
                 columns: "{}".to_owned(),
-                state: "uploading",
+                state: ImportState::Uploading,
                 actor: actor.to_db(),
                 ip: meta.ip.clone(),
                 user_agent: meta.user_agent.clone(),
@@ -464,8 +459,8 @@ impl Upload {
         tx.queue_import(
             self.id,
             &list_ids_json(&lists),
-            terms.status.as_str(),
-            (terms.basis.as_deref(), terms.basis_kind.as_str()),
+            terms.status,
+            (terms.basis.as_deref(), terms.basis_kind),
             &columns_json(&columns),
             self.stored,
             header.data_offset,
@@ -522,11 +517,11 @@ pub async fn start_local(
             source: "cli",
             filename: clean_filename(filename),
             lists: list_ids_json(&lists),
-            mode: terms.status.as_str(),
+            mode: terms.status,
             basis: terms.basis.clone(),
-            basis_kind: terms.basis_kind.as_str(),
+            basis_kind: terms.basis_kind,
             columns: columns_json(&columns),
-            state: "running",
+            state: ImportState::Running,
             actor: Actor::System.to_db(),
             ip: None,
             user_agent: None,
@@ -588,7 +583,7 @@ pub async fn run(
             Ok(def) => def,
             Err(ImportError::Read(message) | ImportError::Definition(message)) => {
                 drop(tx);
-                end(ctx, job.id, &opts.owner, "failed", Some(&message)).await?;
+                end(ctx, job.id, &opts.owner, ImportEnd::Failed, Some(&message)).await?;
                 return Ok(RunEnd::Ended);
             }
             Err(e) => return Err(e),
@@ -610,13 +605,13 @@ pub async fn run(
             break RunEnd::Released;
         }
         let Some(batch) = batches.recv().await else {
-            end(ctx, def.id, &opts.owner, "done", None).await?;
+            end(ctx, def.id, &opts.owner, ImportEnd::Done, None).await?;
             break RunEnd::Ended;
         };
         let batch = match batch {
             Ok(batch) => batch,
             Err(message) => {
-                end(ctx, def.id, &opts.owner, "failed", Some(&message)).await?;
+                end(ctx, def.id, &opts.owner, ImportEnd::Failed, Some(&message)).await?;
                 break RunEnd::Ended;
             }
         };
@@ -634,7 +629,7 @@ pub async fn run(
     Ok(outcome)
 }
 
-async fn end(ctx: &Context, id: Uuid, owner: &str, state: &str, error: Option<&str>) -> Result<()> {
+async fn end(ctx: &Context, id: Uuid, owner: &str, state: ImportEnd, error: Option<&str>) -> Result<()> {
     let mut tx = ctx.store.write().await?;
     tx.finish_import(id, Some(owner), state, error, ctx.clock.now()).await?;
     tx.commit().await?;

@@ -30,7 +30,7 @@ pub mod recurrence;
 
 use super::updates::start_sending;
 use super::{Actor, Context, FieldError, Result, ServiceError, ensure_valid};
-use crate::domain::{HeaderSafeText, ListSlug};
+use crate::domain::{HeaderSafeText, ListSlug, ScheduleKind};
 use crate::store::{ScheduleRow, ScheduleRun, Tx, UpdateRow};
 use chrono::{DateTime, Utc};
 use recurrence::{Recurrence, parse_zone};
@@ -94,7 +94,6 @@ pub enum RunOutcome {
     NotDue,
 }
 
-const KINDS: [&str; 2] = ["repeat", "digest"];
 const MAX_BODY: usize = 200_000;
 /// The longest `{{date}}` ("30 September 2026") replaces an 8-character
 /// placeholder: leave room for it within a subject's 200 characters.
@@ -106,7 +105,7 @@ struct Parsed {
     name: Option<String>,
     cron: Option<String>,
     zone: Option<String>,
-    kind: Option<String>,
+    kind: Option<ScheduleKind>,
     lists: Option<Vec<ListSlug>>,
     subject: Option<String>,
     body: Option<String>,
@@ -156,10 +155,10 @@ fn parse_input(input: &ScheduleInput, default_zone: &str, creating: bool) -> (Pa
         None => required("cron", &mut errors),
     }
 
-    match input.kind.as_deref() {
-        Some(k) if KINDS.contains(&k) => out.kind = Some(k.to_owned()),
-        Some(_) => errors.push(FieldError::new("kind", "kind is `repeat` or `digest`")),
-        None if creating => out.kind = Some("repeat".to_owned()),
+    match input.kind.as_deref().map(ScheduleKind::parse) {
+        Some(Ok(k)) => out.kind = Some(k),
+        Some(Err(_)) => errors.push(FieldError::new("kind", "kind is `repeat` or `digest`")),
+        None if creating => out.kind = Some(ScheduleKind::Repeat),
         None => {}
     }
 
@@ -237,7 +236,7 @@ async fn view(tx: &mut Tx, row: ScheduleRow) -> Result<ScheduleView> {
         name: row.name,
         cron: row.cron,
         timezone: row.timezone,
-        kind: row.kind,
+        kind: row.kind.to_string(),
         lists,
         subject: row.subject,
         body_markdown: row.body_markdown,
@@ -277,7 +276,7 @@ pub async fn create(ctx: &Context, input: &ScheduleInput, actor: &Actor) -> Resu
         name: parsed.name.unwrap_or_default(),
         cron: parsed.cron.unwrap_or_default(),
         timezone: parsed.zone.unwrap_or_else(|| ctx.config.timezone.clone()),
-        kind: parsed.kind.unwrap_or_default(),
+        kind: parsed.kind.unwrap_or(ScheduleKind::Repeat),
         subject: parsed.subject.unwrap_or_default(),
         body_markdown: parsed.body.unwrap_or_default(),
         enabled: input.enabled.unwrap_or(true),
@@ -395,10 +394,10 @@ pub async fn run(ctx: &Context, id: Uuid, held: Option<&super::sender_auth::Repo
     }
     // Every list deleted since: nobody to send to, so the tick passes.
     let lists: Vec<Uuid> = tx.schedule_lists(id).await?.into_iter().map(|l| l.id).collect();
-    let update = match row.kind.as_str() {
+    let update = match row.kind {
         _ if lists.is_empty() => None,
-        "digest" => digest(&mut tx, &row, now).await?,
-        _ => Some(repeat(&row, now)),
+        ScheduleKind::Digest => digest(&mut tx, &row, now).await?,
+        ScheduleKind::Repeat => Some(repeat(&row, now)),
     };
     let update_id = match update {
         Some(update) => {
@@ -413,7 +412,7 @@ pub async fn run(ctx: &Context, id: Uuid, held: Option<&super::sender_auth::Repo
                 };
                 tx.insert_audit(&super::audit::entry(&super::audit::Who::system(), action, now)).await?;
                 tracing::error!(schedule = %id, update = %update.id, failures = %report.summary(), "scheduled send held: sender authentication fails");
-            } else if !start_sending(&mut tx, update.id, &["draft"], now).await? {
+            } else if !start_sending(&mut tx, update.id, crate::domain::UpdateEvent::Send, now).await? {
                 // Cannot happen (the update was created a moment ago in this
                 // transaction), but never claim a tick without its send.
                 return Err(ServiceError::Conflict("the scheduled update could not be started".into()));
@@ -435,7 +434,7 @@ fn draft(row: &ScheduleRow, body: String, now: DateTime<Utc>) -> UpdateRow {
         id: Uuid::now_v7(),
         subject: fill_date(&row.subject, row, now),
         body_markdown: body,
-        status: "draft".into(),
+        status: crate::domain::UpdateStatus::Draft,
         send_at: None,
         created_by: Actor::System.to_db(),
         created_at: now,
@@ -491,7 +490,7 @@ mod tests {
             name: "n".into(),
             cron: "0 9 * * *".into(),
             timezone: zone.into(),
-            kind: "repeat".into(),
+            kind: ScheduleKind::Repeat,
             subject: subject.into(),
             body_markdown: String::new(),
             enabled: true,

@@ -11,9 +11,9 @@
 use super::auth::{CsrfMultipart, CsrfToken, RequireAdmin};
 use super::error::AdminError;
 use super::pages::{Chrome, when, when_opt};
+use crate::domain::BasisKind;
 use crate::services::imports::{self, ImportView, UploadError};
 use crate::services::lists::{self, ListView};
-use crate::services::subscribers::BasisKind;
 use crate::services::{FieldError, ServiceError};
 use crate::store::ImportErrorRow;
 use crate::web::AppState;
@@ -101,8 +101,8 @@ async fn form_page(
         basis_kind,
         // "Not specified" is for scripts only: the form asks for a real kind.
         basis_kinds: BasisKind::ALL
-            .into_iter()
-            .filter(|k| *k != BasisKind::Unspecified)
+            .iter()
+            .filter(|k| **k != BasisKind::Unspecified)
             .map(|k| (k.as_str(), k.label()))
             .collect(),
         repermission_warning: imports::REPERMISSION_WARNING,
@@ -155,7 +155,12 @@ pub async fn upload(
         if !request.confirm_repermission {
             problems.push(FieldError::new("confirm_repermission", imports::REPERMISSION_WARNING));
         }
-    } else if request.basis_kind.as_deref().and_then(BasisKind::parse).is_none_or(|k| k == BasisKind::Unspecified) {
+    } else if request
+        .basis_kind
+        .as_deref()
+        .and_then(|k| BasisKind::parse(k.trim()).ok())
+        .is_none_or(|k| k == BasisKind::Unspecified)
+    {
         problems.push(FieldError::new("basis_kind", "choose the kind of basis you have for mailing these people"));
     }
     if !problems.is_empty() {

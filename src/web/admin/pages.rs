@@ -320,7 +320,7 @@ pub struct AuditPage {
 pub struct RightsPage {
     pub chrome: Chrome,
     pub requests: Vec<crate::services::rights::RightsRequest>,
-    pub kinds: &'static [&'static str],
+    pub kinds: &'static [crate::domain::RightsKind],
     pub form: crate::services::rights::NewRightsRequest,
     pub received: String,
     pub errors: Vec<FieldError>,

@@ -430,7 +430,9 @@ pub async fn seed_confirmed(
             updated_at: now,
         };
         tx.insert_subscriber(&row, &key.fingerprint(&row.email_norm)).await.expect("insert");
-        tx.set_subscription_status(row.id, list.id, "confirmed", now).await.expect("subscribe");
+        tx.set_subscription_status(row.id, list.id, tidings::domain::SubscriptionStatus::Confirmed, now)
+            .await
+            .expect("subscribe");
     }
     tx.commit().await.expect("commit");
 }
