@@ -110,11 +110,14 @@ impl IntoResponse for WebError {
             let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message, fields } };
             (self.status, Json(body)).into_response()
         } else {
-            let parts = ErrorPageParts { status: self.status, message: self.message, fields: self.fields };
-            // Rendered here without the group's name, and again with it by
-            // `error_pages` (which has the settings); the parts go along.
-            let mut res = (self.status, parts.page(String::new())).into_response();
-            res.extensions_mut().insert(parts);
+            // The page is rendered by `error_pages`, which knows the
+            // group's name for the site's header; the parts go along.
+            let mut res = self.status.into_response();
+            res.extensions_mut().insert(ErrorPageParts {
+                status: self.status,
+                message: self.message,
+                fields: self.fields,
+            });
             res
         }
     }
@@ -123,31 +126,24 @@ impl IntoResponse for WebError {
 /// What an HTML error page says, carried on its response so that
 /// [`error_pages`] can render it in the site's layout.
 #[derive(Debug, Clone)]
-pub struct ErrorPageParts {
+struct ErrorPageParts {
     status: StatusCode,
     message: String,
     fields: Vec<FieldError>,
 }
 
-impl ErrorPageParts {
-    fn page(&self, group: String) -> ErrorPage {
-        ErrorPage { group, status: self.status.as_u16(), message: self.message.clone(), fields: self.fields.clone() }
-    }
-}
-
-/// Renders every HTML error page with the group's name in the site's
-/// header, its footer, and what to do next.
-pub async fn error_pages(State(state): State<super::AppState>, res: Response) -> Response {
-    let Some(parts) = res.extensions().get::<ErrorPageParts>().cloned() else { return res };
+/// Renders every HTML error page (once, here) with the group's name in
+/// the site's header, its footer, and what to do next.
+pub async fn error_pages(State(state): State<super::AppState>, mut res: Response) -> Response {
+    let Some(parts) = res.extensions_mut().remove::<ErrorPageParts>() else { return res };
+    let page = ErrorPage {
+        group: state.ctx.config.group_name.clone(),
+        status: parts.status.as_u16(),
+        message: parts.message,
+        fields: parts.fields,
+    };
     let (mut head, _) = res.into_parts();
-    let page = parts.page(state.ctx.config.group_name.clone()).into_response();
-    let (fresh, body) = page.into_parts();
-    head.headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        fresh.headers.get(axum::http::header::CONTENT_TYPE).cloned().unwrap_or(HTML),
-    );
-    head.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let (rendered, body) = page.into_response().into_parts();
+    head.headers.extend(rendered.headers);
     Response::from_parts(head, body)
 }
-
-const HTML: axum::http::HeaderValue = axum::http::HeaderValue::from_static("text/html; charset=utf-8");

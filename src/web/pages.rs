@@ -10,8 +10,7 @@ use askama_web::WebTemplate;
 #[derive(Template, WebTemplate)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
-    /// The group's name for the site's header; empty only when the page is
-    /// rendered outside the router (`web::error::error_pages` fills it in).
+    /// The group's name, for the site's header.
     pub group: String,
     pub status: u16,
     pub message: String,
@@ -31,12 +30,6 @@ impl ErrorPage {
             500..=599 => "Something went wrong",
             _ => "That did not work",
         }
-    }
-
-    /// The header's link text: the group's name, or a plain word before it
-    /// is known.
-    pub fn brand(&self) -> &str {
-        if self.group.is_empty() { "Home" } else { &self.group }
     }
 }
 
